@@ -1,0 +1,3 @@
+from babynn_cli.cli import main
+
+main()

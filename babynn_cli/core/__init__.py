@@ -1,0 +1,54 @@
+"""The numerical core of babynn: numpy and the standard library only, no I/O, no printing."""
+
+from babynn_cli.core.affine import AffineModel, from_raw_units, to_raw_units
+from babynn_cli.core.fit import (
+    Fitted,
+    Problem,
+    ProblemError,
+    fit,
+    initial_params,
+    make_problem,
+    updates_per_epoch,
+)
+from babynn_cli.core.model import Model, Params, mse, r2_per_output
+from babynn_cli.core.scaling import Standardizer
+from babynn_cli.core.schedules import SCHEDULES, Schedule, describe, make_schedule
+from babynn_cli.core.theory import Curvature, curvature
+from babynn_cli.core.train import (
+    EpochInfo,
+    History,
+    StopReason,
+    TrainResult,
+    TrainSettings,
+    train,
+)
+
+__all__ = [
+    "SCHEDULES",
+    "AffineModel",
+    "Curvature",
+    "EpochInfo",
+    "Fitted",
+    "History",
+    "Model",
+    "Params",
+    "Problem",
+    "ProblemError",
+    "Schedule",
+    "Standardizer",
+    "StopReason",
+    "TrainResult",
+    "TrainSettings",
+    "curvature",
+    "describe",
+    "fit",
+    "from_raw_units",
+    "initial_params",
+    "make_problem",
+    "make_schedule",
+    "mse",
+    "r2_per_output",
+    "to_raw_units",
+    "train",
+    "updates_per_epoch",
+]

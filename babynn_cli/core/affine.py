@@ -1,0 +1,78 @@
+"""The affine model of the notes: ŷ = Wᵀx + w0, W: (m, n), w0: (n,).
+
+Each gradient line carries the answer key's formula (exercise 1). The notes state them for one
+pair (x, y); here they are averaged over a batch of N rows, so ∇L_ŷ = -(2/N)(y - ŷ) per row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from babynn_cli.core.model import Params, mse
+
+
+@dataclass(frozen=True)
+class AffineModel:
+    """ŷ = Wᵀx + w0 (or ŷ = Wᵀx when `intercept` is False)."""
+
+    n_inputs: int
+    n_outputs: int
+    intercept: bool = True
+
+    def init_params(self, rng: np.random.Generator, how: str = "normal") -> Params:
+        """W and w0 from N(0, 1/m), variance 1/m as in the notes; or zeros."""
+        m, n = self.n_inputs, self.n_outputs
+        if how == "zeros":
+            params = {"W": np.zeros((m, n)), "w0": np.zeros(n)}
+        elif how == "normal":
+            sd = np.sqrt(1.0 / m)
+            params = {"W": rng.normal(0.0, sd, size=(m, n)), "w0": rng.normal(0.0, sd, size=n)}
+        else:
+            raise ValueError(f"unknown initialisation {how!r}")
+        if not self.intercept:
+            del params["w0"]
+        return params
+
+    def predict(self, params: Params, X: np.ndarray) -> np.ndarray:
+        Y_hat = X @ params["W"]  # ŷ = Wᵀx for every row
+        if "w0" in params:
+            Y_hat += params["w0"]  # ... + w0
+        return Y_hat
+
+    def loss(self, params: Params, X: np.ndarray, Y: np.ndarray) -> float:
+        return mse(Y, self.predict(params, X))
+
+    def loss_and_grads(self, params: Params, X: np.ndarray, Y: np.ndarray) -> tuple[float, Params]:
+        """L and its gradients, X: (N, m), Y: (N, n)."""
+        R = Y - self.predict(params, X)  # y - ŷ, (N, n)
+        N = len(X)
+        loss = float(np.einsum("ij,ij->", R, R) / N)
+        G = R * (-2.0 / N)  # ∇L_ŷ = -2(y - ŷ) (answer 1.a), averaged over the rows
+        grads = {"W": X.T @ G}  # ∇L_W = ∇L_ŷ ∇ŷ_W = -2(y - ŷ)xᵀ (answer 1.b, 1.d), (m, n)
+        if "w0" in params:
+            grads["w0"] = G.sum(axis=0)  # ∇L_w0 = ∇L_ŷ I = -2(y - ŷ) (answer 1.c, 1.e), (n,)
+        return loss, grads
+
+
+def to_raw_units(
+    params: Params, mean: np.ndarray, scale: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """W, w0 of a model trained on z = (x - mean) / scale, expressed for the raw x.
+
+    ŷ = Wᵀz + w0 = (W / scale)ᵀx + (w0 - meanᵀ(W / scale)).
+    """
+    W = params["W"] / scale[:, None]
+    w0 = params.get("w0", np.zeros(W.shape[1])) - mean @ W
+    return W, w0
+
+
+def from_raw_units(
+    W: np.ndarray, w0: np.ndarray, mean: np.ndarray, scale: np.ndarray, intercept: bool
+) -> Params:
+    """The inverse of `to_raw_units`: raw-unit weights for a model trained on standardised z."""
+    params = {"W": W * scale[:, None]}
+    if intercept:
+        params["w0"] = w0 + mean @ W
+    return params

@@ -1,0 +1,176 @@
+"""One fit from start to end: split, standardise, initialise, train, express in raw units.
+
+Seeds: one `np.random.SeedSequence(seed)` spawns independent streams for the validation split,
+the initial weights and the shuffling, so changing one option (say --val-frac) does not change
+the random numbers the others draw.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from babynn_cli.core.affine import AffineModel, from_raw_units, to_raw_units
+from babynn_cli.core.model import Params, mse, r2_per_output
+from babynn_cli.core.scaling import Standardizer
+from babynn_cli.core.schedules import Schedule
+from babynn_cli.core.theory import Curvature, curvature
+from babynn_cli.core.train import EpochInfo, TrainResult, TrainSettings, train
+
+MIN_TRAINING_ROWS = 2
+
+
+class ProblemError(ValueError):
+    """The data cannot be trained on as asked (too few rows, nothing left for training)."""
+
+
+def streams(seed: int) -> tuple[np.random.Generator, np.random.Generator, np.random.Generator]:
+    """Independent generators for (validation split, initial weights, shuffling)."""
+    split, init, shuffle = np.random.SeedSequence(seed).spawn(3)
+    return np.random.default_rng(split), np.random.default_rng(init), np.random.default_rng(shuffle)
+
+
+def n_validation_rows(n_rows: int, val_frac: float) -> int:
+    """round(F·N) rows, at least one whenever a fraction is asked for."""
+    return 0 if val_frac <= 0 else max(1, round(val_frac * n_rows))
+
+
+def updates_per_epoch(n_rows: int, batch_size: int | None) -> int:
+    return 1 if batch_size is None else math.ceil(n_rows / min(batch_size, n_rows))
+
+
+@dataclass(frozen=True)
+class Problem:
+    """The data as trained: X (N, m) standardised training features, raw X kept for metrics."""
+
+    X: np.ndarray
+    Y: np.ndarray
+    X_raw: np.ndarray
+    X_val: np.ndarray | None
+    Y_val: np.ndarray | None
+    X_val_raw: np.ndarray | None
+    scaler: Standardizer
+    standardized: bool
+    model: AffineModel
+
+    @property
+    def n_train(self) -> int:
+        return len(self.X)
+
+    @property
+    def n_val(self) -> int:
+        return 0 if self.X_val is None else len(self.X_val)
+
+    def curvature(self) -> Curvature:
+        """λmax, λmin of the Hessian H = (2/N) X̃ᵀX̃ of the data as trained."""
+        return curvature(self.X, self.model.intercept)
+
+
+def make_problem(
+    X: np.ndarray,
+    Y: np.ndarray,
+    *,
+    val_frac: float = 0.0,
+    standardize: bool = True,
+    intercept: bool = True,
+    seed: int = 0,
+) -> Problem:
+    """Hold out round(val_frac·N) seeded rows, standardise with the training rows' statistics."""
+    N = len(X)
+    n_val = n_validation_rows(N, val_frac)
+    if N - n_val < MIN_TRAINING_ROWS:
+        held = f" after holding out {n_val} for validation" if n_val else ""
+        raise ProblemError(
+            f"{N - n_val} training row(s){held}; a fit needs at least {MIN_TRAINING_ROWS}"
+        )
+    split_rng, _, _ = streams(seed)
+    if n_val:
+        order = split_rng.permutation(N)
+        val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
+        X_tr, Y_tr, X_va, Y_va = X[train_idx], Y[train_idx], X[val_idx], Y[val_idx]
+    else:
+        X_tr, Y_tr, X_va, Y_va = X, Y, None, None
+    m, n = X.shape[1], Y.shape[1]
+    scaler = Standardizer.fit(X_tr, center=intercept) if standardize else Standardizer.identity(m)
+    return Problem(
+        X=scaler.transform(X_tr) if standardize else X_tr,
+        Y=Y_tr,
+        X_raw=X_tr,
+        X_val=None if X_va is None else (scaler.transform(X_va) if standardize else X_va),
+        Y_val=Y_va,
+        X_val_raw=X_va,
+        scaler=scaler,
+        standardized=standardize,
+        model=AffineModel(m, n, intercept),
+    )
+
+
+def initial_params(
+    problem: Problem,
+    seed: int,
+    how: str = "normal",
+    warm_start: tuple[np.ndarray, np.ndarray] | None = None,
+) -> Params:
+    """N(0, 1/m) weights from the seed, zeros, or a saved model's raw-unit (W, w0) carried over."""
+    if warm_start is not None:
+        W, w0 = warm_start
+        s = problem.scaler
+        return from_raw_units(W, w0, s.mean, s.scale, problem.model.intercept)
+    _, init_rng, _ = streams(seed)
+    return problem.model.init_params(init_rng, how)
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """A finished run: weights in the data's own units and metrics computed directly with them."""
+
+    result: TrainResult
+    W: np.ndarray  # (m, n)
+    bias: np.ndarray  # (n,)
+    train_loss: float
+    train_r2: np.ndarray
+    val_loss: float | None
+    val_r2: np.ndarray | None
+
+
+def fit(
+    problem: Problem,
+    params: Params,
+    schedule: Schedule,
+    settings: TrainSettings,
+    seed: int,
+    on_epoch: Callable[[EpochInfo], None] | None = None,
+) -> Fitted:
+    _, _, shuffle_rng = streams(seed)
+    result = train(
+        problem.model,
+        params,
+        problem.X,
+        problem.Y,
+        schedule,
+        settings,
+        shuffle_rng,
+        X_val=problem.X_val,
+        Y_val=problem.Y_val,
+        on_epoch=on_epoch,
+    )
+    W, bias = to_raw_units(result.params, problem.scaler.mean, problem.scaler.scale)
+    raw = AffineModel(problem.model.n_inputs, problem.model.n_outputs, intercept=True)
+    raw_params = {"W": W, "w0": bias}
+    Y_hat = raw.predict(raw_params, problem.X_raw)
+    val_loss = val_r2 = None
+    if problem.X_val_raw is not None and problem.Y_val is not None:
+        Y_val_hat = raw.predict(raw_params, problem.X_val_raw)
+        val_loss, val_r2 = mse(problem.Y_val, Y_val_hat), r2_per_output(problem.Y_val, Y_val_hat)
+    return Fitted(
+        result=result,
+        W=W,
+        bias=bias,
+        train_loss=mse(problem.Y, Y_hat),
+        train_r2=r2_per_output(problem.Y, Y_hat),
+        val_loss=val_loss,
+        val_r2=val_r2,
+    )

@@ -1,0 +1,171 @@
+"""The model file: JSON a person can read, written atomically, its format version checked."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from babynn_cli import __version__
+from babynn_cli.errors import ModelFileError
+
+FORMAT = "babynn-model"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """An affine model in the data's own units: ŷ = weightsᵀx + bias.
+
+    weights: (m, n), bias: (n,). `mean` and `scale` are the standardisation the model was trained
+    with (zeros and ones without it); `training` and `result` record how it was made.
+    """
+
+    features: list[str]
+    targets: list[str]
+    weights: np.ndarray
+    bias: np.ndarray
+    intercept: bool = True
+    standardized: bool = True
+    mean: np.ndarray | None = None
+    scale: np.ndarray | None = None
+    training: dict[str, Any] = field(default_factory=dict)
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write `text` to `path` through a temporary file in the same folder and a rename.
+
+    A crash or a full disk leaves either the old file or the new one, never half of one.
+    """
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _floats(a: np.ndarray) -> Any:
+    """Nested lists of floats; JSON writes them exactly (shortest round-trip repr)."""
+    return np.asarray(a, dtype=float).tolist()
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN and infinity are not JSON: write them as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def to_json(model: ModelFile) -> str:
+    m = len(model.features)
+    doc = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "babynn_version": __version__,
+        "model": {
+            "kind": "affine",
+            "features": model.features,
+            "targets": model.targets,
+            "intercept": model.intercept,
+            "weights": _floats(model.weights),
+            "bias": _floats(model.bias),
+        },
+        "standardization": {
+            "enabled": model.standardized,
+            "mean": _floats(model.mean if model.mean is not None else np.zeros(m)),
+            "scale": _floats(model.scale if model.scale is not None else np.ones(m)),
+        },
+        "training": model.training,
+        "result": model.result,
+    }
+    return json.dumps(_json_safe(doc), indent=2, allow_nan=False) + "\n"
+
+
+def save_model(path: Path, model: ModelFile) -> None:
+    write_atomic(path, to_json(model))
+
+
+def load_model(path: Path) -> ModelFile:
+    name = f"'{path}'"
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ModelFileError(f"cannot read model file {name}: no such file") from None
+    except IsADirectoryError:
+        raise ModelFileError(f"cannot read model file {name}: it is a directory") from None
+    except UnicodeDecodeError:
+        raise ModelFileError(f"model file {name} is damaged: it is not UTF-8 text") from None
+    except OSError as e:
+        raise ModelFileError(f"cannot read model file {name}: {e.strerror}") from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ModelFileError(
+            f"model file {name} is damaged: not valid JSON ({e.msg} at line {e.lineno})"
+        ) from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise ModelFileError(f"{name} is not a babynn model file")
+    version = doc.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ModelFileError(
+            f"model file {name} has format version {version!r}; "
+            f"babynn {__version__} reads version {FORMAT_VERSION}"
+        )
+    try:
+        spec = doc["model"]
+        if spec["kind"] != "affine":
+            kind = spec["kind"]
+            raise ModelFileError(f"model file {name} holds an unknown kind of model {kind!r}")
+        features = [str(f) for f in spec["features"]]
+        targets = [str(t) for t in spec["targets"]]
+        weights = np.array(spec["weights"], dtype=float).reshape(len(features), len(targets))
+        bias = np.array(spec["bias"], dtype=float).reshape(len(targets))
+        std = doc["standardization"]
+        mean = np.array(std["mean"], dtype=float).reshape(len(features))
+        scale = np.array(std["scale"], dtype=float).reshape(len(features))
+        model = ModelFile(
+            features=features,
+            targets=targets,
+            weights=weights,
+            bias=bias,
+            intercept=bool(spec.get("intercept", True)),
+            standardized=bool(std["enabled"]),
+            mean=mean,
+            scale=scale,
+            training=dict(doc.get("training") or {}),
+            result=dict(doc.get("result") or {}),
+        )
+    except ModelFileError:
+        raise
+    except (KeyError, TypeError, ValueError) as e:
+        raise ModelFileError(f"model file {name} is damaged: {_what(e)}") from None
+    if not (np.isfinite(weights).all() and np.isfinite(bias).all()):
+        raise ModelFileError(f"model file {name} is damaged: its weights are not all finite")
+    return model
+
+
+def _what(e: Exception) -> str:
+    if isinstance(e, KeyError):
+        return f"missing {e.args[0]!r}"
+    return "weights or statistics of the wrong shape or type"

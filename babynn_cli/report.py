@@ -1,0 +1,249 @@
+"""Everything babynn shows a person: the only module that imports rich.
+
+Tables go to stdout; progress, status lines and the run's header go to stderr, so that stdout
+holds only what the user asked for. Nothing animates unless stderr is a terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from babynn_cli.core import Curvature, EpochInfo, Fitted, History, Problem, Schedule
+    from babynn_cli.data import Dataset
+
+PLAIN_LINE_EVERY = 10.0  # seconds between plain progress lines when stderr is not a terminal
+
+
+def fmt(x: float | None, digits: int = 6) -> str:
+    """A number for a table: significant digits, '-' for missing."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    return f"{x:.{digits}g}"
+
+
+class Reporter:
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+        self.out = Console(highlight=False)
+        self.err = Console(stderr=True, highlight=False)
+
+    # -- messages ----------------------------------------------------------------------------
+    def status(self, message: str) -> None:
+        """A human message on stderr, unless --quiet."""
+        if not self.quiet:
+            self.err.print(message, soft_wrap=True, markup=False)
+
+    def metrics_line(self, mse: float, r2: Sequence[float], targets: Sequence[str]) -> None:
+        r2_text = ", ".join(f"{t} {fmt(v, 4)}" for t, v in zip(targets, r2, strict=True))
+        self.status(f"MSE {fmt(mse, 8)}  R² {r2_text}")
+
+    def emit_json(self, doc: dict) -> None:
+        """Data the user asked for: printed even with --quiet, NaN and infinity as null."""
+        from babynn_cli.persistence import _json_safe
+
+        sys.stdout.write(json.dumps(_json_safe(doc), allow_nan=False) + "\n")
+        sys.stdout.flush()
+
+    def fit_header(
+        self,
+        source: str,
+        dataset: Dataset,
+        problem: Problem,
+        schedule: Schedule,
+        curvature: Curvature,
+        batch_size: int | None,
+    ) -> None:
+        """What is about to run: the data, the method, and what theory says of the rate."""
+        from babynn_cli.core import describe
+
+        if self.quiet:
+            return
+        name = "standard input" if source == "-" else source
+        val = f", {problem.n_val} held out for validation" if problem.n_val else ""
+        self.status(
+            f"{name}: {problem.n_train} training rows{val}; "
+            f"{len(dataset.features)} feature(s) → {', '.join(dataset.targets)}"
+        )
+        if batch_size is None or batch_size >= problem.n_train:
+            method = "full-batch gradient descent"
+        elif batch_size == 1:
+            method = "stochastic gradient descent (batch size 1)"
+        else:
+            method = f"minibatch gradient descent (batch size {batch_size})"
+        scaled = "standardised features" if problem.standardized else "raw features"
+        self.status(f"method: {method} on {scaled}; {describe(schedule)}")
+        c = schedule.conditions()
+        verdict = "meets" if c.both else "does not meet"
+        self.status(
+            f"schedule {verdict} the notes' conditions: Σ η(t) = ∞ {_mark(c.sum_diverges)}, "
+            f"Σ η(t)² < ∞ {_mark(c.sum_of_squares_converges)}"
+        )
+        self.status(
+            f"full-batch stability bound 2/λmax = {fmt(curvature.stable_lr, 4)}, "
+            f"fastest constant rate 2/(λmax+λmin) = {fmt(curvature.best_lr, 4)}"
+        )
+
+    def fit_summary(
+        self,
+        fitted: Fitted,
+        problem: Problem,
+        targets: Sequence[str],
+        tol: float,
+        patience: int,
+        output: object,
+    ) -> None:
+        result = fitted.result
+        last = result.history.seconds[-1]
+        items = [
+            ("epochs run", str(result.epochs_run)),
+            ("stopped", stop_message(result, tol, patience)),
+            ("training loss", fmt(fitted.train_loss, 10)),
+            ("R²", _per_target(targets, fitted.train_r2)),
+        ]
+        if fitted.val_loss is not None and fitted.val_r2 is not None:
+            items.append(("validation loss", fmt(fitted.val_loss, 10)))
+            items.append(("validation R²", _per_target(targets, fitted.val_r2)))
+        items.append(("time", f"{last:.3f} s"))
+        items.append(("model file", str(output)))
+        self.summary(items)
+
+    # -- progress ----------------------------------------------------------------------------
+    @contextmanager
+    def progress(
+        self, epochs: int, label: str = "training"
+    ) -> Iterator[Callable[[EpochInfo], None]]:
+        """A callback for the training loop's `on_epoch`.
+
+        On a terminal: a transient Rich bar (epoch, loss, rate, time left). Elsewhere: a plain
+        line every PLAIN_LINE_EVERY seconds, so that short runs print nothing per epoch.
+        With --quiet: nothing.
+        """
+        if self.quiet:
+            yield lambda info: None
+        elif self.err.is_terminal:
+            bar = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                TextColumn("epoch {task.completed}/{task.total}"),
+                TextColumn("loss {task.fields[loss]}"),
+                TextColumn("η {task.fields[lr]}"),
+                TimeRemainingColumn(),
+                console=self.err,
+                transient=True,
+            )
+            task = bar.add_task(label, total=epochs, loss="-", lr="-")
+
+            def update(info: EpochInfo) -> None:
+                bar.update(task, completed=info.epoch, loss=fmt(info.train_loss), lr=fmt(info.lr))
+
+            with bar:
+                yield update
+        else:
+            last = time.monotonic()
+
+            def line(info: EpochInfo) -> None:
+                nonlocal last
+                now = time.monotonic()
+                if now - last >= PLAIN_LINE_EVERY:
+                    last = now
+                    self.status(
+                        f"{label}: epoch {info.epoch}/{info.epochs}  loss {fmt(info.train_loss)}"
+                        f"  η {fmt(info.lr)}"
+                    )
+
+            yield line
+
+    # -- tables ------------------------------------------------------------------------------
+    def print(self, renderable: object) -> None:
+        if not self.quiet:
+            self.out.print(renderable)
+
+    def loss_table(self, history: History, rows: int = 12) -> None:
+        """Epochs spread on a log scale, plus the first and the last."""
+        import numpy as np
+
+        last = int(history.epoch[-1])
+        wanted = {0, last}
+        if last > 0:
+            wanted |= {int(e) for e in np.unique(np.round(np.geomspace(1, last, rows)))}
+        table = Table(title="Loss by epoch", title_justify="left")
+        table.add_column("epoch", justify="right")
+        table.add_column("updates", justify="right")
+        table.add_column("η", justify="right")
+        table.add_column("training loss", justify="right")
+        if history.val_loss is not None:
+            table.add_column("validation loss", justify="right")
+        for i, epoch in enumerate(history.epoch):
+            if int(epoch) not in wanted:
+                continue
+            cells = [
+                str(epoch),
+                str(history.updates[i]),
+                fmt(float(history.lr[i]), 4),
+                fmt(float(history.train_loss[i]), 8),
+            ]
+            if history.val_loss is not None:
+                cells.append(fmt(float(history.val_loss[i]), 8))
+            table.add_row(*cells)
+        self.print(table)
+
+    def summary(self, items: Sequence[tuple[str, str]]) -> None:
+        table = Table(title="Summary", title_justify="left", show_header=False)
+        table.add_column(style="bold")
+        table.add_column()
+        for key, value in items:
+            table.add_row(key, value)
+        self.print(table)
+
+    def weights_table(
+        self, features: Sequence[str], targets: Sequence[str], W: np.ndarray, bias: np.ndarray
+    ) -> None:
+        table = Table(title="Weights (data's own units)", title_justify="left")
+        table.add_column("feature")
+        for t in targets:
+            table.add_column(t, justify="right")
+        for i, f in enumerate(features):
+            table.add_row(f, *(fmt(float(w), 8) for w in W[i]))
+        table.add_row("(bias)", *(fmt(float(b), 8) for b in bias), style="italic")
+        self.print(table)
+
+
+def stop_message(result: object, tol: float, patience: int) -> str:
+    """Why training stopped, in words."""
+    reason = result.stop_reason  # type: ignore[attr-defined]
+    if reason == "max_epochs":
+        return f"ran all {result.epochs_run} epochs asked for"  # type: ignore[attr-defined]
+    if reason == "converged":
+        return f"training loss improved by less than {tol:g} (relative) for {patience} epochs"
+    if reason == "early_stopping":
+        best = result.best_epoch  # type: ignore[attr-defined]
+        return (
+            f"validation loss improved by less than {tol:g} (relative) for {patience} epochs; "
+            f"kept the weights of epoch {best}"
+        )
+    if reason == "interrupted":
+        return f"interrupted (Ctrl-C) during epoch {result.epochs_run + 1}"  # type: ignore[attr-defined]
+    return str(reason)
+
+
+def _mark(ok: bool) -> str:
+    return "yes" if ok else "no"
+
+
+def _per_target(targets: Sequence[str], values: Sequence[float]) -> str:
+    if len(targets) == 1:
+        return fmt(float(values[0]), 6)
+    return ", ".join(f"{t} {fmt(float(v), 6)}" for t, v in zip(targets, values, strict=True))
