@@ -45,107 +45,170 @@ class Init(StrEnum):
 
 
 # -- options shared by fit, compare and sweep-lr, defined once ---------------------------------
-DATA_HELP = "CSV file ('-' reads standard input; .csv.gz and other compressions work)."
-DataArg = Annotated[str, typer.Argument(metavar="DATA", help=DATA_HELP, show_default=False)]
+DATA, RATE, TRAINING, OUTPUT = "Data", "Learning rate", "Training", "Output"
+
+
+def option(*decls: str, help: str, panel: str, metavar: str = "", **kwargs: Any) -> Any:
+    """A Typer option in a help panel; metavar "" for flags, which take no value."""
+    return typer.Option(*decls, help=help, metavar=metavar, rich_help_panel=panel, **kwargs)
+
+
+DataArg = Annotated[
+    str,
+    typer.Argument(
+        help="CSV file ('-' reads standard input; .csv.gz and other compressions work).",
+        show_default=False,
+    ),
+]
 TargetOpt = Annotated[
     list[str] | None,
-    typer.Option(
+    option(
         "--target",
         "-t",
+        metavar="COL",
+        panel=DATA,
         help="Target column; repeat for several outputs. Default: the last column.",
     ),
 ]
 FeaturesOpt = Annotated[
     str | None,
-    typer.Option(help="Comma-separated feature columns. Default: every column but the targets."),
+    option(
+        "--features",
+        metavar="A,B,...",
+        panel=DATA,
+        help="Comma-separated feature columns. Default: every column but the targets.",
+    ),
 ]
-SepOpt = Annotated[str, typer.Option("--sep", help="Field delimiter of the CSV.")]
+SepOpt = Annotated[str, option("--sep", metavar="CHAR", panel=DATA, help="Field delimiter.")]
 DropnaOpt = Annotated[
-    bool, typer.Option("--dropna", help="Drop rows with missing values instead of failing.")
+    bool, option("--dropna", panel=DATA, help="Drop rows with missing values instead of failing.")
 ]
 ScheduleOpt = Annotated[
     ScheduleName,
-    typer.Option(
-        help="Learning-rate schedule, t = 0, 1, 2, ... counting updates: "
-        "constant η0 · inverse η0/(1+k·t) · power η0/(1+k·t)^p · exponential η0·γ^t · "
-        "step η0·γ^⌊t/s⌋ · cosine η_min+(η0-η_min)·(1+cos(π·t/T))/2, T the run's updates.",
+    option(
+        "--schedule",
+        metavar="NAME",
+        panel=RATE,
+        help="η(t), t = 0, 1, 2, ... counting updates: constant η0 · inverse η0/(1+k·t) · "
+        "power η0/(1+k·t)^p · exponential η0·γ^t · step η0·γ^⌊t/s⌋ · "
+        "cosine η_min+(η0-η_min)·(1+cos(π·t/T))/2, T the run's updates.",
     ),
 ]
-LrOpt = Annotated[float, typer.Option("--lr", help="Initial learning rate η0 (> 0).")]
+LrOpt = Annotated[
+    float, option("--lr", metavar="ETA0", panel=RATE, help="Initial learning rate η0 (> 0).")
+]
 DecayOpt = Annotated[
-    float, typer.Option("--decay", min=0.0, help="k of the inverse and power schedules.")
+    float,
+    option("--decay", metavar="K", panel=RATE, min=0.0, help="k of inverse and power."),
 ]
 PowerOpt = Annotated[
     float,
-    typer.Option(
+    option(
         "--power",
+        metavar="P",
+        panel=RATE,
         min=0.0,
-        help="p of the power schedule (0.5 < p ≤ 1 meets the notes' conditions).",
+        help="p of power (0.5 < p ≤ 1 meets the notes' conditions).",
     ),
 ]
 GammaOpt = Annotated[
     float | None,
-    typer.Option(
+    option(
         "--gamma",
+        metavar="GAMMA",
+        panel=RATE,
         min=0.0,
-        help="γ of the exponential (default 0.99) and step (default 0.5) schedules.",
+        help="γ of exponential (default 0.99) and step (default 0.5).",
         show_default=False,
     ),
 ]
 StepSizeOpt = Annotated[
-    int, typer.Option("--step-size", min=1, help="s of the step schedule, in updates.")
+    int, option("--step-size", metavar="S", panel=RATE, min=1, help="s of step, in updates.")
 ]
-LrMinOpt = Annotated[float, typer.Option("--lr-min", min=0.0, help="η_min of the cosine schedule.")]
-EpochsOpt = Annotated[int, typer.Option("--epochs", "-e", min=1, help="The most epochs to run.")]
+LrMinOpt = Annotated[
+    float, option("--lr-min", metavar="ETA_MIN", panel=RATE, min=0.0, help="η_min of cosine.")
+]
+EpochsOpt = Annotated[
+    int,
+    option("--epochs", "-e", metavar="N", panel=TRAINING, min=1, help="The most epochs to run."),
+]
 BatchOpt = Annotated[
     int | None,
-    typer.Option(
+    option(
         "--batch-size",
         "-b",
+        metavar="B",
+        panel=TRAINING,
         min=1,
-        help="Rows per update: default all (gradient descent); 1 is stochastic gradient descent.",
+        help="Rows per update. Default: all (gradient descent); 1 is stochastic gradient descent.",
         show_default=False,
     ),
 ]
 TolOpt = Annotated[
     float,
-    typer.Option(
+    option(
         "--tol",
+        metavar="TOL",
+        panel=TRAINING,
         min=0.0,
-        help="Stop when the loss improves by less than this, relative, for --patience epochs; "
-        "0 runs every epoch.",
+        help="Stop when the loss improves by less than TOL (relative) for --patience epochs in a "
+        "row; 0 runs every epoch.",
     ),
 ]
 PatienceOpt = Annotated[
-    int, typer.Option("--patience", min=1, help="Epochs without improvement before stopping.")
+    int,
+    option("--patience", metavar="N", panel=TRAINING, min=1, help="Epochs without improvement."),
 ]
 SeedOpt = Annotated[
-    int, typer.Option("--seed", min=0, help="Seed of the initial weights, shuffling and split.")
+    int,
+    option(
+        "--seed",
+        metavar="INT",
+        panel=TRAINING,
+        min=0,
+        help="Seed of the initial weights, the shuffling and the validation split.",
+    ),
 ]
 InitOpt = Annotated[
-    Init, typer.Option("--init", help="Initial weights: normal draws from N(0, 1/m); zeros.")
+    Init,
+    option(
+        "--init",
+        metavar="normal|zeros",
+        panel=TRAINING,
+        help="Initial weights: draws from N(0, 1/m), or zeros.",
+    ),
 ]
 StandardizeOpt = Annotated[
     bool,
-    typer.Option(
+    option(
         "--standardize/--no-standardize",
+        panel=TRAINING,
         help="Train on features scaled to mean 0, standard deviation 1 (from the training rows).",
     ),
 ]
 InterceptOpt = Annotated[
-    bool, typer.Option("--intercept/--no-intercept", help="Fit the bias w0 (ŷ = Wᵀx + w0).")
+    bool,
+    option("--intercept/--no-intercept", panel=TRAINING, help="Fit the bias w0 (ŷ = Wᵀx + w0)."),
 ]
 ValFracOpt = Annotated[
     float,
-    typer.Option(
-        "--val-frac", min=0.0, max=1.0, help="Fraction of rows held out (seeded) for validation."
+    option(
+        "--val-frac",
+        metavar="F",
+        panel=TRAINING,
+        min=0.0,
+        max=1.0,
+        help="Fraction of rows held out (seeded) for validation.",
     ),
 ]
 QuietOpt = Annotated[
-    bool, typer.Option("--quiet", "-q", help="No progress, tables or messages; errors still print.")
+    bool,
+    option(
+        "--quiet", "-q", panel=OUTPUT, help="No progress, tables or messages; errors still print."
+    ),
 ]
 JsonOpt = Annotated[
-    bool, typer.Option("--json", help="Print one JSON object on stdout instead of tables.")
+    bool, option("--json", panel=OUTPUT, help="Print one JSON object on stdout instead of tables.")
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -178,7 +241,9 @@ def _version(value: bool) -> None:
 def main_options(
     version: Annotated[
         bool | None,
-        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+        typer.Option(
+            "--version", metavar="", callback=_version, is_eager=True, help="Show the version."
+        ),
     ] = None,
 ) -> None:
     """Train the affine model ŷ = Wᵀx + w0 by gradient descent: CSV in, model file out."""
@@ -212,26 +277,35 @@ def fit(
     val_frac: ValFracOpt = 0.0,
     early_stopping: Annotated[
         bool,
-        typer.Option(
+        option(
             "--early-stopping",
+            panel=TRAINING,
             help="Stop on validation loss (needs --val-frac) and keep the best epoch's weights.",
         ),
     ] = False,
     warm_start: Annotated[
         Path | None,
-        typer.Option(
-            "--warm-start", help="Start from a saved model's weights.", show_default=False
+        option(
+            "--warm-start",
+            metavar="MODEL",
+            panel=TRAINING,
+            help="Start from a saved model's weights.",
+            show_default=False,
         ),
     ] = None,
     history: Annotated[
         Path | None,
-        typer.Option(
-            "--history", help="Write one CSV row per epoch to this file.", show_default=False
+        option(
+            "--history",
+            metavar="FILE.csv",
+            panel=OUTPUT,
+            help="Write one CSV row per epoch to this file.",
+            show_default=False,
         ),
     ] = None,
-    output: Annotated[Path, typer.Option("--output", "-o", help="Model file to write.")] = Path(
-        "model.json"
-    ),
+    output: Annotated[
+        Path, option("--output", "-o", metavar="PATH", panel=OUTPUT, help="Model file to write.")
+    ] = Path("model.json"),
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
@@ -381,13 +455,18 @@ def fit(
 @reports_errors
 def predict(
     model_file: Annotated[
-        Path, typer.Argument(metavar="MODEL", help="Model file written by babynn fit.")
+        Path, typer.Argument(help="Model file written by babynn fit.", show_default=False)
     ],
     data: DataArg,
     output: Annotated[
         Path | None,
-        typer.Option(
-            "--output", "-o", help="Write predictions here instead of stdout.", show_default=False
+        option(
+            "--output",
+            "-o",
+            metavar="PATH",
+            panel=OUTPUT,
+            help="Write the predictions (CSV) to this file, atomically, instead of stdout.",
+            show_default=False,
         ),
     ] = None,
     sep: SepOpt = ",",
