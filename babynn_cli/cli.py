@@ -454,7 +454,7 @@ def fit(
 )
 @reports_errors
 def predict(
-    model_file: Annotated[
+    model: Annotated[
         Path, typer.Argument(help="Model file written by babynn fit.", show_default=False)
     ],
     data: DataArg,
@@ -471,7 +471,15 @@ def predict(
     ] = None,
     sep: SepOpt = ",",
     quiet: QuietOpt = False,
-    json_out: JsonOpt = False,
+    json_out: Annotated[
+        bool,
+        option(
+            "--json",
+            panel=OUTPUT,
+            help="Print one JSON object (predictions, and MSE and R² when DATA has the targets) "
+            "on stdout instead of CSV.",
+        ),
+    ] = False,
 ) -> None:
     """Predict the targets of every row of DATA with a saved model; CSV on stdout or in -o."""
     from babynn_cli import core, persistence
@@ -479,26 +487,24 @@ def predict(
     from babynn_cli.report import Reporter
 
     report = Reporter(quiet=quiet)
-    model = persistence.load_model(model_file)
+    saved = persistence.load_model(model)
     frame = datamod.read_table(data, sep)
-    datamod.require_columns(frame, data, model.features, "feature column(s)")
-    X = datamod.numeric_block(frame, model.features, data, dropna=None)
-    affine = core.AffineModel(len(model.features), len(model.targets))
-    Y_hat = affine.predict({"W": model.weights, "w0": model.bias}, X)
-    has_targets = all(t in frame.columns for t in model.targets)
+    datamod.require_columns(frame, data, saved.features, "feature column(s)")
+    X = datamod.numeric_block(frame, saved.features, data, dropna=None)
+    affine = core.AffineModel(len(saved.features), len(saved.targets))
+    Y_hat = affine.predict({"W": saved.weights, "w0": saved.bias}, X)
+    has_targets = all(t in frame.columns for t in saved.targets)
     metrics: dict[str, Any] = {}
     if has_targets:
-        Y = datamod.numeric_block(frame, model.targets, data, dropna=None)
+        Y = datamod.numeric_block(frame, saved.targets, data, dropna=None)
         metrics = {"mse": core.mse(Y, Y_hat), "r2": core.r2_per_output(Y, Y_hat).tolist()}
-    predictions = {t: Y_hat[:, j] for j, t in enumerate(model.targets)}
-    if json_out:
-        report.emit_json({"targets": model.targets, "predictions": Y_hat.tolist(), **metrics})
-        if output is not None:
-            datamod.write_table(predictions, output)
-    else:
+    predictions = {t: Y_hat[:, j] for j, t in enumerate(saved.targets)}
+    if output is not None or not json_out:
         datamod.write_table(predictions, output)
-    if has_targets and not json_out:
-        report.metrics_line(metrics["mse"], metrics["r2"], model.targets)
+    if json_out:
+        report.emit_json({"targets": saved.targets, "predictions": Y_hat.tolist(), **metrics})
+    elif metrics:
+        report.metrics_line(metrics["mse"], metrics["r2"], saved.targets)
 
 
 # -- helpers: option checks and messages, no arithmetic ------------------------------------------

@@ -135,7 +135,7 @@ def numeric_block(
         used = used[~missing]
         if used.empty:
             raise DataError(f"every row of {display_name(source)} has a missing value")
-    values = used.to_numpy(dtype=np.float64)
+    values = np.ascontiguousarray(used.to_numpy(dtype=np.float64))  # row-major, as fit used it
     infinite = ~np.isfinite(values)
     if infinite.any():
         i, j = np.argwhere(infinite)[0]

@@ -99,7 +99,7 @@ def to_json(model: ModelFile) -> str:
         "training": model.training,
         "result": model.result,
     }
-    return json.dumps(_json_safe(doc), indent=2, allow_nan=False) + "\n"
+    return json.dumps(_json_safe(doc), indent=2, allow_nan=False, ensure_ascii=False) + "\n"
 
 
 def save_model(path: Path, model: ModelFile) -> None:

@@ -54,7 +54,7 @@ class Reporter:
         """Data the user asked for: printed even with --quiet, NaN and infinity as null."""
         from babynn_cli.persistence import _json_safe
 
-        sys.stdout.write(json.dumps(_json_safe(doc), allow_nan=False) + "\n")
+        sys.stdout.write(json.dumps(_json_safe(doc), allow_nan=False, ensure_ascii=False) + "\n")
         sys.stdout.flush()
 
     def fit_header(

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from babynn_cli.cli import app
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "sample_data"
+NOTES = SAMPLES / "notes_example.csv"
+TWO = SAMPLES / "two_outputs.csv"
+DIABETES = SAMPLES / "diabetes.csv"
+
+
+def run(*args: str | Path, input: str | None = None):
+    """Invoke the CLI in-process; stdout and stderr are kept apart."""
+    return CliRunner().invoke(app, [str(a) for a in args], input=input)
+
+
+def run_json(*args: str | Path) -> dict:
+    result = run(*args, "--json")
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def lstsq_solution(path: Path, targets: list[str] | None = None, intercept: bool = True):
+    """The least-squares weights (m, n) and bias (n,) by np.linalg.lstsq, and the loss L*."""
+    frame = pd.read_csv(path)
+    targets = targets or [frame.columns[-1]]
+    X = frame.drop(columns=targets).to_numpy(float)
+    Y = frame[targets].to_numpy(float)
+    design = np.column_stack([X, np.ones(len(X))]) if intercept else X
+    sol = np.linalg.lstsq(design, Y, rcond=None)[0]
+    R = Y - design @ sol
+    loss = float((R**2).sum() / len(X))
+    if intercept:
+        return sol[:-1], sol[-1], loss
+    return sol, np.zeros(Y.shape[1]), loss
+
+
+@pytest.fixture
+def in_tmp(tmp_path, monkeypatch):
+    """Run in an empty folder, so the default model.json lands there."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path

@@ -1,0 +1,207 @@
+"""Every bad input: one `Error: ...` line naming the problem, the right exit code, no traceback."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import NOTES, run
+
+
+def fails(*args, code=1, input=None) -> str:
+    result = run(*args, input=input)
+    assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr + result.stdout
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Error: ")
+    return lines[0]
+
+
+@pytest.fixture
+def csv(in_tmp):
+    def write(text: str, name: str = "d.csv") -> str:
+        (in_tmp / name).write_text(text)
+        return name
+
+    return write
+
+
+def test_missing_file(in_tmp):
+    assert fails("fit", "nope.csv") == "Error: cannot read 'nope.csv': no such file"
+
+
+def test_directory(in_tmp):
+    assert fails("fit", ".") == "Error: cannot read '.': it is a directory"
+
+
+def test_empty_file(csv):
+    assert fails("fit", csv("")) == "Error: 'd.csv' is empty"
+
+
+def test_header_without_rows(csv):
+    assert fails("fit", csv("a,b,y\n")) == "Error: 'd.csv' has a header but no rows"
+
+
+def test_unparseable_rows(csv):
+    assert fails("fit", csv("a,y\n1,2\n3,4,5\n")).startswith("Error: cannot parse 'd.csv': ")
+
+
+def test_not_text(csv, in_tmp):
+    (in_tmp / "bin.csv").write_bytes(b"a,y\n\xff\xfe,1\n")
+    assert fails("fit", "bin.csv") == "Error: cannot read 'bin.csv': it is not UTF-8 text"
+
+
+def test_unknown_target(csv):
+    assert fails("fit", csv("a,b,y\n1,2,3\n4,5,6\n"), "-t", "z") == (
+        "Error: no column 'z' in 'd.csv' (columns: a, b, y)"
+    )
+
+
+def test_unknown_feature(csv):
+    assert fails("fit", csv("a,b,y\n1,2,3\n4,5,6\n"), "--features", "a,q") == (
+        "Error: no column 'q' in 'd.csv' (columns: a, b, y)"
+    )
+
+
+def test_target_also_a_feature(csv):
+    assert fails("fit", csv("a,b,y\n1,2,3\n4,5,6\n"), "--features", "a,y") == (
+        "Error: column 'y' is named both as a target and as a feature"
+    )
+
+
+def test_no_features(csv):
+    assert fails("fit", csv("y\n1\n2\n")) == (
+        "Error: 'd.csv' has no feature columns besides the target y"
+    )
+
+
+def test_non_numeric_column(csv):
+    assert fails("fit", csv("a,b,y\n1,2,3\n4,five,6\n")) == (
+        "Error: column 'b' is not numeric: row 2 holds 'five'"
+    )
+
+
+def test_missing_values_and_dropna(csv):
+    path = csv("a,b,y\n1,2,3\n4,,6\n7,8,9\n10,11,13\n")
+    assert fails("fit", path) == (
+        "Error: column 'b' has a missing value in row 2; pass --dropna to drop rows with "
+        "missing values"
+    )
+    result = run("fit", path, "--dropna", "--json", "--epochs", 3)
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["n_train"] == 3
+
+
+def test_infinite_values(csv):
+    assert fails("fit", csv("a,y\n1,2\ninf,3\n4,5\n")) == (
+        "Error: column 'a' has an infinite value in row 2"
+    )
+
+
+def test_duplicate_column_names(csv):
+    assert fails("fit", csv("a,a,y\n1,2,3\n4,5,6\n")) == (
+        "Error: 'd.csv' has duplicate column names: a"
+    )
+
+
+def test_too_few_rows(csv):
+    assert fails("fit", csv("a,y\n1,2\n")) == (
+        "Error: 'd.csv' has 1 training row(s); a fit needs at least 2"
+    )
+
+
+def test_validation_fraction_leaving_too_few_training_rows(csv):
+    assert fails("fit", csv("a,y\n1,2\n3,4\n5,7\n"), "--val-frac", "0.5") == (
+        "Error: 'd.csv' has 1 training row(s) after holding out 2 for validation; "
+        "a fit needs at least 2"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--lr", "0"), "Error: --lr must be a number above 0 (got 0)"),
+        (("--lr", "-0.1"), "Error: --lr must be a number above 0 (got -0.1)"),
+        (("--val-frac", "1"), "Error: --val-frac must be below 1 (got 1)"),
+        (
+            ("--early-stopping",),
+            "Error: --early-stopping needs a validation set: add --val-frac, e.g. 0.2",
+        ),
+    ],
+)
+def test_conflicting_or_out_of_range_options_exit_2(in_tmp, args, message):
+    assert fails("fit", NOTES, *args, code=2) == message
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--schedule", "sometimes"),
+        ("--epochs", "0"),
+        ("--batch-size", "0"),
+        ("--val-frac", "-0.1"),
+        ("--no-such-option",),
+        ("--tol", "-1"),
+    ],
+)
+def test_typer_rejects_bad_values_with_exit_2(in_tmp, args):
+    result = run("fit", NOTES, *args)
+    assert result.exit_code == 2
+    assert args[0] in result.stderr or "No such option" in result.stderr
+    assert not (in_tmp / "model.json").exists()
+
+
+def test_damaged_model_file(in_tmp):
+    (in_tmp / "m.json").write_text('{"format": "babynn-model", "format_vers')
+    assert fails("predict", "m.json", NOTES).startswith(
+        "Error: model file 'm.json' is damaged: not valid JSON ("
+    )
+
+
+def test_model_file_missing_a_field(in_tmp):
+    run("fit", NOTES, "-q", "-o", "m.json")
+    doc = json.loads((in_tmp / "m.json").read_text())
+    del doc["model"]["bias"]
+    (in_tmp / "m.json").write_text(json.dumps(doc))
+    assert (
+        fails("predict", "m.json", NOTES) == "Error: model file 'm.json' is damaged: missing 'bias'"
+    )
+
+
+def test_model_file_of_unknown_version(in_tmp):
+    run("fit", NOTES, "-q", "-o", "m.json")
+    doc = json.loads((in_tmp / "m.json").read_text())
+    doc["format_version"] = 99
+    (in_tmp / "m.json").write_text(json.dumps(doc))
+    assert fails("predict", "m.json", NOTES) == (
+        "Error: model file 'm.json' has format version 99; babynn 0.1.0 reads version 1"
+    )
+
+
+def test_not_a_model_file(in_tmp):
+    (in_tmp / "m.json").write_text("[1, 2]")
+    assert fails("predict", "m.json", NOTES) == "Error: 'm.json' is not a babynn model file"
+
+
+def test_missing_model_file(in_tmp):
+    assert fails("predict", "none.json", NOTES) == (
+        "Error: cannot read model file 'none.json': no such file"
+    )
+
+
+def test_predict_names_missing_columns_and_keeps_the_old_output(csv, in_tmp):
+    run("fit", NOTES, "-q")
+    (in_tmp / "out.csv").write_text("precious\n")
+    path = csv("x0,y\n1,2\n")
+    assert fails("predict", "model.json", path, "-o", "out.csv") == (
+        "Error: 'd.csv' lacks the model's feature column(s): x1, x2"
+    )
+    assert (in_tmp / "out.csv").read_text() == "precious\n"
+
+
+def test_predict_missing_value_has_no_dropna_hint(csv, in_tmp):
+    run("fit", NOTES, "-q")
+    path = csv("x0,x1,x2\n1,2,3\n1,,3\n")
+    assert fails("predict", "model.json", path) == "Error: column 'x1' has a missing value in row 2"

@@ -1,0 +1,182 @@
+"""The mathematics against references nobody here wrote: the notes' answer key, finite
+differences, np.linalg.lstsq and numpy's eigenvalues."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from babynn_cli.core import AffineModel, Standardizer, curvature, from_raw_units, to_raw_units
+from babynn_cli.core.schedules import (
+    Constant,
+    Cosine,
+    Exponential,
+    Inverse,
+    Power,
+    Step,
+    make_schedule,
+)
+
+
+def problem(N=7, m=3, n=2, seed=1):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(N, m))
+    Y = rng.normal(size=(N, n))
+    model = AffineModel(m, n)
+    params = model.init_params(rng)
+    return model, params, X, Y
+
+
+def test_init_draws_from_normal_with_variance_one_over_m():
+    model = AffineModel(n_inputs=50, n_outputs=400)
+    params = model.init_params(np.random.default_rng(0))
+    draws = np.concatenate([params["W"].ravel(), params["w0"]])
+    assert draws.mean() == pytest.approx(0.0, abs=0.005)
+    assert draws.var() == pytest.approx(1 / 50, rel=0.02)
+    zeros = model.init_params(np.random.default_rng(0), "zeros")
+    assert not zeros["W"].any() and not zeros["w0"].any()
+
+
+def test_gradients_match_the_answer_key_averaged_over_rows():
+    """1.a-1.e for one pair (x, y): ∇L_ŷ = -2(y-ŷ), ∇L_W = -2(y-ŷ)xᵀ, ∇L_w0 = -2(y-ŷ)."""
+    model, params, X, Y = problem()
+    W, w0 = params["W"], params["w0"]
+    grad_W = np.zeros_like(W)
+    grad_w0 = np.zeros_like(w0)
+    losses = []
+    for x, y in zip(X, Y, strict=True):
+        y_hat = W.T @ x + w0
+        dL_dyhat = -2 * (y - y_hat)  # 1.a, in R^n
+        grad_W += np.outer(dL_dyhat, x).T  # 1.d is n×m; W is m×n
+        grad_w0 += dL_dyhat  # 1.e
+        losses.append(np.sum((y - y_hat) ** 2))
+    loss, grads = model.loss_and_grads(params, X, Y)
+    assert loss == pytest.approx(np.mean(losses), rel=1e-14)
+    np.testing.assert_allclose(grads["W"], grad_W / len(X), rtol=1e-13)
+    np.testing.assert_allclose(grads["w0"], grad_w0 / len(X), rtol=1e-13)
+
+
+@pytest.mark.parametrize("shape", [(5, 1, 1), (9, 3, 1), (12, 4, 3)])
+@pytest.mark.parametrize("intercept", [True, False])
+def test_gradients_match_central_finite_differences(shape, intercept):
+    N, m, n = shape
+    rng = np.random.default_rng(sum(shape))
+    X, Y = rng.normal(size=(N, m)), rng.normal(size=(N, n))
+    model = AffineModel(m, n, intercept)
+    params = model.init_params(rng)
+    _, grads = model.loss_and_grads(params, X, Y)
+    h = 1e-6
+    for name, value in params.items():
+        numeric = np.zeros_like(value)
+        for idx in np.ndindex(value.shape):
+            plus = {k: v.copy() for k, v in params.items()}
+            minus = {k: v.copy() for k, v in params.items()}
+            plus[name][idx] += h
+            minus[name][idx] -= h
+            numeric[idx] = (model.loss(plus, X, Y) - model.loss(minus, X, Y)) / (2 * h)
+        np.testing.assert_allclose(grads[name], numeric, rtol=1e-7, atol=1e-9)
+    assert ("w0" in grads) == intercept
+
+
+def test_one_full_batch_step_is_exactly_the_update_rule():
+    """W ← W - η∇L_W and w0 ← w0 - η∇L_w0, bit for bit."""
+    from babynn_cli.core import TrainSettings, train
+
+    model, params, X, Y = problem(N=20)
+    lr = 0.05
+    _, grads = model.loss_and_grads(params, X, Y)
+    expected_W = params["W"] - lr * grads["W"]
+    expected_w0 = params["w0"] - lr * grads["w0"]
+    result = train(
+        model,
+        params,
+        X,
+        Y,
+        Constant(lr),
+        TrainSettings(epochs=1, tol=0),
+        np.random.default_rng(0),
+    )
+    assert np.array_equal(result.params["W"], expected_W)
+    assert np.array_equal(result.params["w0"], expected_w0)
+    assert result.history.train_loss[1] == model.loss(result.params, X, Y)
+
+
+@pytest.mark.parametrize(
+    ("schedule", "expected"),
+    [
+        (Constant(0.1), {0: 0.1, 1: 0.1, 1000: 0.1}),
+        (Inverse(0.1, 0.5), {0: 0.1, 1: 0.1 / 1.5, 10: 0.1 / 6}),
+        (Power(0.2, 1.0, 0.5), {0: 0.2, 3: 0.1, 8: 0.2 / 3}),
+        (Exponential(1.0, 0.5), {0: 1.0, 1: 0.5, 3: 0.125}),
+        (Step(1.0, 0.5, 10), {0: 1.0, 9: 1.0, 10: 0.5, 25: 0.25}),
+        (Cosine(1.0, 0.0, 100), {0: 1.0, 50: 0.5, 100: 0.0, 150: 0.0}),
+        (Cosine(1.0, 0.2, 4), {0: 1.0, 2: 0.6, 4: 0.2}),
+    ],
+)
+def test_schedule_values(schedule, expected):
+    for t, lr in expected.items():
+        assert schedule(t) == pytest.approx(lr, rel=1e-12, abs=1e-15)
+
+
+def test_schedule_conditions_of_the_notes():
+    """Σ η = ∞ and Σ η² < ∞: 1/t meets both, a constant the first, a geometric series the second."""
+    assert Inverse(0.1, 1.0).conditions().both
+    assert not Constant(0.1).conditions().both
+    assert Constant(0.1).conditions().sum_diverges
+    assert Power(0.1, 1.0, 0.75).conditions().both
+    assert not Power(0.1, 1.0, 0.5).conditions().sum_of_squares_converges
+    assert not Power(0.1, 1.0, 1.5).conditions().sum_diverges
+    assert not Exponential(0.1, 0.9).conditions().sum_diverges
+    assert Exponential(0.1, 0.9).conditions().sum_of_squares_converges
+    assert not Step(0.1, 0.5, 10).conditions().both
+    assert not Cosine(0.1, 0.0, 10).conditions().both
+
+
+def test_make_schedule_per_schedule_gamma_defaults():
+    assert make_schedule("exponential", 1.0)(1) == 0.99
+    assert make_schedule("step", 1.0, step_size=2)(2) == 0.5
+    assert make_schedule("cosine", 1.0, total_updates=10)(10) == 0.0
+    with pytest.raises(ValueError, match="unknown schedule"):
+        make_schedule("nope", 1.0)
+
+
+def test_raw_units_round_trip_and_predictions_agree():
+    model, params, X, _ = problem(N=30, m=4, n=2)
+    X = X * [1, 10, 100, 0.01] + [5, -3, 0, 2]
+    scaler = Standardizer.fit(X)
+    W, w0 = to_raw_units(params, scaler.mean, scaler.scale)
+    raw = {"W": W, "w0": w0}
+    np.testing.assert_allclose(
+        model.predict(raw, X), model.predict(params, scaler.transform(X)), rtol=1e-12
+    )
+    back = from_raw_units(W, w0, scaler.mean, scaler.scale, intercept=True)
+    np.testing.assert_allclose(back["W"], params["W"], rtol=1e-12)
+    np.testing.assert_allclose(back["w0"], params["w0"], rtol=1e-12, atol=1e-12)
+
+
+def test_standardizer_leaves_constant_columns_alone():
+    X = np.column_stack([np.arange(5.0), np.full(5, 3.0)])
+    z = Standardizer.fit(X).transform(X)
+    assert np.all(np.isfinite(z))
+    assert z[:, 0].mean() == pytest.approx(0) and z[:, 0].std() == pytest.approx(1)
+    assert not z[:, 1].any()
+    # without an intercept: no centring, unit root mean square
+    z = Standardizer.fit(X, center=False).transform(X)
+    np.testing.assert_allclose(np.sqrt((z**2).mean(axis=0)), [1, 1])
+
+
+def test_curvature_matches_eigenvalues_of_the_explicit_hessian():
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(50, 4)) * [1, 2, 3, 4] + 1
+    for intercept in (True, False):
+        design = np.column_stack([X, np.ones(50)]) if intercept else X
+        eig = np.linalg.eigvals(2 / 50 * design.T @ design).real
+        c = curvature(X, intercept)
+        assert c.lambda_max == pytest.approx(eig.max(), rel=1e-12)
+        assert c.lambda_min == pytest.approx(eig.min(), rel=1e-9)
+        assert c.stable_lr == pytest.approx(2 / eig.max(), rel=1e-12)
+        assert c.suggested_lr <= c.best_lr < c.stable_lr
+        assert c.suggested_lr >= 0.9 * c.best_lr
+        assert math.isfinite(c.condition_number)

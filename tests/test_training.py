@@ -1,0 +1,165 @@
+"""The training loop: convergence to np.linalg.lstsq, stopping rules, divergence, Ctrl-C."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from babynn_cli.core import (
+    StopReason,
+    TrainSettings,
+    fit,
+    initial_params,
+    make_problem,
+    make_schedule,
+)
+
+
+def linear_data(N=200, m=3, n=1, noise=0.1, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(N, m)) * rng.uniform(0.5, 5, size=m) + rng.normal(size=m)
+    W = rng.normal(size=(m, n))
+    Y = X @ W + 1.5 + noise * rng.normal(size=(N, n))
+    return X, Y
+
+
+def reference(X, Y):
+    design = np.column_stack([X, np.ones(len(X))])
+    sol = np.linalg.lstsq(design, Y, rcond=None)[0]
+    return sol[:-1], sol[-1]
+
+
+def run(X, Y, lr=0.3, schedule="constant", seed=0, settings=None, **problem_kw):
+    problem = make_problem(X, Y, seed=seed, **problem_kw)
+    params = initial_params(problem, seed)
+    settings = settings or TrainSettings(epochs=2000, tol=0)
+    sched = make_schedule(schedule, lr, total_updates=settings.epochs)
+    return problem, fit(problem, params, sched, settings, seed)
+
+
+def test_full_batch_reaches_the_least_squares_solution():
+    X, Y = linear_data(n=2)
+    _, fitted = run(X, Y)
+    W, b = reference(X, Y)
+    np.testing.assert_allclose(fitted.W, W, rtol=1e-10)
+    np.testing.assert_allclose(fitted.bias, b, rtol=1e-10)
+
+
+def test_raw_features_reach_the_same_solution_with_a_small_enough_rate():
+    X, Y = linear_data(m=2)
+    problem, _ = run(X, Y, standardize=False, settings=TrainSettings(epochs=1))
+    lr = problem.curvature().best_lr
+    _, fitted = run(X, Y, lr=lr, standardize=False, settings=TrainSettings(epochs=20000, tol=0))
+    W, b = reference(X, Y)
+    np.testing.assert_allclose(fitted.W, W, rtol=1e-7)
+    np.testing.assert_allclose(fitted.bias, b, rtol=1e-7)
+
+
+def test_no_intercept_reaches_the_least_squares_solution_through_the_origin():
+    X, Y = linear_data()
+    _, fitted = run(X, Y, intercept=False)
+    W = np.linalg.lstsq(X, Y, rcond=None)[0]
+    np.testing.assert_allclose(fitted.W, W, rtol=1e-10)
+    assert not fitted.bias.any()
+
+
+def test_minibatch_sgd_gets_close_and_is_deterministic():
+    X, Y = linear_data(N=500, noise=0.01)
+    settings = TrainSettings(epochs=200, batch_size=16, tol=0)
+    _, a = run(X, Y, lr=0.05, schedule="inverse", settings=settings)
+    _, b = run(X, Y, lr=0.05, schedule="inverse", settings=settings)
+    W, _ = reference(X, Y)
+    np.testing.assert_allclose(a.W, W, rtol=1e-2)
+    assert np.array_equal(a.W, b.W) and np.array_equal(a.bias, b.bias)
+    _, c = run(X, Y, lr=0.05, schedule="inverse", settings=settings, seed=1)
+    assert not np.array_equal(a.W, c.W)
+
+
+def test_tol_stops_when_the_loss_stops_improving():
+    X, Y = linear_data()
+    _, fitted = run(X, Y, settings=TrainSettings(epochs=5000, tol=1e-10, patience=5))
+    assert fitted.result.stop_reason is StopReason.CONVERGED
+    assert fitted.result.epochs_run < 5000
+    losses = fitted.result.history.train_loss
+    tail = losses[-6:]
+    assert np.all((tail[:-1] - tail[1:]) <= 1e-10 * tail[:-1])
+
+
+@pytest.mark.parametrize("factor", [0.98, 1.02])
+def test_divergence_edge_is_two_over_lambda_max(factor):
+    X, Y = linear_data()
+    problem, _ = run(X, Y, settings=TrainSettings(epochs=1))
+    lr = factor * problem.curvature().stable_lr
+    _, fitted = run(X, Y, lr=lr, settings=TrainSettings(epochs=3000, tol=0))
+    diverged = fitted.result.stop_reason is StopReason.DIVERGED
+    assert diverged == (factor > 1)
+    if diverged:
+        assert fitted.result.diverged_lr == pytest.approx(lr)
+
+
+def test_huge_rate_diverges_on_the_first_epochs_without_warnings():
+    X, Y = linear_data()
+    with np.errstate(all="raise"):
+        _, fitted = run(X, Y, lr=1e6, settings=TrainSettings(epochs=100, batch_size=1))
+    assert fitted.result.stop_reason is StopReason.DIVERGED
+    assert fitted.result.diverged_epoch == 1
+
+
+def test_validation_split_and_early_stopping_keep_the_best_epoch():
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(40, 30))  # more features than the rows can pin down: it overfits
+    Y = X[:, :1] + rng.normal(size=(40, 1))
+    settings = TrainSettings(epochs=3000, tol=1e-4, patience=20, early_stopping=True)
+    problem, fitted = run(X, Y, lr=0.1, val_frac=0.25, settings=settings)
+    assert (problem.n_train, problem.n_val) == (30, 10)
+    result = fitted.result
+    assert result.stop_reason is StopReason.EARLY_STOPPING
+    best = int(np.argmin(result.history.val_loss))
+    assert result.best_epoch == result.history.epoch[best]
+    assert fitted.val_loss == pytest.approx(result.history.val_loss[best], rel=1e-10)
+
+
+def test_validation_split_is_seeded():
+    X, Y = linear_data(N=50)
+    a, _ = run(X, Y, val_frac=0.2, settings=TrainSettings(epochs=1))
+    b, _ = run(X, Y, val_frac=0.2, settings=TrainSettings(epochs=1))
+    c, _ = run(X, Y, val_frac=0.2, seed=9, settings=TrainSettings(epochs=1))
+    assert np.array_equal(a.X_val_raw, b.X_val_raw)
+    assert not np.array_equal(a.X_val_raw, c.X_val_raw)
+
+
+def test_interrupt_keeps_the_last_finished_epoch():
+    X, Y = linear_data()
+    problem = make_problem(X, Y)
+    params = initial_params(problem, 0)
+    seen = []
+
+    def on_epoch(info):
+        seen.append(info.epoch)
+        if info.epoch == 7:
+            raise KeyboardInterrupt
+
+    fitted = fit(
+        problem, params, make_schedule("constant", 0.1), TrainSettings(epochs=100), 0, on_epoch
+    )
+    assert fitted.result.stop_reason is StopReason.INTERRUPTED
+    assert fitted.result.epochs_run == 7
+    assert fitted.train_loss == pytest.approx(fitted.result.history.train_loss[-1], rel=1e-10)
+
+
+def test_warm_start_from_the_optimum_stays_there():
+    X, Y = linear_data()
+    W, b = reference(X, Y)
+    problem = make_problem(X, Y)
+    params = initial_params(problem, 0, warm_start=(W, b))
+    fitted = fit(problem, params, make_schedule("constant", 0.1), TrainSettings(epochs=3), 0)
+    np.testing.assert_allclose(fitted.W, W, rtol=1e-9)
+    assert fitted.result.history.train_loss[0] == pytest.approx(fitted.train_loss, rel=1e-9)
+
+
+def test_too_few_rows():
+    from babynn_cli.core import ProblemError
+
+    X, Y = linear_data(N=3)
+    with pytest.raises(ProblemError, match="1 training row"):
+        make_problem(X, Y, val_frac=0.5)
