@@ -320,6 +320,9 @@ def fit(
     from babynn_cli import data as datamod
     from babynn_cli.report import Reporter
 
+    for path in (output, history):
+        if path is not None:
+            persistence.check_writable(path)
     report = Reporter(quiet=quiet or json_out)
     feature_list = split_list(features)
     dataset = datamod.load(data, sep, target, feature_list, dropna)
@@ -427,6 +430,7 @@ def fit(
                 **model.result,
                 "schedule": core.describe(sched),
                 "stable_lr_full_batch": curv.stable_lr,
+                "fastest_lr_full_batch": curv.best_lr,
                 "history": [
                     {
                         "epoch": int(result.history.epoch[i]),
@@ -486,6 +490,8 @@ def predict(
     from babynn_cli import data as datamod
     from babynn_cli.report import Reporter
 
+    if output is not None:
+        persistence.check_writable(output)
     report = Reporter(quiet=quiet)
     saved = persistence.load_model(model)
     frame = datamod.read_table(data, sep)

@@ -15,6 +15,10 @@ class ModelFileError(BabynnError):
     """A model file is missing, damaged, of an unknown format, or does not fit the data."""
 
 
+class OutputError(BabynnError):
+    """An output file cannot be written (no such folder, permission denied, disk full)."""
+
+
 class UsageError(BabynnError):
     """Options that cannot go together, or a value out of range that Typer could not check."""
 

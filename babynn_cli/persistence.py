@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from babynn_cli import __version__
-from babynn_cli.errors import ModelFileError
+from babynn_cli.errors import ModelFileError, OutputError
 
 FORMAT = "babynn-model"
 FORMAT_VERSION = 1
@@ -39,14 +39,29 @@ class ModelFile:
     result: dict[str, Any] = field(default_factory=dict)
 
 
+def check_writable(path: Path) -> None:
+    """Fail early when `path` cannot be written: no such folder, a folder, no permission."""
+    path = Path(path)
+    folder = path.parent
+    if path.is_dir():
+        raise OutputError(f"cannot write '{path}': it is a directory")
+    if not folder.is_dir():
+        raise OutputError(f"cannot write '{path}': no folder '{folder}'")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write '{path}': permission denied in '{folder}'")
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Write `text` to `path` through a temporary file in the same folder and a rename.
 
     A crash or a full disk leaves either the old file or the new one, never half of one.
     """
     path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    check_writable(path)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise OutputError(f"cannot write '{path}': {e.strerror}") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
             f.write(text)
@@ -56,6 +71,9 @@ def write_atomic(path: Path, text: str) -> None:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise OutputError(f"cannot write '{path}': {e.strerror}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

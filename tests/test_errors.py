@@ -205,3 +205,22 @@ def test_predict_missing_value_has_no_dropna_hint(csv, in_tmp):
     run("fit", NOTES, "-q")
     path = csv("x0,x1,x2\n1,2,3\n1,,3\n")
     assert fails("predict", "model.json", path) == "Error: column 'x1' has a missing value in row 2"
+
+
+@pytest.mark.parametrize(
+    ("option", "target", "message"),
+    [
+        ("-o", "no/such/m.json", "Error: cannot write 'no/such/m.json': no folder 'no/such'"),
+        ("-o", ".", "Error: cannot write '.': it is a directory"),
+        ("--history", "nope/h.csv", "Error: cannot write 'nope/h.csv': no folder 'nope'"),
+    ],
+)
+def test_unwritable_outputs_fail_before_training(in_tmp, option, target, message):
+    assert fails("fit", NOTES, option, target) == message
+
+
+def test_unwritable_prediction_output(in_tmp):
+    run("fit", NOTES, "-q")
+    assert fails("predict", "model.json", NOTES, "-o", "gone/p.csv") == (
+        "Error: cannot write 'gone/p.csv': no folder 'gone'"
+    )
