@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -21,7 +21,7 @@ from rich.table import Table
 if TYPE_CHECKING:
     import numpy as np
 
-    from babynn_cli.core import Curvature, EpochInfo, Fitted, History, Problem, Schedule
+    from babynn_cli.core import Curvature, EpochInfo, Fitted, History, Problem, Run, Schedule
     from babynn_cli.data import Dataset
 
 PLAIN_LINE_EVERY = 10.0  # seconds between plain progress lines when stderr is not a terminal
@@ -99,17 +99,16 @@ class Reporter:
     def fit_summary(
         self,
         fitted: Fitted,
-        problem: Problem,
         targets: Sequence[str],
         tol: float,
         patience: int,
         output: object,
     ) -> None:
-        result = fitted.result
-        last = result.history.seconds[-1]
+        run = fitted.run
+        last = fitted.history.seconds[-1]
         items = [
-            ("epochs run", str(result.epochs_run)),
-            ("stopped", stop_message(result, tol, patience)),
+            ("epochs run", str(run.epochs_run)),
+            ("stopped", stop_message(run, tol, patience)),
             ("training loss", fmt(fitted.train_loss, 10)),
             ("R²", _per_target(targets, fitted.train_r2)),
         ]
@@ -147,7 +146,8 @@ class Reporter:
             task = bar.add_task(label, total=epochs, loss="-", lr="-")
 
             def update(info: EpochInfo) -> None:
-                bar.update(task, completed=info.epoch, loss=fmt(info.train_loss), lr=fmt(info.lr))
+                loss, lr = fmt(float(info.train_loss[0])), fmt(float(info.lr[0]))
+                bar.update(task, completed=info.epoch, loss=loss, lr=lr)
 
             with bar:
                 yield update
@@ -160,8 +160,8 @@ class Reporter:
                 if now - last >= PLAIN_LINE_EVERY:
                     last = now
                     self.status(
-                        f"{label}: epoch {info.epoch}/{info.epochs}  loss {fmt(info.train_loss)}"
-                        f"  η {fmt(info.lr)}"
+                        f"{label}: epoch {info.epoch}/{info.epochs}"
+                        f"  loss {fmt(float(info.train_loss[0]))}  η {fmt(float(info.lr[0]))}"
                     )
 
             yield line
@@ -192,11 +192,11 @@ class Reporter:
             cells = [
                 str(epoch),
                 str(history.updates[i]),
-                fmt(float(history.lr[i]), 4),
-                fmt(float(history.train_loss[i]), 8),
+                fmt(float(history.lr[i, 0]), 4),
+                fmt(float(history.train_loss[i, 0]), 8),
             ]
             if history.val_loss is not None:
-                cells.append(fmt(float(history.val_loss[i]), 8))
+                cells.append(fmt(float(history.val_loss[i, 0]), 8))
             table.add_row(*cells)
         self.print(table)
 
@@ -221,22 +221,34 @@ class Reporter:
         self.print(table)
 
 
-def stop_message(result: object, tol: float, patience: int) -> str:
+def stop_message(run: Run, tol: float, patience: int) -> str:
     """Why training stopped, in words."""
-    reason = result.stop_reason  # type: ignore[attr-defined]
+    reason = run.stop_reason
     if reason == "max_epochs":
-        return f"ran all {result.epochs_run} epochs asked for"  # type: ignore[attr-defined]
+        return f"ran all {run.epochs_run} epochs asked for"
     if reason == "converged":
         return f"training loss improved by less than {tol:g} (relative) for {patience} epochs"
     if reason == "early_stopping":
-        best = result.best_epoch  # type: ignore[attr-defined]
         return (
             f"validation loss improved by less than {tol:g} (relative) for {patience} epochs; "
-            f"kept the weights of epoch {best}"
+            f"kept the weights of epoch {run.best_epoch}"
         )
     if reason == "interrupted":
-        return f"interrupted (Ctrl-C) during epoch {result.epochs_run + 1}"  # type: ignore[attr-defined]
-    return str(reason)
+        return f"interrupted (Ctrl-C) during epoch {run.epochs_run + 1}"
+    return f"diverged at epoch {run.diverged_epoch}"
+
+
+def records(columns: dict[str, Any]) -> list[dict[str, Any]]:
+    """Columns of equal length as a list of row dicts, numbers as Python numbers."""
+    names = list(columns)
+    rows = zip(*(columns[n] for n in names), strict=True)
+    return [
+        {
+            n: (None if v is None else v.item() if hasattr(v, "item") else v)
+            for n, v in zip(names, row, strict=True)
+        }
+        for row in rows
+    ]
 
 
 def _mark(ok: bool) -> str:

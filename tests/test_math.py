@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from babynn_cli.core import AffineModel, Standardizer, curvature, from_raw_units, to_raw_units
+from babynn_cli.core.model import stack, unstack
 from babynn_cli.core.schedules import (
     Constant,
     Cosine,
@@ -52,10 +53,25 @@ def test_gradients_match_the_answer_key_averaged_over_rows():
         grad_W += np.outer(dL_dyhat, x).T  # 1.d is n×m; W is m×n
         grad_w0 += dL_dyhat  # 1.e
         losses.append(np.sum((y - y_hat) ** 2))
-    loss, grads = model.loss_and_grads(params, X, Y)
-    assert loss == pytest.approx(np.mean(losses), rel=1e-14)
-    np.testing.assert_allclose(grads["W"], grad_W / len(X), rtol=1e-13)
-    np.testing.assert_allclose(grads["w0"], grad_w0 / len(X), rtol=1e-13)
+    loss, grads = model.losses_and_grads(stack(params, 1), X, Y)
+    assert loss[0] == pytest.approx(np.mean(losses), rel=1e-14)
+    np.testing.assert_allclose(grads["W"][0], grad_W / len(X), rtol=1e-13)
+    np.testing.assert_allclose(grads["w0"][0], grad_w0 / len(X), rtol=1e-13)
+
+
+def test_stacked_models_are_computed_independently():
+    """K models side by side give each one's own loss and gradients."""
+    model, _, X, Y = problem(N=11, m=3, n=2)
+    rng = np.random.default_rng(7)
+    singles = [model.init_params(rng) for _ in range(4)]
+    stacked = {k: np.stack([p[k] for p in singles]) for k in singles[0]}
+    losses, grads = model.losses_and_grads(stacked, X, Y)
+    for k, p in enumerate(singles):
+        loss_k, grads_k = model.losses_and_grads(stack(p, 1), X, Y)
+        assert losses[k] == pytest.approx(loss_k[0], rel=1e-14)
+        for name in p:
+            np.testing.assert_allclose(grads[name][k], grads_k[name][0], rtol=1e-13)
+        assert unstack(stacked, k)["W"].tolist() == p["W"].tolist()
 
 
 @pytest.mark.parametrize("shape", [(5, 1, 1), (9, 3, 1), (12, 4, 3)])
@@ -66,7 +82,7 @@ def test_gradients_match_central_finite_differences(shape, intercept):
     X, Y = rng.normal(size=(N, m)), rng.normal(size=(N, n))
     model = AffineModel(m, n, intercept)
     params = model.init_params(rng)
-    _, grads = model.loss_and_grads(params, X, Y)
+    _, grads = model.losses_and_grads(stack(params, 1), X, Y)
     h = 1e-6
     for name, value in params.items():
         numeric = np.zeros_like(value)
@@ -75,8 +91,9 @@ def test_gradients_match_central_finite_differences(shape, intercept):
             minus = {k: v.copy() for k, v in params.items()}
             plus[name][idx] += h
             minus[name][idx] -= h
-            numeric[idx] = (model.loss(plus, X, Y) - model.loss(minus, X, Y)) / (2 * h)
-        np.testing.assert_allclose(grads[name], numeric, rtol=1e-7, atol=1e-9)
+            up, down = model.losses(stack(plus, 1), X, Y), model.losses(stack(minus, 1), X, Y)
+            numeric[idx] = (up[0] - down[0]) / (2 * h)
+        np.testing.assert_allclose(grads[name][0], numeric, rtol=1e-7, atol=1e-9)
     assert ("w0" in grads) == intercept
 
 
@@ -86,21 +103,21 @@ def test_one_full_batch_step_is_exactly_the_update_rule():
 
     model, params, X, Y = problem(N=20)
     lr = 0.05
-    _, grads = model.loss_and_grads(params, X, Y)
-    expected_W = params["W"] - lr * grads["W"]
-    expected_w0 = params["w0"] - lr * grads["w0"]
+    _, grads = model.losses_and_grads(stack(params, 1), X, Y)
+    expected_W = params["W"] - lr * grads["W"][0]
+    expected_w0 = params["w0"] - lr * grads["w0"][0]
     result = train(
         model,
         params,
         X,
         Y,
-        Constant(lr),
+        [Constant(lr)],
         TrainSettings(epochs=1, tol=0),
         np.random.default_rng(0),
     )
-    assert np.array_equal(result.params["W"], expected_W)
-    assert np.array_equal(result.params["w0"], expected_w0)
-    assert result.history.train_loss[1] == model.loss(result.params, X, Y)
+    assert np.array_equal(result.params["W"][0], expected_W)
+    assert np.array_equal(result.params["w0"][0], expected_w0)
+    assert result.history.train_loss[1, 0] == model.losses(result.params, X, Y)[0]
 
 
 @pytest.mark.parametrize(

@@ -78,9 +78,9 @@ def test_minibatch_sgd_gets_close_and_is_deterministic():
 def test_tol_stops_when_the_loss_stops_improving():
     X, Y = linear_data()
     _, fitted = run(X, Y, settings=TrainSettings(epochs=5000, tol=1e-10, patience=5))
-    assert fitted.result.stop_reason is StopReason.CONVERGED
-    assert fitted.result.epochs_run < 5000
-    losses = fitted.result.history.train_loss
+    assert fitted.run.stop_reason is StopReason.CONVERGED
+    assert fitted.run.epochs_run < 5000
+    losses = fitted.history.train_loss[:, 0]
     tail = losses[-6:]
     assert np.all((tail[:-1] - tail[1:]) <= 1e-10 * tail[:-1])
 
@@ -91,18 +91,18 @@ def test_divergence_edge_is_two_over_lambda_max(factor):
     problem, _ = run(X, Y, settings=TrainSettings(epochs=1))
     lr = factor * problem.curvature().stable_lr
     _, fitted = run(X, Y, lr=lr, settings=TrainSettings(epochs=3000, tol=0))
-    diverged = fitted.result.stop_reason is StopReason.DIVERGED
+    diverged = fitted.run.stop_reason is StopReason.DIVERGED
     assert diverged == (factor > 1)
     if diverged:
-        assert fitted.result.diverged_lr == pytest.approx(lr)
+        assert fitted.run.diverged_lr == pytest.approx(lr)
 
 
 def test_huge_rate_diverges_on_the_first_epochs_without_warnings():
     X, Y = linear_data()
     with np.errstate(all="raise"):
         _, fitted = run(X, Y, lr=1e6, settings=TrainSettings(epochs=100, batch_size=1))
-    assert fitted.result.stop_reason is StopReason.DIVERGED
-    assert fitted.result.diverged_epoch == 1
+    assert fitted.run.stop_reason is StopReason.DIVERGED
+    assert fitted.run.diverged_epoch == 1
 
 
 def test_validation_split_and_early_stopping_keep_the_best_epoch():
@@ -112,11 +112,11 @@ def test_validation_split_and_early_stopping_keep_the_best_epoch():
     settings = TrainSettings(epochs=3000, tol=1e-4, patience=20, early_stopping=True)
     problem, fitted = run(X, Y, lr=0.1, val_frac=0.25, settings=settings)
     assert (problem.n_train, problem.n_val) == (30, 10)
-    result = fitted.result
+    result, history = fitted.run, fitted.history
     assert result.stop_reason is StopReason.EARLY_STOPPING
-    best = int(np.argmin(result.history.val_loss))
-    assert result.best_epoch == result.history.epoch[best]
-    assert fitted.val_loss == pytest.approx(result.history.val_loss[best], rel=1e-10)
+    best = int(np.argmin(history.val_loss[:, 0]))
+    assert result.best_epoch == history.epoch[best]
+    assert fitted.val_loss == pytest.approx(history.val_loss[best, 0], rel=1e-10)
 
 
 def test_validation_split_is_seeded():
@@ -142,9 +142,9 @@ def test_interrupt_keeps_the_last_finished_epoch():
     fitted = fit(
         problem, params, make_schedule("constant", 0.1), TrainSettings(epochs=100), 0, on_epoch
     )
-    assert fitted.result.stop_reason is StopReason.INTERRUPTED
-    assert fitted.result.epochs_run == 7
-    assert fitted.train_loss == pytest.approx(fitted.result.history.train_loss[-1], rel=1e-10)
+    assert fitted.run.stop_reason is StopReason.INTERRUPTED
+    assert fitted.run.epochs_run == 7
+    assert fitted.train_loss == pytest.approx(fitted.history.train_loss[-1, 0], rel=1e-10)
 
 
 def test_warm_start_from_the_optimum_stays_there():
@@ -154,7 +154,7 @@ def test_warm_start_from_the_optimum_stays_there():
     params = initial_params(problem, 0, warm_start=(W, b))
     fitted = fit(problem, params, make_schedule("constant", 0.1), TrainSettings(epochs=3), 0)
     np.testing.assert_allclose(fitted.W, W, rtol=1e-9)
-    assert fitted.result.history.train_loss[0] == pytest.approx(fitted.train_loss, rel=1e-9)
+    assert fitted.history.train_loss[0, 0] == pytest.approx(fitted.train_loss, rel=1e-9)
 
 
 def test_too_few_rows():

@@ -5,18 +5,27 @@ from babynn_cli.core.fit import (
     Fitted,
     Problem,
     ProblemError,
+    finish,
     fit,
     initial_params,
     make_problem,
+    run_schedules,
     updates_per_epoch,
 )
 from babynn_cli.core.model import Model, Params, mse, r2_per_output
 from babynn_cli.core.scaling import Standardizer
-from babynn_cli.core.schedules import SCHEDULES, Schedule, describe, make_schedule
+from babynn_cli.core.schedules import (
+    SCHEDULES,
+    Schedule,
+    ScheduleSpec,
+    describe,
+    make_schedule,
+)
 from babynn_cli.core.theory import Curvature, curvature
 from babynn_cli.core.train import (
     EpochInfo,
     History,
+    Run,
     StopReason,
     TrainResult,
     TrainSettings,
@@ -34,13 +43,16 @@ __all__ = [
     "Params",
     "Problem",
     "ProblemError",
+    "Run",
     "Schedule",
+    "ScheduleSpec",
     "Standardizer",
     "StopReason",
     "TrainResult",
     "TrainSettings",
     "curvature",
     "describe",
+    "finish",
     "fit",
     "from_raw_units",
     "initial_params",
@@ -48,6 +60,7 @@ __all__ = [
     "make_schedule",
     "mse",
     "r2_per_output",
+    "run_schedules",
     "to_raw_units",
     "train",
     "updates_per_epoch",

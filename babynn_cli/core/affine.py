@@ -2,6 +2,9 @@
 
 Each gradient line carries the answer key's formula (exercise 1). The notes state them for one
 pair (x, y); here they are averaged over a batch of N rows, so ∇L_ŷ = -(2/N)(y - ŷ) per row.
+
+K stacked models (W: (K, m, n), w0: (K, n)) are evaluated as one wide model: their weights side
+by side make an (m, K·n) matrix, so one product X @ W reads the data once for all K.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from babynn_cli.core.model import Params, mse
+from babynn_cli.core.model import Oracle, Params
 
 
 @dataclass(frozen=True)
@@ -41,19 +44,41 @@ class AffineModel:
             Y_hat += params["w0"]  # ... + w0
         return Y_hat
 
-    def loss(self, params: Params, X: np.ndarray, Y: np.ndarray) -> float:
-        return mse(Y, self.predict(params, X))
+    def _residuals(self, stack: Params, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+        """ŷ - y for each of the K models: (N, K, n)."""
+        W = stack["W"]
+        K, m, n = W.shape
+        wide = W.transpose(1, 0, 2).reshape(m, K * n)  # (m, K·n): the K models side by side
+        R = (X @ wide).reshape(len(X), K, n)
+        if "w0" in stack:
+            R += stack["w0"]
+        R -= Y[:, None, :]
+        return R
 
-    def loss_and_grads(self, params: Params, X: np.ndarray, Y: np.ndarray) -> tuple[float, Params]:
-        """L and its gradients, X: (N, m), Y: (N, n)."""
-        R = Y - self.predict(params, X)  # y - ŷ, (N, n)
+    def losses(self, stack: Params, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+        R = self._residuals(stack, X, Y)
+        return np.einsum("ikj,ikj->k", R, R) / len(X)  # L = (1/N) Σᵢ ||yᵢ - ŷᵢ||², (K,)
+
+    def losses_and_grads(
+        self, stack: Params, X: np.ndarray, Y: np.ndarray
+    ) -> tuple[np.ndarray, Params]:
+        """X: (N, m), Y: (N, n); W: (K, m, n) -> losses (K,), ∇W (K, m, n), ∇w0 (K, n)."""
         N = len(X)
-        loss = float(np.einsum("ij,ij->", R, R) / N)
-        G = R * (-2.0 / N)  # ∇L_ŷ = -2(y - ŷ) (answer 1.a), averaged over the rows
-        grads = {"W": X.T @ G}  # ∇L_W = ∇L_ŷ ∇ŷ_W = -2(y - ŷ)xᵀ (answer 1.b, 1.d), (m, n)
-        if "w0" in params:
-            grads["w0"] = G.sum(axis=0)  # ∇L_w0 = ∇L_ŷ I = -2(y - ŷ) (answer 1.c, 1.e), (n,)
-        return loss, grads
+        R = self._residuals(stack, X, Y)  # ŷ - y, (N, K, n)
+        losses = np.einsum("ikj,ikj->k", R, R) / N
+        G = R * (2.0 / N)  # ∇L_ŷ = -2(y - ŷ) (answer 1.a), averaged over the rows
+        K, m, n = stack["W"].shape
+        grad_W = X.T @ G.reshape(N, K * n)  # ∇L_W = ∇L_ŷ ∇ŷ_W = -2(y - ŷ)xᵀ (answers 1.b, 1.d)
+        grads = {"W": grad_W.reshape(m, K, n).transpose(1, 0, 2)}
+        if "w0" in stack:
+            grads["w0"] = G.sum(axis=0)  # ∇L_w0 = ∇L_ŷ I = -2(y - ŷ) (answers 1.c, 1.e), (K, n)
+        return losses, grads
+
+    def full_batch(self, X: np.ndarray, Y: np.ndarray) -> Oracle:
+        def oracle(stack: Params) -> tuple[np.ndarray, Params]:
+            return self.losses_and_grads(stack, X, Y)
+
+        return oracle
 
 
 def to_raw_units(

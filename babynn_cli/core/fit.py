@@ -8,17 +8,17 @@ the random numbers the others draw.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from babynn_cli.core.affine import AffineModel, from_raw_units, to_raw_units
-from babynn_cli.core.model import Params, mse, r2_per_output
+from babynn_cli.core.model import Params, mse, r2_per_output, unstack
 from babynn_cli.core.scaling import Standardizer
 from babynn_cli.core.schedules import Schedule
 from babynn_cli.core.theory import Curvature, curvature
-from babynn_cli.core.train import EpochInfo, TrainResult, TrainSettings, train
+from babynn_cli.core.train import EpochInfo, History, Run, TrainResult, TrainSettings, train
 
 MIN_TRAINING_ROWS = 2
 
@@ -125,15 +125,65 @@ def initial_params(
 
 @dataclass(frozen=True)
 class Fitted:
-    """A finished run: weights in the data's own units and metrics computed directly with them."""
+    """One finished run: weights in the data's own units, metrics computed directly with them."""
 
-    result: TrainResult
-    W: np.ndarray  # (m, n)
+    run: Run
+    history: History  # this run's column of the training history
+    params: Params  # as trained (standardised features)
+    W: np.ndarray  # (m, n), data's own units
     bias: np.ndarray  # (n,)
     train_loss: float
     train_r2: np.ndarray
     val_loss: float | None
     val_r2: np.ndarray | None
+
+
+def run_schedules(
+    problem: Problem,
+    params: Params,
+    schedules: Sequence[Schedule],
+    settings: TrainSettings,
+    seed: int,
+    on_epoch: Callable[[EpochInfo], None] | None = None,
+) -> TrainResult:
+    """Train one run per schedule, all from `params` and the same shuffling (seeded)."""
+    _, _, shuffle_rng = streams(seed)
+    return train(
+        problem.model,
+        params,
+        problem.X,
+        problem.Y,
+        schedules,
+        settings,
+        shuffle_rng,
+        X_val=problem.X_val,
+        Y_val=problem.Y_val,
+        on_epoch=on_epoch,
+    )
+
+
+def finish(problem: Problem, result: TrainResult, k: int) -> Fitted:
+    """Run k of a result, in the data's own units, with its losses computed on the raw data."""
+    params = unstack(result.params, k)
+    W, bias = to_raw_units(params, problem.scaler.mean, problem.scaler.scale)
+    raw = AffineModel(problem.model.n_inputs, problem.model.n_outputs, intercept=True)
+    raw_params = {"W": W, "w0": bias}
+    Y_hat = raw.predict(raw_params, problem.X_raw)
+    val_loss = val_r2 = None
+    if problem.X_val_raw is not None and problem.Y_val is not None:
+        Y_val_hat = raw.predict(raw_params, problem.X_val_raw)
+        val_loss, val_r2 = mse(problem.Y_val, Y_val_hat), r2_per_output(problem.Y_val, Y_val_hat)
+    return Fitted(
+        run=result.runs[k],
+        history=result.history.column(k),
+        params=params,
+        W=W,
+        bias=bias,
+        train_loss=mse(problem.Y, Y_hat),
+        train_r2=r2_per_output(problem.Y, Y_hat),
+        val_loss=val_loss,
+        val_r2=val_r2,
+    )
 
 
 def fit(
@@ -144,33 +194,6 @@ def fit(
     seed: int,
     on_epoch: Callable[[EpochInfo], None] | None = None,
 ) -> Fitted:
-    _, _, shuffle_rng = streams(seed)
-    result = train(
-        problem.model,
-        params,
-        problem.X,
-        problem.Y,
-        schedule,
-        settings,
-        shuffle_rng,
-        X_val=problem.X_val,
-        Y_val=problem.Y_val,
-        on_epoch=on_epoch,
-    )
-    W, bias = to_raw_units(result.params, problem.scaler.mean, problem.scaler.scale)
-    raw = AffineModel(problem.model.n_inputs, problem.model.n_outputs, intercept=True)
-    raw_params = {"W": W, "w0": bias}
-    Y_hat = raw.predict(raw_params, problem.X_raw)
-    val_loss = val_r2 = None
-    if problem.X_val_raw is not None and problem.Y_val is not None:
-        Y_val_hat = raw.predict(raw_params, problem.X_val_raw)
-        val_loss, val_r2 = mse(problem.Y_val, Y_val_hat), r2_per_output(problem.Y_val, Y_val_hat)
-    return Fitted(
-        result=result,
-        W=W,
-        bias=bias,
-        train_loss=mse(problem.Y, Y_hat),
-        train_r2=r2_per_output(problem.Y, Y_hat),
-        val_loss=val_loss,
-        val_r2=val_r2,
-    )
+    """Train one run with `schedule`."""
+    result = run_schedules(problem, params, [schedule], settings, seed, on_epoch)
+    return finish(problem, result, 0)

@@ -1,18 +1,24 @@
 """The small interface every model of babynn offers to the training loop.
 
-A model is a stateless description (its shapes and options); its parameters live in a
-`Params` dict of arrays, so that the training loop can copy, update and keep the best of them
-without knowing what they mean. The affine model is the network with no hidden layer; a
-multi-layer perceptron is one more class with the same four methods.
+A model is a stateless description (its shapes and options); its parameters live in a `Params`
+dict of arrays. The training loop trains K copies of a model at once, one per learning rate, so it
+hands the model *stacked* parameters: every array with a leading axis of length K. A model computes
+the K losses and gradients together, reading the data once for all of them.
+
+The affine model is the network with no hidden layer; a multi-layer perceptron is one more class
+with the same methods.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
 
 Params = dict[str, np.ndarray]
+# Stacked parameters -> (losses (K,), stacked gradients) on a fixed data set: the full batch.
+Oracle = Callable[[Params], tuple[np.ndarray, Params]]
 
 
 class Model(Protocol):
@@ -20,20 +26,36 @@ class Model(Protocol):
     n_outputs: int
 
     def init_params(self, rng: np.random.Generator, how: str = "normal") -> Params:
-        """Initial parameters, drawn from `rng` (`how="normal"`) or all zero (`how="zeros"`)."""
+        """One model's initial parameters, drawn from `rng` (`"normal"`) or zero (`"zeros"`)."""
         ...
 
     def predict(self, params: Params, X: np.ndarray) -> np.ndarray:
-        """ŷ for every row of X: (N, m) -> (N, n)."""
+        """ŷ of one model for every row of X: (N, m) -> (N, n)."""
         ...
 
-    def loss(self, params: Params, X: np.ndarray, Y: np.ndarray) -> float:
-        """L = (1/N) Σᵢ ||yᵢ - ŷᵢ||²."""
+    def losses(self, stack: Params, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+        """L = (1/N) Σᵢ ||yᵢ - ŷᵢ||² for each of the K stacked models: (K,)."""
         ...
 
-    def loss_and_grads(self, params: Params, X: np.ndarray, Y: np.ndarray) -> tuple[float, Params]:
-        """L and ∇L with respect to each parameter, averaged over the N rows given."""
+    def losses_and_grads(
+        self, stack: Params, X: np.ndarray, Y: np.ndarray
+    ) -> tuple[np.ndarray, Params]:
+        """The K losses and their gradients (stacked like the parameters), averaged over rows."""
         ...
+
+    def full_batch(self, X: np.ndarray, Y: np.ndarray) -> Oracle:
+        """Losses and gradients on all of (X, Y); a model may precompute what it needs."""
+        ...
+
+
+def stack(params: Params, k: int) -> Params:
+    """K copies of one model's parameters along a new leading axis."""
+    return {name: np.repeat(value[None], k, axis=0) for name, value in params.items()}
+
+
+def unstack(stacked: Params, k: int) -> Params:
+    """The k-th model of a stack."""
+    return {name: value[k].copy() for name, value in stacked.items()}
 
 
 def mse(Y: np.ndarray, Y_hat: np.ndarray) -> float:

@@ -1,14 +1,16 @@
 """Learning-rate schedules: η as a function of the update count t = 0, 1, 2, ...
 
-Each schedule is a small frozen dataclass; calling it with t gives η(t). `conditions()` says
-whether the schedule meets the notes' conditions for stochastic gradient descent to converge:
-Σ η(t) = ∞ (it can travel any distance) and Σ η(t)² < ∞ (its noise dies out).
+Each schedule is a small frozen dataclass; `schedule(t)` gives η(t) for one t and
+`schedule.rates(t)` for an array of them (the training loop asks for a whole epoch at once).
+`conditions()` says whether the schedule meets the notes' conditions for stochastic gradient
+descent to converge: Σ η(t) = ∞ (it can travel any distance) and Σ η(t)² < ∞ (its noise dies out).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -21,43 +23,52 @@ class Conditions:
         return self.sum_diverges and self.sum_of_squares_converges
 
 
+class _Rate:
+    lr: float
+
+    def rates(self, t: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def __call__(self, t: int) -> float:
+        return float(self.rates(np.asarray(t, dtype=float)))
+
+
 @dataclass(frozen=True)
-class Constant:
+class Constant(_Rate):
     """constant: η(t) = η0."""
 
     lr: float
 
-    def __call__(self, t: int) -> float:
-        return self.lr
+    def rates(self, t: np.ndarray) -> np.ndarray:
+        return np.full(np.shape(t), self.lr)
 
     def conditions(self) -> Conditions:
         return Conditions(sum_diverges=True, sum_of_squares_converges=False)
 
 
 @dataclass(frozen=True)
-class Inverse:
+class Inverse(_Rate):
     """inverse: η(t) = η0 / (1 + k·t)."""
 
     lr: float
     decay: float
 
-    def __call__(self, t: int) -> float:
+    def rates(self, t: np.ndarray) -> np.ndarray:
         return self.lr / (1.0 + self.decay * t)
 
     def conditions(self) -> Conditions:
-        decays = self.decay > 0
-        return Conditions(sum_diverges=True, sum_of_squares_converges=decays)
+        return Conditions(sum_diverges=True, sum_of_squares_converges=self.decay > 0)
 
 
 @dataclass(frozen=True)
-class Power:
+class Power(_Rate):
     """power: η(t) = η0 / (1 + k·t)^p."""
 
     lr: float
     decay: float
     power: float
 
-    def __call__(self, t: int) -> float:
+    def rates(self, t: np.ndarray) -> np.ndarray:
         return self.lr / (1.0 + self.decay * t) ** self.power
 
     def conditions(self) -> Conditions:
@@ -68,13 +79,13 @@ class Power:
 
 
 @dataclass(frozen=True)
-class Exponential:
+class Exponential(_Rate):
     """exponential: η(t) = η0·γ^t."""
 
     lr: float
     gamma: float
 
-    def __call__(self, t: int) -> float:
+    def rates(self, t: np.ndarray) -> np.ndarray:
         return self.lr * self.gamma**t
 
     def conditions(self) -> Conditions:
@@ -85,22 +96,22 @@ class Exponential:
 
 
 @dataclass(frozen=True)
-class Step:
+class Step(_Rate):
     """step: η(t) = η0·γ^⌊t/s⌋ (multiply by γ every s updates)."""
 
     lr: float
     gamma: float
     step_size: int
 
-    def __call__(self, t: int) -> float:
-        return self.lr * self.gamma ** (t // self.step_size)
+    def rates(self, t: np.ndarray) -> np.ndarray:
+        return self.lr * self.gamma ** np.floor_divide(t, self.step_size)
 
     def conditions(self) -> Conditions:
         return Exponential(self.lr, self.gamma).conditions()
 
 
 @dataclass(frozen=True)
-class Cosine:
+class Cosine(_Rate):
     """cosine: η(t) = η_min + (η0 - η_min)·(1 + cos(π·t/T))/2 for t < T, then η_min.
 
     T is the number of updates of the whole run, so η falls from η0 to η_min over the run.
@@ -110,11 +121,10 @@ class Cosine:
     lr_min: float
     total_updates: int
 
-    def __call__(self, t: int) -> float:
-        if t >= self.total_updates:
-            return self.lr_min
-        cos = math.cos(math.pi * t / self.total_updates)
-        return self.lr_min + (self.lr - self.lr_min) * (1.0 + cos) / 2.0
+    def rates(self, t: np.ndarray) -> np.ndarray:
+        T = self.total_updates
+        falling = self.lr_min + (self.lr - self.lr_min) * (1.0 + np.cos(np.pi * t / T)) / 2.0
+        return np.where(t < T, falling, self.lr_min)
 
     def conditions(self) -> Conditions:
         # After T updates η stays at η_min: Σ η = ∞ needs η_min > 0, and then Σ η² = ∞ too.
@@ -129,31 +139,39 @@ SCHEDULES = ("constant", "inverse", "power", "exponential", "step", "cosine")
 DEFAULT_GAMMA = {"exponential": 0.99, "step": 0.5}
 
 
-def make_schedule(
-    name: str,
-    lr: float,
-    *,
-    decay: float = 0.01,
-    power: float = 0.75,
-    gamma: float | None = None,
-    step_size: int = 100,
-    lr_min: float = 0.0,
-    total_updates: int = 1,
-) -> Schedule:
-    """The schedule called `name`; parameters a schedule does not use are ignored."""
-    if name == "constant":
-        return Constant(lr)
-    if name == "inverse":
-        return Inverse(lr, decay)
-    if name == "power":
-        return Power(lr, decay, power)
-    if name == "exponential":
-        return Exponential(lr, DEFAULT_GAMMA[name] if gamma is None else gamma)
-    if name == "step":
-        return Step(lr, DEFAULT_GAMMA[name] if gamma is None else gamma, step_size)
-    if name == "cosine":
-        return Cosine(lr, lr_min, max(1, total_updates))
-    raise ValueError(f"unknown schedule {name!r}; choose one of {', '.join(SCHEDULES)}")
+@dataclass(frozen=True)
+class ScheduleSpec:
+    """A schedule without its rate: `spec.at(lr)` makes the schedule, so a sweep can vary η0."""
+
+    name: str = "constant"
+    decay: float = 0.01
+    power: float = 0.75
+    gamma: float | None = None
+    step_size: int = 100
+    lr_min: float = 0.0
+    total_updates: int = 1
+
+    def at(self, lr: float) -> Schedule:
+        name = self.name
+        if name == "constant":
+            return Constant(lr)
+        if name == "inverse":
+            return Inverse(lr, self.decay)
+        if name == "power":
+            return Power(lr, self.decay, self.power)
+        gamma = DEFAULT_GAMMA.get(name, 1.0) if self.gamma is None else self.gamma
+        if name == "exponential":
+            return Exponential(lr, gamma)
+        if name == "step":
+            return Step(lr, gamma, self.step_size)
+        if name == "cosine":
+            return Cosine(lr, self.lr_min, max(1, self.total_updates))
+        raise ValueError(f"unknown schedule {name!r}; choose one of {', '.join(SCHEDULES)}")
+
+
+def make_schedule(name: str, lr: float, **parameters: float | int | None) -> Schedule:
+    """The schedule called `name` at η0 = lr; parameters it does not use are ignored."""
+    return ScheduleSpec(name, **parameters).at(lr)  # type: ignore[arg-type]
 
 
 def describe(schedule: Schedule) -> str:

@@ -1,20 +1,25 @@
-"""The training loop: gradient descent, minibatch or stochastic, with early stopping.
+"""The training loop: gradient descent, minibatch or stochastic, for K learning rates at once.
 
-It never prints and never raises for what the caller should report (divergence, Ctrl-C): it
-returns a `TrainResult` that says why it stopped, and calls `on_epoch` after every epoch so that
-the caller can show progress.
+Each of the K runs has its own schedule and its own stopping: it stops when its loss stops
+improving, or when it diverges, and then keeps its weights while the others go on. All K start
+from the same weights and see the rows in the same order, so run k is exactly what training with
+schedule k alone would give; `babynn fit` is the loop with K = 1.
+
+The loop never prints and never raises for what the caller should report (divergence, Ctrl-C): it
+returns a `TrainResult` that says why each run stopped, and calls `on_epoch` after every epoch so
+that the caller can show progress.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
 import numpy as np
 
-from babynn_cli.core.model import Model, Params
+from babynn_cli.core.model import Model, Params, stack
 from babynn_cli.core.schedules import Schedule
 
 # Divergence is declared when the training loss
@@ -54,31 +59,51 @@ class TrainSettings:
 
 @dataclass(frozen=True)
 class EpochInfo:
+    """Passed to `on_epoch`: arrays of length K, nan for runs that have stopped."""
+
     epoch: int
     epochs: int
     updates: int
-    lr: float
-    train_loss: float
-    val_loss: float | None
+    lr: np.ndarray
+    train_loss: np.ndarray
+    val_loss: np.ndarray | None
     seconds: float
+    running: int  # how many of the K runs are still training
 
 
 @dataclass(frozen=True)
 class History:
-    """One row per epoch, epoch 0 the initial weights; lr is the epoch's last update's rate."""
+    """One row per epoch, epoch 0 the initial weights; a column per run (nan once it stopped).
 
-    epoch: np.ndarray
-    updates: np.ndarray
-    lr: np.ndarray
-    train_loss: np.ndarray
-    val_loss: np.ndarray | None
-    seconds: np.ndarray
+    lr is the rate of the epoch's last update.
+    """
+
+    epoch: np.ndarray  # (E+1,)
+    updates: np.ndarray  # (E+1,)
+    lr: np.ndarray  # (E+1, K)
+    train_loss: np.ndarray  # (E+1, K)
+    val_loss: np.ndarray | None  # (E+1, K)
+    seconds: np.ndarray  # (E+1,)
+
+    def column(self, k: int) -> History:
+        """Run k alone, up to the epoch it stopped at."""
+        rows = ~np.isnan(self.train_loss[:, k])
+        rows[0] = True
+        last = int(np.flatnonzero(rows)[-1]) + 1
+        return History(
+            epoch=self.epoch[:last],
+            updates=self.updates[:last],
+            lr=self.lr[:last, k : k + 1],
+            train_loss=self.train_loss[:last, k : k + 1],
+            val_loss=None if self.val_loss is None else self.val_loss[:last, k : k + 1],
+            seconds=self.seconds[:last],
+        )
 
 
 @dataclass(frozen=True)
-class TrainResult:
-    params: Params  # to keep: the last finite epoch's, or the best epoch's with early stopping
-    history: History
+class Run:
+    """How one of the K runs ended."""
+
     stop_reason: StopReason
     epochs_run: int
     best_epoch: int | None = None  # with early stopping: the epoch whose weights were kept
@@ -86,12 +111,19 @@ class TrainResult:
     diverged_lr: float | None = None
 
 
+@dataclass(frozen=True)
+class TrainResult:
+    params: Params  # stacked; per run the last finite epoch's, or the best with early stopping
+    history: History
+    runs: tuple[Run, ...]
+
+
 def train(
     model: Model,
     params: Params,
     X: np.ndarray,
     Y: np.ndarray,
-    schedule: Schedule,
+    schedules: Sequence[Schedule],
     settings: TrainSettings,
     rng: np.random.Generator,
     *,
@@ -99,107 +131,165 @@ def train(
     Y_val: np.ndarray | None = None,
     on_epoch: Callable[[EpochInfo], None] | None = None,
 ) -> TrainResult:
-    """Train `model` from `params` on X: (N, m), Y: (N, n); `rng` shuffles the rows each epoch."""
-    N = len(X)
+    """Train one copy of `params` per schedule on X: (N, m), Y: (N, n).
+
+    `rng` shuffles the rows each epoch (the same order for every run).
+    """
+    N, K = len(X), len(schedules)
     batch = N if settings.batch_size is None else min(settings.batch_size, N)
     full_batch = batch == N
     has_val = X_val is not None and Y_val is not None
     if settings.early_stopping and not has_val:
         raise ValueError("early stopping needs validation data")
+    per_epoch = -(-N // batch)
+    oracle = model.full_batch(X, Y) if full_batch else None
 
-    params = {k: v.copy() for k, v in params.items()}
+    def val_losses(p: Params) -> np.ndarray:
+        return model.losses(p, X_val, Y_val) if has_val else np.full(K, np.nan)  # type: ignore[arg-type]
+
+    def rates(t0: int) -> np.ndarray:
+        """(per_epoch, K): the rate of every update of the epoch starting at update t0."""
+        t = np.arange(t0, t0 + per_epoch, dtype=float)
+        return np.stack([s.rates(t) for s in schedules], axis=1)
+
+    params = stack(params, K)
     start = time.perf_counter()
-    rows: list[tuple[int, int, float, float, float, float]] = []
-
-    def val_loss(p: Params) -> float:
-        return model.loss(p, X_val, Y_val) if has_val else float("nan")  # type: ignore[arg-type]
-
-    loss, grads = model.loss_and_grads(params, X, Y)
-    rows.append((0, 0, float("nan"), loss, val_loss(params), 0.0))
+    if oracle is not None:
+        loss, grads = oracle(params)
+    else:
+        loss = model.losses(params, X, Y)
+    v_loss = val_losses(params)
     spread = float(np.mean(((Y - Y.mean(axis=0)) ** 2).sum(axis=1)))
-    ceiling = DIVERGENCE_FACTOR * max(loss, spread, np.finfo(float).tiny)
+    ceiling = DIVERGENCE_FACTOR * np.maximum(np.maximum(loss, spread), np.finfo(float).tiny)
 
-    best_monitor = rows[0][4] if settings.early_stopping else loss
-    best_params, best_epoch = params, 0
-    stale = rising = 0
-    best_train = prev_train = loss
+    epochs_col, updates_col, seconds_col = [0], [0], [0.0]
+    lr_rows, loss_rows, val_rows = [np.full(K, np.nan)], [loss.copy()], [v_loss.copy()]
+
+    running = np.ones(K, dtype=bool)
+    outcome: list[Run | None] = [None] * K
+    monitor0 = v_loss if settings.early_stopping else loss
+    best_monitor, stale = monitor0.copy(), np.zeros(K, dtype=int)
+    best_train, prev_train, rising = loss.copy(), loss.copy(), np.zeros(K, dtype=int)
+    best_params = {k: v.copy() for k, v in params.items()}
+    best_epoch = np.zeros(K, dtype=int)
     t = 0
-    stop = StopReason.MAX_EPOCHS
-    diverged_epoch = diverged_lr = None
-    lr = float("nan")
+    epoch = 0
+    interrupted = False
 
     for epoch in range(1, settings.epochs + 1):
         try:
+            table = rates(t) * running  # a stopped run takes steps of size 0
             with np.errstate(all="ignore"):
-                if full_batch:
-                    lr = schedule(t)
-                    new = {k: v - lr * grads[k] for k, v in params.items()}  # w ← w - η∇L_w
-                    t += 1
-                    loss, grads = model.loss_and_grads(new, X, Y)
+                if oracle is not None:
+                    lr = table[0]
+                    new = {
+                        k: v - _per_run(lr, v) * grads[k]  # w ← w - η∇L_w
+                        for k, v in params.items()
+                    }
+                    loss, grads = oracle(new)
                 else:
                     new = {k: v.copy() for k, v in params.items()}
                     order = rng.permutation(N)
-                    for lo in range(0, N, batch):
+                    steps = {k: _per_run(table, v) for k, v in new.items()}
+                    for j, lo in enumerate(range(0, N, batch)):
                         idx = order[lo : lo + batch]
-                        lr = schedule(t)
-                        _, g = model.loss_and_grads(new, X[idx], Y[idx])
+                        _, g = model.losses_and_grads(new, X[idx], Y[idx])
                         for k, v in new.items():
-                            v -= lr * g[k]  # w ← w - η∇L_w on this batch
-                        t += 1
-                    loss = model.loss(new, X, Y)
-                v_loss = val_loss(new)
+                            v -= steps[k][j] * g[k]  # w ← w - η∇L_w on this batch
+                    loss = model.losses(new, X, Y)
+                    lr = table[-1]
+                v_loss = val_losses(new)
+            t += per_epoch
         except KeyboardInterrupt:
-            stop = StopReason.INTERRUPTED
+            interrupted = True
             break
 
-        rising = rising + 1 if loss > prev_train * (1 + RISE) else 0
-        best_train, prev_train = min(best_train, loss), loss
-        steady_rise = rising >= settings.patience and (full_batch or loss > 2 * best_train)
-        if not np.isfinite(loss) or loss > ceiling or steady_rise:
-            stop = StopReason.DIVERGED
-            diverged_epoch, diverged_lr = epoch, lr
-            rows.append((epoch, t, lr, loss, v_loss, time.perf_counter() - start))
-            break
-
+        # Divergence, run by run: such a run keeps its last finite weights and stops.
+        rising = np.where(loss > prev_train * (1 + RISE), rising + 1, 0)
+        best_train, prev_train = np.fmin(best_train, loss), loss
+        steady_rise = (rising >= settings.patience) & (full_batch | (loss > 2 * best_train))
+        with np.errstate(invalid="ignore"):
+            diverged = running & (~np.isfinite(loss) | (loss > ceiling) | steady_rise)
+        for k in np.flatnonzero(diverged):
+            outcome[k] = Run(StopReason.DIVERGED, epoch, diverged_epoch=epoch, diverged_lr=lr[k])
+            for name in new:
+                new[name][k] = params[name][k]
+        if diverged.any() and oracle is not None:
+            loss_kept, grads = oracle(new)  # the gradients of the weights kept
+            loss = np.where(diverged, loss, loss_kept)
+        shown = running.copy()
+        running &= ~diverged
         params = new
-        rows.append((epoch, t, lr, loss, v_loss, time.perf_counter() - start))
+
+        epochs_col.append(epoch)
+        updates_col.append(t)
+        seconds_col.append(time.perf_counter() - start)
+        lr_rows.append(np.where(shown, lr, np.nan))
+        loss_rows.append(np.where(shown, loss, np.nan))
+        val_rows.append(np.where(shown, v_loss, np.nan))
+
+        # Stopping when the monitored loss stops improving.
+        monitor = v_loss if settings.early_stopping else loss
+        if settings.early_stopping:
+            better = running & (monitor < best_monitor)
+            for name in params:
+                best_params[name][better] = params[name][better]
+            best_epoch[better] = epoch
+        improved = best_monitor - monitor > settings.tol * np.abs(best_monitor)
+        stale = np.where(improved, 0, stale + 1)
+        best_monitor = np.where(running, np.fmin(best_monitor, monitor), best_monitor)
+        if settings.tol > 0:
+            done = running & (stale >= settings.patience)
+            reason = StopReason.EARLY_STOPPING if settings.early_stopping else StopReason.CONVERGED
+            for k in np.flatnonzero(done):
+                outcome[k] = Run(reason, epoch)
+            running &= ~done
+
         try:
             if on_epoch is not None:
-                shown_val = v_loss if has_val else None
-                on_epoch(EpochInfo(epoch, settings.epochs, t, lr, loss, shown_val, rows[-1][5]))
+                on_epoch(
+                    EpochInfo(
+                        epoch=epoch,
+                        epochs=settings.epochs,
+                        updates=t,
+                        lr=lr_rows[-1],
+                        train_loss=loss_rows[-1],
+                        val_loss=val_rows[-1] if has_val else None,
+                        seconds=seconds_col[-1],
+                        running=int(running.sum()),
+                    )
+                )
         except KeyboardInterrupt:
-            stop = StopReason.INTERRUPTED
+            interrupted = True
+            break
+        if not running.any():
             break
 
-        monitor = v_loss if settings.early_stopping else loss
-        if settings.early_stopping and monitor < best_monitor:
-            best_params, best_epoch = params, epoch
-        if settings.tol > 0:
-            if best_monitor - monitor > settings.tol * abs(best_monitor):
-                stale = 0
-            else:
-                stale += 1
-        best_monitor = min(best_monitor, monitor)
-        if settings.tol > 0 and stale >= settings.patience:
-            stop = StopReason.EARLY_STOPPING if settings.early_stopping else StopReason.CONVERGED
-            break
-
-    table = np.array(rows, dtype=float)
+    last = epochs_col[-1]
+    end_reason = StopReason.INTERRUPTED if interrupted else StopReason.MAX_EPOCHS
+    runs = tuple(o if o is not None else Run(end_reason, last) for o in outcome)
+    if settings.early_stopping:
+        kept = {name: value.copy() for name, value in params.items()}
+        for k, run in enumerate(runs):
+            if run.stop_reason is not StopReason.DIVERGED:
+                for name in kept:
+                    kept[name][k] = best_params[name][k]
+        runs = tuple(
+            Run(r.stop_reason, r.epochs_run, int(best_epoch[k]), r.diverged_epoch, r.diverged_lr)
+            for k, r in enumerate(runs)
+        )
+        params = kept
     history = History(
-        epoch=table[:, 0].astype(int),
-        updates=table[:, 1].astype(int),
-        lr=table[:, 2],
-        train_loss=table[:, 3],
-        val_loss=table[:, 4] if has_val else None,
-        seconds=table[:, 5],
+        epoch=np.array(epochs_col),
+        updates=np.array(updates_col),
+        lr=np.array(lr_rows),
+        train_loss=np.array(loss_rows),
+        val_loss=np.array(val_rows) if has_val else None,
+        seconds=np.array(seconds_col),
     )
-    kept = best_params if settings.early_stopping and stop is not StopReason.DIVERGED else params
-    return TrainResult(
-        params=kept,
-        history=history,
-        stop_reason=stop,
-        epochs_run=int(history.epoch[-1]),
-        best_epoch=best_epoch if settings.early_stopping else None,
-        diverged_epoch=diverged_epoch,
-        diverged_lr=diverged_lr,
-    )
+    return TrainResult(params=params, history=history, runs=runs)
+
+
+def _per_run(lr: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """Rates shaped to scale a stacked parameter (K, ...): (..., K) -> (..., K, 1, ...)."""
+    return lr.reshape(lr.shape + (1,) * (value.ndim - 1))

@@ -1,0 +1,11 @@
+"""The command line: one module per command, all registered on one Typer app."""
+
+from babynn_cli.cli import fit, predict  # noqa: F401  (registers the commands)
+from babynn_cli.cli.app import app
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,71 @@
+"""babynn predict: a saved model's predictions for every row of a CSV."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from babynn_cli.cli.app import app
+from babynn_cli.cli.options import OUTPUT, DataArg, QuietOpt, SepOpt, option, reports_errors
+
+
+@app.command(
+    epilog="Example: babynn predict model.json sample_data/notes_example.csv -o predictions.csv",
+)
+@reports_errors
+def predict(
+    model: Annotated[
+        Path, typer.Argument(help="Model file written by babynn fit.", show_default=False)
+    ],
+    data: DataArg,
+    output: Annotated[
+        Path | None,
+        option(
+            "--output",
+            "-o",
+            metavar="PATH",
+            panel=OUTPUT,
+            help="Write the predictions (CSV) to this file, atomically, instead of stdout.",
+            show_default=False,
+        ),
+    ] = None,
+    sep: SepOpt = ",",
+    quiet: QuietOpt = False,
+    json_out: Annotated[
+        bool,
+        option(
+            "--json",
+            panel=OUTPUT,
+            help="Print one JSON object (predictions, and MSE and R² when DATA has the targets) "
+            "on stdout instead of CSV.",
+        ),
+    ] = False,
+) -> None:
+    """Predict the targets of every row of DATA with a saved model; CSV on stdout or in -o."""
+    from babynn_cli import core, persistence
+    from babynn_cli import data as datamod
+    from babynn_cli.report import Reporter
+
+    if output is not None:
+        persistence.check_writable(output)
+    report = Reporter(quiet=quiet)
+    saved = persistence.load_model(model)
+    frame = datamod.read_table(data, sep)
+    datamod.require_columns(frame, data, saved.features, "feature column(s)")
+    X = datamod.numeric_block(frame, saved.features, data, dropna=None)
+    affine = core.AffineModel(len(saved.features), len(saved.targets))
+    Y_hat = affine.predict({"W": saved.weights, "w0": saved.bias}, X)
+    has_targets = all(t in frame.columns for t in saved.targets)
+    metrics: dict[str, Any] = {}
+    if has_targets:
+        Y = datamod.numeric_block(frame, saved.targets, data, dropna=None)
+        metrics = {"mse": core.mse(Y, Y_hat), "r2": core.r2_per_output(Y, Y_hat).tolist()}
+    predictions = {t: Y_hat[:, j] for j, t in enumerate(saved.targets)}
+    if output is not None or not json_out:
+        datamod.write_table(predictions, output)
+    if json_out:
+        report.emit_json({"targets": saved.targets, "predictions": Y_hat.tolist(), **metrics})
+    elif metrics:
+        report.metrics_line(metrics["mse"], metrics["r2"], saved.targets)
