@@ -51,8 +51,8 @@ def check_writable(path: Path) -> None:
         raise OutputError(f"cannot write '{path}': permission denied in '{folder}'")
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file in the same folder and a rename.
+def write_atomic(path: Path, content: str | bytes) -> None:
+    """Write `content` to `path` through a temporary file in the same folder and a rename.
 
     A crash or a full disk leaves either the old file or the new one, never half of one.
     """
@@ -63,8 +63,9 @@ def write_atomic(path: Path, text: str) -> None:
     except OSError as e:
         raise OutputError(f"cannot write '{path}': {e.strerror}") from None
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
+        data = content.encode("utf-8") if isinstance(content, str) else content
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         umask = os.umask(0)

@@ -98,12 +98,15 @@ def test_gradients_match_central_finite_differences(shape, intercept):
 
 
 def test_one_full_batch_step_is_exactly_the_update_rule():
-    """W ← W - η∇L_W and w0 ← w0 - η∇L_w0, bit for bit."""
+    """W ← W - η∇L_W and w0 ← w0 - η∇L_w0, bit for bit, with the full-batch gradient."""
     from babynn_cli.core import TrainSettings, train
 
     model, params, X, Y = problem(N=20)
     lr = 0.05
-    _, grads = model.losses_and_grads(stack(params, 1), X, Y)
+    _, grads = model.full_batch(X, Y)(stack(params, 1))
+    _, direct = model.losses_and_grads(stack(params, 1), X, Y)
+    for name in grads:  # the moments' gradient is the answer key's, to rounding
+        np.testing.assert_allclose(grads[name], direct[name], rtol=1e-12, atol=1e-14)
     expected_W = params["W"] - lr * grads["W"][0]
     expected_w0 = params["w0"] - lr * grads["w0"][0]
     result = train(
@@ -117,7 +120,42 @@ def test_one_full_batch_step_is_exactly_the_update_rule():
     )
     assert np.array_equal(result.params["W"][0], expected_W)
     assert np.array_equal(result.params["w0"][0], expected_w0)
-    assert result.history.train_loss[1, 0] == model.losses(result.params, X, Y)[0]
+    direct_loss = model.losses(result.params, X, Y)[0]
+    assert result.history.train_loss[1, 0] == pytest.approx(direct_loss, rel=1e-13)
+
+
+class DirectAffine(AffineModel):
+    """The affine model computed the obvious way at full batch: X @ W, then Xᵀr, every epoch."""
+
+    def full_batch(self, X, Y):
+        return lambda p: self.losses_and_grads(p, X, Y)
+
+    def evaluator(self, X, Y):
+        return lambda p: self.losses(p, X, Y)
+
+
+@pytest.mark.parametrize("intercept", [True, False])
+def test_moments_give_the_direct_iterates_and_losses(intercept):
+    """Full-batch training from the data's moments against the direct computation."""
+    from babynn_cli.core import TrainSettings, train
+
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(5000, 6)) * [1, 3, 10, 0.1, 1, 2] + [0, 5, -20, 1, 0, 3]
+    Y = X @ rng.normal(size=(6, 2)) + 7 + rng.normal(size=(5000, 2)) * 0.01
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    settings = TrainSettings(epochs=300, tol=0)
+    schedules = [Constant(0.05), Constant(0.2)]
+    runs = []
+    for cls in (AffineModel, DirectAffine):
+        model = cls(6, 2, intercept)
+        params = model.init_params(np.random.default_rng(0))
+        runs.append(train(model, params, X, Y, schedules, settings, np.random.default_rng(0)))
+    moments, direct = runs
+    for name in moments.params:
+        np.testing.assert_allclose(moments.params[name], direct.params[name], rtol=1e-12)
+    np.testing.assert_allclose(
+        moments.history.train_loss, direct.history.train_loss, rtol=1e-12, atol=0
+    )
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ from babynn_cli.core.fit import (
     updates_per_epoch,
 )
 from babynn_cli.core.model import Model, Params, mse, r2_per_output
+from babynn_cli.core.reference import LeastSquares, least_squares
 from babynn_cli.core.scaling import Standardizer
 from babynn_cli.core.schedules import (
     SCHEDULES,
@@ -21,6 +22,7 @@ from babynn_cli.core.schedules import (
     describe,
     make_schedule,
 )
+from babynn_cli.core.sweep import DIVERGED, INTERRUPTED, Sweep, SweepRow, Theory, lr_grid, sweep
 from babynn_cli.core.theory import Curvature, curvature
 from babynn_cli.core.train import (
     EpochInfo,
@@ -33,12 +35,15 @@ from babynn_cli.core.train import (
 )
 
 __all__ = [
+    "DIVERGED",
+    "INTERRUPTED",
     "SCHEDULES",
     "AffineModel",
     "Curvature",
     "EpochInfo",
     "Fitted",
     "History",
+    "LeastSquares",
     "Model",
     "Params",
     "Problem",
@@ -48,6 +53,9 @@ __all__ = [
     "ScheduleSpec",
     "Standardizer",
     "StopReason",
+    "Sweep",
+    "SweepRow",
+    "Theory",
     "TrainResult",
     "TrainSettings",
     "curvature",
@@ -56,11 +64,14 @@ __all__ = [
     "fit",
     "from_raw_units",
     "initial_params",
+    "least_squares",
+    "lr_grid",
     "make_problem",
     "make_schedule",
     "mse",
     "r2_per_output",
     "run_schedules",
+    "sweep",
     "to_raw_units",
     "train",
     "updates_per_epoch",

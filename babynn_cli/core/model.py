@@ -19,6 +19,8 @@ import numpy as np
 Params = dict[str, np.ndarray]
 # Stacked parameters -> (losses (K,), stacked gradients) on a fixed data set: the full batch.
 Oracle = Callable[[Params], tuple[np.ndarray, Params]]
+# Stacked parameters -> losses (K,) on a fixed data set.
+Evaluator = Callable[[Params], np.ndarray]
 
 
 class Model(Protocol):
@@ -45,6 +47,10 @@ class Model(Protocol):
 
     def full_batch(self, X: np.ndarray, Y: np.ndarray) -> Oracle:
         """Losses and gradients on all of (X, Y); a model may precompute what it needs."""
+        ...
+
+    def evaluator(self, X: np.ndarray, Y: np.ndarray) -> Evaluator:
+        """Losses on all of (X, Y), for the epoch's loss and the validation loss."""
         ...
 
 

@@ -143,9 +143,11 @@ def train(
         raise ValueError("early stopping needs validation data")
     per_epoch = -(-N // batch)
     oracle = model.full_batch(X, Y) if full_batch else None
+    train_losses = model.evaluator(X, Y) if oracle is None else None
+    val_evaluator = model.evaluator(X_val, Y_val) if has_val else None  # type: ignore[arg-type]
 
     def val_losses(p: Params) -> np.ndarray:
-        return model.losses(p, X_val, Y_val) if has_val else np.full(K, np.nan)  # type: ignore[arg-type]
+        return val_evaluator(p) if val_evaluator is not None else np.full(K, np.nan)
 
     def rates(t0: int) -> np.ndarray:
         """(per_epoch, K): the rate of every update of the epoch starting at update t0."""
@@ -157,7 +159,7 @@ def train(
     if oracle is not None:
         loss, grads = oracle(params)
     else:
-        loss = model.losses(params, X, Y)
+        loss = train_losses(params)  # type: ignore[misc]
     v_loss = val_losses(params)
     spread = float(np.mean(((Y - Y.mean(axis=0)) ** 2).sum(axis=1)))
     ceiling = DIVERGENCE_FACTOR * np.maximum(np.maximum(loss, spread), np.finfo(float).tiny)
@@ -196,7 +198,7 @@ def train(
                         _, g = model.losses_and_grads(new, X[idx], Y[idx])
                         for k, v in new.items():
                             v -= steps[k][j] * g[k]  # w ← w - η∇L_w on this batch
-                    loss = model.losses(new, X, Y)
+                    loss = train_losses(new)  # type: ignore[misc]
                     lr = table[-1]
                 v_loss = val_losses(new)
             t += per_epoch

@@ -63,8 +63,9 @@ class Reporter:
         dataset: Dataset,
         problem: Problem,
         schedule: Schedule,
-        curvature: Curvature,
+        curvature: Curvature | None,
         batch_size: int | None,
+        schedule_text: str | None = None,
     ) -> None:
         """What is about to run: the data, the method, and what theory says of the rate."""
         from babynn_cli.core import describe
@@ -84,17 +85,18 @@ class Reporter:
         else:
             method = f"minibatch gradient descent (batch size {batch_size})"
         scaled = "standardised features" if problem.standardized else "raw features"
-        self.status(f"method: {method} on {scaled}; {describe(schedule)}")
+        self.status(f"method: {method} on {scaled}; {schedule_text or describe(schedule)}")
         c = schedule.conditions()
         verdict = "meets" if c.both else "does not meet"
         self.status(
             f"schedule {verdict} the notes' conditions: Σ η(t) = ∞ {_mark(c.sum_diverges)}, "
             f"Σ η(t)² < ∞ {_mark(c.sum_of_squares_converges)}"
         )
-        self.status(
-            f"full-batch stability bound 2/λmax = {fmt(curvature.stable_lr, 4)}, "
-            f"fastest constant rate 2/(λmax+λmin) = {fmt(curvature.best_lr, 4)}"
-        )
+        if curvature is not None:
+            self.status(
+                f"full-batch stability bound 2/λmax = {fmt(curvature.stable_lr, 4)}, "
+                f"fastest constant rate 2/(λmax+λmin) = {fmt(curvature.best_lr, 4)}"
+            )
 
     def fit_summary(
         self,
@@ -138,7 +140,7 @@ class Reporter:
                 BarColumn(),
                 TextColumn("epoch {task.completed}/{task.total}"),
                 TextColumn("loss {task.fields[loss]}"),
-                TextColumn("η {task.fields[lr]}"),
+                TextColumn("{task.fields[lr]}"),
                 TimeRemainingColumn(),
                 console=self.err,
                 transient=True,
@@ -146,7 +148,7 @@ class Reporter:
             task = bar.add_task(label, total=epochs, loss="-", lr="-")
 
             def update(info: EpochInfo) -> None:
-                loss, lr = fmt(float(info.train_loss[0])), fmt(float(info.lr[0]))
+                loss, lr = _progress_fields(info)
                 bar.update(task, completed=info.epoch, loss=loss, lr=lr)
 
             with bar:
@@ -159,10 +161,8 @@ class Reporter:
                 now = time.monotonic()
                 if now - last >= PLAIN_LINE_EVERY:
                     last = now
-                    self.status(
-                        f"{label}: epoch {info.epoch}/{info.epochs}"
-                        f"  loss {fmt(float(info.train_loss[0]))}  η {fmt(float(info.lr[0]))}"
-                    )
+                    loss, lr = _progress_fields(info)
+                    self.status(f"{label}: epoch {info.epoch}/{info.epochs}  loss {loss}  {lr}")
 
             yield line
 
@@ -249,6 +249,17 @@ def records(columns: dict[str, Any]) -> list[dict[str, Any]]:
         }
         for row in rows
     ]
+
+
+def _progress_fields(info: EpochInfo) -> tuple[str, str]:
+    """The loss and rate of one run; for several, the lowest loss and how many still run."""
+    import numpy as np
+
+    if len(info.train_loss) == 1:
+        return fmt(float(info.train_loss[0])), f"η {fmt(float(info.lr[0]))}"
+    losses = info.train_loss[np.isfinite(info.train_loss)]
+    best = fmt(float(losses.min())) if losses.size else "-"
+    return f"{best} (lowest)", f"{info.running}/{len(info.train_loss)} running"
 
 
 def _mark(ok: bool) -> str:

@@ -1,0 +1,219 @@
+"""babynn sweep-lr: find the learning rate by experiment and by theory, side by side."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from babynn_cli.cli.app import app
+from babynn_cli.cli.common import divergence_hint, load_problem
+from babynn_cli.cli.options import (
+    EXIT_INTERRUPTED,
+    OUTPUT,
+    BatchOpt,
+    DataArg,
+    DecayOpt,
+    DropnaOpt,
+    EpochsOpt,
+    FeaturesOpt,
+    GammaOpt,
+    Init,
+    InitOpt,
+    InterceptOpt,
+    JsonOpt,
+    LrMinOpt,
+    PatienceOpt,
+    PowerOpt,
+    QuietOpt,
+    ScheduleName,
+    ScheduleOpt,
+    SeedOpt,
+    SepOpt,
+    StandardizeOpt,
+    StepSizeOpt,
+    TargetOpt,
+    TolOpt,
+    ValFracOpt,
+    check_lr,
+    option,
+    reports_errors,
+    split_list,
+)
+from babynn_cli.errors import DivergedError, UsageError
+
+GRID = "Grid"
+SUGGESTION_RULE = (
+    "among the rates below the smallest rate that diverged, those whose final loss is within "
+    "--gap-tol of the lowest final loss; of them, the one that got there in the fewest epochs "
+    "(the smaller rate on a tie)"
+)
+
+
+@app.command(
+    "sweep-lr",
+    help="Train DATA at many learning rates at once and set the result beside theory: the "
+    "stability bound 2/λmax and the fastest rate 2/(λmax+λmin) of full-batch gradient descent. "
+    f"Suggests one rate: {SUGGESTION_RULE}.",
+    epilog="Example: babynn sweep-lr sample_data/diabetes.csv --min 0.01 --max 1 --num 9",
+)
+@reports_errors
+def sweep_lr(
+    data: DataArg,
+    target: TargetOpt = None,
+    features: FeaturesOpt = None,
+    sep: SepOpt = ",",
+    dropna: DropnaOpt = False,
+    lr_lo: Annotated[
+        float, option("--min", metavar="ETA", panel=GRID, help="Smallest rate of the grid.")
+    ] = 1e-3,
+    lr_hi: Annotated[
+        float, option("--max", metavar="ETA", panel=GRID, help="Largest rate of the grid.")
+    ] = 10.0,
+    num: Annotated[
+        int,
+        option("--num", metavar="K", panel=GRID, help="Rates in the grid, evenly spaced in log."),
+    ] = 17,
+    lrs: Annotated[
+        str | None,
+        option(
+            "--lrs",
+            metavar="A,B,...",
+            panel=GRID,
+            help="An explicit list of rates instead of --min/--max/--num.",
+            show_default=False,
+        ),
+    ] = None,
+    gap_tol: Annotated[
+        float,
+        option(
+            "--gap-tol",
+            metavar="EPS",
+            panel=GRID,
+            min=0.0,
+            help="A run has reached the best loss once within this relative gap of it.",
+        ),
+    ] = 1e-6,
+    schedule: ScheduleOpt = ScheduleName.constant,
+    decay: DecayOpt = 0.01,
+    power: PowerOpt = 0.75,
+    gamma: GammaOpt = None,
+    step_size: StepSizeOpt = 100,
+    lr_min: LrMinOpt = 0.0,
+    epochs: EpochsOpt = 1000,
+    batch_size: BatchOpt = None,
+    tol: TolOpt = 1e-10,
+    patience: PatienceOpt = 5,
+    seed: SeedOpt = 0,
+    init: InitOpt = Init.normal,
+    standardize: StandardizeOpt = True,
+    intercept: InterceptOpt = True,
+    val_frac: ValFracOpt = 0.0,
+    output: Annotated[
+        Path | None,
+        option(
+            "--output",
+            "-o",
+            metavar="FILE.csv",
+            panel=OUTPUT,
+            help="Write the table as CSV, one row per rate.",
+            show_default=False,
+        ),
+    ] = None,
+    plot: Annotated[
+        Path | None,
+        option(
+            "--plot",
+            metavar="FILE.png",
+            panel=OUTPUT,
+            help="Also draw the plot to an image (needs matplotlib: pip install 'babynn[plot]').",
+            show_default=False,
+        ),
+    ] = None,
+    quiet: QuietOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    rates = grid_from_options(lr_lo, lr_hi, num, lrs)
+    if val_frac >= 1:
+        raise UsageError(f"--val-frac must be below 1 (got {val_frac:g})")
+
+    from babynn_cli import core, persistence
+    from babynn_cli import data as datamod
+    from babynn_cli.report import Reporter
+    from babynn_cli.report import plot as plots
+    from babynn_cli.report import sweep as sweep_report
+
+    for path in (output, plot):
+        if path is not None:
+            persistence.check_writable(path)
+    if plot is not None:
+        plots.require_matplotlib()
+    report = Reporter(quiet=quiet or json_out)
+    dataset, problem = load_problem(
+        data,
+        sep=sep,
+        target=target,
+        features=split_list(features),
+        dropna=dropna,
+        val_frac=val_frac,
+        standardize=standardize,
+        intercept=intercept,
+        seed=seed,
+    )
+    params = core.initial_params(problem, seed, init.value)
+    settings = core.TrainSettings(epochs=epochs, batch_size=batch_size, tol=tol, patience=patience)
+    spec = core.ScheduleSpec(
+        schedule.value,
+        decay=decay,
+        power=power,
+        gamma=gamma,
+        step_size=step_size,
+        lr_min=lr_min,
+        total_updates=epochs * core.updates_per_epoch(problem.n_train, batch_size),
+    )
+    schedule_text = f"{schedule.value} schedule, η0 = each rate of the grid"
+    report.fit_header(data, dataset, problem, spec.at(rates[0]), None, batch_size, schedule_text)
+    with report.progress(epochs, label="sweep") as on_epoch:
+        result = core.sweep(problem, params, rates, spec, settings, seed, gap_tol, on_epoch)
+
+    if output is not None:
+        datamod.write_table(sweep_report.columns(result), output)
+    if plot is not None:
+        sweep_report.save_plot(result, plot)
+    if json_out:
+        report.emit_json(sweep_report.as_json(result, SUGGESTION_RULE, gap_tol))
+    else:
+        sweep_report.show(report, result, gap_tol)
+    if all(row.status == core.DIVERGED for row in result.rows):
+        raise DivergedError(
+            "every rate diverged; "
+            + divergence_hint(problem.curvature(), batch_size, problem.n_train)
+        )
+    if any(row.status == core.INTERRUPTED for row in result.rows):
+        raise typer.Exit(code=EXIT_INTERRUPTED)
+
+
+def grid_from_options(lr_lo: float, lr_hi: float, num: int, lrs: str | None) -> list[float]:
+    """The rates to sweep: an explicit --lrs list, or --num rates from --min to --max."""
+    if lrs is not None:
+        values = []
+        for item in split_list(lrs, "--lrs") or []:
+            try:
+                values.append(float(item))
+            except ValueError:
+                raise UsageError(f"--lrs takes numbers; got {item!r}") from None
+        for value in values:
+            check_lr(value, "--lrs")
+        if len(set(values)) < 2:
+            raise UsageError("--lrs needs at least two different rates")
+        return sorted(set(values))
+    check_lr(lr_lo, "--min")
+    check_lr(lr_hi, "--max")
+    if lr_lo >= lr_hi:
+        raise UsageError(f"--min must be below --max (got {lr_lo:g} and {lr_hi:g})")
+    if num < 2:
+        raise UsageError(f"--num must be at least 2 (got {num})")
+    from babynn_cli.core import lr_grid
+
+    return [float(v) for v in lr_grid(lr_lo, lr_hi, num)]

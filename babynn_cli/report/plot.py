@@ -1,0 +1,151 @@
+"""Plots: in the terminal with plain characters (Rich styles them), or to PNG with matplotlib.
+
+matplotlib is optional (`pip install 'babynn[plot]'`) and imported only when a PNG is asked for.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.text import Text
+
+from babynn_cli.errors import BabynnError
+
+
+@dataclass
+class Series:
+    """Points (x, y) drawn with `char`; non-finite or non-positive values are skipped (log axes)."""
+
+    xs: Sequence[float]
+    ys: Sequence[float]
+    char: str = "●"
+    style: str = ""
+    label: str = ""
+
+
+@dataclass
+class VLine:
+    x: float
+    char: str = "│"
+    style: str = "dim"
+    label: str = ""
+
+
+@dataclass
+class TextPlot:
+    series: list[Series]
+    vlines: list[VLine] = field(default_factory=list)
+    top: list[Series] = field(default_factory=list)  # drawn on the top row whatever their y
+    width: int = 64
+    height: int = 14
+    x_label: str = ""
+    y_label: str = ""
+
+    def render(self) -> Text:
+        xs = [x for s in [*self.series, *self.top] for x in s.xs if _ok(x)]
+        xs += [v.x for v in self.vlines if _ok(v.x)]
+        ys = [y for s in self.series for x, y in zip(s.xs, s.ys, strict=True) if _ok(x) and _ok(y)]
+        if not xs:
+            return Text("(nothing to plot)")
+        lx = [math.log10(x) for x in xs]
+        x0, x1 = min(lx), max(lx)
+        if x1 - x0 < 1e-12:
+            x0, x1 = x0 - 0.5, x1 + 0.5
+        ly = [math.log10(y) for y in ys] or [0.0]
+        y0, y1 = min(ly), max(ly)
+        if y1 - y0 < 1e-12:
+            y0, y1 = y0 - 0.5, y1 + 0.5
+        W, H = self.width, self.height
+        cells = [[(" ", "") for _ in range(W)] for _ in range(H)]
+
+        def col(x: float) -> int:
+            return round((math.log10(x) - x0) / (x1 - x0) * (W - 1))
+
+        def row(y: float) -> int:
+            return H - 1 - round((math.log10(y) - y0) / (y1 - y0) * (H - 1))
+
+        for v in self.vlines:
+            if _ok(v.x):
+                for r in range(H):
+                    cells[r][col(v.x)] = (v.char, v.style)
+        for s in self.series:
+            for x, y in zip(s.xs, s.ys, strict=True):
+                if _ok(x) and _ok(y):
+                    cells[row(y)][col(x)] = (s.char, s.style)
+        for s in self.top:
+            for x in s.xs:
+                if _ok(x):
+                    cells[0][col(x)] = (s.char, s.style)
+
+        labels = {0: _num(10**y1), (H - 1) // 2: _num(10 ** ((y0 + y1) / 2)), H - 1: _num(10**y0)}
+        pad = max(len(v) for v in labels.values())
+        out = Text()
+        if self.y_label:
+            out.append(f"{self.y_label}\n", style="dim")
+        for r in range(H):
+            out.append(labels.get(r, "").rjust(pad) + " ┤" if r in labels else " " * pad + " │")
+            for char, style in cells[r]:
+                out.append(char, style=style or None)
+            out.append("\n")
+        out.append(" " * pad + " └" + "─" * W + "\n")
+        left, right = _num(10**x0), _num(10**x1)
+        mid = _num(10 ** ((x0 + x1) / 2))
+        gap = W - len(left) - len(right) - len(mid)
+        axis = left + " " * (gap // 2) + mid + " " * (gap - gap // 2) + right
+        out.append(" " * (pad + 2) + axis + "\n")
+        if self.x_label:
+            out.append(" " * (pad + 2) + self.x_label.center(W) + "\n", style="dim")
+        legend = [(s.char, s.style, s.label) for s in [*self.series, *self.top] if s.label]
+        legend += [(v.char, v.style, v.label) for v in self.vlines if v.label]
+        for i, (char, style, label) in enumerate(legend):
+            out.append("  " if i else " " * (pad + 2))
+            out.append(char, style=style or None)
+            out.append(f" {label}")
+        if legend:
+            out.append("\n")
+        return out
+
+
+def _ok(v: float | None) -> bool:
+    return v is not None and math.isfinite(v) and v > 0
+
+
+def _num(v: float) -> str:
+    return f"{v:.3g}"
+
+
+def require_matplotlib() -> None:
+    """Fail early, before any training, when --plot cannot be honoured."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise BabynnError(
+            "--plot needs matplotlib, which is not installed: pip install 'babynn[plot]'"
+        ) from None
+
+
+def png_bytes(figure: object) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=120, bbox_inches="tight")  # type: ignore[attr-defined]
+    return buffer.getvalue()
+
+
+def save_png(figure: object, path: Path) -> None:
+    """Write the figure atomically, like every file babynn writes."""
+    from babynn_cli.persistence import write_atomic
+
+    write_atomic(path, png_bytes(figure))
+
+
+def new_figure(width: float = 7.0, height: float = 4.5) -> tuple[object, object]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height))
+    return figure, figure.add_subplot()

@@ -1,0 +1,187 @@
+"""The sweep-lr report: the table, the theory block, the plot, the suggestion; CSV and JSON."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.table import Table
+
+from babynn_cli.report import Reporter, fmt
+from babynn_cli.report.plot import Series, TextPlot, VLine, new_figure, save_png
+
+if TYPE_CHECKING:
+    from babynn_cli.core import Sweep
+
+
+def show(report: Reporter, result: Sweep, gap_tol: float) -> None:
+    report.print(table(result, gap_tol))
+    report.print(theory_block(result, gap_tol))
+    report.print(text_plot(result))
+    s = result.suggested_lr
+    if s is None:
+        report.print("No rate to suggest: every rate diverged.")
+    else:
+        report.print(
+            f"[bold]Suggested learning rate: {fmt(s, 4)}[/bold] (the rate below the divergence "
+            f"edge that came within {gap_tol:g} of the lowest final loss in the fewest epochs)"
+        )
+
+
+def _final_column(result: Sweep) -> str:
+    return "final val loss" if result.monitor == "validation" else "final loss"
+
+
+def table(result: Sweep, gap_tol: float) -> Table:
+    val = result.monitor == "validation"
+    t = Table(title=f"Learning-rate sweep ({result.monitor} loss)", title_justify="left")
+    t.add_column("", width=1)
+    t.add_column("η0", justify="right")
+    t.add_column("final loss", justify="right")
+    if val:
+        t.add_column("final val loss", justify="right")
+    t.add_column("best loss", justify="right")
+    t.add_column("reached at", justify="right")
+    t.add_column("status", no_wrap=True)
+    for k, row in enumerate(result.rows):
+        diverged = row.status == "diverged"
+        status = f"diverged at epoch {row.stopped_epoch}" if diverged else row.status
+        lr = ("η* " if row.from_theory else "") + fmt(row.lr, 4)
+        cells = [
+            "★" if k == result.suggested else "",
+            lr,
+            "-" if diverged else fmt(row.final_loss, 8),
+        ]
+        if val:
+            cells.append("-" if diverged else fmt(row.final_val_loss, 8))
+        reached = "-" if row.reached_epoch is None else str(row.reached_epoch)
+        cells += [fmt(row.best_loss, 8), reached, status]
+        style = "bold green" if k == result.suggested else "red" if diverged else None
+        t.add_row(*cells, style=style)
+    t.caption = (
+        f"reached at: the first epoch within {gap_tol:g} (relative) of the lowest final loss · "
+        "★ suggested · η* = 2/(λmax+λmin), the fastest constant rate by theory"
+    )
+    return t
+
+
+def theory_block(result: Sweep, gap_tol: float) -> Table:
+    th = result.theory
+    t = Table(title="Theory (full-batch gradient descent, constant rate)", title_justify="left")
+    t.add_column("quantity")
+    t.add_column("value", justify="right")
+    t.add_row("λmax of H = (2/N) X̃ᵀX̃", fmt(th.lambda_max, 6))
+    t.add_row("λmin", fmt(th.lambda_min, 6))
+    t.add_row("κ = λmax/λmin", fmt(th.condition_number, 6))
+    t.add_row("stability bound 2/λmax", fmt(th.stable_lr, 6))
+    t.add_row("fastest rate η* = 2/(λmax+λmin)", fmt(th.best_lr, 6))
+    t.add_row("optimum loss L* (least squares)", fmt(th.optimum_loss, 10))
+    predicted = "more than 10⁶" if th.predicted_epochs is None else str(th.predicted_epochs)
+    t.add_row(f"epochs η* needs to reach (L - L*)/L* ≤ {gap_tol:g}", predicted)
+    if any(r.from_theory for r in result.rows):
+        epochs = len(result.result.history.epoch) - 1
+        seen = result.measured_epochs
+        t.add_row(
+            "  … measured in this sweep", f"more than {epochs}" if seen is None else str(seen)
+        )
+    low, high = result.edge
+    found = (
+        "no rate diverged"
+        if high is None
+        else f"between {fmt(low, 4)} and {fmt(high, 4)}"
+        if low is not None
+        else f"below {fmt(high, 4)} (every rate diverged)"
+    )
+    t.add_row("divergence edge found by the sweep", found)
+    if not result.full_batch:
+        t.caption = (
+            "The bound is for full-batch gradient descent; with minibatches the gradient is noisy "
+            "and the edge the sweep found is the one that holds."
+        )
+    return t
+
+
+def text_plot(result: Sweep) -> Any:
+    ok = [r for r in result.rows if r.status != "diverged"]
+    bad = [r for r in result.rows if r.status == "diverged"]
+    final = [r.final_val_loss if result.monitor == "validation" else r.final_loss for r in ok]
+    series = [Series([r.lr for r in ok], final, "●", "cyan", "final loss")]
+    s = result.suggested
+    if s is not None:
+        row = result.rows[s]
+        y = row.final_val_loss if result.monitor == "validation" else row.final_loss
+        series.append(Series([row.lr], [y], "◆", "bold green", f"suggested {fmt(row.lr, 3)}"))
+    top = [Series([r.lr for r in bad], [0.0] * len(bad), "x", "red", "diverged")] if bad else []
+    bound = result.theory.stable_lr
+    vlines = [VLine(bound, "┊", "yellow", f"2/λmax = {fmt(bound, 3)}")]
+    return TextPlot(
+        series,
+        vlines,
+        top,
+        x_label="learning rate η0 (log)",
+        y_label=f"{_final_column(result)} (log)",
+    ).render()
+
+
+def columns(result: Sweep) -> dict[str, list[Any]]:
+    rows = result.rows
+    return {
+        "lr": [r.lr for r in rows],
+        "final_loss": [r.final_loss for r in rows],
+        "final_val_loss": [r.final_val_loss for r in rows],
+        "best_loss": [r.best_loss for r in rows],
+        "reached_epoch": [r.reached_epoch for r in rows],
+        "status": [r.status for r in rows],
+        "stopped_epoch": [r.stopped_epoch for r in rows],
+        "from_theory": [r.from_theory for r in rows],
+        "suggested": [k == result.suggested for k in range(len(rows))],
+    }
+
+
+def as_json(result: Sweep, rule: str, gap_tol: float) -> dict[str, Any]:
+    th = result.theory
+    return {
+        "monitor": result.monitor,
+        "gap_tol": gap_tol,
+        "rows": [
+            dict(zip(columns(result), v, strict=True))
+            for v in zip(*columns(result).values(), strict=True)
+        ],
+        "best_loss": result.best_loss,
+        "measured_epochs_best_lr": result.measured_epochs,
+        "suggested_lr": result.suggested_lr,
+        "suggestion_rule": rule,
+        "edge": {"largest_stable": result.edge[0], "smallest_diverged": result.edge[1]},
+        "full_batch": result.full_batch,
+        "theory": {
+            "lambda_max": th.lambda_max,
+            "lambda_min": th.lambda_min,
+            "condition_number": th.condition_number,
+            "stable_lr": th.stable_lr,
+            "best_lr": th.best_lr,
+            "optimum_loss": th.optimum_loss,
+            "initial_loss": th.initial_loss,
+            "predicted_epochs": th.predicted_epochs,
+        },
+    }
+
+
+def save_plot(result: Sweep, path: Path) -> None:
+    figure, ax = new_figure()
+    ok = [r for r in result.rows if r.status != "diverged"]
+    bad = [r for r in result.rows if r.status == "diverged"]
+    final = [r.final_val_loss if result.monitor == "validation" else r.final_loss for r in ok]
+    ax.loglog([r.lr for r in ok], final, "o-", label=_final_column(result))  # type: ignore[attr-defined]
+    if bad:
+        top = max(final) if final else 1.0
+        ax.plot([r.lr for r in bad], [top] * len(bad), "rx", label="diverged")  # type: ignore[attr-defined]
+    ax.axvline(result.theory.stable_lr, color="orange", ls="--", label="2/λmax")  # type: ignore[attr-defined]
+    if result.suggested is not None:
+        row = result.rows[result.suggested]
+        y = row.final_val_loss if result.monitor == "validation" else row.final_loss
+        ax.plot([row.lr], [y], "g*", ms=14, label=f"suggested {fmt(row.lr, 3)}")  # type: ignore[attr-defined]
+    ax.set_xlabel("learning rate η0")  # type: ignore[attr-defined]
+    ax.set_ylabel(_final_column(result))  # type: ignore[attr-defined]
+    ax.set_title("babynn sweep-lr")  # type: ignore[attr-defined]
+    ax.legend()  # type: ignore[attr-defined]
+    save_png(figure, path)
