@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -73,16 +74,13 @@ SepOpt = Annotated[str, option("--sep", metavar="CHAR", panel=DATA, help="Field 
 DropnaOpt = Annotated[
     bool, option("--dropna", panel=DATA, help="Drop rows with missing values instead of failing.")
 ]
+SCHEDULE_HELP = (
+    "η(t), t = 0, 1, 2, ... counting updates: constant η0 · inverse η0/(1+k·t) · "
+    "power η0/(1+k·t)^p · exponential η0·γ^t · step η0·γ^⌊t/s⌋ · "
+    "cosine η_min+(η0-η_min)·(1+cos(π·t/T))/2, T the run's updates."
+)
 ScheduleOpt = Annotated[
-    ScheduleName,
-    option(
-        "--schedule",
-        metavar="NAME",
-        panel=RATE,
-        help="η(t), t = 0, 1, 2, ... counting updates: constant η0 · inverse η0/(1+k·t) · "
-        "power η0/(1+k·t)^p · exponential η0·γ^t · step η0·γ^⌊t/s⌋ · "
-        "cosine η_min+(η0-η_min)·(1+cos(π·t/T))/2, T the run's updates.",
-    ),
+    ScheduleName, option("--schedule", metavar="NAME", panel=RATE, help=SCHEDULE_HELP)
 ]
 LrOpt = Annotated[
     float, option("--lr", metavar="ETA0", panel=RATE, help="Initial learning rate η0 (> 0).")
@@ -195,6 +193,37 @@ QuietOpt = Annotated[
     bool,
     option(
         "--quiet", "-q", panel=OUTPUT, help="No progress, tables or messages; errors still print."
+    ),
+]
+GapTolOpt = Annotated[
+    float,
+    option(
+        "--gap-tol",
+        metavar="EPS",
+        panel=TRAINING,
+        min=0.0,
+        help="A run has reached the best loss once within this relative gap of it.",
+    ),
+]
+PlotOpt = Annotated[
+    Path | None,
+    option(
+        "--plot",
+        metavar="FILE.png",
+        panel=OUTPUT,
+        help="Also draw the plot to an image (needs matplotlib: pip install 'babynn[plot]').",
+        show_default=False,
+    ),
+]
+CsvOutOpt = Annotated[
+    Path | None,
+    option(
+        "--output",
+        "-o",
+        metavar="FILE.csv",
+        panel=OUTPUT,
+        help="Write the table as CSV, one row per line of the table.",
+        show_default=False,
     ),
 ]
 JsonOpt = Annotated[

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,20 +10,22 @@ from babynn_cli.cli.app import app
 from babynn_cli.cli.common import divergence_hint, load_problem
 from babynn_cli.cli.options import (
     EXIT_INTERRUPTED,
-    OUTPUT,
     BatchOpt,
+    CsvOutOpt,
     DataArg,
     DecayOpt,
     DropnaOpt,
     EpochsOpt,
     FeaturesOpt,
     GammaOpt,
+    GapTolOpt,
     Init,
     InitOpt,
     InterceptOpt,
     JsonOpt,
     LrMinOpt,
     PatienceOpt,
+    PlotOpt,
     PowerOpt,
     QuietOpt,
     ScheduleName,
@@ -85,16 +86,7 @@ def sweep_lr(
             show_default=False,
         ),
     ] = None,
-    gap_tol: Annotated[
-        float,
-        option(
-            "--gap-tol",
-            metavar="EPS",
-            panel=GRID,
-            min=0.0,
-            help="A run has reached the best loss once within this relative gap of it.",
-        ),
-    ] = 1e-6,
+    gap_tol: GapTolOpt = 1e-6,
     schedule: ScheduleOpt = ScheduleName.constant,
     decay: DecayOpt = 0.01,
     power: PowerOpt = 0.75,
@@ -110,27 +102,8 @@ def sweep_lr(
     standardize: StandardizeOpt = True,
     intercept: InterceptOpt = True,
     val_frac: ValFracOpt = 0.0,
-    output: Annotated[
-        Path | None,
-        option(
-            "--output",
-            "-o",
-            metavar="FILE.csv",
-            panel=OUTPUT,
-            help="Write the table as CSV, one row per rate.",
-            show_default=False,
-        ),
-    ] = None,
-    plot: Annotated[
-        Path | None,
-        option(
-            "--plot",
-            metavar="FILE.png",
-            panel=OUTPUT,
-            help="Also draw the plot to an image (needs matplotlib: pip install 'babynn[plot]').",
-            show_default=False,
-        ),
-    ] = None,
+    output: CsvOutOpt = None,
+    plot: PlotOpt = None,
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
 ) -> None:

@@ -1,6 +1,7 @@
 """The numerical core of babynn: numpy and the standard library only, no I/O, no printing."""
 
 from babynn_cli.core.affine import AffineModel, from_raw_units, to_raw_units
+from babynn_cli.core.compare import Comparison, Config, compare
 from babynn_cli.core.fit import (
     Fitted,
     Problem,
@@ -39,6 +40,8 @@ __all__ = [
     "INTERRUPTED",
     "SCHEDULES",
     "AffineModel",
+    "Comparison",
+    "Config",
     "Curvature",
     "EpochInfo",
     "Fitted",
@@ -58,6 +61,7 @@ __all__ = [
     "Theory",
     "TrainResult",
     "TrainSettings",
+    "compare",
     "curvature",
     "describe",
     "finish",

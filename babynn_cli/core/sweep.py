@@ -21,7 +21,24 @@ from babynn_cli.core.schedules import ScheduleSpec
 from babynn_cli.core.theory import design_gram
 from babynn_cli.core.train import EpochInfo, StopReason, TrainResult, TrainSettings
 
-CONVERGED, FALLING, DIVERGED, INTERRUPTED = "converged", "still falling", "diverged", "interrupted"
+CONVERGED, STALLED, FALLING, DIVERGED, INTERRUPTED = (
+    "converged",  # within gap_tol of the optimum L*
+    "stalled",  # the --tol rule stopped it short of that
+    "still falling",  # it ran every epoch, short of that
+    "diverged",
+    "interrupted",
+)
+
+
+def status_of(reason: StopReason, at_optimum: bool) -> str:
+    """A run's status, from why it stopped and whether its loss is within gap_tol of L*."""
+    if reason is StopReason.DIVERGED:
+        return DIVERGED
+    if at_optimum:
+        return CONVERGED
+    if reason is StopReason.INTERRUPTED:
+        return INTERRUPTED
+    return FALLING if reason is StopReason.MAX_EPOCHS else STALLED
 
 
 def lr_grid(lr_min: float, lr_max: float, num: int) -> np.ndarray:
@@ -36,9 +53,7 @@ class SweepRow:
     final_val_loss: float | None
     best_loss: float  # the lowest monitored loss of the run
     reached_epoch: int | None  # first epoch within gap_tol of the sweep's best loss
-    # converged: the --tol rule stopped it, or its training loss is within gap_tol of L*;
-    # still falling, diverged or interrupted otherwise
-    status: str
+    status: str  # converged (to L*) / stalled / still falling / diverged / interrupted
     stopped_epoch: int  # the epoch the run stopped at (diverged at, for a diverged run)
     from_theory: bool = False  # the rate 2/(λmax + λmin), added by the sweep itself
 
@@ -162,14 +177,7 @@ def sweep(
         reached = int(h.epoch[close[0]]) if close.size else None
         last = last_epoch(k)
         at_optimum = h.train_loss[last, k] <= th.optimum_loss + gap_tol * th.optimum_loss
-        if diverged[k]:
-            status = DIVERGED
-        elif run.stop_reason in (StopReason.CONVERGED, StopReason.EARLY_STOPPING) or at_optimum:
-            status = CONVERGED
-        elif run.stop_reason is StopReason.INTERRUPTED:
-            status = INTERRUPTED
-        else:
-            status = FALLING
+        status = status_of(run.stop_reason, bool(at_optimum))
         rows.append(
             SweepRow(
                 lr=rates[k],

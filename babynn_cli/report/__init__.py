@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from babynn_cli.core import Curvature, EpochInfo, Fitted, History, Problem, Run, Schedule
     from babynn_cli.data import Dataset
 
+LOG_WIDTH = 160  # columns for tables when stdout is not a terminal
 PLAIN_LINE_EVERY = 10.0  # seconds between plain progress lines when stderr is not a terminal
 
 
@@ -38,7 +40,14 @@ class Reporter:
     def __init__(self, quiet: bool = False) -> None:
         self.quiet = quiet
         self.out = Console(highlight=False)
+        if not self.out.is_terminal and "COLUMNS" not in os.environ:
+            # A log or a pipe: wide lines read better there than tables squeezed to 80 columns.
+            self.out = Console(highlight=False, width=LOG_WIDTH)
         self.err = Console(stderr=True, highlight=False)
+
+    @property
+    def width(self) -> int:
+        return self.out.width
 
     # -- messages ----------------------------------------------------------------------------
     def status(self, message: str) -> None:

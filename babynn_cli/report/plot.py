@@ -44,14 +44,24 @@ class TextPlot:
     height: int = 14
     x_label: str = ""
     y_label: str = ""
+    x_log: bool = True  # the y axis is always logarithmic
 
     def render(self) -> Text:
-        xs = [x for s in [*self.series, *self.top] for x in s.xs if _ok(x)]
-        xs += [v.x for v in self.vlines if _ok(v.x)]
-        ys = [y for s in self.series for x, y in zip(s.xs, s.ys, strict=True) if _ok(x) and _ok(y)]
+        def ok_x(x: float | None) -> bool:
+            return _ok(x) if self.x_log else x is not None and math.isfinite(x)
+
+        def tx(x: float) -> float:
+            return math.log10(x) if self.x_log else x
+
+        def untx(v: float) -> float:
+            return 10**v if self.x_log else v
+
+        xs = [x for s in [*self.series, *self.top] for x in s.xs if ok_x(x)]
+        xs += [v.x for v in self.vlines if ok_x(v.x)]
+        ys = [y for s in self.series for x, y in zip(s.xs, s.ys, strict=True) if ok_x(x) and _ok(y)]
         if not xs:
             return Text("(nothing to plot)")
-        lx = [math.log10(x) for x in xs]
+        lx = [tx(x) for x in xs]
         x0, x1 = min(lx), max(lx)
         if x1 - x0 < 1e-12:
             x0, x1 = x0 - 0.5, x1 + 0.5
@@ -63,22 +73,22 @@ class TextPlot:
         cells = [[(" ", "") for _ in range(W)] for _ in range(H)]
 
         def col(x: float) -> int:
-            return round((math.log10(x) - x0) / (x1 - x0) * (W - 1))
+            return round((tx(x) - x0) / (x1 - x0) * (W - 1))
 
         def row(y: float) -> int:
             return H - 1 - round((math.log10(y) - y0) / (y1 - y0) * (H - 1))
 
         for v in self.vlines:
-            if _ok(v.x):
+            if ok_x(v.x):
                 for r in range(H):
                     cells[r][col(v.x)] = (v.char, v.style)
         for s in self.series:
             for x, y in zip(s.xs, s.ys, strict=True):
-                if _ok(x) and _ok(y):
+                if ok_x(x) and _ok(y):
                     cells[row(y)][col(x)] = (s.char, s.style)
         for s in self.top:
             for x in s.xs:
-                if _ok(x):
+                if ok_x(x):
                     cells[0][col(x)] = (s.char, s.style)
 
         labels = {0: _num(10**y1), (H - 1) // 2: _num(10 ** ((y0 + y1) / 2)), H - 1: _num(10**y0)}
@@ -92,8 +102,8 @@ class TextPlot:
                 out.append(char, style=style or None)
             out.append("\n")
         out.append(" " * pad + " └" + "─" * W + "\n")
-        left, right = _num(10**x0), _num(10**x1)
-        mid = _num(10 ** ((x0 + x1) / 2))
+        left, right = _num(untx(x0)), _num(untx(x1))
+        mid = _num(untx((x0 + x1) / 2))
         gap = W - len(left) - len(right) - len(mid)
         axis = left + " " * (gap // 2) + mid + " " * (gap - gap // 2) + right
         out.append(" " * (pad + 2) + axis + "\n")
@@ -101,10 +111,20 @@ class TextPlot:
             out.append(" " * (pad + 2) + self.x_label.center(W) + "\n", style="dim")
         legend = [(s.char, s.style, s.label) for s in [*self.series, *self.top] if s.label]
         legend += [(v.char, v.style, v.label) for v in self.vlines if v.label]
-        for i, (char, style, label) in enumerate(legend):
-            out.append("  " if i else " " * (pad + 2))
+        line = 0
+        for char, style, label in legend:
+            if line and line + len(label) + 4 > W + pad + 2:
+                out.append("\n")
+                line = 0
+            if not line:
+                out.append(" " * (pad + 2))
+                line = pad + 2
+            else:
+                out.append("  ")
+                line += 2
             out.append(char, style=style or None)
             out.append(f" {label}")
+            line += len(label) + 2
         if legend:
             out.append("\n")
         return out

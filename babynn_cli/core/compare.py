@@ -1,0 +1,171 @@
+"""Training configurations side by side, against the closed-form optimum.
+
+Configurations that share a batch size train together, as one stack (they differ only in schedule
+and rate); every run starts from the same weights and sees the rows in the same order. Each run,
+and each saved model, is measured against the least-squares fit of the same training rows.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from babynn_cli.core.fit import Problem, finish, run_schedules, updates_per_epoch
+from babynn_cli.core.model import Params, mse
+from babynn_cli.core.reference import LeastSquares, least_squares
+from babynn_cli.core.schedules import ScheduleSpec
+from babynn_cli.core.sweep import DIVERGED, status_of
+from babynn_cli.core.train import EpochInfo, StopReason, TrainSettings
+
+SAVED = "saved model"
+
+
+@dataclass(frozen=True)
+class Config:
+    """One training configuration: a schedule (its name and parameters), η0 and a batch size."""
+
+    schedule: ScheduleSpec
+    lr: float
+    batch_size: int | None  # None: the whole data set
+
+    @property
+    def label(self) -> str:
+        batch = "full batch" if self.batch_size is None else f"batch {self.batch_size}"
+        return f"{self.schedule.name} η0={self.lr:g}, {batch}"
+
+
+@dataclass(frozen=True)
+class Row:
+    """A run or a saved model, in the data's own units, measured against the optimum."""
+
+    label: str
+    config: Config | None  # None for a saved model
+    W: np.ndarray  # (m, n)
+    bias: np.ndarray  # (n,)
+    train_loss: float
+    val_loss: float | None
+    gap: float  # L - L*
+    relative_gap: float  # (L - L*)/L* (L - L* when L* = 0)
+    weight_distance: float  # ||[W; w0] - [W*; w0*]||, Frobenius, data's units
+    reached_epoch: int | None  # first epoch with relative gap ≤ gap_tol
+    status: str
+    epochs_run: int | None
+    seconds: float | None  # wall time of its training (runs of one stack share it)
+    curve: np.ndarray | None  # relative gap at epochs 0, 1, ...
+
+
+@dataclass(frozen=True)
+class Comparison:
+    reference: LeastSquares  # in the data's own units, on the training rows
+    reference_val_loss: float | None
+    rows: tuple[Row, ...]  # ranked: by gap, diverged last
+
+    @property
+    def best(self) -> int | None:
+        return 0 if self.rows and self.rows[0].status != DIVERGED else None
+
+
+def relative(gap: float | np.ndarray, optimum: float) -> float | np.ndarray:
+    """The gap relative to L*, or absolute when L* = 0 (a perfect affine fit)."""
+    return gap / optimum if optimum > 0 else gap
+
+
+def distance(W: np.ndarray, bias: np.ndarray, ref: LeastSquares) -> float:
+    return float(np.sqrt(((W - ref.W) ** 2).sum() + ((bias - ref.w0) ** 2).sum()))
+
+
+def compare(
+    problem: Problem,
+    params: Params,
+    configs: Sequence[Config],
+    settings: TrainSettings,
+    seed: int,
+    gap_tol: float = 1e-6,
+    on_epoch: Callable[[EpochInfo], None] | None = None,
+    saved: Sequence[tuple[str, np.ndarray, np.ndarray]] = (),
+) -> Comparison:
+    """Run every configuration; `saved` adds (label, W, bias) models, W: (m, n) in data units."""
+    ref = least_squares(problem.X_raw, problem.Y, problem.model.intercept)
+    L_star = ref.loss
+    ref_val = None
+    if problem.X_val_raw is not None and problem.Y_val is not None:
+        ref_val = mse(problem.Y_val, problem.X_val_raw @ ref.W + ref.w0)
+
+    rows: list[Row] = []
+    groups: dict[int | None, list[Config]] = {}
+    for config in configs:
+        groups.setdefault(config.batch_size, []).append(config)
+    for batch_size, group in groups.items():
+        total = settings.epochs * updates_per_epoch(problem.n_train, batch_size)
+        schedules = [replace(c.schedule, total_updates=total).at(c.lr) for c in group]
+        group_settings = TrainSettings(
+            epochs=settings.epochs,
+            batch_size=batch_size,
+            tol=settings.tol,
+            patience=settings.patience,
+            early_stopping=settings.early_stopping,
+        )
+        result = run_schedules(problem, params, schedules, group_settings, seed, on_epoch)
+        for k, config in enumerate(group):
+            fitted = finish(problem, result, k)
+            run = fitted.run
+            curve = relative(fitted.history.train_loss[:, 0] - L_star, L_star)
+            hits = np.flatnonzero(curve <= gap_tol)
+            reached = int(fitted.history.epoch[hits[0]]) if hits.size else None
+            gap = fitted.train_loss - L_star
+            status = status_of(run.stop_reason, relative(gap, L_star) <= gap_tol)
+            rows.append(
+                Row(
+                    label=config.label,
+                    config=config,
+                    W=fitted.W,
+                    bias=fitted.bias,
+                    train_loss=fitted.train_loss,
+                    val_loss=fitted.val_loss,
+                    gap=gap,
+                    relative_gap=float(relative(gap, L_star)),
+                    weight_distance=distance(fitted.W, fitted.bias, ref),
+                    reached_epoch=reached,
+                    status=status,
+                    epochs_run=run.epochs_run,
+                    seconds=float(fitted.history.seconds[-1]),
+                    curve=curve,
+                )
+            )
+        if any(r.stop_reason is StopReason.INTERRUPTED for r in result.runs):
+            break
+
+    for label, W, bias in saved:
+        loss = mse(problem.Y, problem.X_raw @ W + bias)
+        val = None
+        if problem.X_val_raw is not None and problem.Y_val is not None:
+            val = mse(problem.Y_val, problem.X_val_raw @ W + bias)
+        gap = loss - L_star
+        rows.append(
+            Row(
+                label=label,
+                config=None,
+                W=W,
+                bias=bias,
+                train_loss=loss,
+                val_loss=val,
+                gap=gap,
+                relative_gap=float(relative(gap, L_star)),
+                weight_distance=distance(W, bias, ref),
+                reached_epoch=None,
+                status=SAVED,
+                epochs_run=None,
+                seconds=None,
+                curve=None,
+            )
+        )
+
+    def rank(row: Row) -> tuple[bool, float, float]:
+        gap = row.gap if math.isfinite(row.gap) else math.inf
+        reached = row.reached_epoch if row.reached_epoch is not None else math.inf
+        return (row.status == DIVERGED, gap, reached)
+
+    return Comparison(reference=ref, reference_val_loss=ref_val, rows=tuple(sorted(rows, key=rank)))

@@ -1,0 +1,201 @@
+"""The compare report: the ranked table with the optimum's row, the loss curves; CSV and JSON."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich import box
+from rich.table import Table
+
+from babynn_cli.report import Reporter, fmt
+from babynn_cli.report.plot import Series, TextPlot, new_figure, save_png
+
+if TYPE_CHECKING:
+    from babynn_cli.core import Comparison
+
+MARKS = "123456789abcdefghijklmnopqrstuvwxyz"
+STYLES = ("cyan", "magenta", "green", "yellow", "blue", "red", "bright_cyan", "bright_magenta")
+
+
+WIDE = 120  # below this many columns the table leaves out L - L*, the weights' distance and time
+
+
+def show(report: Reporter, result: Comparison, gap_tol: float) -> None:
+    report.print(table(result, gap_tol, wide=report.width >= WIDE))
+    report.print(curves(result))
+
+
+def table(result: Comparison, gap_tol: float, wide: bool = True) -> Table:
+    val = result.reference_val_loss is not None
+    t = Table(
+        title="Compared with the least-squares optimum",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1),
+    )
+    t.add_column("#", justify="right")
+    t.add_column("configuration", min_width=16)
+    t.add_column("final loss", justify="right", no_wrap=True)
+    if val:
+        t.add_column("val loss", justify="right", no_wrap=True)
+    if wide:
+        t.add_column("L-L*", justify="right", no_wrap=True)
+    t.add_column("(L-L*)/L*", justify="right", no_wrap=True)
+    if wide:
+        t.add_column("‖W̃ - W̃*‖", justify="right", no_wrap=True)
+    t.add_column("reached", justify="right")
+    t.add_column("status", min_width=8)
+    if wide:
+        t.add_column("time s", justify="right", no_wrap=True)
+
+    def add(cells: dict[str, str], style: str | None) -> None:
+        keep = [c.header for c in t.columns]
+        t.add_row(*(cells[h] for h in keep if isinstance(h, str)), style=style)
+
+    digits = 9 if wide else 7
+    ref = result.reference
+    reference = {
+        "#": "",
+        "configuration": "least squares (closed form)",
+        "final loss": fmt(ref.loss, digits),
+        "val loss": fmt(result.reference_val_loss, digits),
+        "L-L*": "0",
+        "(L-L*)/L*": "0",
+        "‖W̃ - W̃*‖": "0",
+        "reached": "-",
+        "status": "optimum",
+        "time s": "-",
+    }
+    add(reference, "italic")
+    for k, row in enumerate(result.rows):
+        diverged = row.status == "diverged"
+
+        def number(value: float | None, digits: int = 3, hide: bool = diverged) -> str:
+            return "-" if hide else fmt(value, digits)
+
+        cells = {
+            "#": MARKS[k] if k < len(MARKS) else "",
+            "configuration": row.label,
+            "final loss": number(row.train_loss, digits),
+            "val loss": number(row.val_loss, digits),
+            "L-L*": number(row.gap),
+            "(L-L*)/L*": number(row.relative_gap),
+            "‖W̃ - W̃*‖": number(row.weight_distance),
+            "reached": "-" if row.reached_epoch is None else str(row.reached_epoch),
+            "status": f"diverged at epoch {row.epochs_run}" if diverged else row.status,
+            "time s": "-" if row.seconds is None else f"{row.seconds:.3f}",
+        }
+        add(cells, "bold green" if k == result.best else "red" if diverged else None)
+    t.caption = f"ranked by L - L*; reached at: the first epoch with (L - L*)/L* ≤ {gap_tol:g}" + (
+        "; runs of one batch size train together and share their wall time" if wide else ""
+    )
+    return t
+
+
+def _runs(result: Comparison) -> list[tuple[int, Any]]:
+    return [(k, r) for k, r in enumerate(result.rows) if r.curve is not None]
+
+
+def curves(result: Comparison) -> Any:
+    series = []
+    for k, row in _runs(result):
+        mark = MARKS[k] if k < len(MARKS) else "·"
+        epochs = list(range(len(row.curve)))
+        series.append(
+            Series(epochs, list(row.curve), mark, STYLES[k % len(STYLES)], f"{mark} {row.label}")
+        )
+    for s in series:
+        s.label = s.label[2:]
+    return TextPlot(
+        series,
+        x_label="epoch",
+        y_label="(L - L*)/L*, log scale",
+        x_log=False,
+    ).render()
+
+
+def _row_record(row: Any, features: list[str]) -> dict[str, Any]:
+    config = row.config
+    return {
+        "label": row.label,
+        "kind": "run" if config is not None else "saved model",
+        "schedule": config.schedule.name if config is not None else None,
+        "lr": config.lr if config is not None else None,
+        "batch_size": config.batch_size if config is not None else None,
+        "final_loss": row.train_loss,
+        "val_loss": row.val_loss,
+        "gap": row.gap,
+        "relative_gap": row.relative_gap,
+        "weight_distance": row.weight_distance,
+        "reached_epoch": row.reached_epoch,
+        "status": row.status,
+        "epochs_run": row.epochs_run,
+        "seconds": row.seconds,
+    }
+
+
+def columns(result: Comparison, features: list[str]) -> dict[str, list[Any]]:
+    records = [
+        {
+            "label": "least squares (closed form)",
+            "kind": "optimum",
+            "schedule": None,
+            "lr": None,
+            "batch_size": None,
+            "final_loss": result.reference.loss,
+            "val_loss": result.reference_val_loss,
+            "gap": 0.0,
+            "relative_gap": 0.0,
+            "weight_distance": 0.0,
+            "reached_epoch": None,
+            "status": "optimum",
+            "epochs_run": None,
+            "seconds": None,
+        },
+        *(_row_record(row, features) for row in result.rows),
+    ]
+    return {key: [r[key] for r in records] for key in records[0]}
+
+
+def as_json(
+    result: Comparison, features: list[str], targets: list[str], gap_tol: float
+) -> dict[str, Any]:
+    ref = result.reference
+    rows = []
+    for row in result.rows:
+        record = _row_record(row, features)
+        record["weights"] = row.W.tolist()
+        record["bias"] = row.bias.tolist()
+        rows.append(record)
+    return {
+        "features": features,
+        "targets": targets,
+        "gap_tol": gap_tol,
+        "reference": {
+            "label": "least squares (closed form)",
+            "final_loss": ref.loss,
+            "val_loss": result.reference_val_loss,
+            "weights": ref.W.tolist(),
+            "bias": ref.w0.tolist(),
+        },
+        "rows": rows,
+        "best": None if result.best is None else result.rows[result.best].label,
+    }
+
+
+def save_plot(result: Comparison, path: Path, gap_tol: float) -> None:
+    figure, ax = new_figure()
+    for _, row in _runs(result):
+        curve = row.curve
+        epochs = range(len(curve))
+        positive = [(e, g) for e, g in zip(epochs, curve, strict=True) if g > 0]
+        if positive:
+            xs, ys = zip(*positive, strict=True)
+            ax.semilogy(xs, ys, label=row.label)  # type: ignore[attr-defined]
+    ax.axhline(gap_tol, color="gray", ls=":", label=f"--gap-tol {gap_tol:g}")  # type: ignore[attr-defined]
+    ax.set_xlabel("epoch")  # type: ignore[attr-defined]
+    ax.set_ylabel("(L-L*)/L*")  # type: ignore[attr-defined]
+    ax.set_title("babynn compare: gap to the least-squares optimum")  # type: ignore[attr-defined]
+    ax.legend(fontsize="small")  # type: ignore[attr-defined]
+    save_png(figure, path)
