@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from babynn_cli.core import AffineModel, Standardizer, curvature, from_raw_units, to_raw_units
+from babynn_cli.core.design import Design
 from babynn_cli.core.model import stack, unstack
 from babynn_cli.core.schedules import (
     Constant,
@@ -102,8 +103,9 @@ def test_one_full_batch_step_is_exactly_the_update_rule():
     from babynn_cli.core import TrainSettings, train
 
     model, params, X, Y = problem(N=20)
+    data = as_design(X, Y)
     lr = 0.05
-    _, grads = model.full_batch(X, Y)(stack(params, 1))
+    _, grads = model.full_batch(data)(stack(params, 1))
     _, direct = model.losses_and_grads(stack(params, 1), X, Y)
     for name in grads:  # the moments' gradient is the answer key's, to rounding
         np.testing.assert_allclose(grads[name], direct[name], rtol=1e-12, atol=1e-14)
@@ -112,8 +114,7 @@ def test_one_full_batch_step_is_exactly_the_update_rule():
     result = train(
         model,
         params,
-        X,
-        Y,
+        data,
         [Constant(lr)],
         TrainSettings(epochs=1, tol=0),
         np.random.default_rng(0),
@@ -124,14 +125,19 @@ def test_one_full_batch_step_is_exactly_the_update_rule():
     assert result.history.train_loss[1, 0] == pytest.approx(direct_loss, rel=1e-13)
 
 
+def as_design(X, Y):
+    """The rows as they are, unstandardised."""
+    return Design(X, Y, np.zeros(X.shape[1]), np.ones(X.shape[1]))
+
+
 class DirectAffine(AffineModel):
     """The affine model computed the obvious way at full batch: X @ W, then Xᵀr, every epoch."""
 
-    def full_batch(self, X, Y):
-        return lambda p: self.losses_and_grads(p, X, Y)
+    def full_batch(self, data):
+        return lambda p: self.losses_and_grads(p, data.X, data.Y)
 
-    def evaluator(self, X, Y):
-        return lambda p: self.losses(p, X, Y)
+    def evaluator(self, data):
+        return lambda p: self.losses(p, data.X, data.Y)
 
 
 @pytest.mark.parametrize("intercept", [True, False])
@@ -149,7 +155,8 @@ def test_moments_give_the_direct_iterates_and_losses(intercept):
     for cls in (AffineModel, DirectAffine):
         model = cls(6, 2, intercept)
         params = model.init_params(np.random.default_rng(0))
-        runs.append(train(model, params, X, Y, schedules, settings, np.random.default_rng(0)))
+        data = as_design(X, Y)
+        runs.append(train(model, params, data, schedules, settings, np.random.default_rng(0)))
     moments, direct = runs
     for name in moments.params:
         np.testing.assert_allclose(moments.params[name], direct.params[name], rtol=1e-12)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -12,6 +14,7 @@ from babynn_cli.core import (
     initial_params,
     make_problem,
     make_schedule,
+    run_schedules,
 )
 
 
@@ -124,8 +127,8 @@ def test_validation_split_is_seeded():
     a, _ = run(X, Y, val_frac=0.2, settings=TrainSettings(epochs=1))
     b, _ = run(X, Y, val_frac=0.2, settings=TrainSettings(epochs=1))
     c, _ = run(X, Y, val_frac=0.2, seed=9, settings=TrainSettings(epochs=1))
-    assert np.array_equal(a.X_val_raw, b.X_val_raw)
-    assert not np.array_equal(a.X_val_raw, c.X_val_raw)
+    assert np.array_equal(a.val.X, b.val.X)
+    assert not np.array_equal(a.val.X, c.val.X)
 
 
 def test_interrupt_keeps_the_last_finished_epoch():
@@ -163,3 +166,36 @@ def test_too_few_rows():
     X, Y = linear_data(N=3)
     with pytest.raises(ProblemError, match="1 training row"):
         make_problem(X, Y, val_frac=0.5)
+
+
+@pytest.mark.parametrize(
+    ("schedules", "settings", "val_frac"),
+    [
+        # rates that converge at different epochs, one at the edge, two that diverge
+        ((0.01, 0.1, 0.5, 0.95, 1.05, 3.0), TrainSettings(epochs=700, tol=1e-12, patience=4), 0),
+        ((0.05, 0.3), TrainSettings(epochs=300, tol=1e-3, patience=10, early_stopping=True), 0.3),
+        ((0.002, 0.02, 0.5), TrainSettings(epochs=30, batch_size=7, tol=1e-6, patience=3), 0),
+    ],
+)
+def test_blocks_of_epochs_give_what_one_epoch_at_a_time_gives(
+    monkeypatch, schedules, settings, val_frac
+):
+    """The stopping rules read over a block of epochs at once decide as they do epoch by epoch."""
+    train_module = sys.modules["babynn_cli.core.train"]  # the module, not the function
+
+    X, Y = linear_data(N=120, m=4, n=2)
+    problem = make_problem(X, Y, val_frac=val_frac)
+    scale = 2 / problem.curvature().lambda_max  # rates as fractions of the stability bound
+    scheds = [make_schedule("constant", f * scale) for f in schedules]
+    params = initial_params(problem, 0)
+    results = []
+    for block in (1, train_module.MAX_BLOCK):
+        monkeypatch.setattr(train_module, "MAX_BLOCK", block)
+        monkeypatch.setattr(train_module, "BLOCK_SECONDS", 1e9 if block > 1 else 0)
+        results.append(run_schedules(problem, params, scheds, settings, 0))
+    one, blocks = results
+    assert one.runs == blocks.runs
+    assert {r.stop_reason for r in one.runs} != {StopReason.MAX_EPOCHS}
+    for name in one.params:
+        assert np.array_equal(one.params[name], blocks.params[name])
+    np.testing.assert_array_equal(one.history.train_loss, blocks.history.train_loss)

@@ -7,81 +7,21 @@ K stacked models (W: (K, m, n), w0: (K, n)) are evaluated as one wide model: the
 by side make an (m, K·n) matrix, so one product X @ W reads the data once for all K.
 
 At full batch the loss is a quadratic in (W, w0) whose coefficients are the centred second
-moments of the data (`Moments`): gathered in one pass, they give every epoch's loss and gradient
-in O(m²n) operations, however many rows there are.
+moments of the data (`core.moments.Moments`): gathered in one pass, they give every epoch's loss
+and gradient in O(m²n) operations, however many rows there are.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from babynn_cli.core.model import Evaluator, Oracle, Params
 
-CHUNK_ROWS = 1 << 16  # rows per block when gathering moments: bounded extra memory
-
-
-@dataclass(frozen=True)
-class Moments:
-    """What full-batch training of an affine model needs of X: (N, m) and Y: (N, n).
-
-    With centred moments xx = (1/N) Σ (x - x̄)(x - x̄)ᵀ, xy = (1/N) Σ (x - x̄)(y - ȳ)ᵀ, the
-    least-squares slope W* (xx·W* = xy, to rounding: res = xx·W* - xy) and the loss L* of the best
-    affine fit computed directly on the data, the loss of any W, w0 is exactly
-
-        L = L* + tr(Eᵀ·xx·E) + 2·tr(Eᵀ·res) + ||d||²,   E = W - W*,  d = ȳ - Wᵀx̄ - w0,
-
-    a sum of small non-negative terms near the optimum, so it keeps its digits where the textbook
-    form yy - 2·tr(Wᵀxy) + tr(Wᵀ·xx·W) would cancel them away.
-    """
-
-    x_mean: np.ndarray  # (m,)
-    y_mean: np.ndarray  # (n,)
-    xx: np.ndarray  # (m, m)
-    W_star: np.ndarray  # (m, n)
-    res: np.ndarray  # (m, n)
-    optimum_loss: float
-
-    @classmethod
-    def of(cls, X: np.ndarray, Y: np.ndarray) -> Moments:
-        N = len(X)
-        x_mean, y_mean = X.mean(axis=0), Y.mean(axis=0)
-        m, n = X.shape[1], Y.shape[1]
-        xx, xy = np.zeros((m, m)), np.zeros((m, n))
-        for lo in range(0, N, CHUNK_ROWS):  # centre block by block: no copy of the whole X
-            Xc = X[lo : lo + CHUNK_ROWS] - x_mean
-            xx += Xc.T @ Xc
-            xy += Xc.T @ (Y[lo : lo + CHUNK_ROWS] - y_mean)
-        xx, xy = xx / N, xy / N
-        W_star = np.linalg.lstsq(xx, xy, rcond=None)[0]
-        sse = 0.0
-        for lo in range(0, N, CHUNK_ROWS):  # L* on the data itself: its digits are all there
-            R = (Y[lo : lo + CHUNK_ROWS] - y_mean) - (X[lo : lo + CHUNK_ROWS] - x_mean) @ W_star
-            sse += float(np.einsum("ij,ij->", R, R))
-        return cls(x_mean, y_mean, xx, W_star, xx @ W_star - xy, sse / N)
-
-    def _terms(self, stack: Params) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        W = stack["W"]  # (K, m, n)
-        E = W - self.W_star
-        xxE = self.xx @ E  # (K, m, n)
-        d = self.y_mean - np.einsum("a,kaj->kj", self.x_mean, W)  # ȳ - Wᵀx̄, (K, n)
-        if "w0" in stack:
-            d = d - stack["w0"]
-        excess = np.einsum("kaj,kaj->k", E, xxE + 2.0 * self.res) + np.einsum("kj,kj->k", d, d)
-        return self.optimum_loss + excess, xxE, d
-
-    def losses(self, stack: Params) -> np.ndarray:
-        return self._terms(stack)[0]
-
-    def losses_and_grads(self, stack: Params) -> tuple[np.ndarray, Params]:
-        losses, xxE, d = self._terms(stack)
-        # ∇L_W = (2/N) Σ x(ŷ - y)ᵀ (answer 1.d, averaged) = 2(xx·W - xy - x̄dᵀ)
-        grad_W = 2.0 * (xxE + self.res - self.x_mean[None, :, None] * d[:, None, :])
-        grads = {"W": grad_W}
-        if "w0" in stack:
-            grads["w0"] = -2.0 * d  # ∇L_w0 = (2/N) Σ (ŷ - y) (answer 1.e, averaged) = -2d
-        return losses, grads
+if TYPE_CHECKING:
+    from babynn_cli.core.design import Design
 
 
 @dataclass(frozen=True)
@@ -142,16 +82,18 @@ class AffineModel:
             grads["w0"] = G.sum(axis=0)  # ∇L_w0 = ∇L_ŷ I = -2(y - ŷ) (answers 1.c, 1.e), (K, n)
         return losses, grads
 
-    def full_batch(self, X: np.ndarray, Y: np.ndarray) -> Oracle:
+    def full_batch(self, data: Design) -> Oracle:
         """From the data's moments; the direct way when there are fewer rows than features."""
-        if len(X) < X.shape[1]:
-            return lambda stack: self.losses_and_grads(stack, X, Y)
-        return Moments.of(X, Y).losses_and_grads
+        if data.n_rows < data.n_features:
+            X = data.standardized()
+            return lambda stack: self.losses_and_grads(stack, X, data.Y)
+        return data.moments.losses_and_grads
 
-    def evaluator(self, X: np.ndarray, Y: np.ndarray) -> Evaluator:
-        if len(X) < X.shape[1]:
-            return lambda stack: self.losses(stack, X, Y)
-        return Moments.of(X, Y).losses
+    def evaluator(self, data: Design) -> Evaluator:
+        if data.n_rows < data.n_features:
+            X = data.standardized()
+            return lambda stack: self.losses(stack, X, data.Y)
+        return data.moments.losses
 
 
 def to_raw_units(

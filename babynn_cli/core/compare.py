@@ -88,11 +88,10 @@ def compare(
     saved: Sequence[tuple[str, np.ndarray, np.ndarray]] = (),
 ) -> Comparison:
     """Run every configuration; `saved` adds (label, W, bias) models, W: (m, n) in data units."""
-    ref = least_squares(problem.X_raw, problem.Y, problem.model.intercept)
+    ref = least_squares(problem.train.X, problem.train.Y, problem.model.intercept)
     L_star = ref.loss
-    ref_val = None
-    if problem.X_val_raw is not None and problem.Y_val is not None:
-        ref_val = mse(problem.Y_val, problem.X_val_raw @ ref.W + ref.w0)
+    val = problem.val
+    ref_val = None if val is None else mse(val.Y, val.X @ ref.W + ref.w0)
 
     rows: list[Row] = []
     groups: dict[int | None, list[Config]] = {}
@@ -139,10 +138,8 @@ def compare(
             break
 
     for label, W, bias in saved:
-        loss = mse(problem.Y, problem.X_raw @ W + bias)
-        val = None
-        if problem.X_val_raw is not None and problem.Y_val is not None:
-            val = mse(problem.Y_val, problem.X_val_raw @ W + bias)
+        loss = mse(problem.train.Y, problem.train.X @ W + bias)
+        val_loss = None if val is None else mse(val.Y, val.X @ W + bias)
         gap = loss - L_star
         rows.append(
             Row(
@@ -151,7 +148,7 @@ def compare(
                 W=W,
                 bias=bias,
                 train_loss=loss,
-                val_loss=val,
+                val_loss=val_loss,
                 gap=gap,
                 relative_gap=float(relative(gap, L_star)),
                 weight_distance=distance(W, bias, ref),

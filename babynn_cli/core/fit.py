@@ -14,10 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from babynn_cli.core.affine import AffineModel, from_raw_units, to_raw_units
+from babynn_cli.core.design import Design
 from babynn_cli.core.model import Params, mse, r2_per_output, unstack
+from babynn_cli.core.moments import Moments
 from babynn_cli.core.scaling import Standardizer
 from babynn_cli.core.schedules import Schedule
-from babynn_cli.core.theory import Curvature, curvature
+from babynn_cli.core.theory import Curvature, curvature_of
 from babynn_cli.core.train import EpochInfo, History, Run, TrainResult, TrainSettings, train
 
 MIN_TRAINING_ROWS = 2
@@ -44,29 +46,25 @@ def updates_per_epoch(n_rows: int, batch_size: int | None) -> int:
 
 @dataclass(frozen=True)
 class Problem:
-    """The data as trained: X (N, m) standardised training features, raw X kept for metrics."""
+    """The data as trained: training (and validation) rows, their standardisation, the model."""
 
-    X: np.ndarray
-    Y: np.ndarray
-    X_raw: np.ndarray
-    X_val: np.ndarray | None
-    Y_val: np.ndarray | None
-    X_val_raw: np.ndarray | None
+    train: Design
+    val: Design | None
     scaler: Standardizer
     standardized: bool
     model: AffineModel
 
     @property
     def n_train(self) -> int:
-        return len(self.X)
+        return self.train.n_rows
 
     @property
     def n_val(self) -> int:
-        return 0 if self.X_val is None else len(self.X_val)
+        return 0 if self.val is None else self.val.n_rows
 
     def curvature(self) -> Curvature:
         """λmax, λmin of the Hessian H = (2/N) X̃ᵀX̃ of the data as trained."""
-        return curvature(self.X, self.model.intercept)
+        return curvature_of(self.train.moments.gram(self.model.intercept))
 
 
 def make_problem(
@@ -78,7 +76,10 @@ def make_problem(
     intercept: bool = True,
     seed: int = 0,
 ) -> Problem:
-    """Hold out round(val_frac·N) seeded rows, standardise with the training rows' statistics."""
+    """Hold out round(val_frac·N) seeded rows, standardise with the training rows' statistics.
+
+    Nothing is copied when no rows are held out: the rows are standardised as they are used.
+    """
     N = len(X)
     n_val = n_validation_rows(N, val_frac)
     if N - n_val < MIN_TRAINING_ROWS:
@@ -94,18 +95,14 @@ def make_problem(
     else:
         X_tr, Y_tr, X_va, Y_va = X, Y, None, None
     m, n = X.shape[1], Y.shape[1]
-    scaler = Standardizer.fit(X_tr, center=intercept) if standardize else Standardizer.identity(m)
-    return Problem(
-        X=scaler.transform(X_tr) if standardize else X_tr,
-        Y=Y_tr,
-        X_raw=X_tr,
-        X_val=None if X_va is None else (scaler.transform(X_va) if standardize else X_va),
-        Y_val=Y_va,
-        X_val_raw=X_va,
-        scaler=scaler,
-        standardized=standardize,
-        model=AffineModel(m, n, intercept),
-    )
+    raw = Moments.of(X_tr, Y_tr)
+    if standardize:
+        scaler = Standardizer.from_statistics(raw.x_mean, raw.variance, center=intercept)
+    else:
+        scaler = Standardizer.identity(m)
+    train = Design(X_tr, Y_tr, scaler.mean, scaler.scale, raw)
+    val = None if X_va is None else Design(X_va, Y_va, scaler.mean, scaler.scale)  # type: ignore[arg-type]
+    return Problem(train, val, scaler, standardize, AffineModel(m, n, intercept))
 
 
 def initial_params(
@@ -151,13 +148,11 @@ def run_schedules(
     return train(
         problem.model,
         params,
-        problem.X,
-        problem.Y,
+        problem.train,
         schedules,
         settings,
         shuffle_rng,
-        X_val=problem.X_val,
-        Y_val=problem.Y_val,
+        val=problem.val,
         on_epoch=on_epoch,
     )
 
@@ -168,19 +163,19 @@ def finish(problem: Problem, result: TrainResult, k: int) -> Fitted:
     W, bias = to_raw_units(params, problem.scaler.mean, problem.scaler.scale)
     raw = AffineModel(problem.model.n_inputs, problem.model.n_outputs, intercept=True)
     raw_params = {"W": W, "w0": bias}
-    Y_hat = raw.predict(raw_params, problem.X_raw)
+    Y_hat = raw.predict(raw_params, problem.train.X)
     val_loss = val_r2 = None
-    if problem.X_val_raw is not None and problem.Y_val is not None:
-        Y_val_hat = raw.predict(raw_params, problem.X_val_raw)
-        val_loss, val_r2 = mse(problem.Y_val, Y_val_hat), r2_per_output(problem.Y_val, Y_val_hat)
+    if problem.val is not None:
+        Y_val_hat = raw.predict(raw_params, problem.val.X)
+        val_loss, val_r2 = mse(problem.val.Y, Y_val_hat), r2_per_output(problem.val.Y, Y_val_hat)
     return Fitted(
         run=result.runs[k],
         history=result.history.column(k),
         params=params,
         W=W,
         bias=bias,
-        train_loss=mse(problem.Y, Y_hat),
-        train_r2=r2_per_output(problem.Y, Y_hat),
+        train_loss=mse(problem.train.Y, Y_hat),
+        train_r2=r2_per_output(problem.train.Y, Y_hat),
         val_loss=val_loss,
         val_r2=val_r2,
     )

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from babynn_cli.core.moments import CHUNK_ROWS
+
 
 @dataclass(frozen=True)
 class Standardizer:
@@ -21,14 +23,22 @@ class Standardizer:
         Without centring (a model with no intercept cannot absorb a shift) each column is divided
         by its root mean square instead, so that ŷ = Wᵀx keeps its meaning.
         """
+        mean = X.mean(axis=0)
+        variance = np.zeros(X.shape[1])
+        for lo in range(0, len(X), CHUNK_ROWS):  # block by block: no copy of X
+            block = X[lo : lo + CHUNK_ROWS] - mean
+            variance += np.einsum("ij,ij->j", block, block)
+        return cls.from_statistics(mean, variance / len(X), center)
+
+    @classmethod
+    def from_statistics(cls, mean: np.ndarray, variance: np.ndarray, center: bool) -> Standardizer:
+        """From each column's mean and variance (ddof 0)."""
         if center:
-            mean = X.mean(axis=0)
-            scale = X.std(axis=0)
+            scale = np.sqrt(variance)
         else:
-            mean = np.zeros(X.shape[1])
-            scale = np.sqrt((X * X).mean(axis=0))
-        scale = np.where(scale > 0, scale, 1.0)
-        return cls(mean=mean, scale=scale)
+            scale = np.sqrt(variance + mean * mean)
+            mean = np.zeros_like(mean)
+        return cls(mean=mean, scale=np.where(scale > 0, scale, 1.0))
 
     @classmethod
     def identity(cls, m: int) -> Standardizer:

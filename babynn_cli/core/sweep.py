@@ -16,9 +16,7 @@ import numpy as np
 
 from babynn_cli.core.fit import Problem, run_schedules
 from babynn_cli.core.model import Params
-from babynn_cli.core.reference import least_squares
 from babynn_cli.core.schedules import ScheduleSpec
-from babynn_cli.core.theory import design_gram
 from babynn_cli.core.train import EpochInfo, StopReason, TrainResult, TrainSettings
 
 CONVERGED, STALLED, FALLING, DIVERGED, INTERRUPTED = (
@@ -100,19 +98,20 @@ def theory(problem: Problem, params: Params, gap_tol: float, max_epochs: int = 1
     and L - L* = ½ Σᵢ λᵢ cᵢ², so the gap after t epochs is ½ Σᵢ λᵢ (1 - ηλᵢ)^(2t) cᵢ(0)².
     """
     intercept = problem.model.intercept
-    H = 2.0 * design_gram(problem.X, intercept)
+    moments = problem.train.moments
+    H = 2.0 * moments.gram(intercept)
     lam, V = np.linalg.eigh(H)
     lam = np.maximum(lam, 0.0)
     lam_max, lam_min = float(lam[-1]), float(lam[0])
     best = 2.0 / (lam_max + lam_min)
-    ref = least_squares(problem.X, problem.Y, intercept)
+    W_opt, w0_opt, optimum_loss = moments.optimum(intercept)
     W0 = params["W"]
     start = np.vstack([W0, params["w0"][None, :]]) if intercept else W0
-    optimum = np.vstack([ref.W, ref.w0[None, :]]) if intercept else ref.W
+    optimum = np.vstack([W_opt, w0_opt[None, :]]) if intercept else W_opt
     c = V.T @ (start - optimum)  # (m+1, n): the initial error in the eigenbasis
     weight = 0.5 * lam * (c**2).sum(axis=1)  # each component's share of L - L*
-    initial = ref.loss + float(weight.sum())
-    target = gap_tol * ref.loss if ref.loss > 0 else gap_tol * initial
+    initial = optimum_loss + float(weight.sum())
+    target = gap_tol * optimum_loss if optimum_loss > 0 else gap_tol * initial
     factor = (1.0 - best * lam) ** 2
     predicted = None
     t = np.arange(0, 1025, dtype=float)
@@ -123,7 +122,7 @@ def theory(problem: Problem, params: Params, gap_tol: float, max_epochs: int = 1
             predicted = int(t[hit[0]])
             break
         t = t + len(t)
-    return Theory(lam_max, lam_min, 2.0 / lam_max, best, ref.loss, initial, predicted)
+    return Theory(lam_max, lam_min, 2.0 / lam_max, best, optimum_loss, initial, predicted)
 
 
 def sweep(

@@ -54,6 +54,11 @@ def design_gram(X: np.ndarray, intercept: bool) -> np.ndarray:
 
 def curvature(X: np.ndarray, intercept: bool) -> Curvature:
     """Extreme eigenvalues of H = (2/N) X̃ᵀX̃ for the data as trained, X: (N, m)."""
-    eig = np.linalg.eigvalsh(2.0 * design_gram(X, intercept))
+    return curvature_of(design_gram(X, intercept))
+
+
+def curvature_of(gram: np.ndarray) -> Curvature:
+    """Extreme eigenvalues of H = 2·gram, gram = X̃ᵀX̃ / N."""
+    eig = np.linalg.eigvalsh(2.0 * gram)
     lam_min = float(max(eig[0], 0.0))  # rounding can make a singular H's smallest one negative
     return Curvature(lambda_max=float(eig[-1]), lambda_min=lam_min)

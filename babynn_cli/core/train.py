@@ -19,6 +19,7 @@ from enum import StrEnum
 
 import numpy as np
 
+from babynn_cli.core.design import Design
 from babynn_cli.core.model import Model, Params, stack
 from babynn_cli.core.schedules import Schedule
 
@@ -31,6 +32,9 @@ from babynn_cli.core.schedules import Schedule
 #   is past the bound, however slowly the loss grows.
 DIVERGENCE_FACTOR = 1e4
 RISE = 1e-9
+# Epochs run in blocks that double while a block takes less than BLOCK_SECONDS.
+BLOCK_SECONDS = 0.05
+MAX_BLOCK = 1024
 
 
 class StopReason(StrEnum):
@@ -121,175 +125,218 @@ class TrainResult:
 def train(
     model: Model,
     params: Params,
-    X: np.ndarray,
-    Y: np.ndarray,
+    data: Design,
     schedules: Sequence[Schedule],
     settings: TrainSettings,
     rng: np.random.Generator,
     *,
-    X_val: np.ndarray | None = None,
-    Y_val: np.ndarray | None = None,
+    val: Design | None = None,
     on_epoch: Callable[[EpochInfo], None] | None = None,
 ) -> TrainResult:
-    """Train one copy of `params` per schedule on X: (N, m), Y: (N, n).
+    """Train one copy of `params` per schedule on `data` (rows standardised as they are used).
 
-    `rng` shuffles the rows each epoch (the same order for every run).
+    `rng` shuffles the rows each epoch (the same order for every run). Epochs run in blocks, a
+    block growing while it takes under BLOCK_SECONDS: the stopping rules are read over a whole
+    block at once, and `on_epoch` is called after each block, with its last epoch.
     """
-    N, K = len(X), len(schedules)
+    N, K = data.n_rows, len(schedules)
     batch = N if settings.batch_size is None else min(settings.batch_size, N)
     full_batch = batch == N
-    has_val = X_val is not None and Y_val is not None
-    if settings.early_stopping and not has_val:
+    if settings.early_stopping and val is None:
         raise ValueError("early stopping needs validation data")
     per_epoch = -(-N // batch)
-    oracle = model.full_batch(X, Y) if full_batch else None
-    train_losses = model.evaluator(X, Y) if oracle is None else None
-    val_evaluator = model.evaluator(X_val, Y_val) if has_val else None  # type: ignore[arg-type]
+    oracle = model.full_batch(data) if full_batch else None
+    train_losses = None if full_batch else model.evaluator(data)
+    val_losses = model.evaluator(val) if val is not None else None
+    E = settings.epochs
 
-    def val_losses(p: Params) -> np.ndarray:
-        return val_evaluator(p) if val_evaluator is not None else np.full(K, np.nan)
-
-    def rates(t0: int) -> np.ndarray:
-        """(per_epoch, K): the rate of every update of the epoch starting at update t0."""
-        t = np.arange(t0, t0 + per_epoch, dtype=float)
+    def rates(t0: int, count: int) -> np.ndarray:
+        """(count, K): the rates of updates t0, t0 + 1, ..."""
+        t = np.arange(t0, t0 + count, dtype=float)
         return np.stack([s.rates(t) for s in schedules], axis=1)
+
+    # history, preallocated: row e is epoch e (row 0 the initial weights)
+    lr_hist = np.full((E + 1, K), np.nan)
+    loss_hist = np.full((E + 1, K), np.nan)
+    val_hist = np.full((E + 1, K), np.nan)
+    seconds = np.zeros(E + 1)
 
     params = stack(params, K)
     start = time.perf_counter()
     if oracle is not None:
         loss, grads = oracle(params)
+        full_rates = rates(0, E)  # one update an epoch: every rate of the run at once
     else:
         loss = train_losses(params)  # type: ignore[misc]
-    v_loss = val_losses(params)
+    loss_hist[0] = loss
+    if val_losses is not None:
+        val_hist[0] = val_losses(params)
+    Y = data.Y
     spread = float(np.mean(((Y - Y.mean(axis=0)) ** 2).sum(axis=1)))
     ceiling = DIVERGENCE_FACTOR * np.maximum(np.maximum(loss, spread), np.finfo(float).tiny)
 
-    epochs_col, updates_col, seconds_col = [0], [0], [0.0]
-    lr_rows, loss_rows, val_rows = [np.full(K, np.nan)], [loss.copy()], [v_loss.copy()]
-
     running = np.ones(K, dtype=bool)
     outcome: list[Run | None] = [None] * K
-    monitor0 = v_loss if settings.early_stopping else loss
-    best_monitor, stale = monitor0.copy(), np.zeros(K, dtype=int)
-    best_train, prev_train, rising = loss.copy(), loss.copy(), np.zeros(K, dtype=int)
+    monitor_hist = val_hist if settings.early_stopping else loss_hist
+    best_monitor, stale = monitor_hist[0].copy(), np.zeros(K, dtype=int)
+    best_train, rising = loss.copy(), np.zeros(K, dtype=int)
     best_params = {k: v.copy() for k, v in params.items()}
     best_epoch = np.zeros(K, dtype=int)
-    t = 0
-    epoch = 0
+    done_epochs = 0  # epochs finished and kept
     interrupted = False
+    size = 1
 
-    for epoch in range(1, settings.epochs + 1):
+    while done_epochs < E and running.any() and not interrupted:
+        first = done_epochs + 1
+        last = min(E, done_epochs + size)
+        at_start = params
+        snapshots: list[Params] = []  # the weights after each epoch of the block
+        block_start = time.perf_counter()
         try:
-            table = rates(t) * running  # a stopped run takes steps of size 0
             with np.errstate(all="ignore"):
-                if oracle is not None:
-                    lr = table[0]
-                    new = {
-                        k: v - _per_run(lr, v) * grads[k]  # w ← w - η∇L_w
-                        for k, v in params.items()
-                    }
-                    loss, grads = oracle(new)
-                else:
-                    new = {k: v.copy() for k, v in params.items()}
-                    order = rng.permutation(N)
-                    steps = {k: _per_run(table, v) for k, v in new.items()}
-                    for j, lo in enumerate(range(0, N, batch)):
-                        idx = order[lo : lo + batch]
-                        _, g = model.losses_and_grads(new, X[idx], Y[idx])
-                        for k, v in new.items():
-                            v -= steps[k][j] * g[k]  # w ← w - η∇L_w on this batch
-                    loss = train_losses(new)  # type: ignore[misc]
-                    lr = table[-1]
-                v_loss = val_losses(new)
-            t += per_epoch
+                for epoch in range(first, last + 1):
+                    if oracle is not None:
+                        lr = full_rates[epoch - 1] * running  # a stopped run takes steps of size 0
+                        new = {
+                            k: v - _per_run(lr, v) * grads[k]  # w ← w - η∇L_w
+                            for k, v in params.items()
+                        }
+                        loss, grads = oracle(new)
+                    else:
+                        table = rates((epoch - 1) * per_epoch, per_epoch) * running
+                        new = {k: v.copy() for k, v in params.items()}
+                        order = rng.permutation(N)
+                        steps = {k: _per_run(table, v) for k, v in new.items()}
+                        for j, lo in enumerate(range(0, N, batch)):
+                            idx = order[lo : lo + batch]
+                            _, g = model.losses_and_grads(new, data.rows(idx), Y[idx])
+                            for k, v in new.items():
+                                v -= steps[k][j] * g[k]  # w ← w - η∇L_w on this batch
+                        loss = train_losses(new)  # type: ignore[misc]
+                        lr = table[-1]
+                    v_loss = val_losses(new) if val_losses is not None else None
+                    lr_hist[epoch], loss_hist[epoch] = lr, loss
+                    if v_loss is not None:
+                        val_hist[epoch] = v_loss
+                    seconds[epoch] = time.perf_counter() - start
+                    snapshots.append(new)
+                    params = new
         except KeyboardInterrupt:
-            interrupted = True
-            break
+            interrupted = True  # keep the epochs this block finished, then stop
+            last = first + len(snapshots) - 1
+            for hist in (lr_hist, loss_hist, val_hist):
+                hist[last + 1 :] = np.nan
+            if not snapshots:
+                params = at_start
+                break
+        if time.perf_counter() - block_start < BLOCK_SECONDS:
+            size = min(2 * size, MAX_BLOCK)
 
-        # Divergence, run by run: such a run keeps its last finite weights and stops.
-        rising = np.where(loss > prev_train * (1 + RISE), rising + 1, 0)
-        best_train, prev_train = np.fmin(best_train, loss), loss
-        steady_rise = (rising >= settings.patience) & (full_batch | (loss > 2 * best_train))
+        # -- the stopping rules, read over the block at once -----------------------------------
+        L = loss_hist[first : last + 1]  # (B, K)
+        rises = _run_lengths(loss_hist[first - 1 : last] * (1 + RISE) < L, rising)
+        best_so_far = np.fmin.accumulate(np.vstack([best_train, L]), axis=0)[1:]
+        M = monitor_hist[first : last + 1]
+        best_before = np.fmin.accumulate(np.vstack([best_monitor, M]), axis=0)[:-1]
         with np.errstate(invalid="ignore"):
-            diverged = running & (~np.isfinite(loss) | (loss > ceiling) | steady_rise)
-        for k in np.flatnonzero(diverged):
-            outcome[k] = Run(StopReason.DIVERGED, epoch, diverged_epoch=epoch, diverged_lr=lr[k])
-            for name in new:
-                new[name][k] = params[name][k]
-        if diverged.any() and oracle is not None:
-            loss_kept, grads = oracle(new)  # the gradients of the weights kept
-            loss = np.where(diverged, loss, loss_kept)
-        shown = running.copy()
-        running &= ~diverged
-        params = new
+            steady = (rises >= settings.patience) & (full_batch | (2 * best_so_far < L))
+            diverges = ~np.isfinite(L) | (ceiling < L) | steady
+            improved = best_before - M > settings.tol * np.abs(best_before)
+        stales = _run_lengths(~improved, stale)
+        converges = stales >= settings.patience if settings.tol > 0 else np.zeros_like(improved)
+        reason = StopReason.EARLY_STOPPING if settings.early_stopping else StopReason.CONVERGED
 
-        epochs_col.append(epoch)
-        updates_col.append(t)
-        seconds_col.append(time.perf_counter() - start)
-        lr_rows.append(np.where(shown, lr, np.nan))
-        loss_rows.append(np.where(shown, loss, np.nan))
-        val_rows.append(np.where(shown, v_loss, np.nan))
-
-        # Stopping when the monitored loss stops improving.
-        monitor = v_loss if settings.early_stopping else loss
-        if settings.early_stopping:
-            better = running & (monitor < best_monitor)
-            for name in params:
-                best_params[name][better] = params[name][better]
-            best_epoch[better] = epoch
-        improved = best_monitor - monitor > settings.tol * np.abs(best_monitor)
-        stale = np.where(improved, 0, stale + 1)
-        best_monitor = np.where(running, np.fmin(best_monitor, monitor), best_monitor)
-        if settings.tol > 0:
-            done = running & (stale >= settings.patience)
-            reason = StopReason.EARLY_STOPPING if settings.early_stopping else StopReason.CONVERGED
-            for k in np.flatnonzero(done):
-                outcome[k] = Run(reason, epoch)
-            running &= ~done
+        for hist in (lr_hist, loss_hist, val_hist):
+            hist[first : last + 1, ~running] = np.nan  # runs stopped before this block
+        kept = {name: value.copy() for name, value in params.items()}
+        for k in np.flatnonzero(running):
+            j_div = _first(diverges[:, k])
+            j_conv = _first(converges[:, k])
+            diverged = j_div is not None and (j_conv is None or j_div <= j_conv)
+            if diverged:
+                assert j_div is not None
+                epoch = first + j_div
+                lr_k = float(lr_hist[epoch, k])
+                outcome[k] = Run(StopReason.DIVERGED, epoch, diverged_epoch=epoch, diverged_lr=lr_k)
+                source, valid = (snapshots[j_div - 1] if j_div else at_start), j_div
+            elif j_conv is not None:
+                outcome[k] = Run(reason, first + j_conv)
+                source, valid = snapshots[j_conv], j_conv + 1
+            else:
+                source, valid = snapshots[-1], len(snapshots)
+            for name in kept:
+                kept[name][k] = source[name][k]
+            shown = valid + 1 if diverged else valid  # a diverged epoch stays in the history
+            for hist in (lr_hist, loss_hist, val_hist):
+                hist[first + shown : last + 1, k] = np.nan  # nothing after the run stopped
+            if valid:
+                j = int(np.argmin(M[:valid, k]))  # the first epoch at the block's lowest
+                if settings.early_stopping and M[j, k] < best_monitor[k]:
+                    best_epoch[k] = first + j
+                    for name in best_params:
+                        best_params[name][k] = snapshots[j][name][k]
+                best_monitor[k] = np.fmin(best_monitor[k], M[j, k])
+                stale[k], rising[k] = stales[valid - 1, k], rises[valid - 1, k]
+                best_train[k] = best_so_far[valid - 1, k]
+        params = kept
+        stopped = running & np.array([o is not None for o in outcome])
+        running &= ~stopped
+        if stopped.any() and oracle is not None:
+            _, grads = oracle(params)  # the gradients of the weights kept
+        done_epochs = last
 
         try:
             if on_epoch is not None:
                 on_epoch(
                     EpochInfo(
-                        epoch=epoch,
-                        epochs=settings.epochs,
-                        updates=t,
-                        lr=lr_rows[-1],
-                        train_loss=loss_rows[-1],
-                        val_loss=val_rows[-1] if has_val else None,
-                        seconds=seconds_col[-1],
+                        epoch=last,
+                        epochs=E,
+                        updates=last * per_epoch,
+                        lr=lr_hist[last],
+                        train_loss=loss_hist[last],
+                        val_loss=val_hist[last] if val is not None else None,
+                        seconds=float(seconds[last]),
                         running=int(running.sum()),
                     )
                 )
         except KeyboardInterrupt:
             interrupted = True
-            break
-        if not running.any():
-            break
 
-    last = epochs_col[-1]
     end_reason = StopReason.INTERRUPTED if interrupted else StopReason.MAX_EPOCHS
-    runs = tuple(o if o is not None else Run(end_reason, last) for o in outcome)
+    runs = tuple(o if o is not None else Run(end_reason, done_epochs) for o in outcome)
     if settings.early_stopping:
-        kept = {name: value.copy() for name, value in params.items()}
         for k, run in enumerate(runs):
             if run.stop_reason is not StopReason.DIVERGED:
-                for name in kept:
-                    kept[name][k] = best_params[name][k]
+                for name in params:
+                    params[name][k] = best_params[name][k]
         runs = tuple(
             Run(r.stop_reason, r.epochs_run, int(best_epoch[k]), r.diverged_epoch, r.diverged_lr)
             for k, r in enumerate(runs)
         )
-        params = kept
+    rows = max(r.epochs_run for r in runs) + 1  # a block may end after the last run stopped
     history = History(
-        epoch=np.array(epochs_col),
-        updates=np.array(updates_col),
-        lr=np.array(lr_rows),
-        train_loss=np.array(loss_rows),
-        val_loss=np.array(val_rows) if has_val else None,
-        seconds=np.array(seconds_col),
+        epoch=np.arange(rows),
+        updates=np.arange(rows) * per_epoch,
+        lr=lr_hist[:rows],
+        train_loss=loss_hist[:rows],
+        val_loss=val_hist[:rows] if val is not None else None,
+        seconds=seconds[:rows],
     )
     return TrainResult(params=params, history=history, runs=runs)
+
+
+def _first(flags: np.ndarray) -> int | None:
+    """The index of the first True, or None."""
+    hits = np.flatnonzero(flags)
+    return int(hits[0]) if hits.size else None
+
+
+def _run_lengths(flags: np.ndarray, carry: np.ndarray) -> np.ndarray:
+    """For flags (B, K): how many epochs in a row, up to each one, were True; `carry` (K,) is the
+    count the block starts with."""
+    steps = np.arange(1, len(flags) + 1)[:, None]
+    last_false = np.maximum.accumulate(np.where(flags, 0, steps), axis=0)  # 0: none yet
+    return np.where(last_false == 0, steps + carry, steps - last_false)
 
 
 def _per_run(lr: np.ndarray, value: np.ndarray) -> np.ndarray:

@@ -1,0 +1,119 @@
+"""The centred second moments of a data set: all that full-batch training of an affine model needs.
+
+Gathered in one pass over the rows (block by block, so no copy of the data is made), they give the
+loss and gradient of any affine model in O(m²n) operations, however many rows there are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from babynn_cli.core.model import Params
+
+CHUNK_ROWS = 1 << 16  # rows per block when gathering moments: bounded extra memory
+
+
+@dataclass(frozen=True)
+class Moments:
+    """What full-batch training of an affine model needs of X: (N, m) and Y: (N, n).
+
+    With centred moments xx = (1/N) Σ (x - x̄)(x - x̄)ᵀ, xy = (1/N) Σ (x - x̄)(y - ȳ)ᵀ, the
+    least-squares slope W* (xx·W* = xy, to rounding: res = xx·W* - xy) and the loss L* of the best
+    affine fit computed directly on the data, the loss of any W, w0 is exactly
+
+        L = L* + tr(Eᵀ·xx·E) + 2·tr(Eᵀ·res) + ||d||²,   E = W - W*,  d = ȳ - Wᵀx̄ - w0,
+
+    a sum of small non-negative terms near the optimum, so it keeps its digits where the textbook
+    form yy - 2·tr(Wᵀxy) + tr(Wᵀ·xx·W) would cancel them away.
+    """
+
+    x_mean: np.ndarray  # (m,)
+    y_mean: np.ndarray  # (n,)
+    xx: np.ndarray  # (m, m)
+    W_star: np.ndarray  # (m, n)
+    res: np.ndarray  # (m, n)
+    optimum_loss: float
+
+    @classmethod
+    def of(cls, X: np.ndarray, Y: np.ndarray) -> Moments:
+        """Two passes over X: (N, m), Y: (N, n): the moments, then L* on the data itself."""
+        N = len(X)
+        x_mean, y_mean = X.mean(axis=0), Y.mean(axis=0)
+        m, n = X.shape[1], Y.shape[1]
+        xx, xy = np.zeros((m, m)), np.zeros((m, n))
+        for lo in range(0, N, CHUNK_ROWS):  # centre block by block: no copy of the whole X
+            Xc = X[lo : lo + CHUNK_ROWS] - x_mean
+            xx += Xc.T @ Xc
+            xy += Xc.T @ (Y[lo : lo + CHUNK_ROWS] - y_mean)
+        xx, xy = xx / N, xy / N
+        # W* from the equilibrated system (unit diagonal), which is far better conditioned
+        s = np.sqrt(np.diag(xx))
+        s = np.where(s > 0, s, 1.0)
+        W_star = np.linalg.lstsq(xx / np.outer(s, s), xy / s[:, None], rcond=None)[0] / s[:, None]
+        sse = 0.0
+        for lo in range(0, N, CHUNK_ROWS):  # L* on the data itself: its digits are all there
+            R = (Y[lo : lo + CHUNK_ROWS] - y_mean) - (X[lo : lo + CHUNK_ROWS] - x_mean) @ W_star
+            sse += float(np.einsum("ij,ij->", R, R))
+        return cls(x_mean, y_mean, xx, W_star, xx @ W_star - xy, sse / N)
+
+    @property
+    def variance(self) -> np.ndarray:
+        """Each column's variance (ddof 0): the diagonal of xx."""
+        return np.diag(self.xx).copy()
+
+    def scaled(self, mean: np.ndarray, scale: np.ndarray) -> Moments:
+        """The same moments in the coordinates z = (x - mean) / scale, exactly, with no pass."""
+        return Moments(
+            x_mean=(self.x_mean - mean) / scale,
+            y_mean=self.y_mean,
+            xx=self.xx / np.outer(scale, scale),
+            W_star=self.W_star * scale[:, None],
+            res=self.res / scale[:, None],
+            optimum_loss=self.optimum_loss,
+        )
+
+    def gram(self, intercept: bool) -> np.ndarray:
+        """X̃ᵀX̃ / N (X̃ with a column of ones when there is an intercept)."""
+        G = self.xx + np.outer(self.x_mean, self.x_mean)
+        if not intercept:
+            return G
+        s = self.x_mean
+        return np.block([[G, s[:, None]], [s[None, :], np.ones((1, 1))]])
+
+    def optimum(self, intercept: bool) -> tuple[np.ndarray, np.ndarray, float]:
+        """The least-squares W, w0 and loss; without an intercept, through the origin."""
+        n = len(self.y_mean)
+        if intercept:
+            w0 = self.y_mean - self.x_mean @ self.W_star
+            return self.W_star, w0, self.optimum_loss
+        G = self.xx + np.outer(self.x_mean, self.x_mean)  # (1/N) Σ x xᵀ
+        xy = self.xx @ self.W_star - self.res + np.outer(self.x_mean, self.y_mean)  # (1/N) Σ x yᵀ
+        s = np.sqrt(np.diag(G))
+        s = np.where(s > 0, s, 1.0)
+        W = np.linalg.lstsq(G / np.outer(s, s), xy / s[:, None], rcond=None)[0] / s[:, None]
+        loss = float(self.losses({"W": W[None]})[0])
+        return W, np.zeros(n), loss
+
+    def _terms(self, stack: Params) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        W = stack["W"]  # (K, m, n)
+        E = W - self.W_star
+        xxE = self.xx @ E  # (K, m, n)
+        d = self.y_mean - np.einsum("a,kaj->kj", self.x_mean, W)  # ȳ - Wᵀx̄, (K, n)
+        if "w0" in stack:
+            d = d - stack["w0"]
+        excess = np.einsum("kaj,kaj->k", E, xxE + 2.0 * self.res) + np.einsum("kj,kj->k", d, d)
+        return self.optimum_loss + excess, xxE, d
+
+    def losses(self, stack: Params) -> np.ndarray:
+        return self._terms(stack)[0]
+
+    def losses_and_grads(self, stack: Params) -> tuple[np.ndarray, Params]:
+        losses, xxE, d = self._terms(stack)
+        # ∇L_W = (2/N) Σ x(ŷ - y)ᵀ (answer 1.d, averaged) = 2(xx·W - xy - x̄dᵀ)
+        grad_W = 2.0 * (xxE + self.res - self.x_mean[None, :, None] * d[:, None, :])
+        grads = {"W": grad_W}
+        if "w0" in stack:
+            grads["w0"] = -2.0 * d  # ∇L_w0 = (2/N) Σ (ŷ - y) (answer 1.e, averaged) = -2d
+        return losses, grads
