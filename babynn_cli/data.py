@@ -1,11 +1,26 @@
-"""CSV in, arrays out; predictions and histories out. The only module that imports pandas."""
+"""CSV in, arrays out; predictions and histories out. The only module that imports pandas.
+
+How a file is read depends on its size. Below LARGE_FILE_BYTES, pandas reads it whole (its C
+reader parses a large enough file on every core); the arrays are views of the frame's values.
+That peaks at about three times the data's size, which only matters for large files: those are
+split at line boundaries into one part per core, the parts parsed at once by pandas' C reader
+(which releases the GIL), a block of rows at a time, each part writing its rows straight into its
+own stretch of two preallocated float64 arrays, X (N, m) and Y (N, n). Compressed files and
+standard input are read a block of rows at a time by one reader.
+"""
 
 from __future__ import annotations
 
 import io
+import itertools
+import os
 import sys
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -15,6 +30,10 @@ from babynn_cli.persistence import write_atomic
 
 STDIN = "-"
 _GZIP_MAGIC = b"\x1f\x8b"
+BLOCK_BYTES = 32 << 20  # text parsed at a time by one reader
+LARGE_FILE_BYTES = 256 << 20  # from this size on, a plain file is read in parts
+SLACK = 1.05  # room reserved per part beyond its estimated rows
+_COMPRESSED = (".gz", ".bz2", ".zip", ".xz", ".zst", ".tar")
 
 
 @dataclass(frozen=True)
@@ -31,31 +50,375 @@ def display_name(source: str) -> str:
     return "standard input" if source == STDIN else f"'{source}'"
 
 
-def read_table(source: str, sep: str = ",") -> pd.DataFrame:
-    """The CSV at path `source` (or standard input for '-'; .gz and other compressions work)."""
-    name = display_name(source)
-    if source == STDIN:
-        raw = sys.stdin.buffer.read()
-        compression = "gzip" if raw.startswith(_GZIP_MAGIC) else None
+@dataclass(frozen=True)
+class Source:
+    """An opened CSV: a path, or the bytes read from standard input."""
 
-        def handle() -> io.BytesIO:
-            return io.BytesIO(raw)
-    else:
-        path = Path(source)
-        if not path.exists():
-            raise DataError(f"cannot read {name}: no such file")
-        if path.is_dir():
-            raise DataError(f"cannot read {name}: it is a directory")
-        compression = "infer"
+    label: str
+    sep: str
+    path: Path | None = None
+    raw: bytes | None = None
 
-        def handle() -> Path:  # type: ignore[misc]
-            return path
+    @property
+    def name(self) -> str:
+        return display_name(self.label)
 
-    try:
-        header = pd.read_csv(
-            handle(), sep=sep, header=None, nrows=1, dtype=str, compression=compression
+    @property
+    def compression(self) -> str | None:
+        if self.raw is not None:
+            return "gzip" if self.raw.startswith(_GZIP_MAGIC) else None
+        return "infer"
+
+    def handle(self) -> Any:
+        return io.BytesIO(self.raw) if self.raw is not None else self.path
+
+    @property
+    def plain_file(self) -> bool:
+        return self.path is not None and self.path.suffix.lower() not in _COMPRESSED
+
+    def splittable(self) -> bool:
+        """A plain local file large enough to be parsed in parts."""
+        return (
+            self.plain_file
+            and len(self.sep) == 1
+            and self.path.stat().st_size >= LARGE_FILE_BYTES  # type: ignore[union-attr]
+            and (os.cpu_count() or 1) > 1
         )
-        frame = pd.read_csv(handle(), sep=sep, compression=compression)
+
+
+def open_source(source: str, sep: str = ",") -> Source:
+    if source == STDIN:
+        return Source(source, sep, raw=sys.stdin.buffer.read())
+    path = Path(source)
+    name = display_name(source)
+    if not path.exists():
+        raise DataError(f"cannot read {name}: no such file")
+    if path.is_dir():
+        raise DataError(f"cannot read {name}: it is a directory")
+    return Source(source, sep, path=path)
+
+
+def read_header(src: Source) -> list[str]:
+    """The column names; an error for an empty file or duplicate names."""
+    with _reading(src):
+        first = pd.read_csv(
+            src.handle(), sep=src.sep, header=None, nrows=1, dtype=str, compression=src.compression
+        )
+    names = [str(c) for c in first.iloc[0].tolist()]
+    dupes = sorted({c for c in names if names.count(c) > 1})
+    if dupes:
+        raise DataError(f"{src.name} has duplicate column names: {', '.join(dupes)}")
+    return names
+
+
+def choose_columns(
+    header: list[str], name: str, targets: list[str] | None, features: list[str] | None
+) -> tuple[list[str], list[str]]:
+    """(features, targets): targets default to the last column, features to all the others."""
+    targets = list(targets) if targets else [header[-1]]
+    for col in targets:
+        _require_column(col, header, name)
+    if features:
+        for col in features:
+            _require_column(col, header, name)
+        both = [c for c in features if c in targets]
+        if both:
+            raise DataError(f"column '{both[0]}' is named both as a target and as a feature")
+    else:
+        features = [c for c in header if c not in targets]
+    if not features:
+        raise DataError(f"{name} has no feature columns besides the target {', '.join(targets)}")
+    for group in (targets, features):
+        dupes = sorted({c for c in group if group.count(c) > 1})
+        if dupes:
+            raise DataError(f"column '{dupes[0]}' is named twice")
+    return features, targets
+
+
+def load(
+    source: str,
+    sep: str = ",",
+    targets: list[str] | None = None,
+    features: list[str] | None = None,
+    dropna: bool = False,
+) -> Dataset:
+    """Features and targets of the CSV at `source` ('-' for standard input)."""
+    src = open_source(source, sep)
+    header = read_header(src)
+    features, targets = choose_columns(header, src.name, targets, features)
+    X, Y = read_columns(src, header, features, targets, dropna)
+    return Dataset(X=X, Y=Y, features=features, targets=targets)
+
+
+def load_for_prediction(
+    source: str, sep: str, features: list[str], targets: list[str]
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The model's feature columns, and its target columns when the data has them all."""
+    src = open_source(source, sep)
+    header = read_header(src)
+    missing = [c for c in features if c not in header]
+    if missing:
+        raise DataError(f"{src.name} lacks the model's feature column(s): {', '.join(missing)}")
+    has_targets = all(t in header for t in targets)
+    X, Y = read_columns(src, header, features, targets if has_targets else [], dropna=None)
+    return X, Y if has_targets else None
+
+
+def read_columns(
+    src: Source,
+    header: list[str],
+    features: list[str],
+    targets: list[str],
+    dropna: bool | None = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """X (N, m) and Y (N, n), checked: numeric, finite, nothing missing.
+
+    dropna=True drops rows with a missing value; None means the command has no --dropna.
+    Rows are numbered from 1, the first row after the header. Every column is parsed, used or
+    not, so that a row with too many fields is an error rather than quietly cut short.
+    """
+    columns = _Columns(features, targets, dropna)
+    if src.splittable():
+        try:
+            with _reading(src):
+                arrays = _read_in_parts(src, header, columns)
+        except _Unsplittable:
+            arrays = None
+        if arrays is not None:
+            return _checked(arrays, src)
+    whole = src.plain_file  # a small plain file: pandas reads it whole, fastest
+    with _reading(src):
+        reader = pd.read_csv(
+            src.handle(),
+            sep=src.sep,
+            header=0,
+            names=header,
+            chunksize=None if whole else _rows_per_block(len(header)),
+            compression=src.compression,
+        )
+        if whole:
+            reader = [reader]
+        parts = []
+        seen = 0
+        for chunk in reader:
+            part = columns.absorb(chunk)
+            if part.problem is not None:  # the first problem, in row order
+                raise DataError(part.problem.format(row=seen + part.problem_row + 1))
+            seen += part.seen
+            parts.append(part)
+    if seen == 0:
+        raise DataError(f"{src.name} has a header but no rows")
+    X = np.concatenate([p.X for p in parts]) if len(parts) > 1 else parts[0].X
+    Y = np.concatenate([p.Y for p in parts]) if len(parts) > 1 else parts[0].Y
+    return _checked((X, Y), src)
+
+
+def _checked(arrays: tuple[np.ndarray, np.ndarray], src: Source) -> tuple[np.ndarray, np.ndarray]:
+    X, Y = arrays
+    if len(X) == 0:
+        raise DataError(f"every row of {src.name} has a missing value")
+    return X, Y
+
+
+@dataclass
+class _Part:
+    """One block of parsed rows: the rows kept, how many were read, the first problem found."""
+
+    X: np.ndarray
+    Y: np.ndarray
+    seen: int
+    problem: str | None = None  # a message with {row} for the row number
+    problem_row: int = 0  # 0-based within the block
+
+
+class _Columns:
+    """What to take from each block of parsed rows, and the checks each must pass."""
+
+    def __init__(self, features: list[str], targets: list[str], dropna: bool | None) -> None:
+        self.features, self.targets, self.dropna = features, targets, dropna
+        self.used = features + targets
+
+    def absorb(self, chunk: pd.DataFrame) -> _Part:
+        m = len(self.features)
+        for col in self.used:
+            problem = _non_numeric(chunk[col], col)
+            if problem is not None:
+                row, message = problem
+                return _Part(np.empty((0, m)), np.empty((0, len(self.targets))), 0, message, row)
+        if list(chunk.columns) == self.used:
+            values = chunk.to_numpy(dtype=np.float64)
+        else:
+            values = chunk[self.used].to_numpy(dtype=np.float64)
+        seen = len(values)
+        if np.isfinite(values).all():  # the usual case: one pass, nothing to report
+            return _Part(values[:, :m], values[:, m:], seen)
+        missing = np.isnan(values)
+        kept = None
+        if missing.any():
+            rows = missing.any(axis=1)
+            if not self.dropna:
+                row = int(np.argmax(rows))
+                col = self.used[int(np.argmax(missing[row]))]
+                hint = (
+                    ""
+                    if self.dropna is None
+                    else "; pass --dropna to drop rows with missing values"
+                )
+                message = f"column '{col}' has a missing value in row {{row}}{hint}"
+                return _Part(values[:0, :m], values[:0, m:], seen, message, row)
+            kept = np.flatnonzero(~rows)
+            values = values[kept]
+        infinite = np.isinf(values)
+        if infinite.any():
+            i, j = np.argwhere(infinite)[0]
+            row = int(i if kept is None else kept[i])
+            message = f"column '{self.used[j]}' has an infinite value in row {{row}}"
+            return _Part(values[:0, :m], values[:0, m:], seen, message, row)
+        return _Part(values[:, :m], values[:, m:], seen)
+
+
+class _Unsplittable(Exception):
+    """The file could not be parsed in parts; it is read as one."""
+
+
+class _ByteRange(io.RawIOBase):
+    """Bytes lo..hi of a file, read with pread (which releases the GIL)."""
+
+    def __init__(self, fd: int, lo: int, hi: int) -> None:
+        self.fd, self.pos, self.hi = fd, lo, hi
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n = min(len(buffer), self.hi - self.pos)
+        if n <= 0:
+            return 0
+        data = os.pread(self.fd, n, self.pos)
+        buffer[: len(data)] = data
+        self.pos += len(data)
+        return len(data)
+
+
+def _read_in_parts(
+    src: Source, header: list[str], columns: _Columns
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Parse the file's data in one part per core, straight into preallocated X and Y.
+
+    Each part gets a stretch of rows sized from its bytes (with SLACK); afterwards the stretches
+    are moved together. None when the file turns out to need the one-reader path after all.
+    """
+    assert src.path is not None
+    fd = os.open(src.path, os.O_RDONLY)
+    try:
+        size = os.fstat(fd).st_size
+        head = os.pread(fd, 1 << 20, 0)
+        start = head.find(b"\n") + 1
+        if start <= 0 or b"\r" in head or b'"' in head:
+            raise _Unsplittable
+        parts = min(os.cpu_count() or 1, 8)
+        cuts = [start]
+        for i in range(1, parts):
+            at = start + (size - start) * i // parts
+            nl = os.pread(fd, 1 << 20, at).find(b"\n")
+            if nl < 0:
+                raise _Unsplittable
+            cuts.append(max(at + nl + 1, cuts[-1]))
+        cuts.append(size)
+        ranges = list(itertools.pairwise(cuts))
+        row_bytes = _bytes_per_row(head[start:])
+        slots = [int((hi - lo) / row_bytes * SLACK) + 1024 for lo, hi in ranges]
+        offsets = np.concatenate([[0], np.cumsum(slots)]).astype(int)
+        m, n = len(columns.features), len(columns.targets)
+        X = np.empty((int(offsets[-1]), m))
+        Y = np.empty((int(offsets[-1]), n))
+        rows_per_block = max(1024, int(BLOCK_BYTES / row_bytes))
+        results: list[tuple[int, int, str | None, int] | None] = [None] * len(ranges)
+        failure: list[BaseException] = []
+
+        def work(i: int) -> None:
+            lo, hi = ranges[i]
+            base, limit = int(offsets[i]), int(offsets[i + 1])
+            kept = seen = 0
+            try:
+                reader = pd.read_csv(
+                    io.BufferedReader(_ByteRange(fd, lo, hi), 1 << 20),
+                    sep=src.sep,
+                    header=None,
+                    names=header,
+                    chunksize=rows_per_block,
+                )
+                for chunk in reader:
+                    part = columns.absorb(chunk)
+                    if part.problem is not None:
+                        results[i] = (kept, seen, part.problem, seen + part.problem_row)
+                        return
+                    rows = len(part.X)
+                    if base + kept + rows > limit:
+                        raise _Unsplittable  # more rows than the part's stretch holds
+                    X[base + kept : base + kept + rows] = part.X
+                    Y[base + kept : base + kept + rows] = part.Y
+                    kept += rows
+                    seen += part.seen
+                results[i] = (kept, seen, None, 0)
+            except pd.errors.EmptyDataError:
+                results[i] = (0, 0, None, 0)
+            except BaseException as e:  # reported in the caller's thread
+                failure.append(e)
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(len(ranges))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        os.close(fd)
+    if failure:
+        if isinstance(failure[0], _Unsplittable | pd.errors.ParserError):
+            raise _Unsplittable
+        raise failure[0]
+    seen_before = 0
+    for result in results:
+        assert result is not None
+        kept, seen, problem, row = result
+        if problem is not None:
+            raise DataError(problem.format(row=seen_before + row + 1))
+        seen_before += seen
+    total = 0
+    for i, result in enumerate(results):  # move the stretches together, in order
+        kept = result[0]  # type: ignore[index]
+        src_lo = int(offsets[i])
+        if src_lo != total:
+            for lo in range(0, kept, 1 << 16):
+                hi = min(kept, lo + (1 << 16))
+                X[total + lo : total + hi] = X[src_lo + lo : src_lo + hi]
+                Y[total + lo : total + hi] = Y[src_lo + lo : src_lo + hi]
+        total += kept
+    if total == 0:
+        if seen_before == 0:
+            raise DataError(f"{src.name} has a header but no rows")
+        return X[:0], Y[:0]
+    X.resize((total, m), refcheck=False)  # give back the unused rows
+    Y.resize((total, n), refcheck=False)
+    return X, Y
+
+
+def _bytes_per_row(sample: bytes) -> float:
+    lines = sample.split(b"\n")[:-1] or [sample]
+    return max(1.0, sum(len(line) + 1 for line in lines) / len(lines))
+
+
+def _rows_per_block(n_columns: int) -> int:
+    """Rows in about BLOCK_BYTES of text, at a guess of 12 characters a field."""
+    return max(1024, BLOCK_BYTES // (12 * max(1, n_columns)))
+
+
+@contextmanager
+def _reading(src: Source) -> Iterator[None]:
+    """Turn pandas' and the file system's errors into one-line DataErrors."""
+    name = src.name
+    try:
+        yield
     except pd.errors.EmptyDataError:
         raise DataError(f"{name} is empty") from None
     except pd.errors.ParserError as e:
@@ -66,102 +429,8 @@ def read_table(source: str, sep: str = ",") -> pd.DataFrame:
         reason = e.strerror if isinstance(e, OSError) and e.strerror else _first_line(e)
         raise DataError(f"cannot read {name}: {reason}") from None
 
-    names = [str(c) for c in header.iloc[0].tolist()]
-    dupes = sorted({c for c in names if names.count(c) > 1})
-    if dupes:
-        raise DataError(f"{name} has duplicate column names: {', '.join(dupes)}")
-    if frame.empty:
-        raise DataError(f"{name} has a header but no rows")
-    frame.columns = names
-    return frame
 
-
-def select(
-    frame: pd.DataFrame,
-    source: str,
-    targets: list[str] | None = None,
-    features: list[str] | None = None,
-    dropna: bool = False,
-) -> Dataset:
-    """Targets (default: the last column) and features (default: all the others) as arrays."""
-    name = display_name(source)
-    columns = list(frame.columns)
-    targets = list(targets) if targets else [columns[-1]]
-    for col in targets:
-        _require_column(col, columns, name)
-    if features:
-        for col in features:
-            _require_column(col, columns, name)
-        both = [c for c in features if c in targets]
-        if both:
-            raise DataError(f"column '{both[0]}' is named both as a target and as a feature")
-    else:
-        features = [c for c in columns if c not in targets]
-    if not features:
-        raise DataError(f"{name} has no feature columns besides the target {', '.join(targets)}")
-    for group in (targets, features):
-        dupes = sorted({c for c in group if group.count(c) > 1})
-        if dupes:
-            raise DataError(f"column '{dupes[0]}' is named twice")
-
-    values = numeric_block(frame, features + targets, source, dropna=dropna)
-    m = len(features)
-    return Dataset(
-        X=np.ascontiguousarray(values[:, :m]),
-        Y=np.ascontiguousarray(values[:, m:]),
-        features=features,
-        targets=targets,
-    )
-
-
-def numeric_block(
-    frame: pd.DataFrame, columns: list[str], source: str, dropna: bool | None = False
-) -> np.ndarray:
-    """These columns as one float64 array, checked: numeric, finite, nothing missing.
-
-    dropna=True drops rows with a missing value; None means the command has no --dropna.
-    Rows are numbered from 1, the first row after the header.
-    """
-    used = frame[columns]
-    for col in columns:
-        _require_numeric(used[col], col)
-    missing = used.isna().any(axis=1)
-    if missing.any():
-        if not dropna:
-            row = int(np.argmax(missing.to_numpy()))
-            col = used.columns[used.iloc[row].isna().to_numpy()][0]
-            hint = "" if dropna is None else "; pass --dropna to drop rows with missing values"
-            raise DataError(f"column '{col}' has a missing value in row {row + 1}{hint}")
-        used = used[~missing]
-        if used.empty:
-            raise DataError(f"every row of {display_name(source)} has a missing value")
-    values = np.ascontiguousarray(used.to_numpy(dtype=np.float64))  # row-major, as fit used it
-    infinite = ~np.isfinite(values)
-    if infinite.any():
-        i, j = np.argwhere(infinite)[0]
-        row = int(used.index[i]) + 1  # the frame's row number, whatever was dropped
-        raise DataError(f"column '{columns[j]}' has an infinite value in row {row}")
-    return values
-
-
-def require_columns(frame: pd.DataFrame, source: str, columns: list[str], what: str) -> None:
-    """An error naming every one of `columns` that `frame` lacks."""
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise DataError(f"{display_name(source)} lacks the model's {what}: {', '.join(missing)}")
-
-
-def load(
-    source: str,
-    sep: str = ",",
-    targets: list[str] | None = None,
-    features: list[str] | None = None,
-    dropna: bool = False,
-) -> Dataset:
-    return select(read_table(source, sep), source, targets, features, dropna)
-
-
-def write_table(columns: dict[str, np.ndarray], path: Path | None) -> None:
+def write_table(columns: dict[str, Iterable[Any]], path: Path | None) -> None:
     """A CSV with these columns, in full float precision, to `path` (atomically) or stdout."""
     text = pd.DataFrame(columns).to_csv(index=False, lineterminator="\n")
     if path is None:
@@ -180,12 +449,16 @@ def _require_column(col: str, columns: list[str], name: str) -> None:
         raise DataError(f"no column '{col}' in {name} (columns: {', '.join(columns)})")
 
 
-def _require_numeric(series: pd.Series, col: str) -> None:
-    if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
-        return
-    as_numbers = pd.to_numeric(series, errors="coerce")
-    bad = (as_numbers.isna() & series.notna()).to_numpy()
-    if bad.any():
-        row = int(np.argmax(bad))
-        raise DataError(f"column '{col}' is not numeric: row {row + 1} holds {series.iloc[row]!r}")
-    raise DataError(f"column '{col}' is not numeric")
+def _non_numeric(series: pd.Series, col: str) -> tuple[int, str] | None:
+    """(row within the block, message with {row}) when the column is not numbers."""
+    if series.dtype.kind in "iuf":
+        return None
+    if series.dtype.kind == "b":  # True/False are not measurements
+        bad = series.notna().to_numpy()
+    else:
+        bad = (pd.to_numeric(series, errors="coerce").isna() & series.notna()).to_numpy()
+        if not bad.any():
+            return None  # numbers pandas kept as text: they convert
+    row = int(np.argmax(bad))
+    value = str(series.iloc[row])
+    return row, f"column '{col}' is not numeric: row {{row}} holds {value!r}"

@@ -52,15 +52,11 @@ def predict(
         persistence.check_writable(output)
     report = Reporter(quiet=quiet)
     saved = persistence.load_model(model)
-    frame = datamod.read_table(data, sep)
-    datamod.require_columns(frame, data, saved.features, "feature column(s)")
-    X = datamod.numeric_block(frame, saved.features, data, dropna=None)
+    X, Y = datamod.load_for_prediction(data, sep, saved.features, saved.targets)
     affine = core.AffineModel(len(saved.features), len(saved.targets))
     Y_hat = affine.predict({"W": saved.weights, "w0": saved.bias}, X)
-    has_targets = all(t in frame.columns for t in saved.targets)
     metrics: dict[str, Any] = {}
-    if has_targets:
-        Y = datamod.numeric_block(frame, saved.targets, data, dropna=None)
+    if Y is not None:
         metrics = {"mse": core.mse(Y, Y_hat), "r2": core.r2_per_output(Y, Y_hat).tolist()}
     predictions = {t: Y_hat[:, j] for j, t in enumerate(saved.targets)}
     if output is not None or not json_out:

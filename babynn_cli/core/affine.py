@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from babynn_cli.core.model import Evaluator, Oracle, Params
+from babynn_cli.core.moments import Stepper
 
 if TYPE_CHECKING:
     from babynn_cli.core.design import Design
@@ -88,6 +89,12 @@ class AffineModel:
             X = data.standardized()
             return lambda stack: self.losses_and_grads(stack, X, data.Y)
         return data.moments.losses_and_grads
+
+    def stepper(self, data: Design) -> Stepper | None:
+        """Full-batch epochs a block at a time, from the moments (None: the direct way)."""
+        if data.n_rows < data.n_features:
+            return None
+        return Stepper(data.moments, self.intercept)
 
     def evaluator(self, data: Design) -> Evaluator:
         if data.n_rows < data.n_features:

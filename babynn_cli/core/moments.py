@@ -97,23 +97,81 @@ class Moments:
         return W, np.zeros(n), loss
 
     def _terms(self, stack: Params) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        W = stack["W"]  # (K, m, n)
+        """The losses (K,), xx·E + res (K, m, n) and d (K, n) of stacked W: (K, m, n), w0: (K, n).
+
+        Few and plain numpy calls: at full batch this is all an epoch costs.
+        """
+        W = stack["W"]
         E = W - self.W_star
-        xxE = self.xx @ E  # (K, m, n)
-        d = self.y_mean - np.einsum("a,kaj->kj", self.x_mean, W)  # ȳ - Wᵀx̄, (K, n)
+        grad_part = self.xx @ E + self.res  # xx·W - xy
+        d = self.y_mean - self.x_mean @ W  # ȳ - Wᵀx̄, (K, n)
         if "w0" in stack:
-            d = d - stack["w0"]
-        excess = np.einsum("kaj,kaj->k", E, xxE + 2.0 * self.res) + np.einsum("kj,kj->k", d, d)
-        return self.optimum_loss + excess, xxE, d
+            d -= stack["w0"]
+        excess = ((grad_part + self.res) * E).sum(axis=(1, 2)) + (d * d).sum(axis=1)
+        return self.optimum_loss + excess, grad_part, d
 
     def losses(self, stack: Params) -> np.ndarray:
         return self._terms(stack)[0]
 
     def losses_and_grads(self, stack: Params) -> tuple[np.ndarray, Params]:
-        losses, xxE, d = self._terms(stack)
+        losses, grad_part, d = self._terms(stack)
         # ∇L_W = (2/N) Σ x(ŷ - y)ᵀ (answer 1.d, averaged) = 2(xx·W - xy - x̄dᵀ)
-        grad_W = 2.0 * (xxE + self.res - self.x_mean[None, :, None] * d[:, None, :])
+        grad_W = grad_part - self.x_mean[:, None] * d[:, None, :]
+        grad_W *= 2.0
         grads = {"W": grad_W}
         if "w0" in stack:
             grads["w0"] = -2.0 * d  # ∇L_w0 = (2/N) Σ (ŷ - y) (answer 1.e, averaged) = -2d
         return losses, grads
+
+
+class Stepper:
+    """Full-batch gradient descent on the moments' quadratic loss, many epochs in few calls.
+
+    The state of one run is ŝ = [E; v; I] ((m + 1 + n) × n): E = W - W*, v = w0 + Wᵀx̄ - ȳ (the
+    residual's mean, negated) and an identity block that carries the constant term. An update
+    w ← w - η∇L_w (answers 1.d, 1.e, averaged: ∇L_W = 2(xx·E + x̄vᵀ + res), ∇L_w0 = 2v) is then
+    the linear map ŝ ← ŝ - η·D·ŝ, one matrix product an epoch for all K runs together.
+    """
+
+    def __init__(self, moments: Moments, has_w0: bool) -> None:
+        xx, x_mean, res = moments.xx, moments.x_mean, moments.res
+        m, n = res.shape
+        D = np.zeros((m + 1 + n, m + 1 + n))
+        D[:m, :m] = xx  # ∇L_W / 2 = xx·E + x̄vᵀ + res
+        D[:m, m] = x_mean
+        D[:m, m + 1 :] = res
+        D[m, :] = x_mean @ D[:m, :]  # Δv = x̄ᵀΔW + Δw0: the w0 step adds h·v
+        D[m, m] += 1.0 if has_w0 else 0.0
+        self.D = 2.0 * D
+        self.moments, self.has_w0, self.m, self.n = moments, has_w0, m, n
+
+    def state(self, stack: Params) -> np.ndarray:
+        """ŝ of each stacked run: (K, m + 1 + n, n)."""
+        W = stack["W"]
+        mo = self.moments
+        v = mo.x_mean @ W - mo.y_mean  # Wᵀx̄ - ȳ
+        if self.has_w0:
+            v = v + stack["w0"]
+        identity = np.broadcast_to(np.eye(self.n), (len(W), self.n, self.n))
+        return np.concatenate([W - mo.W_star, v[:, None, :], identity], axis=1)
+
+    def run(self, state: np.ndarray, rates: np.ndarray) -> np.ndarray:
+        """The states after each of len(rates) epochs: (B, K, m + 1 + n, n); rates: (B, K)."""
+        out = np.empty((len(rates), *state.shape))
+        step = np.empty_like(state)
+        previous = state
+        for j, lr in enumerate(rates[:, :, None, None]):
+            np.matmul(self.D, previous, out=step)  # ∇L in state coordinates
+            step *= lr
+            np.subtract(previous, step, out=out[j])  # ŝ ← ŝ - η·D·ŝ
+            previous = out[j]
+        return out
+
+    def params(self, states: np.ndarray) -> Params:
+        """W (..., m, n) and w0 (..., n) of states (..., m + 1 + n, n)."""
+        mo = self.moments
+        W = states[..., : self.m, :] + mo.W_star
+        params = {"W": W}
+        if self.has_w0:
+            params["w0"] = states[..., self.m, :] - mo.x_mean @ W + mo.y_mean
+        return params

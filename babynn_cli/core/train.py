@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 import numpy as np
 
@@ -145,8 +146,11 @@ def train(
     if settings.early_stopping and val is None:
         raise ValueError("early stopping needs validation data")
     per_epoch = -(-N // batch)
-    oracle = model.full_batch(data) if full_batch else None
-    train_losses = None if full_batch else model.evaluator(data)
+    # At full batch a model may offer a stepper (many epochs in a few calls) or an oracle (the
+    # loss and gradient, an epoch at a time); with minibatches, an evaluator gives epoch losses.
+    stepper = model.stepper(data) if full_batch and hasattr(model, "stepper") else None
+    oracle = model.full_batch(data) if full_batch and stepper is None else None
+    train_losses = model.evaluator(data) if not full_batch else None
     val_losses = model.evaluator(val) if val is not None else None
     E = settings.epochs
 
@@ -163,9 +167,13 @@ def train(
 
     params = stack(params, K)
     start = time.perf_counter()
-    if oracle is not None:
-        loss, grads = oracle(params)
+    if full_batch:
         full_rates = rates(0, E)  # one update an epoch: every rate of the run at once
+    if stepper is not None:
+        state = stepper.state(params)
+        loss = stepper.moments.losses(params)
+    elif oracle is not None:
+        loss, grads = oracle(params)
     else:
         loss = train_losses(params)  # type: ignore[misc]
     loss_hist[0] = loss
@@ -192,26 +200,40 @@ def train(
         at_start = params
         snapshots: list[Params] = []  # the weights after each epoch of the block
         block_start = time.perf_counter()
+        if full_batch:
+            block_rates = full_rates[first - 1 : last] * running  # a stopped run: steps of 0
         try:
             with np.errstate(all="ignore"):
-                for epoch in range(first, last + 1):
+                if stepper is not None:  # the whole block in a few calls
+                    states, snapshots = _stepper_block(
+                        stepper, val_losses, state, block_rates, first, last,
+                        (lr_hist, loss_hist, val_hist),
+                    )  # fmt: skip
+                    seconds[first : last + 1] = time.perf_counter() - start
+                    params = snapshots[-1]
+                    epochs: range = range(0)
+                else:
+                    epochs = range(first, last + 1)
+                if oracle is not None:  # the rates, shaped to scale each parameter
+                    steps = {k: _per_run(block_rates, v) for k, v in params.items()}
+                for epoch in epochs:
                     if oracle is not None:
-                        lr = full_rates[epoch - 1] * running  # a stopped run takes steps of size 0
+                        j = epoch - first
                         new = {
-                            k: v - _per_run(lr, v) * grads[k]  # w ← w - η∇L_w
-                            for k, v in params.items()
-                        }
+                            k: v - steps[k][j] * grads[k] for k, v in params.items()
+                        }  # w ← w - η∇L_w
+                        lr = block_rates[j]
                         loss, grads = oracle(new)
                     else:
                         table = rates((epoch - 1) * per_epoch, per_epoch) * running
                         new = {k: v.copy() for k, v in params.items()}
                         order = rng.permutation(N)
-                        steps = {k: _per_run(table, v) for k, v in new.items()}
+                        batch_steps = {k: _per_run(table, v) for k, v in new.items()}
                         for j, lo in enumerate(range(0, N, batch)):
                             idx = order[lo : lo + batch]
                             _, g = model.losses_and_grads(new, data.rows(idx), Y[idx])
                             for k, v in new.items():
-                                v -= steps[k][j] * g[k]  # w ← w - η∇L_w on this batch
+                                v -= batch_steps[k][j] * g[k]  # w ← w - η∇L_w on this batch
                         loss = train_losses(new)  # type: ignore[misc]
                         lr = table[-1]
                     v_loss = val_losses(new) if val_losses is not None else None
@@ -281,6 +303,8 @@ def train(
         params = kept
         stopped = running & np.array([o is not None for o in outcome])
         running &= ~stopped
+        if stepper is not None:  # carry the state on as it is: no rounding between blocks
+            state = np.where(stopped[:, None, None], stepper.state(kept), states[-1])
         if stopped.any() and oracle is not None:
             _, grads = oracle(params)  # the gradients of the weights kept
         done_epochs = last
@@ -323,6 +347,29 @@ def train(
         seconds=seconds[:rows],
     )
     return TrainResult(params=params, history=history, runs=runs)
+
+
+def _stepper_block(
+    stepper: Any,
+    val_losses: Callable[[Params], np.ndarray] | None,
+    state: np.ndarray,
+    rates: np.ndarray,
+    first: int,
+    last: int,
+    history: tuple[np.ndarray, np.ndarray, np.ndarray],
+) -> tuple[np.ndarray, list[Params]]:
+    """Epochs first..last of full-batch descent from the moments; fills the history rows and
+    returns the states and the weights after each epoch."""
+    lr_hist, loss_hist, val_hist = history
+    states = stepper.run(state, rates)  # (B, K, M, n)
+    B, K = rates.shape
+    every = stepper.params(states)  # (B, K, ...)
+    flat = {k: v.reshape((B * K, *v.shape[2:])) for k, v in every.items()}
+    loss_hist[first : last + 1] = stepper.moments.losses(flat).reshape(B, K)
+    if val_losses is not None:
+        val_hist[first : last + 1] = val_losses(flat).reshape(B, K)
+    lr_hist[first : last + 1] = rates
+    return states, [{k: v[j] for k, v in every.items()} for j in range(B)]
 
 
 def _first(flags: np.ndarray) -> int | None:
