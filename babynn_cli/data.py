@@ -252,12 +252,14 @@ class _Columns:
         seen = len(values)
         if np.isfinite(values).all():  # the usual case: one pass, nothing to report
             return _Part(values[:, :m], values[:, m:], seen)
-        missing = np.isnan(values)
-        kept = None
-        if missing.any():
-            rows = missing.any(axis=1)
-            if not self.dropna:
-                row = int(np.argmax(rows))
+        missing, infinite = np.isnan(values), np.isinf(values)
+        bad_rows = infinite.any(axis=1) if self.dropna else (missing | infinite).any(axis=1)
+        if bad_rows.any():  # the first problem in row order
+            row = int(np.argmax(bad_rows))
+            if infinite[row].any():
+                col = self.used[int(np.argmax(infinite[row]))]
+                message = f"column '{col}' has an infinite value in row {{row}}"
+            else:
                 col = self.used[int(np.argmax(missing[row]))]
                 hint = (
                     ""
@@ -265,16 +267,9 @@ class _Columns:
                     else "; pass --dropna to drop rows with missing values"
                 )
                 message = f"column '{col}' has a missing value in row {{row}}{hint}"
-                return _Part(values[:0, :m], values[:0, m:], seen, message, row)
-            kept = np.flatnonzero(~rows)
-            values = values[kept]
-        infinite = np.isinf(values)
-        if infinite.any():
-            i, j = np.argwhere(infinite)[0]
-            row = int(i if kept is None else kept[i])
-            message = f"column '{self.used[j]}' has an infinite value in row {{row}}"
             return _Part(values[:0, :m], values[:0, m:], seen, message, row)
-        return _Part(values[:, :m], values[:, m:], seen)
+        kept = ~missing.any(axis=1)  # --dropna: rows with a missing value go
+        return _Part(values[kept, :m], values[kept, m:], seen)
 
 
 class _Unsplittable(Exception):

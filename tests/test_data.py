@@ -1,0 +1,118 @@
+"""The CSV reader: every path it takes gives the same arrays, and the same errors."""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from babynn_cli import data
+from babynn_cli.errors import DataError
+
+
+@pytest.fixture
+def parts(monkeypatch):
+    """Read every plain file in parts, in small blocks, as if it were large, on 3 cores."""
+    monkeypatch.setattr(data, "LARGE_FILE_BYTES", 0)
+    monkeypatch.setattr(data, "BLOCK_BYTES", 2000)
+    monkeypatch.setattr(data.os, "cpu_count", lambda: 3)
+
+
+def table(tmp_path, rows=5000, seed=0):
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(rng.normal(size=(rows, 4)) * [1, 10, 1e-3, 1e6], columns=list("abcd"))
+    frame["y"] = rng.normal(size=rows)
+    path = tmp_path / "t.csv"
+    frame.to_csv(path, index=False)
+    return path, frame
+
+
+def test_parts_give_what_pandas_reads(tmp_path, parts):
+    path, _ = table(tmp_path)
+    got = data.load(str(path))
+    expected = pd.read_csv(path)
+    np.testing.assert_array_equal(got.X, expected[list("abcd")].to_numpy())
+    np.testing.assert_array_equal(got.Y, expected[["y"]].to_numpy())
+    assert got.X.flags["C_CONTIGUOUS"] and got.features == list("abcd")
+
+
+def test_whole_file_compressed_and_stdin_agree(tmp_path, monkeypatch):
+    path, _ = table(tmp_path, rows=300)
+    whole = data.load(str(path))
+    gz = tmp_path / "t.csv.gz"
+    gz.write_bytes(gzip.compress(path.read_bytes()))
+    compressed = data.load(str(gz))
+    with open(path, "rb") as handle:
+        monkeypatch.setattr(sys, "stdin", type("S", (), {"buffer": handle})())
+        stdin = data.load("-")
+    for other in (compressed, stdin):
+        np.testing.assert_array_equal(other.X, whole.X)
+        np.testing.assert_array_equal(other.Y, whole.Y)
+
+
+def test_errors_name_the_row_across_parts(tmp_path, parts):
+    path, frame = table(tmp_path)
+    frame.loc[4321, "c"] = np.nan
+    frame.loc[4000, "b"] = np.inf
+    frame.to_csv(path, index=False)
+    with pytest.raises(DataError, match=r"column 'b' has an infinite value in row 4001$"):
+        data.load(str(path))
+    frame.loc[4000, "b"] = 1.0
+    frame.to_csv(path, index=False)
+    with pytest.raises(DataError, match="column 'c' has a missing value in row 4322; pass"):
+        data.load(str(path))
+    dropped = data.load(str(path), dropna=True)
+    assert len(dropped.X) == 4999
+
+
+def test_text_in_a_later_part(tmp_path, parts):
+    path, frame = table(tmp_path)
+    frame["a"] = frame["a"].astype(object)
+    frame.loc[3999, "a"] = "n/a?"
+    frame.to_csv(path, index=False)
+    with pytest.raises(DataError, match=r"column 'a' is not numeric: row 4000 holds 'n/a\?'"):
+        data.load(str(path))
+
+
+def test_a_row_with_too_many_fields_is_an_error_in_parts_too(tmp_path, parts):
+    path, _ = table(tmp_path)
+    lines = path.read_text().splitlines()
+    lines[3000] += ",99"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(
+        DataError, match=r"cannot parse '.*t.csv': .*Expected 5 fields in line 3001"
+    ):
+        data.load(str(path))
+
+
+def test_quoted_fields_fall_back_to_one_reader(tmp_path, parts):
+    path = tmp_path / "q.csv"
+    path.write_text('"a","y"\n' + "".join(f'"{i}",{2 * i}\n' for i in range(3000)))
+    got = data.load(str(path))
+    np.testing.assert_array_equal(got.X[:, 0], np.arange(3000))
+
+
+def test_rows_longer_than_the_estimate(tmp_path, parts, monkeypatch):
+    """Parts whose rows outgrow the space reserved for them are read again as one."""
+    monkeypatch.setattr(data, "SLACK", 0.1)
+    path, _ = table(tmp_path, rows=2000)
+    got = data.load(str(path))
+    np.testing.assert_array_equal(got.X, pd.read_csv(path)[list("abcd")].to_numpy())
+
+
+def test_help_and_version_import_neither_numpy_nor_pandas():
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from babynn_cli.cli import app\n"
+        "for args in (['--help'], ['--version'], ['fit', '--help'], ['sweep-lr', '-h']):\n"
+        "    assert CliRunner().invoke(app, args).exit_code == 0\n"
+        "print(sorted(m for m in ('numpy', 'pandas') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
