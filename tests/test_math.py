@@ -142,6 +142,9 @@ class DirectAffine(AffineModel):
     def stepper(self, data):
         return None
 
+    def epoch_runner(self, data, batch):
+        return None
+
 
 @pytest.mark.parametrize("intercept", [True, False])
 def test_moments_give_the_direct_iterates_and_losses(intercept):
@@ -245,3 +248,27 @@ def test_curvature_matches_eigenvalues_of_the_explicit_hessian():
         assert c.suggested_lr <= c.best_lr < c.stable_lr
         assert c.suggested_lr >= 0.9 * c.best_lr
         assert math.isfinite(c.condition_number)
+
+
+@pytest.mark.parametrize(("batch", "intercept", "n"), [(7, True, 1), (1, True, 2), (16, False, 1)])
+def test_minibatch_epochs_as_products_of_maps_give_the_batch_by_batch_iterates(batch, intercept, n):
+    """An epoch computed as one product of the batches' affine maps against w ← w - η∇L_w
+    applied batch after batch (the generic loop), for several rates and a decaying schedule."""
+    from babynn_cli.core import TrainSettings, train
+    from babynn_cli.core.schedules import Inverse
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(61, 3)) * [1, 2, 0.5] + [0.3, -1, 2]  # 61 rows: a short last batch
+    Y = X @ rng.normal(size=(3, n)) + 1 + 0.1 * rng.normal(size=(61, n))
+    data = as_design(X, Y)
+    schedules = [Constant(0.01), Constant(0.05), Inverse(0.03, 0.1)]
+    settings = TrainSettings(epochs=4, batch_size=batch, tol=0)
+    results = []
+    for cls in (AffineModel, DirectAffine):
+        model = cls(3, n, intercept)
+        params = model.init_params(np.random.default_rng(0))
+        results.append(train(model, params, data, schedules, settings, np.random.default_rng(1)))
+    fast, plain = results
+    for name in fast.params:
+        np.testing.assert_allclose(fast.params[name], plain.params[name], rtol=1e-11, atol=1e-13)
+    np.testing.assert_allclose(fast.history.train_loss, plain.history.train_loss, rtol=1e-11)

@@ -14,15 +14,13 @@ and gradient in O(m²n) operations, however many rows there are.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from babynn_cli.core.design import Design
+from babynn_cli.core.minibatch import EpochRunner
 from babynn_cli.core.model import Evaluator, Oracle, Params
 from babynn_cli.core.moments import Stepper
-
-if TYPE_CHECKING:
-    from babynn_cli.core.design import Design
 
 
 @dataclass(frozen=True)
@@ -95,6 +93,11 @@ class AffineModel:
         if data.n_rows < data.n_features:
             return None
         return Stepper(data.moments, self.intercept)
+
+    def epoch_runner(self, data: Design, batch: int) -> EpochRunner | None:
+        """Minibatch epochs in a few array operations, while θ is narrow enough for it."""
+        runner = EpochRunner(data, batch, self.intercept)
+        return runner if EpochRunner.supports(runner.width) else None
 
     def evaluator(self, data: Design) -> Evaluator:
         if data.n_rows < data.n_features:

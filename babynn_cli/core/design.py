@@ -35,10 +35,16 @@ class Design:
 
     def rows(self, idx: np.ndarray) -> np.ndarray:
         """Standardised rows X[idx] (a copy of just those rows)."""
-        Z = self.X[idx]
+        Z = np.take(self._row_major, idx, axis=0)  # much faster than X[idx] for a 2-d array
         Z -= self.mean
         Z /= self.scale
         return Z
+
+    @cached_property
+    def _row_major(self) -> np.ndarray:
+        """X in row order (a copy only when X is column-major): rows gathered at random stay
+        a few cache lines each."""
+        return np.ascontiguousarray(self.X)
 
     def standardized(self) -> np.ndarray:
         """All of X standardised: a full copy, for small data only."""

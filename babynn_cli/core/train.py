@@ -150,6 +150,11 @@ def train(
     # loss and gradient, an epoch at a time); with minibatches, an evaluator gives epoch losses.
     stepper = model.stepper(data) if full_batch and hasattr(model, "stepper") else None
     oracle = model.full_batch(data) if full_batch and stepper is None else None
+    runner = (
+        None
+        if full_batch or not hasattr(model, "epoch_runner")
+        else model.epoch_runner(data, batch)
+    )
     train_losses = model.evaluator(data) if not full_batch else None
     val_losses = model.evaluator(val) if val is not None else None
     E = settings.epochs
@@ -226,14 +231,11 @@ def train(
                         loss, grads = oracle(new)
                     else:
                         table = rates((epoch - 1) * per_epoch, per_epoch) * running
-                        new = {k: v.copy() for k, v in params.items()}
                         order = rng.permutation(N)
-                        batch_steps = {k: _per_run(table, v) for k, v in new.items()}
-                        for j, lo in enumerate(range(0, N, batch)):
-                            idx = order[lo : lo + batch]
-                            _, g = model.losses_and_grads(new, data.rows(idx), Y[idx])
-                            for k, v in new.items():
-                                v -= batch_steps[k][j] * g[k]  # w ← w - η∇L_w on this batch
+                        if runner is not None:  # the epoch's batches as one product of maps
+                            new = runner.run(params, order, table)
+                        else:
+                            new = _minibatch_epoch(model, params, data, order, batch, table)
                         loss = train_losses(new)  # type: ignore[misc]
                         lr = table[-1]
                     v_loss = val_losses(new) if val_losses is not None else None
@@ -370,6 +372,20 @@ def _stepper_block(
         val_hist[first : last + 1] = val_losses(flat).reshape(B, K)
     lr_hist[first : last + 1] = rates
     return states, [{k: v[j] for k, v in every.items()} for j in range(B)]
+
+
+def _minibatch_epoch(
+    model: Model, params: Params, data: Design, order: np.ndarray, batch: int, table: np.ndarray
+) -> Params:
+    """One epoch, a batch at a time: w ← w - η∇L_w on each batch of `order`'s rows."""
+    new = {k: v.copy() for k, v in params.items()}
+    steps = {k: _per_run(table, v) for k, v in new.items()}
+    for j, lo in enumerate(range(0, len(order), batch)):
+        idx = order[lo : lo + batch]
+        _, g = model.losses_and_grads(new, data.rows(idx), np.take(data.Y, idx, axis=0))
+        for k, v in new.items():
+            v -= steps[k][j] * g[k]
+    return new
 
 
 def _first(flags: np.ndarray) -> int | None:
