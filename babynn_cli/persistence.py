@@ -16,21 +16,28 @@ from babynn_cli import __version__
 from babynn_cli.errors import ModelFileError, OutputError
 
 FORMAT = "babynn-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2 added networks ("kind": "mlp"); version 1 files (affine) still load
+READABLE_VERSIONS = (1, 2)
 
 
 @dataclass(frozen=True)
 class ModelFile:
-    """An affine model in the data's own units: ŷ = weightsᵀx + bias.
+    """A trained model as the file keeps it.
 
-    weights: (m, n), bias: (n,). `mean` and `scale` are the standardisation the model was trained
-    with (zeros and ones without it); `training` and `result` record how it was made.
+    The affine model ("affine") in the data's own units: ŷ = weightsᵀx + bias, weights: (m, n),
+    bias: (n,). A network ("mlp"): `layers`, one (W, b) a layer, on the standardised features
+    z = (x - mean) / scale, with `activation` after each hidden layer. `mean` and `scale` are the
+    standardisation the model was trained with (zeros and ones without it); `training` and
+    `result` record how it was made.
     """
 
     features: list[str]
     targets: list[str]
-    weights: np.ndarray
-    bias: np.ndarray
+    weights: np.ndarray | None = None
+    bias: np.ndarray | None = None
+    kind: str = "affine"
+    layers: list[tuple[np.ndarray, np.ndarray]] | None = None
+    activation: str | None = None
     intercept: bool = True
     standardized: bool = True
     mean: np.ndarray | None = None
@@ -98,18 +105,30 @@ def _json_safe(value: Any) -> Any:
 
 def to_json(model: ModelFile) -> str:
     m = len(model.features)
+    spec: dict[str, Any] = {
+        "kind": model.kind,
+        "features": model.features,
+        "targets": model.targets,
+    }
+    if model.kind == "affine":
+        assert model.weights is not None and model.bias is not None
+        spec |= {
+            "intercept": model.intercept,
+            "weights": _floats(model.weights),
+            "bias": _floats(model.bias),
+        }
+    else:
+        assert model.layers is not None
+        spec |= {
+            "activation": model.activation,
+            "hidden": [W.shape[1] for W, _ in model.layers[:-1]],
+            "layers": [{"weights": _floats(W), "bias": _floats(b)} for W, b in model.layers],
+        }
     doc = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "babynn_version": __version__,
-        "model": {
-            "kind": "affine",
-            "features": model.features,
-            "targets": model.targets,
-            "intercept": model.intercept,
-            "weights": _floats(model.weights),
-            "bias": _floats(model.bias),
-        },
+        "model": spec,
         "standardization": {
             "enabled": model.standardized,
             "mean": _floats(model.mean if model.mean is not None else np.zeros(m)),
@@ -146,40 +165,58 @@ def load_model(path: Path) -> ModelFile:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise ModelFileError(f"{name} is not a babynn model file")
     version = doc.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise ModelFileError(
             f"model file {name} has format version {version!r}; "
-            f"babynn {__version__} reads version {FORMAT_VERSION}"
+            f"babynn {__version__} reads versions {', '.join(map(str, READABLE_VERSIONS))}"
         )
     try:
         spec = doc["model"]
-        if spec["kind"] != "affine":
-            kind = spec["kind"]
+        kind = spec["kind"]
+        if kind not in ("affine", "mlp") or (kind == "mlp" and version < 2):
             raise ModelFileError(f"model file {name} holds an unknown kind of model {kind!r}")
         features = [str(f) for f in spec["features"]]
         targets = [str(t) for t in spec["targets"]]
-        weights = np.array(spec["weights"], dtype=float).reshape(len(features), len(targets))
-        bias = np.array(spec["bias"], dtype=float).reshape(len(targets))
+        m, n = len(features), len(targets)
         std = doc["standardization"]
-        mean = np.array(std["mean"], dtype=float).reshape(len(features))
-        scale = np.array(std["scale"], dtype=float).reshape(len(features))
-        model = ModelFile(
-            features=features,
-            targets=targets,
-            weights=weights,
-            bias=bias,
-            intercept=bool(spec.get("intercept", True)),
-            standardized=bool(std["enabled"]),
-            mean=mean,
-            scale=scale,
-            training=dict(doc.get("training") or {}),
-            result=dict(doc.get("result") or {}),
-        )
+        mean = np.array(std["mean"], dtype=float).reshape(m)
+        scale = np.array(std["scale"], dtype=float).reshape(m)
+        common = {
+            "features": features,
+            "targets": targets,
+            "kind": kind,
+            "standardized": bool(std["enabled"]),
+            "mean": mean,
+            "scale": scale,
+            "training": dict(doc.get("training") or {}),
+            "result": dict(doc.get("result") or {}),
+        }
+        if kind == "affine":
+            weights = np.array(spec["weights"], dtype=float).reshape(m, n)
+            bias = np.array(spec["bias"], dtype=float).reshape(n)
+            arrays = [weights, bias]
+            model = ModelFile(
+                **common, weights=weights, bias=bias, intercept=bool(spec.get("intercept", True))
+            )
+        else:
+            sizes = [m, *(int(h) for h in spec["hidden"]), n]
+            layers = []
+            for i, layer in enumerate(spec["layers"]):
+                W = np.array(layer["weights"], dtype=float).reshape(sizes[i], sizes[i + 1])
+                b = np.array(layer["bias"], dtype=float).reshape(sizes[i + 1])
+                layers.append((W, b))
+            if len(layers) != len(sizes) - 1:
+                raise ValueError("layers")
+            activation = str(spec["activation"])
+            if activation not in ("tanh", "relu", "sigmoid"):
+                raise ValueError("activation")
+            arrays = [a for layer in layers for a in layer]
+            model = ModelFile(**common, layers=layers, activation=activation)
     except ModelFileError:
         raise
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, IndexError) as e:
         raise ModelFileError(f"model file {name} is damaged: {_what(e)}") from None
-    if not (np.isfinite(weights).all() and np.isfinite(bias).all()):
+    if not all(np.isfinite(a).all() for a in [*arrays, mean, scale]):
         raise ModelFileError(f"model file {name} is damaged: its weights are not all finite")
     return model
 

@@ -176,7 +176,7 @@ def test_model_file_of_unknown_version(in_tmp):
     doc["format_version"] = 99
     (in_tmp / "m.json").write_text(json.dumps(doc))
     assert fails("predict", "m.json", NOTES) == (
-        "Error: model file 'm.json' has format version 99; babynn 0.1.0 reads version 1"
+        "Error: model file 'm.json' has format version 99; babynn 0.1.0 reads versions 1, 2"
     )
 
 

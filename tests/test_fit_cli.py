@@ -68,7 +68,7 @@ def test_history_file_has_a_row_per_epoch(in_tmp):
 def test_model_file_records_everything(in_tmp):
     run("fit", TWO, "-t", "y1", "-t", "y2", "-q", "--schedule", "step", "-o", "m.json", "-b", 50)
     doc = json.loads((in_tmp / "m.json").read_text())
-    assert doc["format"] == "babynn-model" and doc["format_version"] == 1
+    assert doc["format"] == "babynn-model" and doc["format_version"] == 2
     assert doc["model"]["features"] == ["a", "b", "c", "d"]
     assert doc["model"]["targets"] == ["y1", "y2"]
     assert len(doc["standardization"]["mean"]) == 4

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from babynn_cli.core import (
+    Saved,
     StopReason,
     TrainSettings,
     fit,
@@ -154,7 +155,8 @@ def test_warm_start_from_the_optimum_stays_there():
     X, Y = linear_data()
     W, b = reference(X, Y)
     problem = make_problem(X, Y)
-    params = initial_params(problem, 0, warm_start=(W, b))
+    saved = Saved({"W": W, "w0": b}, np.zeros(3), np.ones(3))  # raw units: no scaling
+    params = initial_params(problem, 0, warm_start=saved)
     fitted = fit(problem, params, make_schedule("constant", 0.1), TrainSettings(epochs=3), 0)
     np.testing.assert_allclose(fitted.W, W, rtol=1e-9)
     assert fitted.history.train_loss[0, 0] == pytest.approx(fitted.train_loss, rel=1e-9)

@@ -13,6 +13,8 @@ from babynn_cli.cli.options import (
     EXIT_INTERRUPTED,
     OUTPUT,
     TRAINING,
+    Activation,
+    ActivationOpt,
     BatchOpt,
     DataArg,
     DecayOpt,
@@ -20,6 +22,7 @@ from babynn_cli.cli.options import (
     EpochsOpt,
     FeaturesOpt,
     GammaOpt,
+    HiddenOpt,
     Init,
     InitOpt,
     InterceptOpt,
@@ -39,6 +42,7 @@ from babynn_cli.cli.options import (
     TolOpt,
     ValFracOpt,
     check_lr,
+    check_network,
     option,
     reports_errors,
     split_list,
@@ -46,6 +50,7 @@ from babynn_cli.cli.options import (
 from babynn_cli.errors import DivergedError, ModelFileError, UsageError
 
 if TYPE_CHECKING:
+    from babynn_cli.core import Problem
     from babynn_cli.data import Dataset
     from babynn_cli.persistence import ModelFile
 
@@ -105,11 +110,15 @@ def fit(
     output: Annotated[
         Path, option("--output", "-o", metavar="PATH", panel=OUTPUT, help="Model file to write.")
     ] = Path("model.json"),
+    hidden: HiddenOpt = None,
+    activation: ActivationOpt = Activation.tanh,
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Train the affine model on DATA by gradient descent and save it as a JSON model file."""
+    """Train the affine model (or, with --hidden, a network) on DATA by gradient descent and save
+    it as a JSON model file."""
     check_lr(lr)
+    layers = check_network(hidden, intercept)
     if early_stopping and val_frac == 0:
         raise UsageError("--early-stopping needs a validation set: add --val-frac, e.g. 0.2")
     if val_frac >= 1:
@@ -133,10 +142,12 @@ def fit(
         standardize=standardize,
         intercept=intercept,
         seed=seed,
+        hidden=layers,
+        activation=activation.value,
     )
     warm = None
     if warm_start is not None:
-        warm = warm_start_weights(persistence.load_model(warm_start), dataset, intercept)
+        warm = warm_start_weights(persistence.load_model(warm_start), dataset, problem)
     params = core.initial_params(problem, seed, init.value, warm)
     settings = core.TrainSettings(
         epochs=epochs,
@@ -155,7 +166,7 @@ def fit(
         lr_min=lr_min,
         total_updates=epochs * core.updates_per_epoch(problem.n_train, batch_size),
     )
-    curvature = problem.curvature()
+    curvature = problem.curvature() if problem.affine else None
     report.fit_header(data, dataset, problem, sched, curvature, batch_size)
 
     with report.progress(epochs) as on_epoch:
@@ -166,8 +177,7 @@ def fit(
         loss = fmt(float(fitted.history.train_loss[-1, 0]))
         raise DivergedError(
             f"training diverged at epoch {run.diverged_epoch} with learning rate "
-            f"{fmt(run.diverged_lr)} (loss {loss}); "
-            + divergence_hint(curvature, batch_size, problem.n_train)
+            f"{fmt(run.diverged_lr)} (loss {loss}); " + divergence_hint(problem, batch_size)
         )
 
     interrupted = run.stop_reason is core.StopReason.INTERRUPTED
@@ -184,11 +194,15 @@ def fit(
         "n_train": problem.n_train,
         "n_val": problem.n_val,
     }
+    network = core.layers_of(fitted.params) if not problem.affine else None
     model = persistence.ModelFile(
         features=dataset.features,
         targets=dataset.targets,
         weights=fitted.W,
         bias=fitted.bias,
+        kind="affine" if problem.affine else "mlp",
+        layers=network,
+        activation=None if problem.affine else activation.value,
         intercept=intercept,
         standardized=standardize,
         mean=problem.scaler.mean,
@@ -223,37 +237,72 @@ def fit(
         datamod.write_table(columns, history)
 
     if json_out:
-        report.emit_json(
-            {
-                "model_file": str(output),
-                "features": dataset.features,
-                "targets": dataset.targets,
+        doc: dict[str, Any] = {
+            "model_file": str(output),
+            "kind": model.kind,
+            "features": dataset.features,
+            "targets": dataset.targets,
+        }
+        if fitted.W is not None and fitted.bias is not None and curvature is not None:
+            doc |= {
                 "weights": fitted.W.tolist(),
                 "bias": fitted.bias.tolist(),
-                **result,
-                "schedule": core.describe(sched),
                 "stable_lr_full_batch": curvature.stable_lr,
                 "fastest_lr_full_batch": curvature.best_lr,
-                "history": records(columns),
             }
-        )
+        else:
+            assert network is not None
+            doc |= {
+                "activation": activation.value,
+                "hidden": list(layers),
+                "layers": [{"weights": W.tolist(), "bias": b.tolist()} for W, b in network],
+                "standardization": {
+                    "mean": problem.scaler.mean.tolist(),
+                    "scale": problem.scaler.scale.tolist(),
+                },
+            }
+        doc |= {**result, "schedule": core.describe(sched), "history": records(columns)}
+        report.emit_json(doc)
     else:
         report.loss_table(h)
         report.fit_summary(fitted, dataset.targets, tol, patience, output)
-        report.weights_table(dataset.features, dataset.targets, fitted.W, fitted.bias)
+        if fitted.W is not None and fitted.bias is not None:
+            report.weights_table(dataset.features, dataset.targets, fitted.W, fitted.bias)
+        else:
+            report.network_table(problem.model)
     if interrupted:
         raise typer.Exit(code=EXIT_INTERRUPTED)
 
 
-def warm_start_weights(model: ModelFile, dataset: Dataset, intercept: bool) -> tuple[Any, Any]:
-    """The saved model's raw-unit (W, w0), its rows put in the data's feature order."""
+def warm_start_weights(model: ModelFile, dataset: Dataset, problem: Problem) -> Any:
+    """The saved model's weights, its input rows put in the data's feature order."""
+    from babynn_cli.core import Saved, params_of
+
     if sorted(model.features) != sorted(dataset.features) or model.targets != dataset.targets:
         raise ModelFileError(
             f"--warm-start model has features {', '.join(model.features)} → "
             f"{', '.join(model.targets)}; the data has {', '.join(dataset.features)} → "
             f"{', '.join(dataset.targets)}"
         )
-    if model.intercept and not intercept:
-        raise UsageError("--warm-start model has an intercept; drop --no-intercept")
     order = [model.features.index(f) for f in dataset.features]
-    return model.weights[order], model.bias
+    assert model.mean is not None and model.scale is not None
+    mean, scale = model.mean[order], model.scale[order]
+    wanted = getattr(problem.model, "hidden", ())
+    if model.kind == "affine":
+        if wanted:
+            raise UsageError("--warm-start model is affine; drop --hidden to continue it")
+        if model.intercept and not problem.model.intercept:
+            raise UsageError("--warm-start model has an intercept; drop --no-intercept")
+        assert model.weights is not None
+        return Saved({"W": model.weights[order], "w0": model.bias}, mean, scale)
+    assert model.layers is not None
+    hidden = tuple(W.shape[1] for W, _ in model.layers[:-1])
+    if hidden != wanted or model.activation != getattr(problem.model, "activation", None):
+        shape = " ".join(f"--hidden {h}" for h in hidden)
+        raise UsageError(
+            f"--warm-start model is a network ({shape} --activation {model.activation}); "
+            "give the same --hidden and --activation"
+        )
+    params = params_of(model.layers)
+    params["W1"] = params["W1"][order]
+    return Saved(params, mean, scale)

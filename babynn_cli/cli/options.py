@@ -30,13 +30,19 @@ class ScheduleName(StrEnum):
     cosine = "cosine"
 
 
+class Activation(StrEnum):
+    tanh = "tanh"
+    relu = "relu"
+    sigmoid = "sigmoid"
+
+
 class Init(StrEnum):
     normal = "normal"
     zeros = "zeros"
 
 
 # -- options shared by fit, compare and sweep-lr, defined once ---------------------------------
-DATA, RATE, TRAINING, OUTPUT = "Data", "Learning rate", "Training", "Output"
+DATA, RATE, TRAINING, NETWORK, OUTPUT = "Data", "Learning rate", "Training", "Network", "Output"
 
 
 def option(*decls: str, help: str, panel: str, metavar: str = "", **kwargs: Any) -> Any:
@@ -189,6 +195,27 @@ ValFracOpt = Annotated[
         help="Fraction of rows held out (seeded) for validation.",
     ),
 ]
+HiddenOpt = Annotated[
+    list[int] | None,
+    option(
+        "--hidden",
+        metavar="UNITS",
+        panel=NETWORK,
+        min=1,
+        help="A hidden layer of UNITS units; repeat for more layers (--hidden 16 --hidden 8). "
+        "None: the affine model.",
+        show_default=False,
+    ),
+]
+ActivationOpt = Annotated[
+    Activation,
+    option(
+        "--activation",
+        metavar="tanh|relu|sigmoid",
+        panel=NETWORK,
+        help="The activation after each hidden layer.",
+    ),
+]
 QuietOpt = Annotated[
     bool,
     option(
@@ -253,6 +280,13 @@ def reports_errors(command: F) -> F:
 def check_lr(lr: float, flag: str = "--lr") -> None:
     if not lr > 0:
         raise UsageError(f"{flag} must be a number above 0 (got {lr:g})")
+
+
+def check_network(hidden: list[int] | None, intercept: bool) -> tuple[int, ...]:
+    """The hidden layers asked for; a network has its biases, so --no-intercept does not fit."""
+    if hidden and not intercept:
+        raise UsageError("--no-intercept is for the affine model; a network keeps its biases")
+    return tuple(hidden or ())
 
 
 def split_list(value: str | None, flag: str = "--features") -> list[str] | None:

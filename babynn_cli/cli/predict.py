@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from babynn_cli.cli.app import app
+from babynn_cli.cli.common import saved_predictions
 from babynn_cli.cli.options import OUTPUT, DataArg, QuietOpt, SepOpt, option, reports_errors
 
 
@@ -53,8 +54,7 @@ def predict(
     report = Reporter(quiet=quiet)
     saved = persistence.load_model(model)
     X, Y = datamod.load_for_prediction(data, sep, saved.features, saved.targets)
-    affine = core.AffineModel(len(saved.features), len(saved.targets))
-    Y_hat = affine.predict({"W": saved.weights, "w0": saved.bias}, X)
+    Y_hat = saved_predictions(saved, X)
     metrics: dict[str, Any] = {}
     if Y is not None:
         metrics = {"mse": core.mse(Y, Y_hat), "r2": core.r2_per_output(Y, Y_hat).tolist()}

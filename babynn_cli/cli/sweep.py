@@ -159,10 +159,7 @@ def sweep_lr(
     else:
         sweep_report.show(report, result, gap_tol)
     if all(row.status == core.DIVERGED for row in result.rows):
-        raise DivergedError(
-            "every rate diverged; "
-            + divergence_hint(problem.curvature(), batch_size, problem.n_train)
-        )
+        raise DivergedError("every rate diverged; " + divergence_hint(problem, batch_size))
     if any(row.status == core.INTERRUPTED for row in result.rows):
         raise typer.Exit(code=EXIT_INTERRUPTED)
 

@@ -6,13 +6,16 @@ from babynn_cli.core.fit import (
     Fitted,
     Problem,
     ProblemError,
+    Saved,
     finish,
     fit,
     initial_params,
     make_problem,
+    predict_raw,
     run_schedules,
     updates_per_epoch,
 )
+from babynn_cli.core.mlp import ACTIVATIONS, MLP, layers_of, params_of
 from babynn_cli.core.model import Model, Params, mse, r2_per_output
 from babynn_cli.core.reference import LeastSquares, least_squares
 from babynn_cli.core.scaling import Standardizer
@@ -36,8 +39,10 @@ from babynn_cli.core.train import (
 )
 
 __all__ = [
+    "ACTIVATIONS",
     "DIVERGED",
     "INTERRUPTED",
+    "MLP",
     "SCHEDULES",
     "AffineModel",
     "Comparison",
@@ -52,6 +57,7 @@ __all__ = [
     "Problem",
     "ProblemError",
     "Run",
+    "Saved",
     "Schedule",
     "ScheduleSpec",
     "Standardizer",
@@ -68,11 +74,14 @@ __all__ = [
     "fit",
     "from_raw_units",
     "initial_params",
+    "layers_of",
     "least_squares",
     "lr_grid",
     "make_problem",
     "make_schedule",
     "mse",
+    "params_of",
+    "predict_raw",
     "r2_per_output",
     "run_schedules",
     "sweep",

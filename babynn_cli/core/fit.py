@@ -15,6 +15,7 @@ import numpy as np
 
 from babynn_cli.core.affine import AffineModel, from_raw_units, to_raw_units
 from babynn_cli.core.design import Design
+from babynn_cli.core.mlp import MLP
 from babynn_cli.core.model import Params, mse, r2_per_output, unstack
 from babynn_cli.core.moments import Moments
 from babynn_cli.core.scaling import Standardizer
@@ -52,7 +53,11 @@ class Problem:
     val: Design | None
     scaler: Standardizer
     standardized: bool
-    model: AffineModel
+    model: AffineModel | MLP
+
+    @property
+    def affine(self) -> bool:
+        return isinstance(self.model, AffineModel)
 
     @property
     def n_train(self) -> int:
@@ -63,8 +68,8 @@ class Problem:
         return 0 if self.val is None else self.val.n_rows
 
     def curvature(self) -> Curvature:
-        """λmax, λmin of the Hessian H = (2/N) X̃ᵀX̃ of the data as trained."""
-        return curvature_of(self.train.moments.gram(self.model.intercept))
+        """λmax, λmin of the affine model's Hessian H = (2/N) X̃ᵀX̃ on the data as trained."""
+        return curvature_of(self.train.moments.gram(getattr(self.model, "intercept", True)))
 
 
 def make_problem(
@@ -75,9 +80,12 @@ def make_problem(
     standardize: bool = True,
     intercept: bool = True,
     seed: int = 0,
+    hidden: Sequence[int] = (),
+    activation: str = "tanh",
 ) -> Problem:
     """Hold out round(val_frac·N) seeded rows, standardise with the training rows' statistics.
 
+    No `hidden` layers: the affine model; otherwise a network with those hidden layers.
     Nothing is copied when no rows are held out: the rows are standardised as they are used.
     """
     N = len(X)
@@ -96,39 +104,65 @@ def make_problem(
         X_tr, Y_tr, X_va, Y_va = X, Y, None, None
     m, n = X.shape[1], Y.shape[1]
     raw = Moments.of(X_tr, Y_tr)
+    center = intercept or bool(hidden)  # a network's biases absorb the shift
     if standardize:
-        scaler = Standardizer.from_statistics(raw.x_mean, raw.variance, center=intercept)
+        scaler = Standardizer.from_statistics(raw.x_mean, raw.variance, center=center)
     else:
         scaler = Standardizer.identity(m)
     train = Design(X_tr, Y_tr, scaler.mean, scaler.scale, raw)
     val = None if X_va is None else Design(X_va, Y_va, scaler.mean, scaler.scale)  # type: ignore[arg-type]
-    return Problem(train, val, scaler, standardize, AffineModel(m, n, intercept))
+    model = MLP(m, tuple(hidden), n, activation) if hidden else AffineModel(m, n, intercept)
+    return Problem(train, val, scaler, standardize, model)
+
+
+@dataclass(frozen=True)
+class Saved:
+    """A trained model's weights as a model file keeps them: the affine model's W and w0 in the
+    data's own units; a network's layers in the standardised units of `mean` and `scale`."""
+
+    params: Params
+    mean: np.ndarray
+    scale: np.ndarray
 
 
 def initial_params(
-    problem: Problem,
-    seed: int,
-    how: str = "normal",
-    warm_start: tuple[np.ndarray, np.ndarray] | None = None,
+    problem: Problem, seed: int, how: str = "normal", warm_start: Saved | None = None
 ) -> Params:
-    """N(0, 1/m) weights from the seed, zeros, or a saved model's raw-unit (W, w0) carried over."""
-    if warm_start is not None:
-        W, w0 = warm_start
-        s = problem.scaler
+    """N(0, 1/fan_in) weights from the seed, zeros, or a saved model's weights carried over."""
+    s = problem.scaler
+    if warm_start is None:
+        _, init_rng, _ = streams(seed)
+        return problem.model.init_params(init_rng, how)
+    if problem.affine:
+        W, w0 = warm_start.params["W"], warm_start.params["w0"]
         return from_raw_units(W, w0, s.mean, s.scale, problem.model.intercept)
-    _, init_rng, _ = streams(seed)
-    return problem.model.init_params(init_rng, how)
+    # The first layer read z' = (x - mean')/scale'; now it reads z = (x - mean)/scale, and
+    # z' = (scale·z + mean - mean')/scale': fold that map into W1 and b1.
+    params = {k: v.copy() for k, v in warm_start.params.items()}
+    ratio = s.scale / warm_start.scale
+    shift = (s.mean - warm_start.mean) / warm_start.scale
+    params["b1"] = params["b1"] + shift @ params["W1"]
+    params["W1"] = params["W1"] * ratio[:, None]
+    return params
+
+
+def predict_raw(problem: Problem, params: Params, X: np.ndarray) -> np.ndarray:
+    """ŷ for raw rows X, as `babynn predict` computes it from the model file."""
+    if problem.affine:
+        W, w0 = to_raw_units(params, problem.scaler.mean, problem.scaler.scale)
+        return AffineModel(W.shape[0], W.shape[1]).predict({"W": W, "w0": w0}, X)
+    return problem.model.predict(params, problem.scaler.transform(X))
 
 
 @dataclass(frozen=True)
 class Fitted:
-    """One finished run: weights in the data's own units, metrics computed directly with them."""
+    """One finished run, its metrics computed directly on the raw rows."""
 
     run: Run
     history: History  # this run's column of the training history
     params: Params  # as trained (standardised features)
-    W: np.ndarray  # (m, n), data's own units
-    bias: np.ndarray  # (n,)
+    W: np.ndarray | None  # (m, n), the affine model's, in the data's own units
+    bias: np.ndarray | None  # (n,)
     train_loss: float
     train_r2: np.ndarray
     val_loss: float | None
@@ -160,13 +194,13 @@ def run_schedules(
 def finish(problem: Problem, result: TrainResult, k: int) -> Fitted:
     """Run k of a result, in the data's own units, with its losses computed on the raw data."""
     params = unstack(result.params, k)
-    W, bias = to_raw_units(params, problem.scaler.mean, problem.scaler.scale)
-    raw = AffineModel(problem.model.n_inputs, problem.model.n_outputs, intercept=True)
-    raw_params = {"W": W, "w0": bias}
-    Y_hat = raw.predict(raw_params, problem.train.X)
+    W = bias = None
+    if problem.affine:
+        W, bias = to_raw_units(params, problem.scaler.mean, problem.scaler.scale)
+    Y_hat = predict_raw(problem, params, problem.train.X)
     val_loss = val_r2 = None
     if problem.val is not None:
-        Y_val_hat = raw.predict(raw_params, problem.val.X)
+        Y_val_hat = predict_raw(problem, params, problem.val.X)
         val_loss, val_r2 = mse(problem.val.Y, Y_val_hat), r2_per_output(problem.val.Y, Y_val_hat)
     return Fitted(
         run=result.runs[k],

@@ -94,6 +94,12 @@ class Reporter:
         else:
             method = f"minibatch gradient descent (batch size {batch_size})"
         scaled = "standardised features" if problem.standardized else "raw features"
+        if not problem.affine:
+            model = problem.model
+            shape = " → ".join(str(size) for size in model.sizes)  # type: ignore[union-attr]
+            act = model.activation  # type: ignore[union-attr]
+            params = model.n_params()  # type: ignore[union-attr]
+            self.status(f"network: {shape} ({act} after each hidden layer), {params} parameters")
         self.status(f"method: {method} on {scaled}; {schedule_text or describe(schedule)}")
         c = schedule.conditions()
         verdict = "meets" if c.both else "does not meet"
@@ -215,6 +221,20 @@ class Reporter:
         table.add_column()
         for key, value in items:
             table.add_row(key, value)
+        self.print(table)
+
+    def network_table(self, model: Any) -> None:
+        """Layer by layer: its shape, activation and parameters."""
+        table = Table(title="Network (on standardised features)", title_justify="left")
+        table.add_column("layer", justify="right")
+        table.add_column("inputs → outputs")
+        table.add_column("activation")
+        table.add_column("parameters", justify="right")
+        sizes = model.sizes
+        for i in range(model.depth):
+            act = model.activation if i < model.depth - 1 else "none (output)"
+            params = (sizes[i] + 1) * sizes[i + 1]
+            table.add_row(str(i + 1), f"{sizes[i]} → {sizes[i + 1]}", act, str(params))
         self.print(table)
 
     def weights_table(
