@@ -30,7 +30,15 @@ def two_outputs(rng: np.random.Generator) -> None:
     write("two_outputs.csv", ["a", "b", "c", "d", "y1", "y2"], np.column_stack([X, Y]))
 
 
+def nonlinear(rng: np.random.Generator) -> None:
+    """Two inputs, one output no line can follow: y = sin(x0) + x1² + noise(sd 0.1)."""
+    X = rng.uniform(-3.0, 3.0, size=(1000, 2))
+    y = np.sin(X[:, 0]) + X[:, 1] ** 2 + rng.normal(0.0, 0.1, size=1000)
+    write("nonlinear.csv", ["x0", "x1", "y"], np.column_stack([X, y]))
+
+
 if __name__ == "__main__":
     rng = np.random.default_rng(2026)
     notes_example(rng)
     two_outputs(rng)
+    nonlinear(rng)

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from babynn_cli.cli.app import app
-from babynn_cli.cli.common import load_problem
+from babynn_cli.cli.common import load_problem, saved_predictions
 from babynn_cli.cli.options import (
     EXIT_INTERRUPTED,
     RATE,
     SCHEDULE_HELP,
     TRAINING,
+    Activation,
+    ActivationOpt,
     CsvOutOpt,
     DataArg,
     DecayOpt,
@@ -22,6 +24,7 @@ from babynn_cli.cli.options import (
     FeaturesOpt,
     GammaOpt,
     GapTolOpt,
+    HiddenOpt,
     Init,
     InitOpt,
     InterceptOpt,
@@ -40,11 +43,17 @@ from babynn_cli.cli.options import (
     TolOpt,
     ValFracOpt,
     check_lr,
+    check_network,
     option,
     reports_errors,
     split_list,
 )
 from babynn_cli.errors import ModelFileError, UsageError
+
+if TYPE_CHECKING:
+    from babynn_cli.core import Problem, SavedRow
+    from babynn_cli.data import Dataset
+    from babynn_cli.persistence import ModelFile
 
 DEFAULT_LR = 0.1
 # With no --schedule, --lr or --batch-size: a constant rate and two decaying schedules at full
@@ -62,7 +71,9 @@ DEFAULT_SET = (
     "the closed-form least-squares optimum: final loss, gap L - L*, distance of the weights, "
     "epochs to reach --gap-tol, status and time; saved models (--model) join as rows. Every "
     "combination of the --schedule, --lr and --batch-size values given runs; with none given, "
-    "constant, inverse and exponential at full batch and inverse at batch 32, all at η0 = 0.1.",
+    "constant, inverse and exponential at full batch and inverse at batch 32, all at η0 = 0.1. "
+    "With --hidden every configuration trains that network; the optimum stays the best affine "
+    "fit, so the table shows how far the network gets past it.",
     epilog="Example: babynn compare sample_data/notes_example.csv --schedule constant "
     "--schedule inverse --batch-size full --batch-size 16",
 )
@@ -136,6 +147,8 @@ def compare(
             show_default=False,
         ),
     ] = None,
+    hidden: HiddenOpt = None,
+    activation: ActivationOpt = Activation.tanh,
     output: CsvOutOpt = None,
     plot: PlotOpt = None,
     quiet: QuietOpt = False,
@@ -147,6 +160,7 @@ def compare(
         raise UsageError("--early-stopping needs a validation set: add --val-frac, e.g. 0.2")
     for lr in lrs or []:
         check_lr(lr)
+    layers = check_network(hidden, intercept)
     batches = [parse_batch(b) for b in batch_sizes or []]
 
     from babynn_cli import core, persistence
@@ -172,8 +186,10 @@ def compare(
         standardize=standardize,
         intercept=intercept,
         seed=seed,
+        hidden=layers,
+        activation=activation.value,
     )
-    saved = [saved_row(path, model, dataset) for path, model in saved_files]
+    saved = [saved_row(path, model, dataset, problem) for path, model in saved_files]
 
     def spec(name: str) -> core.ScheduleSpec:
         return core.ScheduleSpec(
@@ -229,24 +245,31 @@ def parse_batch(value: str) -> int | None:
     return size
 
 
-def saved_row(path: Path, model: object, dataset: object) -> tuple[str, object, object]:
-    """(label, W, bias) of a saved model, its weights placed on the data's feature columns."""
+def saved_row(path: Path, model: ModelFile, dataset: Dataset, problem: Problem) -> SavedRow:
+    """A saved model's row: its predictions on the same rows, its weights placed on the data's
+    feature columns when it is affine."""
     import numpy as np
 
-    features = dataset.features  # type: ignore[attr-defined]
-    targets = dataset.targets  # type: ignore[attr-defined]
-    m_features, m_targets = model.features, model.targets  # type: ignore[attr-defined]
-    lacking = [f for f in m_features if f not in features]
+    from babynn_cli.core import SavedRow
+
+    features, targets = dataset.features, dataset.targets
+    lacking = [f for f in model.features if f not in features]
     if lacking:
         raise ModelFileError(
             f"model '{path}' uses column(s) {', '.join(lacking)} that are not among the data's "
             f"features ({', '.join(features)})"
         )
-    if list(m_targets) != list(targets):
+    if list(model.targets) != list(targets):
         raise ModelFileError(
-            f"model '{path}' predicts {', '.join(m_targets)}; the data's target is "
+            f"model '{path}' predicts {', '.join(model.targets)}; the data's target is "
             f"{', '.join(targets)}"
         )
-    W = np.zeros((len(features), len(targets)))
-    W[[features.index(f) for f in m_features]] = model.weights  # type: ignore[attr-defined]
-    return f"model {path}", W, model.bias  # type: ignore[attr-defined]
+    columns = [features.index(f) for f in model.features]
+    train = saved_predictions(model, problem.train.X[:, columns])
+    val = None if problem.val is None else saved_predictions(model, problem.val.X[:, columns])
+    W = bias = None
+    if model.kind == "affine" and model.weights is not None:
+        W = np.zeros((len(features), len(targets)))
+        W[columns] = model.weights
+        bias = model.bias
+    return SavedRow(f"model {path}", train, val, W, bias)

@@ -10,6 +10,8 @@ from babynn_cli.cli.app import app
 from babynn_cli.cli.common import divergence_hint, load_problem
 from babynn_cli.cli.options import (
     EXIT_INTERRUPTED,
+    Activation,
+    ActivationOpt,
     BatchOpt,
     CsvOutOpt,
     DataArg,
@@ -19,6 +21,7 @@ from babynn_cli.cli.options import (
     FeaturesOpt,
     GammaOpt,
     GapTolOpt,
+    HiddenOpt,
     Init,
     InitOpt,
     InterceptOpt,
@@ -38,6 +41,7 @@ from babynn_cli.cli.options import (
     TolOpt,
     ValFracOpt,
     check_lr,
+    check_network,
     option,
     reports_errors,
     split_list,
@@ -102,12 +106,15 @@ def sweep_lr(
     standardize: StandardizeOpt = True,
     intercept: InterceptOpt = True,
     val_frac: ValFracOpt = 0.0,
+    hidden: HiddenOpt = None,
+    activation: ActivationOpt = Activation.tanh,
     output: CsvOutOpt = None,
     plot: PlotOpt = None,
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     rates = grid_from_options(lr_lo, lr_hi, num, lrs)
+    layers = check_network(hidden, intercept)
     if val_frac >= 1:
         raise UsageError(f"--val-frac must be below 1 (got {val_frac:g})")
 
@@ -133,6 +140,8 @@ def sweep_lr(
         standardize=standardize,
         intercept=intercept,
         seed=seed,
+        hidden=layers,
+        activation=activation.value,
     )
     params = core.initial_params(problem, seed, init.value)
     settings = core.TrainSettings(epochs=epochs, batch_size=batch_size, tol=tol, patience=patience)

@@ -1,7 +1,7 @@
 """The numerical core of babynn: numpy and the standard library only, no I/O, no printing."""
 
 from babynn_cli.core.affine import AffineModel, from_raw_units, to_raw_units
-from babynn_cli.core.compare import Comparison, Config, compare
+from babynn_cli.core.compare import Comparison, Config, SavedRow, compare
 from babynn_cli.core.fit import (
     Fitted,
     Problem,
@@ -58,6 +58,7 @@ __all__ = [
     "ProblemError",
     "Run",
     "Saved",
+    "SavedRow",
     "Schedule",
     "ScheduleSpec",
     "Standardizer",

@@ -30,6 +30,7 @@ class AffineModel:
     n_inputs: int
     n_outputs: int
     intercept: bool = True
+    quadratic = True  # its loss is a quadratic in the parameters (see the training loop)
 
     def init_params(self, rng: np.random.Generator, how: str = "normal") -> Params:
         """W and w0 from N(0, 1/m), variance 1/m as in the notes; or zeros."""

@@ -24,6 +24,18 @@ SAVED = "saved model"
 
 
 @dataclass(frozen=True)
+class SavedRow:
+    """A saved model's predictions on the training (and validation) rows, and its weights in the
+    data's own units when it is affine."""
+
+    label: str
+    train_predictions: np.ndarray
+    val_predictions: np.ndarray | None
+    W: np.ndarray | None = None
+    bias: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     """One training configuration: a schedule (its name and parameters), η0 and a batch size."""
 
@@ -43,13 +55,13 @@ class Row:
 
     label: str
     config: Config | None  # None for a saved model
-    W: np.ndarray  # (m, n)
-    bias: np.ndarray  # (n,)
+    W: np.ndarray | None  # (m, n), None for a network
+    bias: np.ndarray | None  # (n,)
     train_loss: float
     val_loss: float | None
     gap: float  # L - L*
     relative_gap: float  # (L - L*)/L* (L - L* when L* = 0)
-    weight_distance: float  # ||[W; w0] - [W*; w0*]||, Frobenius, data's units
+    weight_distance: float | None  # ||[W; w0] - [W*; w0*]||, Frobenius, data's units (affine)
     reached_epoch: int | None  # first epoch with relative gap ≤ gap_tol
     status: str
     epochs_run: int | None
@@ -73,7 +85,9 @@ def relative(gap: float | np.ndarray, optimum: float) -> float | np.ndarray:
     return gap / optimum if optimum > 0 else gap
 
 
-def distance(W: np.ndarray, bias: np.ndarray, ref: LeastSquares) -> float:
+def distance(W: np.ndarray | None, bias: np.ndarray | None, ref: LeastSquares) -> float | None:
+    if W is None or bias is None:
+        return None
     return float(np.sqrt(((W - ref.W) ** 2).sum() + ((bias - ref.w0) ** 2).sum()))
 
 
@@ -85,10 +99,11 @@ def compare(
     seed: int,
     gap_tol: float = 1e-6,
     on_epoch: Callable[[EpochInfo], None] | None = None,
-    saved: Sequence[tuple[str, np.ndarray, np.ndarray]] = (),
+    saved: Sequence[SavedRow] = (),
 ) -> Comparison:
-    """Run every configuration; `saved` adds (label, W, bias) models, W: (m, n) in data units."""
-    ref = least_squares(problem.train.X, problem.train.Y, problem.model.intercept)
+    """Run every configuration and set them, and the saved models, beside the optimum: the
+    least-squares affine fit (for networks too: the table shows how far they get past it)."""
+    ref = least_squares(problem.train.X, problem.train.Y, getattr(problem.model, "intercept", True))
     L_star = ref.loss
     val = problem.val
     ref_val = None if val is None else mse(val.Y, val.X @ ref.W + ref.w0)
@@ -115,7 +130,8 @@ def compare(
             hits = np.flatnonzero(curve <= gap_tol)
             reached = int(fitted.history.epoch[hits[0]]) if hits.size else None
             gap = fitted.train_loss - L_star
-            status = status_of(run.stop_reason, relative(gap, L_star) <= gap_tol)
+            at_optimum = bool(relative(gap, L_star) <= gap_tol) if problem.affine else None
+            status = status_of(run.stop_reason, at_optimum)
             rows.append(
                 Row(
                     label=config.label,
@@ -137,21 +153,23 @@ def compare(
         if any(r.stop_reason is StopReason.INTERRUPTED for r in result.runs):
             break
 
-    for label, W, bias in saved:
-        loss = mse(problem.train.Y, problem.train.X @ W + bias)
-        val_loss = None if val is None else mse(val.Y, val.X @ W + bias)
+    for model in saved:
+        loss = mse(problem.train.Y, model.train_predictions)
+        val_loss = None
+        if val is not None and model.val_predictions is not None:
+            val_loss = mse(val.Y, model.val_predictions)
         gap = loss - L_star
         rows.append(
             Row(
-                label=label,
+                label=model.label,
                 config=None,
-                W=W,
-                bias=bias,
+                W=model.W,
+                bias=model.bias,
                 train_loss=loss,
                 val_loss=val_loss,
                 gap=gap,
                 relative_gap=float(relative(gap, L_star)),
-                weight_distance=distance(W, bias, ref),
+                weight_distance=distance(model.W, model.bias, ref),
                 reached_epoch=None,
                 status=SAVED,
                 epochs_run=None,

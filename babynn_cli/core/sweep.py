@@ -28,11 +28,15 @@ CONVERGED, STALLED, FALLING, DIVERGED, INTERRUPTED = (
 )
 
 
-def status_of(reason: StopReason, at_optimum: bool) -> str:
-    """A run's status, from why it stopped and whether its loss is within gap_tol of L*."""
+def status_of(reason: StopReason, at_optimum: bool | None) -> str:
+    """A run's status, from why it stopped and whether its loss is within gap_tol of L*.
+
+    at_optimum None: there is no optimum to measure against (a network), so a run the --tol rule
+    stopped has converged.
+    """
     if reason is StopReason.DIVERGED:
         return DIVERGED
-    if at_optimum:
+    if at_optimum or (at_optimum is None and reason is StopReason.CONVERGED):
         return CONVERGED
     if reason is StopReason.INTERRUPTED:
         return INTERRUPTED
@@ -65,7 +69,7 @@ class Theory:
     stable_lr: float  # 2/λmax
     best_lr: float  # 2/(λmax + λmin)
     optimum_loss: float  # L*, the least-squares training loss
-    initial_loss: float  # L at the initial weights
+    initial_loss: float  # L at the initial weights (nan for a network)
     predicted_epochs: int | None  # epochs η* needs to bring (L - L*)/L* below gap_tol
 
     @property
@@ -82,6 +86,7 @@ class Sweep:
     suggested: int | None  # index into rows
     edge: tuple[float | None, float | None]  # (largest rate below it, smallest that diverged)
     full_batch: bool
+    affine: bool  # the theory is the affine model's: for a network it is only a reference
     result: TrainResult
     # the first epoch the η* run's (L - L*)/L* fell to gap_tol: theory's prediction, measured
     measured_epochs: int | None = None
@@ -96,8 +101,10 @@ def theory(problem: Problem, params: Params, gap_tol: float, max_epochs: int = 1
 
     In the eigenbasis of H the error e = W̃ - W̃* of each component shrinks by (1 - ηλᵢ) per epoch,
     and L - L* = ½ Σᵢ λᵢ cᵢ², so the gap after t epochs is ½ Σᵢ λᵢ (1 - ηλᵢ)^(2t) cᵢ(0)².
+    For a network, the affine model's λs, bound and L* are given for reference, and no epochs are
+    predicted (its start is no affine model's).
     """
-    intercept = problem.model.intercept
+    intercept = getattr(problem.model, "intercept", True)
     moments = problem.train.moments
     H = 2.0 * moments.gram(intercept)
     lam, V = np.linalg.eigh(H)
@@ -105,6 +112,8 @@ def theory(problem: Problem, params: Params, gap_tol: float, max_epochs: int = 1
     lam_max, lam_min = float(lam[-1]), float(lam[0])
     best = 2.0 / (lam_max + lam_min)
     W_opt, w0_opt, optimum_loss = moments.optimum(intercept)
+    if not problem.affine:
+        return Theory(lam_max, lam_min, 2.0 / lam_max, best, optimum_loss, math.nan, None)
     W0 = params["W"]
     start = np.vstack([W0, params["w0"][None, :]]) if intercept else W0
     optimum = np.vstack([W_opt, w0_opt[None, :]]) if intercept else W_opt
@@ -145,7 +154,7 @@ def sweep(
     th = theory(problem, params, gap_tol)
     rates = sorted({float(lr) for lr in lrs})
     theory_lr = None
-    if full_batch and spec.name == "constant" and not settings.early_stopping:
+    if problem.affine and full_batch and spec.name == "constant" and not settings.early_stopping:
         theory_lr = th.best_lr
         rates = sorted({*rates, theory_lr})
     result = run_schedules(problem, params, [spec.at(lr) for lr in rates], settings, seed, on_epoch)
@@ -175,8 +184,10 @@ def sweep(
         close = np.flatnonzero(column <= within) if alive[k] else np.array([], dtype=int)
         reached = int(h.epoch[close[0]]) if close.size else None
         last = last_epoch(k)
-        at_optimum = h.train_loss[last, k] <= th.optimum_loss + gap_tol * th.optimum_loss
-        status = status_of(run.stop_reason, bool(at_optimum))
+        at_optimum = None
+        if problem.affine:
+            at_optimum = bool(h.train_loss[last, k] <= th.optimum_loss * (1 + gap_tol))
+        status = status_of(run.stop_reason, at_optimum)
         rows.append(
             SweepRow(
                 lr=rates[k],
@@ -215,5 +226,6 @@ def sweep(
         suggested=suggested,
         edge=edge,
         full_batch=full_batch,
+        affine=problem.affine,
         result=result,
     )

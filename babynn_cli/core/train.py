@@ -27,10 +27,11 @@ from babynn_cli.core.schedules import Schedule
 # Divergence is declared when the training loss
 # - is not finite, or grows past DIVERGENCE_FACTOR times the larger of the initial loss and the
 #   loss of predicting the mean target ("far past where it started"); or
-# - rises by more than RISE relative in each of `patience` epochs in a row, and, with minibatches
-#   (whose loss is noisy), ends above twice its best. On a quadratic loss, full-batch gradient
-#   descent at a stable rate never raises the loss beyond rounding, so a steady rise means the rate
-#   is past the bound, however slowly the loss grows.
+# - rises by more than RISE relative in each of `patience` epochs in a row, and, unless the loss is
+#   quadratic (the affine model) and the batch full, ends above where it started. On a quadratic
+#   loss, full-batch gradient descent at a stable rate never raises the loss beyond rounding, so a
+#   steady rise means the rate is past the bound, however slowly the loss grows; a minibatch loss,
+#   or a network's, also rises by chance, so there it must rise past the start.
 DIVERGENCE_FACTOR = 1e4
 RISE = 1e-9
 # Epochs run in blocks that double while a block takes less than BLOCK_SECONDS.
@@ -146,6 +147,7 @@ def train(
     if settings.early_stopping and val is None:
         raise ValueError("early stopping needs validation data")
     per_epoch = -(-N // batch)
+    exact = full_batch and getattr(model, "quadratic", False)  # see RISE
     # At full batch a model may offer a stepper (many epochs in a few calls) or an oracle (the
     # loss and gradient, an epoch at a time); with minibatches, an evaluator gives epoch losses.
     stepper = model.stepper(data) if full_batch and hasattr(model, "stepper") else None
@@ -192,7 +194,7 @@ def train(
     outcome: list[Run | None] = [None] * K
     monitor_hist = val_hist if settings.early_stopping else loss_hist
     best_monitor, stale = monitor_hist[0].copy(), np.zeros(K, dtype=int)
-    best_train, rising = loss.copy(), np.zeros(K, dtype=int)
+    rising = np.zeros(K, dtype=int)
     best_params = {k: v.copy() for k, v in params.items()}
     best_epoch = np.zeros(K, dtype=int)
     done_epochs = 0  # epochs finished and kept
@@ -259,11 +261,10 @@ def train(
         # -- the stopping rules, read over the block at once -----------------------------------
         L = loss_hist[first : last + 1]  # (B, K)
         rises = _run_lengths(loss_hist[first - 1 : last] * (1 + RISE) < L, rising)
-        best_so_far = np.fmin.accumulate(np.vstack([best_train, L]), axis=0)[1:]
         M = monitor_hist[first : last + 1]
         best_before = np.fmin.accumulate(np.vstack([best_monitor, M]), axis=0)[:-1]
         with np.errstate(invalid="ignore"):
-            steady = (rises >= settings.patience) & (full_batch | (2 * best_so_far < L))
+            steady = (rises >= settings.patience) & (exact | (loss_hist[0] < L))
             diverges = ~np.isfinite(L) | (ceiling < L) | steady
             improved = best_before - M > settings.tol * np.abs(best_before)
         stales = _run_lengths(~improved, stale)
@@ -301,7 +302,6 @@ def train(
                         best_params[name][k] = snapshots[j][name][k]
                 best_monitor[k] = np.fmin(best_monitor[k], M[j, k])
                 stale[k], rising[k] = stales[valid - 1, k], rises[valid - 1, k]
-                best_train[k] = best_so_far[valid - 1, k]
         params = kept
         stopped = running & np.array([o is not None for o in outcome])
         running &= ~stopped

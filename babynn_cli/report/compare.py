@@ -98,19 +98,19 @@ def _runs(result: Comparison) -> list[tuple[int, Any]]:
 
 
 def curves(result: Comparison) -> Any:
+    """Each run's (L - L*)/L* by epoch; L/L* when networks run, which can go below the optimum."""
+    networks = any(r.W is None for _, r in _runs(result))
     series = []
     for k, row in _runs(result):
         mark = MARKS[k] if k < len(MARKS) else "·"
         epochs = list(range(len(row.curve)))
-        series.append(
-            Series(epochs, list(row.curve), mark, STYLES[k % len(STYLES)], f"{mark} {row.label}")
-        )
-    for s in series:
-        s.label = s.label[2:]
+        values = list(row.curve + 1.0) if networks else list(row.curve)
+        series.append(Series(epochs, values, mark, STYLES[k % len(STYLES)], row.label))
+    label = "L/L*, log scale (below 1: past the best affine fit)" if networks else None
     return TextPlot(
         series,
         x_label="epoch",
-        y_label="(L - L*)/L*, log scale",
+        y_label=label or "(L - L*)/L*, log scale",
         x_log=False,
     ).render()
 
@@ -120,6 +120,7 @@ def _row_record(row: Any, features: list[str]) -> dict[str, Any]:
     return {
         "label": row.label,
         "kind": "run" if config is not None else "saved model",
+        "model": "affine" if row.W is not None else "network",
         "schedule": config.schedule.name if config is not None else None,
         "lr": config.lr if config is not None else None,
         "batch_size": config.batch_size if config is not None else None,
@@ -140,6 +141,7 @@ def columns(result: Comparison, features: list[str]) -> dict[str, list[Any]]:
         {
             "label": "least squares (closed form)",
             "kind": "optimum",
+            "model": "affine",
             "schedule": None,
             "lr": None,
             "batch_size": None,
@@ -165,8 +167,8 @@ def as_json(
     rows = []
     for row in result.rows:
         record = _row_record(row, features)
-        record["weights"] = row.W.tolist()
-        record["bias"] = row.bias.tolist()
+        record["weights"] = None if row.W is None else row.W.tolist()
+        record["bias"] = None if row.bias is None else row.bias.tolist()
         rows.append(record)
     return {
         "features": features,

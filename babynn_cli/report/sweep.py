@@ -67,7 +67,12 @@ def table(result: Sweep, gap_tol: float) -> Table:
 
 def theory_block(result: Sweep, gap_tol: float) -> Table:
     th = result.theory
-    t = Table(title="Theory (full-batch gradient descent, constant rate)", title_justify="left")
+    title = "Theory (full-batch gradient descent, constant rate)"
+    if not result.affine:
+        title = (
+            "Theory for the affine model only (a reference: the network's loss is not quadratic)"
+        )
+    t = Table(title=title, title_justify="left")
     t.add_column("quantity")
     t.add_column("value", justify="right")
     t.add_row("λmax of H = (2/N) X̃ᵀX̃", fmt(th.lambda_max, 6))
@@ -76,8 +81,9 @@ def theory_block(result: Sweep, gap_tol: float) -> Table:
     t.add_row("stability bound 2/λmax", fmt(th.stable_lr, 6))
     t.add_row("fastest rate η* = 2/(λmax+λmin)", fmt(th.best_lr, 6))
     t.add_row("optimum loss L* (least squares)", fmt(th.optimum_loss, 10))
-    predicted = "more than 10⁶" if th.predicted_epochs is None else str(th.predicted_epochs)
-    t.add_row(f"epochs η* needs to reach (L - L*)/L* ≤ {gap_tol:g}", predicted)
+    if result.affine:
+        predicted = "more than 10⁶" if th.predicted_epochs is None else str(th.predicted_epochs)
+        t.add_row(f"epochs η* needs to reach (L - L*)/L* ≤ {gap_tol:g}", predicted)
     if any(r.from_theory for r in result.rows):
         epochs = len(result.result.history.epoch) - 1
         seen = result.measured_epochs
@@ -93,7 +99,12 @@ def theory_block(result: Sweep, gap_tol: float) -> Table:
         else f"below {fmt(high, 4)} (every rate diverged)"
     )
     t.add_row("divergence edge found by the sweep", found)
-    if not result.full_batch:
+    if not result.affine:
+        t.caption = (
+            "The bound 2/λmax and η* hold for the affine model on these features; a network's "
+            "edge is the one the sweep found."
+        )
+    elif not result.full_batch:
         t.caption = (
             "The bound is for full-batch gradient descent; with minibatches the gradient is noisy "
             "and the edge the sweep found is the one that holds."
@@ -153,6 +164,7 @@ def as_json(result: Sweep, rule: str, gap_tol: float) -> dict[str, Any]:
         "suggestion_rule": rule,
         "edge": {"largest_stable": result.edge[0], "smallest_diverged": result.edge[1]},
         "full_batch": result.full_batch,
+        "theory_applies": result.affine,
         "theory": {
             "lambda_max": th.lambda_max,
             "lambda_min": th.lambda_min,
