@@ -43,6 +43,20 @@ def lstsq_solution(path: Path, targets: list[str] | None = None, intercept: bool
     return sol, np.zeros(Y.shape[1]), loss
 
 
+def central_differences(loss, params: dict, h: float = 1e-6) -> dict:
+    """∂loss/∂p for every entry of every array in params, by (loss(p + h) - loss(p - h)) / 2h."""
+    numeric = {}
+    for name, value in params.items():
+        numeric[name] = np.zeros_like(value)
+        for idx in np.ndindex(value.shape):
+            up = {k: v.copy() for k, v in params.items()}
+            down = {k: v.copy() for k, v in params.items()}
+            up[name][idx] += h
+            down[name][idx] -= h
+            numeric[name][idx] = (loss(up) - loss(down)) / (2 * h)
+    return numeric
+
+
 @pytest.fixture
 def in_tmp(tmp_path, monkeypatch):
     """Run in an empty folder, so the default model.json lands there."""

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+from conftest import central_differences
 
 from babynn_cli.core import AffineModel, Standardizer, curvature, from_raw_units, to_raw_units
 from babynn_cli.core.design import Design
@@ -84,17 +85,9 @@ def test_gradients_match_central_finite_differences(shape, intercept):
     model = AffineModel(m, n, intercept)
     params = model.init_params(rng)
     _, grads = model.losses_and_grads(stack(params, 1), X, Y)
-    h = 1e-6
-    for name, value in params.items():
-        numeric = np.zeros_like(value)
-        for idx in np.ndindex(value.shape):
-            plus = {k: v.copy() for k, v in params.items()}
-            minus = {k: v.copy() for k, v in params.items()}
-            plus[name][idx] += h
-            minus[name][idx] -= h
-            up, down = model.losses(stack(plus, 1), X, Y), model.losses(stack(minus, 1), X, Y)
-            numeric[idx] = (up[0] - down[0]) / (2 * h)
-        np.testing.assert_allclose(grads[name][0], numeric, rtol=1e-7, atol=1e-9)
+    numeric = central_differences(lambda p: model.losses(stack(p, 1), X, Y)[0], params)
+    for name in params:
+        np.testing.assert_allclose(grads[name][0], numeric[name], rtol=1e-7, atol=1e-9)
     assert ("w0" in grads) == intercept
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import central_differences
 
 from babynn_cli.core import (
     MLP,
@@ -27,18 +28,11 @@ def test_backpropagation_matches_central_finite_differences(activation, m, hidde
         for layer in range(1, model.depth + 1):
             params[f"b{layer}"] += 0.05 * np.sign(params[f"b{layer}"])
     _, grads = model.losses_and_grads(stack(params, 1), X, Y)
-    h = 1e-6
-    for name, value in params.items():
-        numeric = np.zeros_like(value)
-        for idx in np.ndindex(value.shape):
-            up = {k: v.copy() for k, v in params.items()}
-            down = {k: v.copy() for k, v in params.items()}
-            up[name][idx] += h
-            down[name][idx] -= h
-            loss_up = model.losses(stack(up, 1), X, Y)[0]
-            loss_down = model.losses(stack(down, 1), X, Y)[0]
-            numeric[idx] = (loss_up - loss_down) / (2 * h)
-        np.testing.assert_allclose(grads[name][0], numeric, rtol=1e-6, atol=1e-8, err_msg=name)
+    numeric = central_differences(lambda p: model.losses(stack(p, 1), X, Y)[0], params)
+    for name in params:
+        np.testing.assert_allclose(
+            grads[name][0], numeric[name], rtol=1e-6, atol=1e-8, err_msg=name
+        )
 
 
 def test_stacked_networks_are_computed_independently():

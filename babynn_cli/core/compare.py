@@ -91,6 +91,41 @@ def distance(W: np.ndarray | None, bias: np.ndarray | None, ref: LeastSquares) -
     return float(np.sqrt(((W - ref.W) ** 2).sum() + ((bias - ref.w0) ** 2).sum()))
 
 
+def _row(
+    label: str,
+    config: Config | None,
+    W: np.ndarray | None,
+    bias: np.ndarray | None,
+    train_loss: float,
+    val_loss: float | None,
+    ref: LeastSquares,
+    *,
+    status: str,
+    reached_epoch: int | None = None,
+    epochs_run: int | None = None,
+    seconds: float | None = None,
+    curve: np.ndarray | None = None,
+) -> Row:
+    """A row measured against the optimum `ref`."""
+    gap = train_loss - ref.loss
+    return Row(
+        label=label,
+        config=config,
+        W=W,
+        bias=bias,
+        train_loss=train_loss,
+        val_loss=val_loss,
+        gap=gap,
+        relative_gap=float(relative(gap, ref.loss)),
+        weight_distance=distance(W, bias, ref),
+        reached_epoch=reached_epoch,
+        status=status,
+        epochs_run=epochs_run,
+        seconds=seconds,
+        curve=curve,
+    )
+
+
 def compare(
     problem: Problem,
     params: Params,
@@ -129,22 +164,18 @@ def compare(
             curve = relative(fitted.history.train_loss[:, 0] - L_star, L_star)
             hits = np.flatnonzero(curve <= gap_tol)
             reached = int(fitted.history.epoch[hits[0]]) if hits.size else None
-            gap = fitted.train_loss - L_star
-            at_optimum = bool(relative(gap, L_star) <= gap_tol) if problem.affine else None
-            status = status_of(run.stop_reason, at_optimum)
+            close = relative(fitted.train_loss - L_star, L_star) <= gap_tol
             rows.append(
-                Row(
-                    label=config.label,
-                    config=config,
-                    W=fitted.W,
-                    bias=fitted.bias,
-                    train_loss=fitted.train_loss,
-                    val_loss=fitted.val_loss,
-                    gap=gap,
-                    relative_gap=float(relative(gap, L_star)),
-                    weight_distance=distance(fitted.W, fitted.bias, ref),
+                _row(
+                    config.label,
+                    config,
+                    fitted.W,
+                    fitted.bias,
+                    fitted.train_loss,
+                    fitted.val_loss,
+                    ref,
                     reached_epoch=reached,
-                    status=status,
+                    status=status_of(run.stop_reason, bool(close) if problem.affine else None),
                     epochs_run=run.epochs_run,
                     seconds=float(fitted.history.seconds[-1]),
                     curve=curve,
@@ -154,29 +185,11 @@ def compare(
             break
 
     for model in saved:
-        loss = mse(problem.train.Y, model.train_predictions)
         val_loss = None
         if val is not None and model.val_predictions is not None:
             val_loss = mse(val.Y, model.val_predictions)
-        gap = loss - L_star
-        rows.append(
-            Row(
-                label=model.label,
-                config=None,
-                W=model.W,
-                bias=model.bias,
-                train_loss=loss,
-                val_loss=val_loss,
-                gap=gap,
-                relative_gap=float(relative(gap, L_star)),
-                weight_distance=distance(model.W, model.bias, ref),
-                reached_epoch=None,
-                status=SAVED,
-                epochs_run=None,
-                seconds=None,
-                curve=None,
-            )
-        )
+        loss = mse(problem.train.Y, model.train_predictions)
+        rows.append(_row(model.label, None, model.W, model.bias, loss, val_loss, ref, status=SAVED))
 
     def rank(row: Row) -> tuple[bool, float, float]:
         gap = row.gap if math.isfinite(row.gap) else math.inf
