@@ -21,6 +21,7 @@ def test_fit_reaches_lstsq_on_every_sample(in_tmp, path, targets, lr):
     target_args = [a for t in targets or [] for a in ("-t", t)]
     doc = run_json("fit", path, *target_args, "--lr", lr, "--epochs", 20000, "--tol", 0)
     W, b, loss = lstsq_solution(path, targets)
+    assert doc["optimum_loss"] == pytest.approx(loss, rel=1e-12)
     np.testing.assert_allclose(doc["weights"], W, rtol=1e-9)
     np.testing.assert_allclose(doc["bias"], b, rtol=1e-9)
     assert doc["final_loss"] == pytest.approx(loss, rel=1e-12)

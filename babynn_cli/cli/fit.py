@@ -131,6 +131,7 @@ def fit(
     for path in (output, history):
         if path is not None:
             persistence.check_writable(path)
+    start_from = persistence.load_model(warm_start) if warm_start is not None else None
     report = Reporter(quiet=quiet or json_out)
     dataset, problem = load_problem(
         data,
@@ -145,9 +146,7 @@ def fit(
         hidden=layers,
         activation=activation.value,
     )
-    warm = None
-    if warm_start is not None:
-        warm = warm_start_weights(persistence.load_model(warm_start), dataset, problem)
+    warm = None if start_from is None else warm_start_weights(start_from, dataset, problem)
     params = core.initial_params(problem, seed, init.value, warm)
     settings = core.TrainSettings(
         epochs=epochs,
@@ -188,6 +187,7 @@ def fit(
         "interrupted_at_epoch": run.epochs_run + 1 if interrupted else None,
         "best_epoch": run.best_epoch,
         "final_loss": fitted.train_loss,
+        "optimum_loss": core.optimum_loss(problem),
         "r2": fitted.train_r2.tolist(),
         "val_loss": fitted.val_loss,
         "val_r2": None if fitted.val_r2 is None else fitted.val_r2.tolist(),
@@ -265,7 +265,7 @@ def fit(
         report.emit_json(doc)
     else:
         report.loss_table(h)
-        report.fit_summary(fitted, dataset.targets, tol, patience, output)
+        report.fit_summary(fitted, dataset.targets, tol, patience, output, result["optimum_loss"])
         if fitted.W is not None and fitted.bias is not None:
             report.weights_table(dataset.features, dataset.targets, fitted.W, fitted.bias)
         else:

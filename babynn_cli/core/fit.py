@@ -146,6 +146,12 @@ def initial_params(
     return params
 
 
+def optimum_loss(problem: Problem) -> float:
+    """L* of the best affine fit of the training rows (through the origin without an intercept),
+    from the moments already gathered: what gradient descent on the affine model tends to."""
+    return problem.train.moments.optimum(getattr(problem.model, "intercept", True))[2]
+
+
 def predict_raw(problem: Problem, params: Params, X: np.ndarray) -> np.ndarray:
     """ŷ for raw rows X, as `babynn predict` computes it from the model file."""
     if problem.affine:

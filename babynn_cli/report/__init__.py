@@ -120,13 +120,19 @@ class Reporter:
         tol: float,
         patience: int,
         output: object,
+        optimum: float,
     ) -> None:
         run = fitted.run
         last = fitted.history.seconds[-1]
+        gap = fitted.train_loss - optimum
+        relative = f" ({fmt(gap / optimum, 3)} of L*)" if optimum > 0 else ""
+        name = "least-squares optimum L*" if fitted.W is not None else "best affine fit L*"
         items = [
             ("epochs run", str(run.epochs_run)),
             ("stopped", stop_message(run, tol, patience)),
             ("training loss", fmt(fitted.train_loss, 10)),
+            (name, fmt(optimum, 10)),
+            ("gap L - L*", f"{fmt(gap, 3)}{relative}"),
             ("R²", _per_target(targets, fitted.train_r2)),
         ]
         if fitted.val_loss is not None and fitted.val_r2 is not None:
