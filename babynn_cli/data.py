@@ -16,7 +16,7 @@ import itertools
 import os
 import sys
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -425,7 +425,7 @@ def _reading(src: Source) -> Iterator[None]:
         raise DataError(f"cannot read {name}: {reason}") from None
 
 
-def write_table(columns: dict[str, Iterable[Any]], path: Path | None) -> None:
+def write_table(columns: Mapping[str, Iterable[Any]], path: Path | None) -> None:
     """A CSV with these columns, in full float precision, to `path` (atomically) or stdout."""
     text = pd.DataFrame(columns).to_csv(index=False, lineterminator="\n")
     if path is None:

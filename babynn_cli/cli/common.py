@@ -68,6 +68,7 @@ def saved_predictions(saved: ModelFile, X: np.ndarray) -> np.ndarray:
 
     m, n = len(saved.features), len(saved.targets)
     if saved.kind == "affine":
+        assert saved.weights is not None and saved.bias is not None
         return core.AffineModel(m, n).predict({"W": saved.weights, "w0": saved.bias}, X)
     assert saved.layers is not None and saved.mean is not None and saved.scale is not None
     hidden = tuple(W.shape[1] for W, _ in saved.layers[:-1])

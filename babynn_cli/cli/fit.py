@@ -293,7 +293,7 @@ def warm_start_weights(model: ModelFile, dataset: Dataset, problem: Problem) -> 
             raise UsageError("--warm-start model is affine; drop --hidden to continue it")
         if model.intercept and not problem.model.intercept:
             raise UsageError("--warm-start model has an intercept; drop --no-intercept")
-        assert model.weights is not None
+        assert model.weights is not None and model.bias is not None
         return Saved({"W": model.weights[order], "w0": model.bias}, mean, scale)
     assert model.layers is not None
     hidden = tuple(W.shape[1] for W, _ in model.layers[:-1])

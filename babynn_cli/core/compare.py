@@ -161,7 +161,7 @@ def compare(
         for k, config in enumerate(group):
             fitted = finish(problem, result, k)
             run = fitted.run
-            curve = relative(fitted.history.train_loss[:, 0] - L_star, L_star)
+            curve = np.asarray(relative(fitted.history.train_loss[:, 0] - L_star, L_star))
             hits = np.flatnonzero(curve <= gap_tol)
             reached = int(fitted.history.epoch[hits[0]]) if hits.size else None
             close = relative(fitted.train_loss - L_star, L_star) <= gap_tol

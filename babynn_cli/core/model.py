@@ -12,9 +12,12 @@ with the same methods.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from babynn_cli.core.design import Design
 
 Params = dict[str, np.ndarray]
 # Stacked parameters -> (losses (K,), stacked gradients) on a fixed data set: the full batch.
@@ -24,8 +27,11 @@ Evaluator = Callable[[Params], np.ndarray]
 
 
 class Model(Protocol):
-    n_inputs: int
-    n_outputs: int
+    @property
+    def n_inputs(self) -> int: ...
+
+    @property
+    def n_outputs(self) -> int: ...
 
     def init_params(self, rng: np.random.Generator, how: str = "normal") -> Params:
         """One model's initial parameters, drawn from `rng` (`"normal"`) or zero (`"zeros"`)."""
@@ -45,12 +51,12 @@ class Model(Protocol):
         """The K losses and their gradients (stacked like the parameters), averaged over rows."""
         ...
 
-    def full_batch(self, X: np.ndarray, Y: np.ndarray) -> Oracle:
-        """Losses and gradients on all of (X, Y); a model may precompute what it needs."""
+    def full_batch(self, data: Design) -> Oracle:
+        """Losses and gradients on all the rows; a model may precompute what it needs."""
         ...
 
-    def evaluator(self, X: np.ndarray, Y: np.ndarray) -> Evaluator:
-        """Losses on all of (X, Y), for the epoch's loss and the validation loss."""
+    def evaluator(self, data: Design) -> Evaluator:
+        """Losses on all the rows, for the epoch's loss and the validation loss."""
         ...
 
 

@@ -53,6 +53,7 @@ class SweepRow:
     lr: float
     final_loss: float  # training loss at the end of the run (at the last finite epoch if diverged)
     final_val_loss: float | None
+    final_monitored: float  # the final loss the statuses and the suggestion read
     best_loss: float  # the lowest monitored loss of the run
     reached_epoch: int | None  # first epoch within gap_tol of the sweep's best loss
     status: str  # converged (to L*) / stalled / still falling / diverged / interrupted
@@ -193,6 +194,7 @@ def sweep(
                 lr=rates[k],
                 final_loss=float(h.train_loss[last, k]),
                 final_val_loss=float(h.val_loss[last, k]) if h.val_loss is not None else None,
+                final_monitored=finals[k],
                 best_loss=float(np.nanmin(column[: last + 1])),
                 reached_epoch=reached,
                 status=status,

@@ -297,7 +297,7 @@ def train(
             if valid:
                 j = int(np.argmin(M[:valid, k]))  # the first epoch at the block's lowest
                 if settings.early_stopping and M[j, k] < best_monitor[k]:
-                    best_epoch[k] = first + j
+                    best_epoch[k] = int(first + j)
                     for name in best_params:
                         best_params[name][k] = snapshots[j][name][k]
                 best_monitor[k] = np.fmin(best_monitor[k], M[j, k])
@@ -331,10 +331,10 @@ def train(
     end_reason = StopReason.INTERRUPTED if interrupted else StopReason.MAX_EPOCHS
     runs = tuple(o if o is not None else Run(end_reason, done_epochs) for o in outcome)
     if settings.early_stopping:
-        for k, run in enumerate(runs):
+        for i, run in enumerate(runs):
             if run.stop_reason is not StopReason.DIVERGED:
                 for name in params:
-                    params[name][k] = best_params[name][k]
+                    params[name][i] = best_params[name][i]
         runs = tuple(
             Run(r.stop_reason, r.epochs_run, int(best_epoch[k]), r.diverged_epoch, r.diverged_lr)
             for k, r in enumerate(runs)

@@ -301,7 +301,7 @@ def _mark(ok: bool) -> str:
     return "yes" if ok else "no"
 
 
-def _per_target(targets: Sequence[str], values: Sequence[float]) -> str:
+def _per_target(targets: Sequence[str], values: Sequence[float] | np.ndarray) -> str:
     if len(targets) == 1:
         return fmt(float(values[0]), 6)
     return ", ".join(f"{t} {fmt(float(v), 6)}" for t, v in zip(targets, values, strict=True))

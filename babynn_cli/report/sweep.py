@@ -115,13 +115,13 @@ def theory_block(result: Sweep, gap_tol: float) -> Table:
 def text_plot(result: Sweep) -> Any:
     ok = [r for r in result.rows if r.status != "diverged"]
     bad = [r for r in result.rows if r.status == "diverged"]
-    final = [r.final_val_loss if result.monitor == "validation" else r.final_loss for r in ok]
+    final = [r.final_monitored for r in ok]
     series = [Series([r.lr for r in ok], final, "●", "cyan", "final loss")]
     s = result.suggested
     if s is not None:
         row = result.rows[s]
-        y = row.final_val_loss if result.monitor == "validation" else row.final_loss
-        series.append(Series([row.lr], [y], "◆", "bold green", f"suggested {fmt(row.lr, 3)}"))
+        label = f"suggested {fmt(row.lr, 3)}"
+        series.append(Series([row.lr], [row.final_monitored], "◆", "bold green", label))
     top = [Series([r.lr for r in bad], [0.0] * len(bad), "x", "red", "diverged")] if bad else []
     bound = result.theory.stable_lr
     vlines = [VLine(bound, "┊", "yellow", f"2/λmax = {fmt(bound, 3)}")]
@@ -182,7 +182,7 @@ def save_plot(result: Sweep, path: Path) -> None:
     figure, ax = new_figure()
     ok = [r for r in result.rows if r.status != "diverged"]
     bad = [r for r in result.rows if r.status == "diverged"]
-    final = [r.final_val_loss if result.monitor == "validation" else r.final_loss for r in ok]
+    final = [r.final_monitored for r in ok]
     ax.loglog([r.lr for r in ok], final, "o-", label=_final_column(result))  # type: ignore[attr-defined]
     if bad:
         top = max(final) if final else 1.0
@@ -190,8 +190,7 @@ def save_plot(result: Sweep, path: Path) -> None:
     ax.axvline(result.theory.stable_lr, color="orange", ls="--", label="2/λmax")  # type: ignore[attr-defined]
     if result.suggested is not None:
         row = result.rows[result.suggested]
-        y = row.final_val_loss if result.monitor == "validation" else row.final_loss
-        ax.plot([row.lr], [y], "g*", ms=14, label=f"suggested {fmt(row.lr, 3)}")  # type: ignore[attr-defined]
+        ax.plot([row.lr], [row.final_monitored], "g*", ms=14, label=f"suggested {fmt(row.lr, 3)}")  # type: ignore[attr-defined]
     ax.set_xlabel("learning rate η0")  # type: ignore[attr-defined]
     ax.set_ylabel(_final_column(result))  # type: ignore[attr-defined]
     ax.set_title("babynn sweep-lr")  # type: ignore[attr-defined]
