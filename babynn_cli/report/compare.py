@@ -87,7 +87,7 @@ def table(result: Comparison, gap_tol: float, wide: bool = True) -> Table:
             "time s": "-" if row.seconds is None else f"{row.seconds:.3f}",
         }
         add(cells, "bold green" if k == result.best else "red" if diverged else None)
-    t.caption = f"ranked by L - L*; reached at: the first epoch with (L - L*)/L* ≤ {gap_tol:g}" + (
+    t.caption = f"ranked by L - L*; reached: the first epoch with (L - L*)/L* ≤ {gap_tol:g}" + (
         "; runs of one batch size train together and share their wall time" if wide else ""
     )
     return t
