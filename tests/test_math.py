@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import central_differences
 
-from babynn_cli.core import AffineModel, Standardizer, curvature, from_raw_units, to_raw_units
+from babynn_cli.core import AffineModel, Standardizer, from_raw_units, to_raw_units
 from babynn_cli.core.design import Design
 from babynn_cli.core.model import stack, unstack
 from babynn_cli.core.schedules import (
@@ -229,12 +229,16 @@ def test_standardizer_leaves_constant_columns_alone():
 
 
 def test_curvature_matches_eigenvalues_of_the_explicit_hessian():
+    """H = (2/N) X̃ᵀX̃ as the problem builds it from the moments, against numpy on X̃ itself."""
+    from babynn_cli.core import make_problem
+
     rng = np.random.default_rng(3)
     X = rng.normal(size=(50, 4)) * [1, 2, 3, 4] + 1
+    Y = rng.normal(size=(50, 1))
     for intercept in (True, False):
         design = np.column_stack([X, np.ones(50)]) if intercept else X
         eig = np.linalg.eigvals(2 / 50 * design.T @ design).real
-        c = curvature(X, intercept)
+        c = make_problem(X, Y, standardize=False, intercept=intercept).curvature()
         assert c.lambda_max == pytest.approx(eig.max(), rel=1e-12)
         assert c.lambda_min == pytest.approx(eig.min(), rel=1e-9)
         assert c.stable_lr == pytest.approx(2 / eig.max(), rel=1e-12)

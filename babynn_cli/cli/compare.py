@@ -44,6 +44,7 @@ from babynn_cli.cli.options import (
     ValFracOpt,
     check_lr,
     check_network,
+    check_validation,
     option,
     reports_errors,
     split_list,
@@ -154,13 +155,10 @@ def compare(
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    if val_frac >= 1:
-        raise UsageError(f"--val-frac must be below 1 (got {val_frac:g})")
-    if early_stopping and val_frac == 0:
-        raise UsageError("--early-stopping needs a validation set: add --val-frac, e.g. 0.2")
     for lr in lrs or []:
         check_lr(lr)
     layers = check_network(hidden, intercept)
+    check_validation(val_frac, early_stopping)
     batches = [parse_batch(b) for b in batch_sizes or []]
 
     from babynn_cli import core, persistence

@@ -43,6 +43,7 @@ from babynn_cli.cli.options import (
     ValFracOpt,
     check_lr,
     check_network,
+    check_validation,
     option,
     reports_errors,
     split_list,
@@ -119,10 +120,7 @@ def fit(
     it as a JSON model file."""
     check_lr(lr)
     layers = check_network(hidden, intercept)
-    if early_stopping and val_frac == 0:
-        raise UsageError("--early-stopping needs a validation set: add --val-frac, e.g. 0.2")
-    if val_frac >= 1:
-        raise UsageError(f"--val-frac must be below 1 (got {val_frac:g})")
+    check_validation(val_frac, early_stopping)
 
     from babynn_cli import core, persistence
     from babynn_cli import data as datamod

@@ -282,6 +282,13 @@ def check_lr(lr: float, flag: str = "--lr") -> None:
         raise UsageError(f"{flag} must be a number above 0 (got {lr:g})")
 
 
+def check_validation(val_frac: float, early_stopping: bool = False) -> None:
+    if val_frac >= 1:
+        raise UsageError(f"--val-frac must be below 1 (got {val_frac:g})")
+    if early_stopping and val_frac == 0:
+        raise UsageError("--early-stopping needs a validation set: add --val-frac, e.g. 0.2")
+
+
 def check_network(hidden: list[int] | None, intercept: bool) -> tuple[int, ...]:
     """The hidden layers asked for; a network has its biases, so --no-intercept does not fit."""
     if hidden and not intercept:

@@ -42,6 +42,7 @@ from babynn_cli.cli.options import (
     ValFracOpt,
     check_lr,
     check_network,
+    check_validation,
     option,
     reports_errors,
     split_list,
@@ -115,8 +116,7 @@ def sweep_lr(
 ) -> None:
     rates = grid_from_options(lr_lo, lr_hi, num, lrs)
     layers = check_network(hidden, intercept)
-    if val_frac >= 1:
-        raise UsageError(f"--val-frac must be below 1 (got {val_frac:g})")
+    check_validation(val_frac)
 
     from babynn_cli import core, persistence
     from babynn_cli import data as datamod

@@ -28,7 +28,7 @@ from babynn_cli.core.schedules import (
     make_schedule,
 )
 from babynn_cli.core.sweep import DIVERGED, INTERRUPTED, Sweep, SweepRow, Theory, lr_grid, sweep
-from babynn_cli.core.theory import Curvature, curvature
+from babynn_cli.core.theory import Curvature
 from babynn_cli.core.train import (
     EpochInfo,
     History,
@@ -70,7 +70,6 @@ __all__ = [
     "TrainResult",
     "TrainSettings",
     "compare",
-    "curvature",
     "describe",
     "finish",
     "fit",

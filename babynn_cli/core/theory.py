@@ -42,21 +42,6 @@ class Curvature:
         return self.lambda_max / self.lambda_min if self.lambda_min > 0 else float("inf")
 
 
-def design_gram(X: np.ndarray, intercept: bool) -> np.ndarray:
-    """X̃ᵀX̃ / N for X: (N, m), built without materialising X̃: (m+1, m+1) or (m, m)."""
-    N = len(X)
-    G = X.T @ X / N
-    if not intercept:
-        return G
-    s = X.sum(axis=0) / N
-    return np.block([[G, s[:, None]], [s[None, :], np.ones((1, 1))]])
-
-
-def curvature(X: np.ndarray, intercept: bool) -> Curvature:
-    """Extreme eigenvalues of H = (2/N) X̃ᵀX̃ for the data as trained, X: (N, m)."""
-    return curvature_of(design_gram(X, intercept))
-
-
 def curvature_of(gram: np.ndarray) -> Curvature:
     """Extreme eigenvalues of H = 2·gram, gram = X̃ᵀX̃ / N."""
     eig = np.linalg.eigvalsh(2.0 * gram)
