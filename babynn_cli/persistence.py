@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,7 +13,14 @@ from typing import Any
 import numpy as np
 
 from babynn_cli import __version__
-from babynn_cli.errors import ModelFileError, OutputError
+from babynn_cli.core.affine import AffineModel
+from babynn_cli.core.compare import ModelPredictions
+from babynn_cli.core.fit import Fitted
+from babynn_cli.core.mlp import MLP, layers_of, params_of
+from babynn_cli.core.problem import Problem, WarmStart
+from babynn_cli.core.scaling import Standardizer
+from babynn_cli.errors import ModelFileError, OutputError, UsageError
+from babynn_cli.jsontext import dumps
 
 FORMAT = "babynn-model"
 FORMAT_VERSION = 2  # 2 added networks ("kind": "mlp"); version 1 files (affine) still load
@@ -44,6 +51,110 @@ class ModelFile:
     scale: np.ndarray | None = None
     training: dict[str, Any] = field(default_factory=dict)
     result: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(
+        cls,
+        fitted: Fitted,
+        problem: Problem,
+        features: list[str],
+        targets: list[str],
+        training: dict[str, Any],
+        result: dict[str, Any],
+    ) -> ModelFile:
+        """The file of a finished fit: `training` records how it was made, `result` how it went."""
+        network = problem.model if isinstance(problem.model, MLP) else None
+        return cls(
+            features=features,
+            targets=targets,
+            weights=fitted.W,
+            bias=fitted.bias,
+            kind="affine" if network is None else "mlp",
+            layers=None if network is None else layers_of(fitted.params),
+            activation=None if network is None else network.activation,
+            intercept=problem.model.intercept,
+            standardized=problem.standardized,
+            mean=problem.scaler.mean,
+            scale=problem.scaler.scale,
+            training=training,
+            result=result,
+        )
+
+    @property
+    def hidden(self) -> tuple[int, ...]:
+        return tuple(W.shape[1] for W, _ in self.layers[:-1]) if self.layers else ()
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """ŷ for raw rows X: (N, m), their columns this file's features, in its order."""
+        m, n = len(self.features), len(self.targets)
+        if self.kind == "affine":
+            assert self.weights is not None and self.bias is not None
+            return AffineModel(m, n).predict({"W": self.weights, "w0": self.bias}, X)
+        assert self.layers is not None and self.mean is not None and self.scale is not None
+        network = MLP(m, self.hidden, n, self.activation or "tanh")
+        z = Standardizer(self.mean, self.scale).transform(X)
+        return network.predict(params_of(self.layers), z)
+
+    def evaluated(
+        self, path: Path, features: Sequence[str], targets: Sequence[str], problem: Problem
+    ) -> ModelPredictions:
+        """This model's predictions on the problem's rows (`features`: the data's columns), and
+        its weights placed on those columns (0 for the ones it does not use) when it is affine."""
+        lacking = [f for f in self.features if f not in features]
+        if lacking:
+            raise ModelFileError(
+                f"model '{path}' uses column(s) {', '.join(lacking)} that are not among the data's "
+                f"features ({', '.join(features)})"
+            )
+        if self.targets != list(targets):
+            raise ModelFileError(
+                f"model '{path}' predicts {', '.join(self.targets)}; the data's target is "
+                f"{', '.join(targets)}"
+            )
+        columns = [list(features).index(f) for f in self.features]
+        train = self.predict(problem.train.X[:, columns])
+        val = None if problem.val is None else self.predict(problem.val.X[:, columns])
+        W = None
+        if self.kind == "affine" and self.weights is not None:
+            W = np.zeros((len(features), len(targets)))
+            W[columns] = self.weights
+        return ModelPredictions(
+            f"model {path}", train, val, W, self.bias if W is not None else None
+        )
+
+    def warm_start(
+        self, features: Sequence[str], targets: Sequence[str], problem: Problem
+    ) -> WarmStart:
+        """This file's weights to start `problem` from, its rows put in the data's feature order;
+        an error when the model does not fit the data or the options."""
+        if sorted(self.features) != sorted(features) or self.targets != list(targets):
+            raise ModelFileError(
+                f"--warm-start model has features {', '.join(self.features)} → "
+                f"{', '.join(self.targets)}; the data has {', '.join(features)} → "
+                f"{', '.join(targets)}"
+            )
+        order = [self.features.index(f) for f in features]
+        assert self.mean is not None and self.scale is not None
+        mean, scale = self.mean[order], self.scale[order]
+        wanted = problem.model.hidden if isinstance(problem.model, MLP) else ()
+        if self.kind == "affine":
+            if wanted:
+                raise UsageError("--warm-start model is affine; drop --hidden to continue it")
+            if self.intercept and not problem.model.intercept:
+                raise UsageError("--warm-start model has an intercept; drop --no-intercept")
+            assert self.weights is not None and self.bias is not None
+            return WarmStart({"W": self.weights[order], "w0": self.bias}, mean, scale)
+        assert self.layers is not None
+        activation = problem.model.activation if isinstance(problem.model, MLP) else None
+        if self.hidden != wanted or self.activation != activation:
+            shape = " ".join(f"--hidden {h}" for h in self.hidden)
+            raise UsageError(
+                f"--warm-start model is a network ({shape} --activation {self.activation}); "
+                "give the same --hidden and --activation"
+            )
+        params = params_of(self.layers)
+        params["W1"] = params["W1"][order]
+        return WarmStart(params, mean, scale)
 
 
 def check_writable(path: Path) -> None:
@@ -92,17 +203,6 @@ def _floats(a: np.ndarray) -> Any:
     return np.asarray(a, dtype=float).tolist()
 
 
-def _json_safe(value: Any) -> Any:
-    """NaN and infinity are not JSON: write them as null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    return value
-
-
 def to_json(model: ModelFile) -> str:
     m = len(model.features)
     spec: dict[str, Any] = {
@@ -137,7 +237,7 @@ def to_json(model: ModelFile) -> str:
         "training": model.training,
         "result": model.result,
     }
-    return json.dumps(_json_safe(doc), indent=2, allow_nan=False, ensure_ascii=False) + "\n"
+    return dumps(doc, indent=2) + "\n"
 
 
 def save_model(path: Path, model: ModelFile) -> None:

@@ -59,6 +59,6 @@ def central_differences(loss, params: dict, h: float = 1e-6) -> dict:
 
 @pytest.fixture
 def in_tmp(tmp_path, monkeypatch):
-    """Run in an empty folder, so the default model.json lands there."""
+    """RunEnd in an empty folder, so the default model.json lands there."""
     monkeypatch.chdir(tmp_path)
     return tmp_path

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import DIABETES, NOTES, TWO, lstsq_solution, run, run_json
 
-from babynn_cli.core import least_squares
+from babynn_cli.core.reference import least_squares
 
 
 def test_reference_matches_lstsq_on_well_conditioned_data():

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from conftest import central_differences
 
-from babynn_cli.core import AffineModel, Standardizer, from_raw_units, to_raw_units
-from babynn_cli.core.design import Design
-from babynn_cli.core.model import stack, unstack
+from babynn_cli.core.affine import AffineModel, from_raw_units, to_raw_units
+from babynn_cli.core.descent import plain_descent
+from babynn_cli.core.rows import Rows
+from babynn_cli.core.scaling import Standardizer
 from babynn_cli.core.schedules import (
     Constant,
     Cosine,
@@ -21,6 +22,7 @@ from babynn_cli.core.schedules import (
     Step,
     make_schedule,
 )
+from babynn_cli.core.vocabulary import stack, unstack
 
 
 def problem(N=7, m=3, n=2, seed=1):
@@ -93,7 +95,7 @@ def test_gradients_match_central_finite_differences(shape, intercept):
 
 def test_one_full_batch_step_is_exactly_the_update_rule():
     """W ← W - η∇L_W and w0 ← w0 - η∇L_w0, bit for bit, with the full-batch gradient."""
-    from babynn_cli.core import TrainSettings, train
+    from babynn_cli.core.train import TrainSettings, train
 
     model, params, X, Y = problem(N=20)
     data = as_design(X, Y)
@@ -120,7 +122,7 @@ def test_one_full_batch_step_is_exactly_the_update_rule():
 
 def as_design(X, Y):
     """The rows as they are, unstandardised."""
-    return Design(X, Y, np.zeros(X.shape[1]), np.ones(X.shape[1]))
+    return Rows(X, Y, np.zeros(X.shape[1]), np.ones(X.shape[1]))
 
 
 class DirectAffine(AffineModel):
@@ -132,17 +134,14 @@ class DirectAffine(AffineModel):
     def evaluator(self, data):
         return lambda p: self.losses(p, data.X, data.Y)
 
-    def stepper(self, data):
-        return None
-
-    def epoch_runner(self, data, batch):
-        return None
+    def descent(self, data, batch_size, rng):
+        return plain_descent(self, data, batch_size, rng, exact=True)  # the rule as written
 
 
 @pytest.mark.parametrize("intercept", [True, False])
 def test_moments_give_the_direct_iterates_and_losses(intercept):
     """Full-batch training from the data's moments against the direct computation."""
-    from babynn_cli.core import TrainSettings, train
+    from babynn_cli.core.train import TrainSettings, train
 
     rng = np.random.default_rng(11)
     X = rng.normal(size=(5000, 6)) * [1, 3, 10, 0.1, 1, 2] + [0, 5, -20, 1, 0, 3]
@@ -230,7 +229,7 @@ def test_standardizer_leaves_constant_columns_alone():
 
 def test_curvature_matches_eigenvalues_of_the_explicit_hessian():
     """H = (2/N) X̃ᵀX̃ as the problem builds it from the moments, against numpy on X̃ itself."""
-    from babynn_cli.core import make_problem
+    from babynn_cli.core.problem import make_problem
 
     rng = np.random.default_rng(3)
     X = rng.normal(size=(50, 4)) * [1, 2, 3, 4] + 1
@@ -251,8 +250,8 @@ def test_curvature_matches_eigenvalues_of_the_explicit_hessian():
 def test_minibatch_epochs_as_products_of_maps_give_the_batch_by_batch_iterates(batch, intercept, n):
     """An epoch computed as one product of the batches' affine maps against w ← w - η∇L_w
     applied batch after batch (the generic loop), for several rates and a decaying schedule."""
-    from babynn_cli.core import TrainSettings, train
     from babynn_cli.core.schedules import Inverse
+    from babynn_cli.core.train import TrainSettings, train
 
     rng = np.random.default_rng(5)
     X = rng.normal(size=(61, 3)) * [1, 2, 0.5] + [0.3, -1, 2]  # 61 rows: a short last batch

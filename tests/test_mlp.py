@@ -6,15 +6,12 @@ import numpy as np
 import pytest
 from conftest import central_differences
 
-from babynn_cli.core import (
-    MLP,
-    TrainSettings,
-    fit,
-    initial_params,
-    make_problem,
-    make_schedule,
-)
-from babynn_cli.core.model import stack
+from babynn_cli.core.fit import fit
+from babynn_cli.core.mlp import MLP
+from babynn_cli.core.problem import initial_params, make_problem
+from babynn_cli.core.schedules import make_schedule
+from babynn_cli.core.train import TrainSettings
+from babynn_cli.core.vocabulary import stack
 
 
 @pytest.mark.parametrize("activation", ["tanh", "relu", "sigmoid"])

@@ -10,7 +10,10 @@ import numpy as np
 import pytest
 from conftest import DIABETES, NOTES, lstsq_solution, run, run_json
 
-from babynn_cli.core import ScheduleSpec, TrainSettings, initial_params, make_problem, sweep
+from babynn_cli.core.problem import initial_params, make_problem
+from babynn_cli.core.schedules import ScheduleSpec
+from babynn_cli.core.sweep import sweep
+from babynn_cli.core.train import TrainSettings
 
 
 def known_hessian_data(N=400, scales=(0.5, 1.0, 3.0), seed=0):
@@ -34,8 +37,8 @@ def test_theory_matches_a_known_hessian():
     params = initial_params(problem, 0)
     lrs = np.geomspace(0.01, 1.0, 21)
     result = sweep(problem, params, lrs, ScheduleSpec(), TrainSettings(epochs=500, tol=0), 0)
-    assert result.theory.lambda_max == pytest.approx(2 * 3.0**2, rel=1e-12)
-    assert result.theory.lambda_min == pytest.approx(2 * 0.5**2, rel=1e-12)
+    assert result.theory.curvature.lambda_max == pytest.approx(2 * 3.0**2, rel=1e-12)
+    assert result.theory.curvature.lambda_min == pytest.approx(2 * 0.5**2, rel=1e-12)
     bound = 2 / 18
     low, high = result.edge
     step = lrs[1] / lrs[0]

@@ -7,16 +7,10 @@ import sys
 import numpy as np
 import pytest
 
-from babynn_cli.core import (
-    Saved,
-    StopReason,
-    TrainSettings,
-    fit,
-    initial_params,
-    make_problem,
-    make_schedule,
-    run_schedules,
-)
+from babynn_cli.core.fit import fit, train_problem
+from babynn_cli.core.problem import WarmStart, initial_params, make_problem
+from babynn_cli.core.schedules import make_schedule
+from babynn_cli.core.train import StopReason, TrainSettings
 
 
 def linear_data(N=200, m=3, n=1, noise=0.1, seed=0):
@@ -82,8 +76,8 @@ def test_minibatch_sgd_gets_close_and_is_deterministic():
 def test_tol_stops_when_the_loss_stops_improving():
     X, Y = linear_data()
     _, fitted = run(X, Y, settings=TrainSettings(epochs=5000, tol=1e-10, patience=5))
-    assert fitted.run.stop_reason is StopReason.CONVERGED
-    assert fitted.run.epochs_run < 5000
+    assert fitted.end.stop_reason is StopReason.CONVERGED
+    assert fitted.end.epochs_run < 5000
     losses = fitted.history.train_loss[:, 0]
     tail = losses[-6:]
     assert np.all((tail[:-1] - tail[1:]) <= 1e-10 * tail[:-1])
@@ -95,18 +89,18 @@ def test_divergence_edge_is_two_over_lambda_max(factor):
     problem, _ = run(X, Y, settings=TrainSettings(epochs=1))
     lr = factor * problem.curvature().stable_lr
     _, fitted = run(X, Y, lr=lr, settings=TrainSettings(epochs=3000, tol=0))
-    diverged = fitted.run.stop_reason is StopReason.DIVERGED
+    diverged = fitted.end.stop_reason is StopReason.DIVERGED
     assert diverged == (factor > 1)
     if diverged:
-        assert fitted.run.diverged_lr == pytest.approx(lr)
+        assert fitted.end.diverged_lr == pytest.approx(lr)
 
 
 def test_huge_rate_diverges_on_the_first_epochs_without_warnings():
     X, Y = linear_data()
     with np.errstate(all="raise"):
         _, fitted = run(X, Y, lr=1e6, settings=TrainSettings(epochs=100, batch_size=1))
-    assert fitted.run.stop_reason is StopReason.DIVERGED
-    assert fitted.run.diverged_epoch == 1
+    assert fitted.end.stop_reason is StopReason.DIVERGED
+    assert fitted.end.diverged_epoch == 1
 
 
 def test_validation_split_and_early_stopping_keep_the_best_epoch():
@@ -116,7 +110,7 @@ def test_validation_split_and_early_stopping_keep_the_best_epoch():
     settings = TrainSettings(epochs=3000, tol=1e-4, patience=20, early_stopping=True)
     problem, fitted = run(X, Y, lr=0.1, val_frac=0.25, settings=settings)
     assert (problem.n_train, problem.n_val) == (30, 10)
-    result, history = fitted.run, fitted.history
+    result, history = fitted.end, fitted.history
     assert result.stop_reason is StopReason.EARLY_STOPPING
     best = int(np.argmin(history.val_loss[:, 0]))
     assert result.best_epoch == history.epoch[best]
@@ -146,8 +140,8 @@ def test_interrupt_keeps_the_last_finished_epoch():
     fitted = fit(
         problem, params, make_schedule("constant", 0.1), TrainSettings(epochs=100), 0, on_epoch
     )
-    assert fitted.run.stop_reason is StopReason.INTERRUPTED
-    assert fitted.run.epochs_run == 7
+    assert fitted.end.stop_reason is StopReason.INTERRUPTED
+    assert fitted.end.epochs_run == 7
     assert fitted.train_loss == pytest.approx(fitted.history.train_loss[-1, 0], rel=1e-10)
 
 
@@ -155,7 +149,7 @@ def test_warm_start_from_the_optimum_stays_there():
     X, Y = linear_data()
     W, b = reference(X, Y)
     problem = make_problem(X, Y)
-    saved = Saved({"W": W, "w0": b}, np.zeros(3), np.ones(3))  # raw units: no scaling
+    saved = WarmStart({"W": W, "w0": b}, np.zeros(3), np.ones(3))  # raw units: no scaling
     params = initial_params(problem, 0, warm_start=saved)
     fitted = fit(problem, params, make_schedule("constant", 0.1), TrainSettings(epochs=3), 0)
     np.testing.assert_allclose(fitted.W, W, rtol=1e-9)
@@ -163,7 +157,7 @@ def test_warm_start_from_the_optimum_stays_there():
 
 
 def test_too_few_rows():
-    from babynn_cli.core import ProblemError
+    from babynn_cli.core.problem import ProblemError
 
     X, Y = linear_data(N=3)
     with pytest.raises(ProblemError, match="1 training row"):
@@ -194,7 +188,7 @@ def test_blocks_of_epochs_give_what_one_epoch_at_a_time_gives(
     for block in (1, train_module.MAX_BLOCK):
         monkeypatch.setattr(train_module, "MAX_BLOCK", block)
         monkeypatch.setattr(train_module, "BLOCK_SECONDS", 1e9 if block > 1 else 0)
-        results.append(run_schedules(problem, params, scheds, settings, 0))
+        results.append(train_problem(problem, params, scheds, settings, 0))
     one, blocks = results
     assert one.runs == blocks.runs
     assert {r.stop_reason for r in one.runs} != {StopReason.MAX_EPOCHS}

@@ -3,58 +3,33 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from babynn_cli.cli.app import app
-from babynn_cli.cli.common import load_problem, saved_predictions
+from babynn_cli.cli.common import load_problem
 from babynn_cli.cli.options import (
     EXIT_INTERRUPTED,
     RATE,
     SCHEDULE_HELP,
     TRAINING,
-    Activation,
-    ActivationOpt,
     CsvOutOpt,
-    DataArg,
-    DecayOpt,
-    DropnaOpt,
-    EpochsOpt,
-    FeaturesOpt,
-    GammaOpt,
+    DataOptions,
     GapTolOpt,
-    HiddenOpt,
-    Init,
-    InitOpt,
-    InterceptOpt,
     JsonOpt,
-    LrMinOpt,
-    PatienceOpt,
+    ModelOptions,
     PlotOpt,
-    PowerOpt,
     QuietOpt,
     ScheduleName,
-    SeedOpt,
-    SepOpt,
-    StandardizeOpt,
-    StepSizeOpt,
-    TargetOpt,
-    TolOpt,
-    ValFracOpt,
+    ScheduleParameters,
+    StopOptions,
     check_lr,
-    check_network,
-    check_validation,
     option,
+    option_groups,
     reports_errors,
-    split_list,
 )
-from babynn_cli.errors import ModelFileError, UsageError
-
-if TYPE_CHECKING:
-    from babynn_cli.core import Problem, SavedRow
-    from babynn_cli.data import Dataset
-    from babynn_cli.persistence import ModelFile
+from babynn_cli.errors import UsageError
 
 DEFAULT_LR = 0.1
 # With no --schedule, --lr or --batch-size: a constant rate and two decaying schedules at full
@@ -79,12 +54,10 @@ DEFAULT_SET = (
     "--schedule inverse --batch-size full --batch-size 16",
 )
 @reports_errors
+@option_groups
 def compare(
-    data: DataArg,
-    target: TargetOpt = None,
-    features: FeaturesOpt = None,
-    sep: SepOpt = ",",
-    dropna: DropnaOpt = False,
+    data: DataOptions,
+    *,
     schedules: Annotated[
         list[ScheduleName] | None,
         option(
@@ -105,11 +78,7 @@ def compare(
             show_default=False,
         ),
     ] = None,
-    decay: DecayOpt = 0.01,
-    power: PowerOpt = 0.75,
-    gamma: GammaOpt = None,
-    step_size: StepSizeOpt = 100,
-    lr_min: LrMinOpt = 0.0,
+    rate: ScheduleParameters,
     batch_sizes: Annotated[
         list[str] | None,
         option(
@@ -121,15 +90,9 @@ def compare(
             show_default=False,
         ),
     ] = None,
-    epochs: EpochsOpt = 1000,
-    tol: TolOpt = 1e-10,
-    patience: PatienceOpt = 5,
+    stop: StopOptions,
     gap_tol: GapTolOpt = 1e-6,
-    seed: SeedOpt = 0,
-    init: InitOpt = Init.normal,
-    standardize: StandardizeOpt = True,
-    intercept: InterceptOpt = True,
-    val_frac: ValFracOpt = 0.0,
+    model: ModelOptions,
     early_stopping: Annotated[
         bool,
         option(
@@ -148,8 +111,6 @@ def compare(
             show_default=False,
         ),
     ] = None,
-    hidden: HiddenOpt = None,
-    activation: ActivationOpt = Activation.tanh,
     output: CsvOutOpt = None,
     plot: PlotOpt = None,
     quiet: QuietOpt = False,
@@ -157,12 +118,15 @@ def compare(
 ) -> None:
     for lr in lrs or []:
         check_lr(lr)
-    layers = check_network(hidden, intercept)
-    check_validation(val_frac, early_stopping)
+    model.check(early_stopping)
     batches = [parse_batch(b) for b in batch_sizes or []]
 
-    from babynn_cli import core, persistence
     from babynn_cli import data as datamod
+    from babynn_cli import persistence
+    from babynn_cli.core.compare import Config, compare
+    from babynn_cli.core.problem import initial_params
+    from babynn_cli.core.sweep import INTERRUPTED
+    from babynn_cli.core.train import TrainSettings
     from babynn_cli.report import Reporter
     from babynn_cli.report import compare as compare_report
     from babynn_cli.report import plot as plots
@@ -174,60 +138,34 @@ def compare(
         plots.require_matplotlib()
     saved_files = [(path, persistence.load_model(path)) for path in models or []]
     report = Reporter(quiet=quiet or json_out)
-    dataset, problem = load_problem(
-        data,
-        sep=sep,
-        target=target,
-        features=split_list(features),
-        dropna=dropna,
-        val_frac=val_frac,
-        standardize=standardize,
-        intercept=intercept,
-        seed=seed,
-        hidden=layers,
-        activation=activation.value,
-    )
-    saved = [saved_row(path, model, dataset, problem) for path, model in saved_files]
-
-    def spec(name: str) -> core.ScheduleSpec:
-        return core.ScheduleSpec(
-            name, decay=decay, power=power, gamma=gamma, step_size=step_size, lr_min=lr_min
-        )
-
+    dataset, problem = load_problem(data, model)
+    features, targets = dataset.features, dataset.targets
+    saved = [file.evaluated(path, features, targets, problem) for path, file in saved_files]
     if schedules or lrs or batches:
-        configs = [
-            core.Config(spec(s.value), lr, b)
-            for s in schedules or [ScheduleName.constant]
+        combos = [
+            (s.value, lr, b)
+            for s in schedules or [ScheduleName.constant]  # type: ignore[attr-defined]
             for lr in lrs or [DEFAULT_LR]
             for b in batches or [None]
         ]
     else:
-        configs = [core.Config(spec(name), lr, b) for name, lr, b in DEFAULT_SET]
-    configs = list(dict.fromkeys(configs))  # a combination given twice runs once
-
-    params = core.initial_params(problem, seed, init.value)
-    settings = core.TrainSettings(
-        epochs=epochs, tol=tol, patience=patience, early_stopping=early_stopping
-    )
-    report.status(
-        f"{datamod.display_name(data)}: {problem.n_train} training rows"
-        + (f", {problem.n_val} held out for validation" if problem.n_val else "")
-        + f"; {len(configs)} configuration(s)"
-        + (f" and {len(saved)} saved model(s)" if saved else "")
-        + " against the least-squares optimum"
-    )
-    with report.progress(epochs, label="compare") as on_epoch:
-        result = core.compare(problem, params, configs, settings, seed, gap_tol, on_epoch, saved)
+        combos = list(DEFAULT_SET)
+    configs = list(dict.fromkeys(Config(rate.spec(s), lr, b) for s, lr, b in combos))
+    params = initial_params(problem, model.seed, model.init.value)
+    settings = TrainSettings(stop.epochs, None, stop.tol, stop.patience, early_stopping)
+    report.compare_header(data.data, problem, len(configs), len(saved))
+    with report.progress(stop.epochs, label="compare") as on_epoch:
+        result = compare(problem, params, configs, settings, model.seed, gap_tol, on_epoch, saved)
 
     if output is not None:
-        datamod.write_table(compare_report.columns(result, dataset.features), output)
+        datamod.write_table(compare_report.columns(result, features), output)
     if plot is not None:
         compare_report.save_plot(result, plot, gap_tol)
     if json_out:
-        report.emit_json(compare_report.as_json(result, dataset.features, dataset.targets, gap_tol))
+        report.emit_json(compare_report.as_json(result, features, targets, gap_tol))
     else:
         compare_report.show(report, result, gap_tol)
-    if any(row.status == core.INTERRUPTED for row in result.rows):
+    if any(row.status == INTERRUPTED for row in result.rows):
         raise typer.Exit(code=EXIT_INTERRUPTED)
 
 
@@ -241,33 +179,3 @@ def parse_batch(value: str) -> int | None:
     if size < 1:
         raise UsageError(f"--batch-size takes a whole number of rows ≥ 1 or 'full' (got {value!r})")
     return size
-
-
-def saved_row(path: Path, model: ModelFile, dataset: Dataset, problem: Problem) -> SavedRow:
-    """A saved model's row: its predictions on the same rows, its weights placed on the data's
-    feature columns when it is affine."""
-    import numpy as np
-
-    from babynn_cli.core import SavedRow
-
-    features, targets = dataset.features, dataset.targets
-    lacking = [f for f in model.features if f not in features]
-    if lacking:
-        raise ModelFileError(
-            f"model '{path}' uses column(s) {', '.join(lacking)} that are not among the data's "
-            f"features ({', '.join(features)})"
-        )
-    if list(model.targets) != list(targets):
-        raise ModelFileError(
-            f"model '{path}' predicts {', '.join(model.targets)}; the data's target is "
-            f"{', '.join(targets)}"
-        )
-    columns = [features.index(f) for f in model.features]
-    train = saved_predictions(model, problem.train.X[:, columns])
-    val = None if problem.val is None else saved_predictions(model, problem.val.X[:, columns])
-    W = bias = None
-    if model.kind == "affine" and model.weights is not None:
-        W = np.zeros((len(features), len(targets)))
-        W[columns] = model.weights
-        bias = model.bias
-    return SavedRow(f"model {path}", train, val, W, bias)

@@ -4,44 +4,44 @@ The commands are the only modules that import typer. They parse options, check t
 starts, call data, core, persistence and report, and turn babynn's exceptions into one
 `Error: ...` line and an exit code. numpy and pandas are imported inside the commands, so that
 `babynn --help` and `--version` start fast.
+
+Options that several commands take are grouped in small frozen dataclasses (`DataOptions`,
+`ModelOptions`, `ScheduleParameters`, `StopOptions`); a command names a group as one parameter and
+`@option_groups` spreads the group's fields into the command's options, so each is written once.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import inspect
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, get_type_hints
 
 import typer
 
+from babynn_cli.core.choices import (
+    ACTIVATIONS,
+    DEFAULT_GAMMA,
+    INITIALISATIONS,
+    SCHEDULE_DEFAULTS,
+    SCHEDULE_NAMES,
+    SCHEDULES,
+)
 from babynn_cli.errors import BabynnError, UsageError
+
+if TYPE_CHECKING:
+    from babynn_cli.core.schedules import ScheduleSpec
 
 EXIT_INTERRUPTED = 130
 
+# Typer's choices, read from the core's declarations.
+ScheduleName = StrEnum("ScheduleName", [(name, name) for name in SCHEDULE_NAMES])  # type: ignore[misc]
+Activation = StrEnum("Activation", [(name, name) for name in ACTIVATIONS])  # type: ignore[misc]
+Init = StrEnum("Init", [(name, name) for name in INITIALISATIONS])  # type: ignore[misc]
 
-class ScheduleName(StrEnum):
-    constant = "constant"
-    inverse = "inverse"
-    power = "power"
-    exponential = "exponential"
-    step = "step"
-    cosine = "cosine"
-
-
-class Activation(StrEnum):
-    tanh = "tanh"
-    relu = "relu"
-    sigmoid = "sigmoid"
-
-
-class Init(StrEnum):
-    normal = "normal"
-    zeros = "zeros"
-
-
-# -- options shared by fit, compare and sweep-lr, defined once ---------------------------------
 DATA, RATE, TRAINING, NETWORK, OUTPUT = "Data", "Learning rate", "Training", "Network", "Output"
 
 
@@ -57,74 +57,17 @@ DataArg = Annotated[
         show_default=False,
     ),
 ]
-TargetOpt = Annotated[
-    list[str] | None,
-    option(
-        "--target",
-        "-t",
-        metavar="COL",
-        panel=DATA,
-        help="Target column; repeat for several outputs. Default: the last column.",
-    ),
-]
-FeaturesOpt = Annotated[
-    str | None,
-    option(
-        "--features",
-        metavar="A,B,...",
-        panel=DATA,
-        help="Comma-separated feature columns. Default: every column but the targets.",
-    ),
-]
 SepOpt = Annotated[str, option("--sep", metavar="CHAR", panel=DATA, help="Field delimiter.")]
-DropnaOpt = Annotated[
-    bool, option("--dropna", panel=DATA, help="Drop rows with missing values instead of failing.")
-]
 SCHEDULE_HELP = (
-    "η(t), t = 0, 1, 2, ... counting updates: constant η0 · inverse η0/(1+k·t) · "
-    "power η0/(1+k·t)^p · exponential η0·γ^t · step η0·γ^⌊t/s⌋ · "
-    "cosine η_min+(η0-η_min)·(1+cos(π·t/T))/2, T the run's updates."
+    "η(t), t = 0, 1, 2, ... counting updates: "
+    + " · ".join(f"{s.name} {s.formula}" for s in SCHEDULES)
+    + ", T the run's updates."
 )
 ScheduleOpt = Annotated[
     ScheduleName, option("--schedule", metavar="NAME", panel=RATE, help=SCHEDULE_HELP)
 ]
 LrOpt = Annotated[
     float, option("--lr", metavar="ETA0", panel=RATE, help="Initial learning rate η0 (> 0).")
-]
-DecayOpt = Annotated[
-    float,
-    option("--decay", metavar="K", panel=RATE, min=0.0, help="k of inverse and power."),
-]
-PowerOpt = Annotated[
-    float,
-    option(
-        "--power",
-        metavar="P",
-        panel=RATE,
-        min=0.0,
-        help="p of power (0.5 < p ≤ 1 meets the notes' conditions).",
-    ),
-]
-GammaOpt = Annotated[
-    float | None,
-    option(
-        "--gamma",
-        metavar="GAMMA",
-        panel=RATE,
-        min=0.0,
-        help="γ of exponential (default 0.99) and step (default 0.5).",
-        show_default=False,
-    ),
-]
-StepSizeOpt = Annotated[
-    int, option("--step-size", metavar="S", panel=RATE, min=1, help="s of step, in updates.")
-]
-LrMinOpt = Annotated[
-    float, option("--lr-min", metavar="ETA_MIN", panel=RATE, min=0.0, help="η_min of cosine.")
-]
-EpochsOpt = Annotated[
-    int,
-    option("--epochs", "-e", metavar="N", panel=TRAINING, min=1, help="The most epochs to run."),
 ]
 BatchOpt = Annotated[
     int | None,
@@ -138,90 +81,6 @@ BatchOpt = Annotated[
         show_default=False,
     ),
 ]
-TolOpt = Annotated[
-    float,
-    option(
-        "--tol",
-        metavar="TOL",
-        panel=TRAINING,
-        min=0.0,
-        help="Stop when the loss improves by less than TOL (relative) for --patience epochs in a "
-        "row; 0 runs every epoch.",
-    ),
-]
-PatienceOpt = Annotated[
-    int,
-    option("--patience", metavar="N", panel=TRAINING, min=1, help="Epochs without improvement."),
-]
-SeedOpt = Annotated[
-    int,
-    option(
-        "--seed",
-        metavar="INT",
-        panel=TRAINING,
-        min=0,
-        help="Seed of the initial weights, the shuffling and the validation split.",
-    ),
-]
-InitOpt = Annotated[
-    Init,
-    option(
-        "--init",
-        metavar="normal|zeros",
-        panel=TRAINING,
-        help="Initial weights: draws from N(0, 1/m), or zeros.",
-    ),
-]
-StandardizeOpt = Annotated[
-    bool,
-    option(
-        "--standardize/--no-standardize",
-        panel=TRAINING,
-        help="Train on features scaled to mean 0, standard deviation 1 (from the training rows).",
-    ),
-]
-InterceptOpt = Annotated[
-    bool,
-    option("--intercept/--no-intercept", panel=TRAINING, help="Fit the bias w0 (ŷ = Wᵀx + w0)."),
-]
-ValFracOpt = Annotated[
-    float,
-    option(
-        "--val-frac",
-        metavar="F",
-        panel=TRAINING,
-        min=0.0,
-        max=1.0,
-        help="Fraction of rows held out (seeded) for validation.",
-    ),
-]
-HiddenOpt = Annotated[
-    list[int] | None,
-    option(
-        "--hidden",
-        metavar="UNITS",
-        panel=NETWORK,
-        min=1,
-        help="A hidden layer of UNITS units; repeat for more layers (--hidden 16 --hidden 8). "
-        "None: the affine model.",
-        show_default=False,
-    ),
-]
-ActivationOpt = Annotated[
-    Activation,
-    option(
-        "--activation",
-        metavar="tanh|relu|sigmoid",
-        panel=NETWORK,
-        help="The activation after each hidden layer.",
-    ),
-]
-QuietOpt = Annotated[
-    bool,
-    option(
-        "--quiet", "-q", panel=OUTPUT, help="No progress, tables or messages; errors still print."
-    ),
-]
 GapTolOpt = Annotated[
     float,
     option(
@@ -230,6 +89,12 @@ GapTolOpt = Annotated[
         panel=TRAINING,
         min=0.0,
         help="A run has reached the best loss once within this relative gap of it.",
+    ),
+]
+QuietOpt = Annotated[
+    bool,
+    option(
+        "--quiet", "-q", panel=OUTPUT, help="No progress, tables or messages; errors still print."
     ),
 ]
 PlotOpt = Annotated[
@@ -257,7 +122,237 @@ JsonOpt = Annotated[
     bool, option("--json", panel=OUTPUT, help="Print one JSON object on stdout instead of tables.")
 ]
 
+
+# -- option groups: the options fit, sweep-lr and compare share ----------------------------------
+@dataclasses.dataclass(frozen=True)
+class DataOptions:
+    """Which file, and which of its columns."""
+
+    data: DataArg
+    target: Annotated[
+        list[str] | None,
+        option(
+            "--target",
+            "-t",
+            metavar="COL",
+            panel=DATA,
+            help="Target column; repeat for several outputs. Default: the last column.",
+        ),
+    ] = None
+    features: Annotated[
+        str | None,
+        option(
+            "--features",
+            metavar="A,B,...",
+            panel=DATA,
+            help="Comma-separated feature columns. Default: every column but the targets.",
+        ),
+    ] = None
+    sep: SepOpt = ","
+    dropna: Annotated[
+        bool,
+        option("--dropna", panel=DATA, help="Drop rows with missing values instead of failing."),
+    ] = False
+
+    @property
+    def feature_list(self) -> list[str] | None:
+        return split_list(self.features)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelOptions:
+    """The model, the rows it trains on, and where its weights start."""
+
+    hidden: Annotated[
+        list[int] | None,
+        option(
+            "--hidden",
+            metavar="UNITS",
+            panel=NETWORK,
+            min=1,
+            help="A hidden layer of UNITS units; repeat for more layers (--hidden 16 --hidden 8). "
+            "None: the affine model.",
+            show_default=False,
+        ),
+    ] = None
+    activation: Annotated[
+        Activation,
+        option(
+            "--activation",
+            metavar="|".join(ACTIVATIONS),
+            panel=NETWORK,
+            help="The activation after each hidden layer.",
+        ),
+    ] = Activation.tanh  # type: ignore[attr-defined]
+    seed: Annotated[
+        int,
+        option(
+            "--seed",
+            metavar="INT",
+            panel=TRAINING,
+            min=0,
+            help="Seed of the initial weights, the shuffling and the validation split.",
+        ),
+    ] = 0
+    init: Annotated[
+        Init,
+        option(
+            "--init",
+            metavar="|".join(INITIALISATIONS),
+            panel=TRAINING,
+            help="Initial weights: draws from N(0, 1/m), or zeros.",
+        ),
+    ] = Init.normal  # type: ignore[attr-defined]
+    standardize: Annotated[
+        bool,
+        option(
+            "--standardize/--no-standardize",
+            panel=TRAINING,
+            help="Train on features scaled to mean 0, standard deviation 1 (from the training "
+            "rows).",
+        ),
+    ] = True
+    intercept: Annotated[
+        bool,
+        option(
+            "--intercept/--no-intercept", panel=TRAINING, help="Fit the bias w0 (ŷ = Wᵀx + w0)."
+        ),
+    ] = True
+    val_frac: Annotated[
+        float,
+        option(
+            "--val-frac",
+            metavar="F",
+            panel=TRAINING,
+            min=0.0,
+            max=1.0,
+            help="Fraction of rows held out (seeded) for validation.",
+        ),
+    ] = 0.0
+
+    @property
+    def layers(self) -> tuple[int, ...]:
+        return tuple(self.hidden or ())
+
+    def check(self, early_stopping: bool = False) -> None:
+        if self.val_frac >= 1:
+            raise UsageError(f"--val-frac must be below 1 (got {self.val_frac:g})")
+        if early_stopping and self.val_frac == 0:
+            raise UsageError("--early-stopping needs a validation set: add --val-frac, e.g. 0.2")
+        if self.hidden and not self.intercept:
+            raise UsageError("--no-intercept is for the affine model; a network keeps its biases")
+
+
+@dataclasses.dataclass(frozen=True)
+class ScheduleParameters:
+    """The parameters of the decaying schedules (η0 and the schedule's name are the command's)."""
+
+    decay: Annotated[
+        float, option("--decay", metavar="K", panel=RATE, min=0.0, help="k of inverse and power.")
+    ] = SCHEDULE_DEFAULTS["decay"]
+    power: Annotated[
+        float,
+        option(
+            "--power",
+            metavar="P",
+            panel=RATE,
+            min=0.0,
+            help="p of power (0.5 < p ≤ 1 meets the notes' conditions).",
+        ),
+    ] = SCHEDULE_DEFAULTS["power"]
+    gamma: Annotated[
+        float | None,
+        option(
+            "--gamma",
+            metavar="GAMMA",
+            panel=RATE,
+            min=0.0,
+            help="γ of "
+            + " and ".join(f"{name} (default {g:g})" for name, g in DEFAULT_GAMMA.items())
+            + ".",
+            show_default=False,
+        ),
+    ] = None
+    step_size: Annotated[
+        int, option("--step-size", metavar="S", panel=RATE, min=1, help="s of step, in updates.")
+    ] = int(SCHEDULE_DEFAULTS["step_size"])
+    lr_min: Annotated[
+        float, option("--lr-min", metavar="ETA_MIN", panel=RATE, min=0.0, help="η_min of cosine.")
+    ] = SCHEDULE_DEFAULTS["lr_min"]
+
+    def spec(self, name: str, total_updates: int = 1) -> ScheduleSpec:
+        from babynn_cli.core.schedules import ScheduleSpec
+
+        fields = dataclasses.asdict(self)
+        return ScheduleSpec(name, total_updates=total_updates, **fields)
+
+
+@dataclasses.dataclass(frozen=True)
+class StopOptions:
+    """How long to train."""
+
+    epochs: Annotated[
+        int,
+        option(
+            "--epochs", "-e", metavar="N", panel=TRAINING, min=1, help="The most epochs to run."
+        ),
+    ] = 1000
+    tol: Annotated[
+        float,
+        option(
+            "--tol",
+            metavar="TOL",
+            panel=TRAINING,
+            min=0.0,
+            help="Stop when the loss improves by less than TOL (relative) for --patience epochs "
+            "in a row; 0 runs every epoch.",
+        ),
+    ] = 1e-10
+    patience: Annotated[
+        int,
+        option(
+            "--patience", metavar="N", panel=TRAINING, min=1, help="Epochs without improvement."
+        ),
+    ] = 5
+
+
+GROUPS = (DataOptions, ModelOptions, ScheduleParameters, StopOptions)
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def option_groups(command: F) -> F:
+    """Let `command` take option groups as parameters: Typer sees each group's fields as options
+    of their own, and the command receives the group built from them."""
+    hints = get_type_hints(command, include_extras=True)
+    own = inspect.signature(command).parameters
+    groups = {name: hints[name] for name in own if hints.get(name) in GROUPS}
+    params: list[inspect.Parameter] = []
+    for p in own.values():  # each group's fields where the group stands, in their order
+        if p.name not in groups:
+            params.append(_keyword(p.name, hints[p.name], p.default))
+            continue
+        cls = groups[p.name]
+        field_hints = get_type_hints(cls, include_extras=True)
+        for f in dataclasses.fields(cls):
+            default = f.default if f.default is not dataclasses.MISSING else inspect.Parameter.empty
+            params.append(_keyword(f.name, field_hints[f.name], default))
+
+    @functools.wraps(command)
+    def wrapper(**kwargs: Any) -> Any:
+        for name, cls in groups.items():
+            kwargs[name] = cls(**{f.name: kwargs.pop(f.name) for f in dataclasses.fields(cls)})
+        return command(**kwargs)
+
+    wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in params}
+    del wrapper.__wrapped__  # type: ignore[attr-defined]  # Typer must read the new signature
+    return wrapper  # type: ignore[return-value]
+
+
+def _keyword(name: str, annotation: Any, default: Any) -> inspect.Parameter:
+    return inspect.Parameter(
+        name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
+    )
 
 
 def reports_errors(command: F) -> F:
@@ -280,20 +375,6 @@ def reports_errors(command: F) -> F:
 def check_lr(lr: float, flag: str = "--lr") -> None:
     if not lr > 0:
         raise UsageError(f"{flag} must be a number above 0 (got {lr:g})")
-
-
-def check_validation(val_frac: float, early_stopping: bool = False) -> None:
-    if val_frac >= 1:
-        raise UsageError(f"--val-frac must be below 1 (got {val_frac:g})")
-    if early_stopping and val_frac == 0:
-        raise UsageError("--early-stopping needs a validation set: add --val-frac, e.g. 0.2")
-
-
-def check_network(hidden: list[int] | None, intercept: bool) -> tuple[int, ...]:
-    """The hidden layers asked for; a network has its biases, so --no-intercept does not fit."""
-    if hidden and not intercept:
-        raise UsageError("--no-intercept is for the affine model; a network keeps its biases")
-    return tuple(hidden or ())
 
 
 def split_list(value: str | None, flag: str = "--features") -> list[str] | None:

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 import typer
 
 from babynn_cli.cli.app import app
-from babynn_cli.cli.common import saved_predictions
 from babynn_cli.cli.options import OUTPUT, DataArg, QuietOpt, SepOpt, option, reports_errors
 
 
@@ -45,8 +44,9 @@ def predict(
     ] = False,
 ) -> None:
     """Predict the targets of every row of DATA with a saved model; CSV on stdout or in -o."""
-    from babynn_cli import core, persistence
     from babynn_cli import data as datamod
+    from babynn_cli import persistence
+    from babynn_cli.core.vocabulary import mse, r2_per_output
     from babynn_cli.report import Reporter
 
     if output is not None:
@@ -54,10 +54,10 @@ def predict(
     report = Reporter(quiet=quiet)
     saved = persistence.load_model(model)
     X, Y = datamod.load_for_prediction(data, sep, saved.features, saved.targets)
-    Y_hat = saved_predictions(saved, X)
+    Y_hat = saved.predict(X)
     metrics: dict[str, Any] = {}
     if Y is not None:
-        metrics = {"mse": core.mse(Y, Y_hat), "r2": core.r2_per_output(Y, Y_hat).tolist()}
+        metrics = {"mse": mse(Y, Y_hat), "r2": r2_per_output(Y, Y_hat).tolist()}
     predictions = {t: Y_hat[:, j] for j, t in enumerate(saved.targets)}
     if output is not None or not json_out:
         datamod.write_table(predictions, output)

@@ -7,43 +7,24 @@ from typing import Annotated
 import typer
 
 from babynn_cli.cli.app import app
-from babynn_cli.cli.common import divergence_hint, load_problem
+from babynn_cli.cli.common import load_problem
 from babynn_cli.cli.options import (
     EXIT_INTERRUPTED,
-    Activation,
-    ActivationOpt,
     BatchOpt,
     CsvOutOpt,
-    DataArg,
-    DecayOpt,
-    DropnaOpt,
-    EpochsOpt,
-    FeaturesOpt,
-    GammaOpt,
+    DataOptions,
     GapTolOpt,
-    HiddenOpt,
-    Init,
-    InitOpt,
-    InterceptOpt,
     JsonOpt,
-    LrMinOpt,
-    PatienceOpt,
+    ModelOptions,
     PlotOpt,
-    PowerOpt,
     QuietOpt,
     ScheduleName,
     ScheduleOpt,
-    SeedOpt,
-    SepOpt,
-    StandardizeOpt,
-    StepSizeOpt,
-    TargetOpt,
-    TolOpt,
-    ValFracOpt,
+    ScheduleParameters,
+    StopOptions,
     check_lr,
-    check_network,
-    check_validation,
     option,
+    option_groups,
     reports_errors,
     split_list,
 )
@@ -65,12 +46,10 @@ SUGGESTION_RULE = (
     epilog="Example: babynn sweep-lr sample_data/diabetes.csv --min 0.01 --max 1 --num 9",
 )
 @reports_errors
+@option_groups
 def sweep_lr(
-    data: DataArg,
-    target: TargetOpt = None,
-    features: FeaturesOpt = None,
-    sep: SepOpt = ",",
-    dropna: DropnaOpt = False,
+    data: DataOptions,
+    *,
     lr_lo: Annotated[
         float, option("--min", metavar="ETA", panel=GRID, help="Smallest rate of the grid.")
     ] = 1e-3,
@@ -92,35 +71,25 @@ def sweep_lr(
         ),
     ] = None,
     gap_tol: GapTolOpt = 1e-6,
-    schedule: ScheduleOpt = ScheduleName.constant,
-    decay: DecayOpt = 0.01,
-    power: PowerOpt = 0.75,
-    gamma: GammaOpt = None,
-    step_size: StepSizeOpt = 100,
-    lr_min: LrMinOpt = 0.0,
-    epochs: EpochsOpt = 1000,
+    schedule: ScheduleOpt = ScheduleName.constant,  # type: ignore[attr-defined]
+    rate: ScheduleParameters,
+    stop: StopOptions,
     batch_size: BatchOpt = None,
-    tol: TolOpt = 1e-10,
-    patience: PatienceOpt = 5,
-    seed: SeedOpt = 0,
-    init: InitOpt = Init.normal,
-    standardize: StandardizeOpt = True,
-    intercept: InterceptOpt = True,
-    val_frac: ValFracOpt = 0.0,
-    hidden: HiddenOpt = None,
-    activation: ActivationOpt = Activation.tanh,
+    model: ModelOptions,
     output: CsvOutOpt = None,
     plot: PlotOpt = None,
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     rates = grid_from_options(lr_lo, lr_hi, num, lrs)
-    layers = check_network(hidden, intercept)
-    check_validation(val_frac)
+    model.check()
 
-    from babynn_cli import core, persistence
     from babynn_cli import data as datamod
-    from babynn_cli.report import Reporter
+    from babynn_cli import persistence
+    from babynn_cli.core.problem import initial_params, updates_per_epoch
+    from babynn_cli.core.sweep import DIVERGED, INTERRUPTED, sweep
+    from babynn_cli.core.train import TrainSettings
+    from babynn_cli.report import Reporter, divergence_hint
     from babynn_cli.report import plot as plots
     from babynn_cli.report import sweep as sweep_report
 
@@ -130,34 +99,16 @@ def sweep_lr(
     if plot is not None:
         plots.require_matplotlib()
     report = Reporter(quiet=quiet or json_out)
-    dataset, problem = load_problem(
-        data,
-        sep=sep,
-        target=target,
-        features=split_list(features),
-        dropna=dropna,
-        val_frac=val_frac,
-        standardize=standardize,
-        intercept=intercept,
-        seed=seed,
-        hidden=layers,
-        activation=activation.value,
+    dataset, problem = load_problem(data, model)
+    params = initial_params(problem, model.seed, model.init.value)
+    settings = TrainSettings(stop.epochs, batch_size, stop.tol, stop.patience)
+    spec = rate.spec(schedule.value, stop.epochs * updates_per_epoch(problem.n_train, batch_size))
+    text = f"{schedule.value} schedule, η0 = each rate of the grid"
+    report.fit_header(
+        data.data, dataset.features, dataset.targets, problem, spec.at(rates[0]), batch_size, text
     )
-    params = core.initial_params(problem, seed, init.value)
-    settings = core.TrainSettings(epochs=epochs, batch_size=batch_size, tol=tol, patience=patience)
-    spec = core.ScheduleSpec(
-        schedule.value,
-        decay=decay,
-        power=power,
-        gamma=gamma,
-        step_size=step_size,
-        lr_min=lr_min,
-        total_updates=epochs * core.updates_per_epoch(problem.n_train, batch_size),
-    )
-    schedule_text = f"{schedule.value} schedule, η0 = each rate of the grid"
-    report.fit_header(data, dataset, problem, spec.at(rates[0]), None, batch_size, schedule_text)
-    with report.progress(epochs, label="sweep") as on_epoch:
-        result = core.sweep(problem, params, rates, spec, settings, seed, gap_tol, on_epoch)
+    with report.progress(stop.epochs, label="sweep") as on_epoch:
+        result = sweep(problem, params, rates, spec, settings, model.seed, gap_tol, on_epoch)
 
     if output is not None:
         datamod.write_table(sweep_report.columns(result), output)
@@ -167,9 +118,9 @@ def sweep_lr(
         report.emit_json(sweep_report.as_json(result, SUGGESTION_RULE, gap_tol))
     else:
         sweep_report.show(report, result, gap_tol)
-    if all(row.status == core.DIVERGED for row in result.rows):
+    if all(row.status == DIVERGED for row in result.rows):
         raise DivergedError("every rate diverged; " + divergence_hint(problem, batch_size))
-    if any(row.status == core.INTERRUPTED for row in result.rows):
+    if any(row.status == INTERRUPTED for row in result.rows):
         raise typer.Exit(code=EXIT_INTERRUPTED)
 
 
@@ -193,6 +144,6 @@ def grid_from_options(lr_lo: float, lr_hi: float, num: int, lrs: str | None) -> 
         raise UsageError(f"--min must be below --max (got {lr_lo:g} and {lr_hi:g})")
     if num < 2:
         raise UsageError(f"--num must be at least 2 (got {num})")
-    from babynn_cli.core import lr_grid
+    from babynn_cli.core.sweep import lr_grid
 
     return [float(v) for v in lr_grid(lr_lo, lr_hi, num)]

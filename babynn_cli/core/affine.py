@@ -6,9 +6,10 @@ pair (x, y); here they are averaged over a batch of N rows, so ∇L_ŷ = -(2/N)(
 K stacked models (W: (K, m, n), w0: (K, n)) are evaluated as one wide model: their weights side
 by side make an (m, K·n) matrix, so one product X @ W reads the data once for all K.
 
-At full batch the loss is a quadratic in (W, w0) whose coefficients are the centred second
-moments of the data (`core.moments.Moments`): gathered in one pass, they give every epoch's loss
-and gradient in O(m²n) operations, however many rows there are.
+Its loss is a quadratic in (W, w0), so it descends faster than the notes' rule written out (see
+`descent`): at full batch from the data's centred moments (`core.moments.Moments`), gathered in one
+pass, which give every epoch's loss and gradient in O(m²n) operations however many rows there are;
+with minibatches, an epoch as the product of its batches' affine maps.
 """
 
 from __future__ import annotations
@@ -17,20 +18,25 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from babynn_cli.core.design import Design
-from babynn_cli.core.minibatch import EpochRunner
-from babynn_cli.core.model import Evaluator, Oracle, Params
-from babynn_cli.core.moments import Stepper
+from babynn_cli.core.descent import (
+    BatchMapDescent,
+    Descent,
+    GradientDescent,
+    MomentDescent,
+    plain_descent,
+)
+from babynn_cli.core.model import Model
+from babynn_cli.core.rows import Rows
+from babynn_cli.core.vocabulary import Evaluator, Oracle, Params
 
 
 @dataclass(frozen=True)
-class AffineModel:
+class AffineModel(Model):
     """ŷ = Wᵀx + w0 (or ŷ = Wᵀx when `intercept` is False)."""
 
     n_inputs: int
     n_outputs: int
     intercept: bool = True
-    quadratic = True  # its loss is a quadratic in the parameters (see the training loop)
 
     def init_params(self, rng: np.random.Generator, how: str = "normal") -> Params:
         """W and w0 from N(0, 1/m), variance 1/m as in the notes; or zeros."""
@@ -82,29 +88,29 @@ class AffineModel:
             grads["w0"] = G.sum(axis=0)  # ∇L_w0 = ∇L_ŷ I = -2(y - ŷ) (answers 1.c, 1.e), (K, n)
         return losses, grads
 
-    def full_batch(self, data: Design) -> Oracle:
+    def full_batch(self, data: Rows) -> Oracle:
         """From the data's moments; the direct way when there are fewer rows than features."""
         if data.n_rows < data.n_features:
-            X = data.standardized()
-            return lambda stack: self.losses_and_grads(stack, X, data.Y)
+            return super().full_batch(data)
         return data.moments.losses_and_grads
 
-    def stepper(self, data: Design) -> Stepper | None:
-        """Full-batch epochs a block at a time, from the moments (None: the direct way)."""
+    def evaluator(self, data: Rows) -> Evaluator:
         if data.n_rows < data.n_features:
-            return None
-        return Stepper(data.moments, self.intercept)
-
-    def epoch_runner(self, data: Design, batch: int) -> EpochRunner | None:
-        """Minibatch epochs in a few array operations, while θ is narrow enough for it."""
-        runner = EpochRunner(data, batch, self.intercept)
-        return runner if EpochRunner.supports(runner.width) else None
-
-    def evaluator(self, data: Design) -> Evaluator:
-        if data.n_rows < data.n_features:
-            X = data.standardized()
-            return lambda stack: self.losses(stack, X, data.Y)
+            return super().evaluator(data)
         return data.moments.losses
+
+    def descent(self, data: Rows, batch_size: int | None, rng: np.random.Generator) -> Descent:
+        """The notes' rule re-arranged: from the moments at full batch, as a product of batch maps
+        with minibatches (while θ is narrow enough for that to pay); as written otherwise."""
+        full = batch_size is None or batch_size >= data.n_rows
+        if full and data.n_rows < data.n_features:
+            return GradientDescent(self.full_batch(data), exact=True)
+        if full:
+            return MomentDescent(data.moments, self.intercept)
+        assert batch_size is not None
+        if BatchMapDescent.supports(self.n_inputs, self.n_outputs, self.intercept):
+            return BatchMapDescent(data, batch_size, self.intercept, rng, self.evaluator(data))
+        return plain_descent(self, data, batch_size, rng, exact=False)
 
 
 def to_raw_units(

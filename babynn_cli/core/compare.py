@@ -13,18 +13,19 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from babynn_cli.core.fit import Problem, finish, run_schedules, updates_per_epoch
-from babynn_cli.core.model import Params, mse
+from babynn_cli.core.fit import Fitted, train_problem
+from babynn_cli.core.problem import Problem, updates_per_epoch
 from babynn_cli.core.reference import LeastSquares, least_squares
 from babynn_cli.core.schedules import ScheduleSpec
 from babynn_cli.core.sweep import DIVERGED, status_of
 from babynn_cli.core.train import EpochInfo, StopReason, TrainSettings
+from babynn_cli.core.vocabulary import Params, mse
 
 SAVED = "saved model"
 
 
 @dataclass(frozen=True)
-class SavedRow:
+class ModelPredictions:
     """A saved model's predictions on the training (and validation) rows, and its weights in the
     data's own units when it is affine."""
 
@@ -134,11 +135,11 @@ def compare(
     seed: int,
     gap_tol: float = 1e-6,
     on_epoch: Callable[[EpochInfo], None] | None = None,
-    saved: Sequence[SavedRow] = (),
+    saved: Sequence[ModelPredictions] = (),
 ) -> Comparison:
     """Run every configuration and set them, and the saved models, beside the optimum: the
     least-squares affine fit (for networks too: the table shows how far they get past it)."""
-    ref = least_squares(problem.train.X, problem.train.Y, getattr(problem.model, "intercept", True))
+    ref = least_squares(problem.train.X, problem.train.Y, problem.model.intercept)
     L_star = ref.loss
     val = problem.val
     ref_val = None if val is None else mse(val.Y, val.X @ ref.W + ref.w0)
@@ -157,10 +158,10 @@ def compare(
             patience=settings.patience,
             early_stopping=settings.early_stopping,
         )
-        result = run_schedules(problem, params, schedules, group_settings, seed, on_epoch)
+        result = train_problem(problem, params, schedules, group_settings, seed, on_epoch)
         for k, config in enumerate(group):
-            fitted = finish(problem, result, k)
-            run = fitted.run
+            fitted = Fitted.of(problem, result, k)
+            run = fitted.end
             curve = np.asarray(relative(fitted.history.train_loss[:, 0] - L_star, L_star))
             hits = np.flatnonzero(curve <= gap_tol)
             reached = int(fitted.history.epoch[hits[0]]) if hits.size else None

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from babynn_cli.core.design import Design
-from babynn_cli.core.model import Evaluator, Oracle, Params
+from babynn_cli.core.model import Model
+from babynn_cli.core.vocabulary import Params
 
 ACTIVATIONS = ("tanh", "relu", "sigmoid")
 ROWS_PER_BLOCK = 1 << 14  # rows evaluated at a time when only the loss is needed
@@ -45,7 +45,7 @@ def derivative(name: str, z: np.ndarray, a: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class MLP:
+class MLP(Model):
     """Layer sizes n_inputs → hidden... → n_outputs, with `activation` after each hidden layer."""
 
     n_inputs: int
@@ -128,15 +128,6 @@ class MLP:
                 delta = back * derivative(self.activation, pres[layer - 2], acts[layer - 1])
                 # δ⁽ˡ⁻¹⁾ = (δ⁽ˡ⁾W⁽ˡ⁾ᵀ) ⊙ φ'(z⁽ˡ⁻¹⁾): the chain rule through the activation
         return losses, grads
-
-    # -- the training loop's views of the data -----------------------------------------------
-    def full_batch(self, data: Design) -> Oracle:
-        X = data.standardized()
-        return lambda stack: self.losses_and_grads(stack, X, data.Y)
-
-    def evaluator(self, data: Design) -> Evaluator:
-        X = data.standardized()
-        return lambda stack: self.losses(stack, X, data.Y)
 
     def n_params(self) -> int:
         return sum((a + 1) * b for a, b in itertools.pairwise(self.sizes))

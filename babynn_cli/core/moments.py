@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from babynn_cli.core.model import Params
+from babynn_cli.core.vocabulary import Params
 
 CHUNK_ROWS = 1 << 16  # rows per block when gathering moments: bounded extra memory
 
@@ -122,56 +122,3 @@ class Moments:
         if "w0" in stack:
             grads["w0"] = -2.0 * d  # ∇L_w0 = (2/N) Σ (ŷ - y) (answer 1.e, averaged) = -2d
         return losses, grads
-
-
-class Stepper:
-    """Full-batch gradient descent on the moments' quadratic loss, many epochs in few calls.
-
-    The state of one run is ŝ = [E; v; I] ((m + 1 + n) × n): E = W - W*, v = w0 + Wᵀx̄ - ȳ (the
-    residual's mean, negated) and an identity block that carries the constant term. An update
-    w ← w - η∇L_w (answers 1.d, 1.e, averaged: ∇L_W = 2(xx·E + x̄vᵀ + res), ∇L_w0 = 2v) is then
-    the linear map ŝ ← ŝ - η·D·ŝ, one matrix product an epoch for all K runs together.
-    """
-
-    def __init__(self, moments: Moments, has_w0: bool) -> None:
-        xx, x_mean, res = moments.xx, moments.x_mean, moments.res
-        m, n = res.shape
-        D = np.zeros((m + 1 + n, m + 1 + n))
-        D[:m, :m] = xx  # ∇L_W / 2 = xx·E + x̄vᵀ + res
-        D[:m, m] = x_mean
-        D[:m, m + 1 :] = res
-        D[m, :] = x_mean @ D[:m, :]  # Δv = x̄ᵀΔW + Δw0: the w0 step adds h·v
-        D[m, m] += 1.0 if has_w0 else 0.0
-        self.D = 2.0 * D
-        self.moments, self.has_w0, self.m, self.n = moments, has_w0, m, n
-
-    def state(self, stack: Params) -> np.ndarray:
-        """ŝ of each stacked run: (K, m + 1 + n, n)."""
-        W = stack["W"]
-        mo = self.moments
-        v = mo.x_mean @ W - mo.y_mean  # Wᵀx̄ - ȳ
-        if self.has_w0:
-            v = v + stack["w0"]
-        identity = np.broadcast_to(np.eye(self.n), (len(W), self.n, self.n))
-        return np.concatenate([W - mo.W_star, v[:, None, :], identity], axis=1)
-
-    def run(self, state: np.ndarray, rates: np.ndarray) -> np.ndarray:
-        """The states after each of len(rates) epochs: (B, K, m + 1 + n, n); rates: (B, K)."""
-        out = np.empty((len(rates), *state.shape))
-        step = np.empty_like(state)
-        previous = state
-        for j, lr in enumerate(rates[:, :, None, None]):
-            np.matmul(self.D, previous, out=step)  # ∇L in state coordinates
-            step *= lr
-            np.subtract(previous, step, out=out[j])  # ŝ ← ŝ - η·D·ŝ
-            previous = out[j]
-        return out
-
-    def params(self, states: np.ndarray) -> Params:
-        """W (..., m, n) and w0 (..., n) of states (..., m + 1 + n, n)."""
-        mo = self.moments
-        W = states[..., : self.m, :] + mo.W_star
-        params = {"W": W}
-        if self.has_w0:
-            params["w0"] = states[..., self.m, :] - mo.x_mean @ W + mo.y_mean
-        return params

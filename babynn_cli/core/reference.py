@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from babynn_cli.core.model import mse
+from babynn_cli.core.vocabulary import mse
 
 
 @dataclass(frozen=True)

@@ -1,16 +1,28 @@
 """Learning-rate schedules: η as a function of the update count t = 0, 1, 2, ...
 
 Each schedule is a small frozen dataclass; `schedule(t)` gives η(t) for one t and
-`schedule.rates(t)` for an array of them (the training loop asks for a whole epoch at once).
-`conditions()` says whether the schedule meets the notes' conditions for stochastic gradient
-descent to converge: Σ η(t) = ∞ (it can travel any distance) and Σ η(t)² < ∞ (its noise dies out).
+`schedule.rates(t)` for an array of them (the training loop asks for a whole epoch at once). Their
+names, formulas and parameters' defaults are declared once, in `core.choices`; `describe` prints a
+schedule's formula with its numbers. `conditions()` says whether the schedule meets the notes'
+conditions for stochastic gradient descent to converge: Σ η(t) = ∞ (it can travel any distance)
+and Σ η(t)² < ∞ (its noise dies out).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import asdict, dataclass, field
+from typing import ClassVar
 
 import numpy as np
+
+from babynn_cli.core.choices import (
+    DEFAULT_GAMMA,
+    SCHEDULE_DEFAULTS,
+    SCHEDULE_NAMES,
+    SCHEDULES,
+    SYMBOLS,
+)
 
 
 @dataclass(frozen=True)
@@ -24,6 +36,7 @@ class Conditions:
 
 
 class _Rate:
+    name: ClassVar[str]
     lr: float
 
     def rates(self, t: np.ndarray) -> np.ndarray:
@@ -35,8 +48,9 @@ class _Rate:
 
 @dataclass(frozen=True)
 class Constant(_Rate):
-    """constant: η(t) = η0."""
+    """η(t) = η0."""
 
+    name = "constant"
     lr: float
 
     def rates(self, t: np.ndarray) -> np.ndarray:
@@ -48,8 +62,9 @@ class Constant(_Rate):
 
 @dataclass(frozen=True)
 class Inverse(_Rate):
-    """inverse: η(t) = η0 / (1 + k·t)."""
+    """η(t) = η0 / (1 + k·t)."""
 
+    name = "inverse"
     lr: float
     decay: float
 
@@ -62,8 +77,9 @@ class Inverse(_Rate):
 
 @dataclass(frozen=True)
 class Power(_Rate):
-    """power: η(t) = η0 / (1 + k·t)^p."""
+    """η(t) = η0 / (1 + k·t)^p."""
 
+    name = "power"
     lr: float
     decay: float
     power: float
@@ -80,8 +96,9 @@ class Power(_Rate):
 
 @dataclass(frozen=True)
 class Exponential(_Rate):
-    """exponential: η(t) = η0·γ^t."""
+    """η(t) = η0·γ^t."""
 
+    name = "exponential"
     lr: float
     gamma: float
 
@@ -97,8 +114,9 @@ class Exponential(_Rate):
 
 @dataclass(frozen=True)
 class Step(_Rate):
-    """step: η(t) = η0·γ^⌊t/s⌋ (multiply by γ every s updates)."""
+    """η(t) = η0·γ^⌊t/s⌋ (multiply by γ every s updates)."""
 
+    name = "step"
     lr: float
     gamma: float
     step_size: int
@@ -112,11 +130,12 @@ class Step(_Rate):
 
 @dataclass(frozen=True)
 class Cosine(_Rate):
-    """cosine: η(t) = η_min + (η0 - η_min)·(1 + cos(π·t/T))/2 for t < T, then η_min.
+    """η(t) = η_min + (η0 - η_min)·(1 + cos(π·t/T))/2 for t < T, then η_min.
 
     T is the number of updates of the whole run, so η falls from η0 to η_min over the run.
     """
 
+    name = "cosine"
     lr: float
     lr_min: float
     total_updates: int
@@ -132,11 +151,11 @@ class Cosine(_Rate):
 
 
 Schedule = Constant | Inverse | Power | Exponential | Step | Cosine
-
-SCHEDULES = ("constant", "inverse", "power", "exponential", "step", "cosine")
-
-# The per-schedule default of γ: a slow exponential decay, a halving at each step.
-DEFAULT_GAMMA = {"exponential": 0.99, "step": 0.5}
+_BY_NAME: dict[str, type] = {
+    cls.name: cls for cls in (Constant, Inverse, Power, Exponential, Step, Cosine)
+}
+assert tuple(_BY_NAME) == SCHEDULE_NAMES, "core.choices and the schedule classes disagree"
+_FORMULAS = {s.name: s.formula for s in SCHEDULES}
 
 
 @dataclass(frozen=True)
@@ -144,29 +163,24 @@ class ScheduleSpec:
     """A schedule without its rate: `spec.at(lr)` makes the schedule, so a sweep can vary η0."""
 
     name: str = "constant"
-    decay: float = 0.01
-    power: float = 0.75
-    gamma: float | None = None
-    step_size: int = 100
-    lr_min: float = 0.0
+    decay: float = field(default=SCHEDULE_DEFAULTS["decay"])
+    power: float = field(default=SCHEDULE_DEFAULTS["power"])
+    gamma: float | None = None  # None: the schedule's own default (DEFAULT_GAMMA)
+    step_size: int = field(default=int(SCHEDULE_DEFAULTS["step_size"]))
+    lr_min: float = field(default=SCHEDULE_DEFAULTS["lr_min"])
     total_updates: int = 1
 
     def at(self, lr: float) -> Schedule:
-        name = self.name
-        if name == "constant":
-            return Constant(lr)
-        if name == "inverse":
-            return Inverse(lr, self.decay)
-        if name == "power":
-            return Power(lr, self.decay, self.power)
-        gamma = DEFAULT_GAMMA.get(name, 1.0) if self.gamma is None else self.gamma
-        if name == "exponential":
-            return Exponential(lr, gamma)
-        if name == "step":
-            return Step(lr, gamma, self.step_size)
-        if name == "cosine":
-            return Cosine(lr, self.lr_min, max(1, self.total_updates))
-        raise ValueError(f"unknown schedule {name!r}; choose one of {', '.join(SCHEDULES)}")
+        if self.name not in _BY_NAME:
+            raise ValueError(
+                f"unknown schedule {self.name!r}; choose one of {', '.join(SCHEDULE_NAMES)}"
+            )
+        values = asdict(self) | {"lr": lr, "total_updates": max(1, self.total_updates)}
+        if values["gamma"] is None:
+            values["gamma"] = DEFAULT_GAMMA.get(self.name, 1.0)
+        cls = _BY_NAME[self.name]
+        wanted = cls.__dataclass_fields__  # type: ignore[attr-defined]
+        return cls(**{k: v for k, v in values.items() if k in wanted})  # type: ignore[no-any-return]
 
 
 def make_schedule(name: str, lr: float, **parameters: float | int | None) -> Schedule:
@@ -176,16 +190,10 @@ def make_schedule(name: str, lr: float, **parameters: float | int | None) -> Sch
 
 def describe(schedule: Schedule) -> str:
     """One line: the formula with the run's numbers, e.g. 'inverse: η(t) = 0.1 / (1 + 0.01·t)'."""
-    s = schedule
-    if isinstance(s, Constant):
-        return f"constant: η(t) = {s.lr:g}"
-    if isinstance(s, Inverse):
-        return f"inverse: η(t) = {s.lr:g} / (1 + {s.decay:g}·t)"
-    if isinstance(s, Power):
-        return f"power: η(t) = {s.lr:g} / (1 + {s.decay:g}·t)^{s.power:g}"
-    if isinstance(s, Exponential):
-        return f"exponential: η(t) = {s.lr:g}·{s.gamma:g}^t"
-    if isinstance(s, Step):
-        return f"step: η(t) = {s.lr:g}·{s.gamma:g}^⌊t/{s.step_size}⌋"
-    span = f"({s.lr:g} - {s.lr_min:g})"
-    return f"cosine: η(t) = {s.lr_min:g} + {span}·(1 + cos(π·t/{s.total_updates}))/2"
+    text = _FORMULAS[schedule.name]
+    for option, symbol in sorted(SYMBOLS.items(), key=lambda item: -len(item[1])):
+        if hasattr(schedule, option):
+            text = re.sub(
+                rf"(?<![\w]){re.escape(symbol)}(?![\w])", f"{getattr(schedule, option):g}", text
+            )
+    return f"{schedule.name}: η(t) = {text}"

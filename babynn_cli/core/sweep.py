@@ -14,10 +14,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from babynn_cli.core.fit import Problem, run_schedules
-from babynn_cli.core.model import Params
+from babynn_cli.core.fit import train_problem
+from babynn_cli.core.problem import Problem
 from babynn_cli.core.schedules import ScheduleSpec
+from babynn_cli.core.theory import Curvature
 from babynn_cli.core.train import EpochInfo, StopReason, TrainResult, TrainSettings
+from babynn_cli.core.vocabulary import Params
 
 CONVERGED, STALLED, FALLING, DIVERGED, INTERRUPTED = (
     "converged",  # within gap_tol of the optimum L*
@@ -65,17 +67,10 @@ class SweepRow:
 class Theory:
     """What theory says of constant-rate full-batch gradient descent on this problem."""
 
-    lambda_max: float
-    lambda_min: float
-    stable_lr: float  # 2/λmax
-    best_lr: float  # 2/(λmax + λmin)
+    curvature: Curvature  # λmax, λmin, 2/λmax, η* = 2/(λmax + λmin)
     optimum_loss: float  # L*, the least-squares training loss
     initial_loss: float  # L at the initial weights (nan for a network)
     predicted_epochs: int | None  # epochs η* needs to bring (L - L*)/L* below gap_tol
-
-    @property
-    def condition_number(self) -> float:
-        return self.lambda_max / self.lambda_min if self.lambda_min > 0 else math.inf
 
 
 @dataclass(frozen=True)
@@ -97,42 +92,19 @@ class Sweep:
         return None if self.suggested is None else self.rows[self.suggested].lr
 
 
-def theory(problem: Problem, params: Params, gap_tol: float, max_epochs: int = 10**6) -> Theory:
-    """λmax, λmin of H and the epochs η* = 2/(λmax + λmin) needs, predicted exactly.
-
-    In the eigenbasis of H the error e = W̃ - W̃* of each component shrinks by (1 - ηλᵢ) per epoch,
-    and L - L* = ½ Σᵢ λᵢ cᵢ², so the gap after t epochs is ½ Σᵢ λᵢ (1 - ηλᵢ)^(2t) cᵢ(0)².
-    For a network, the affine model's λs, bound and L* are given for reference, and no epochs are
-    predicted (its start is no affine model's).
-    """
-    intercept = getattr(problem.model, "intercept", True)
-    moments = problem.train.moments
-    H = 2.0 * moments.gram(intercept)
-    lam, V = np.linalg.eigh(H)
-    lam = np.maximum(lam, 0.0)
-    lam_max, lam_min = float(lam[-1]), float(lam[0])
-    best = 2.0 / (lam_max + lam_min)
-    W_opt, w0_opt, optimum_loss = moments.optimum(intercept)
+def theory(problem: Problem, params: Params, gap_tol: float) -> Theory:
+    """The curvature of H and the epochs η* = 2/(λmax + λmin) needs, predicted exactly from the
+    initial weights (see `core.theory`). For a network, the affine model's λs, bound and L* are
+    given for reference, and no epochs are predicted (its start is no affine model's)."""
+    curvature = problem.curvature()
+    optimum_loss = problem.optimum_loss
     if not problem.affine:
-        return Theory(lam_max, lam_min, 2.0 / lam_max, best, optimum_loss, math.nan, None)
-    W0 = params["W"]
-    start = np.vstack([W0, params["w0"][None, :]]) if intercept else W0
-    optimum = np.vstack([W_opt, w0_opt[None, :]]) if intercept else W_opt
-    c = V.T @ (start - optimum)  # (m+1, n): the initial error in the eigenbasis
-    weight = 0.5 * lam * (c**2).sum(axis=1)  # each component's share of L - L*
-    initial = optimum_loss + float(weight.sum())
+        return Theory(curvature, optimum_loss, math.nan, None)
+    error = problem.error(params)
+    initial = optimum_loss + curvature.excess_loss(error)
     target = gap_tol * optimum_loss if optimum_loss > 0 else gap_tol * initial
-    factor = (1.0 - best * lam) ** 2
-    predicted = None
-    t = np.arange(0, 1025, dtype=float)
-    while t[0] <= max_epochs:
-        gaps = (weight[None, :] * factor[None, :] ** t[:, None]).sum(axis=1)
-        hit = np.flatnonzero(gaps <= target)
-        if hit.size:
-            predicted = int(t[hit[0]])
-            break
-        t = t + len(t)
-    return Theory(lam_max, lam_min, 2.0 / lam_max, best, optimum_loss, initial, predicted)
+    predicted = curvature.epochs_to_reach(error, curvature.best_lr, target)
+    return Theory(curvature, optimum_loss, initial, predicted)
 
 
 def sweep(
@@ -156,9 +128,9 @@ def sweep(
     rates = sorted({float(lr) for lr in lrs})
     theory_lr = None
     if problem.affine and full_batch and spec.name == "constant" and not settings.early_stopping:
-        theory_lr = th.best_lr
+        theory_lr = th.curvature.best_lr
         rates = sorted({*rates, theory_lr})
-    result = run_schedules(problem, params, [spec.at(lr) for lr in rates], settings, seed, on_epoch)
+    result = train_problem(problem, params, [spec.at(lr) for lr in rates], settings, seed, on_epoch)
     h = result.history
     use_val = h.val_loss is not None
     monitored = h.val_loss if use_val else h.train_loss

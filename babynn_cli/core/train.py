@@ -6,8 +6,8 @@ from the same weights and see the rows in the same order, so run k is exactly wh
 schedule k alone would give; `babynn fit` is the loop with K = 1.
 
 The loop never prints and never raises for what the caller should report (divergence, Ctrl-C): it
-returns a `TrainResult` that says why each run stopped, and calls `on_epoch` after every epoch so
-that the caller can show progress.
+returns a `TrainResult` that says why each run stopped, and calls `on_epoch` after every block of
+epochs so that the caller can show progress.
 """
 
 from __future__ import annotations
@@ -16,25 +16,26 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 import numpy as np
 
-from babynn_cli.core.design import Design
-from babynn_cli.core.model import Model, Params, stack
+from babynn_cli.core.model import Model
+from babynn_cli.core.rows import Rows
 from babynn_cli.core.schedules import Schedule
+from babynn_cli.core.vocabulary import Evaluator, Params, stack
 
 # Divergence is declared when the training loss
 # - is not finite, or grows past DIVERGENCE_FACTOR times the larger of the initial loss and the
 #   loss of predicting the mean target ("far past where it started"); or
-# - rises by more than RISE relative in each of `patience` epochs in a row, and, unless the loss is
-#   quadratic (the affine model) and the batch full, ends above where it started. On a quadratic
-#   loss, full-batch gradient descent at a stable rate never raises the loss beyond rounding, so a
+# - rises by more than RISE relative in each of `patience` epochs in a row, and, unless the descent
+#   is exact (the affine model at full batch), ends above where it started. On a quadratic loss,
+#   full-batch gradient descent at a stable rate never raises the loss beyond rounding, so a
 #   steady rise means the rate is past the bound, however slowly the loss grows; a minibatch loss,
 #   or a network's, also rises by chance, so there it must rise past the start.
 DIVERGENCE_FACTOR = 1e4
 RISE = 1e-9
-# Epochs run in blocks that double while a block takes less than BLOCK_SECONDS.
+# Epochs run in blocks that double while a block takes less than BLOCK_SECONDS; the stopping rules
+# are read over a block at once.
 BLOCK_SECONDS = 0.05
 MAX_BLOCK = 1024
 
@@ -107,8 +108,8 @@ class History:
 
 
 @dataclass(frozen=True)
-class Run:
-    """How one of the K runs ended."""
+class RunEnd:
+    """How one of the K runs ended: why it stopped, and after how many epochs."""
 
     stop_reason: StopReason
     epochs_run: int
@@ -121,18 +122,18 @@ class Run:
 class TrainResult:
     params: Params  # stacked; per run the last finite epoch's, or the best with early stopping
     history: History
-    runs: tuple[Run, ...]
+    runs: tuple[RunEnd, ...]
 
 
 def train(
     model: Model,
     params: Params,
-    data: Design,
+    data: Rows,
     schedules: Sequence[Schedule],
     settings: TrainSettings,
     rng: np.random.Generator,
     *,
-    val: Design | None = None,
+    val: Rows | None = None,
     on_epoch: Callable[[EpochInfo], None] | None = None,
 ) -> TrainResult:
     """Train one copy of `params` per schedule on `data` (rows standardised as they are used).
@@ -141,251 +142,248 @@ def train(
     block growing while it takes under BLOCK_SECONDS: the stopping rules are read over a whole
     block at once, and `on_epoch` is called after each block, with its last epoch.
     """
-    N, K = data.n_rows, len(schedules)
-    batch = N if settings.batch_size is None else min(settings.batch_size, N)
-    full_batch = batch == N
     if settings.early_stopping and val is None:
         raise ValueError("early stopping needs validation data")
-    per_epoch = -(-N // batch)
-    exact = full_batch and getattr(model, "quadratic", False)  # see RISE
-    # At full batch a model may offer a stepper (many epochs in a few calls) or an oracle (the
-    # loss and gradient, an epoch at a time); with minibatches, an evaluator gives epoch losses.
-    stepper = model.stepper(data) if full_batch and hasattr(model, "stepper") else None
-    oracle = model.full_batch(data) if full_batch and stepper is None else None
-    runner = (
-        None
-        if full_batch or not hasattr(model, "epoch_runner")
-        else model.epoch_runner(data, batch)
-    )
-    train_losses = model.evaluator(data) if not full_batch else None
+    K, E = len(schedules), settings.epochs
+    descent = model.descent(data, settings.batch_size, rng)
     val_losses = model.evaluator(val) if val is not None else None
-    E = settings.epochs
+    params = stack(params, K)
+    record = _Record.start(E, descent.restart(params), val_losses, params)
+    rules = _Rules.start(record, data, settings, descent.exact, params)
+    running = np.ones(K, dtype=bool)
+    ends: list[RunEnd | None] = [None] * K
+    clock = time.perf_counter()
+    done, size, interrupted = 0, 1, False
 
     def rates(t0: int, count: int) -> np.ndarray:
-        """(count, K): the rates of updates t0, t0 + 1, ..."""
+        """(count, K): each run's rate for updates t0, t0 + 1, ...; 0 for runs that stopped."""
         t = np.arange(t0, t0 + count, dtype=float)
-        return np.stack([s.rates(t) for s in schedules], axis=1)
+        return np.stack([s.rates(t) for s in schedules], axis=1) * running
 
-    # history, preallocated: row e is epoch e (row 0 the initial weights)
-    lr_hist = np.full((E + 1, K), np.nan)
-    loss_hist = np.full((E + 1, K), np.nan)
-    val_hist = np.full((E + 1, K), np.nan)
-    seconds = np.zeros(E + 1)
-
-    params = stack(params, K)
-    start = time.perf_counter()
-    if full_batch:
-        full_rates = rates(0, E)  # one update an epoch: every rate of the run at once
-    if stepper is not None:
-        state = stepper.state(params)
-        loss = stepper.moments.losses(params)
-    elif oracle is not None:
-        loss, grads = oracle(params)
-    else:
-        loss = train_losses(params)  # type: ignore[misc]
-    loss_hist[0] = loss
-    if val_losses is not None:
-        val_hist[0] = val_losses(params)
-    Y = data.Y
-    spread = float(np.mean(((Y - Y.mean(axis=0)) ** 2).sum(axis=1)))
-    ceiling = DIVERGENCE_FACTOR * np.maximum(np.maximum(loss, spread), np.finfo(float).tiny)
-
-    running = np.ones(K, dtype=bool)
-    outcome: list[Run | None] = [None] * K
-    monitor_hist = val_hist if settings.early_stopping else loss_hist
-    best_monitor, stale = monitor_hist[0].copy(), np.zeros(K, dtype=int)
-    rising = np.zeros(K, dtype=int)
-    best_params = {k: v.copy() for k, v in params.items()}
-    best_epoch = np.zeros(K, dtype=int)
-    done_epochs = 0  # epochs finished and kept
-    interrupted = False
-    size = 1
-
-    while done_epochs < E and running.any() and not interrupted:
-        first = done_epochs + 1
-        last = min(E, done_epochs + size)
-        at_start = params
-        snapshots: list[Params] = []  # the weights after each epoch of the block
+    while done < E and running.any() and not interrupted:
+        first, last = done + 1, min(E, done + size)
         block_start = time.perf_counter()
-        if full_batch:
-            block_rates = full_rates[first - 1 : last] * running  # a stopped run: steps of 0
+        # -- update: the notes' rule, epoch after epoch, with each run's rates ------------------
+        snapshots: list[Params] = []
         try:
             with np.errstate(all="ignore"):
-                if stepper is not None:  # the whole block in a few calls
-                    states, snapshots = _stepper_block(
-                        stepper, val_losses, state, block_rates, first, last,
-                        (lr_hist, loss_hist, val_hist),
-                    )  # fmt: skip
-                    seconds[first : last + 1] = time.perf_counter() - start
-                    params = snapshots[-1]
-                    epochs: range = range(0)
-                else:
-                    epochs = range(first, last + 1)
-                if oracle is not None:  # the rates, shaped to scale each parameter
-                    steps = {k: _per_run(block_rates, v) for k, v in params.items()}
-                for epoch in epochs:
-                    if oracle is not None:
-                        j = epoch - first
-                        new = {
-                            k: v - steps[k][j] * grads[k] for k, v in params.items()
-                        }  # w ← w - η∇L_w
-                        lr = block_rates[j]
-                        loss, grads = oracle(new)
-                    else:
-                        table = rates((epoch - 1) * per_epoch, per_epoch) * running
-                        order = rng.permutation(N)
-                        if runner is not None:  # the epoch's batches as one product of maps
-                            new = runner.run(params, order, table)
-                        else:
-                            new = _minibatch_epoch(model, params, data, order, batch, table)
-                        loss = train_losses(new)  # type: ignore[misc]
-                        lr = table[-1]
-                    v_loss = val_losses(new) if val_losses is not None else None
-                    lr_hist[epoch], loss_hist[epoch] = lr, loss
-                    if v_loss is not None:
-                        val_hist[epoch] = v_loss
-                    seconds[epoch] = time.perf_counter() - start
+                for new, losses, lr in descent.epochs(first, last, rates):
+                    epoch = first + len(snapshots)
+                    record.epoch(epoch, lr, losses, val_losses, new, time.perf_counter() - clock)
                     snapshots.append(new)
-                    params = new
         except KeyboardInterrupt:
             interrupted = True  # keep the epochs this block finished, then stop
-            last = first + len(snapshots) - 1
-            for hist in (lr_hist, loss_hist, val_hist):
-                hist[last + 1 :] = np.nan
+            record.drop_after(first + len(snapshots) - 1)
             if not snapshots:
-                params = at_start
                 break
+            last = first + len(snapshots) - 1
         if time.perf_counter() - block_start < BLOCK_SECONDS:
             size = min(2 * size, MAX_BLOCK)
 
-        # -- the stopping rules, read over the block at once -----------------------------------
-        L = loss_hist[first : last + 1]  # (B, K)
-        rises = _run_lengths(loss_hist[first - 1 : last] * (1 + RISE) < L, rising)
-        M = monitor_hist[first : last + 1]
-        best_before = np.fmin.accumulate(np.vstack([best_monitor, M]), axis=0)[:-1]
-        with np.errstate(invalid="ignore"):
-            steady = (rises >= settings.patience) & (exact | (loss_hist[0] < L))
-            diverges = ~np.isfinite(L) | (ceiling < L) | steady
-            improved = best_before - M > settings.tol * np.abs(best_before)
-        stales = _run_lengths(~improved, stale)
-        converges = stales >= settings.patience if settings.tol > 0 else np.zeros_like(improved)
-        reason = StopReason.EARLY_STOPPING if settings.early_stopping else StopReason.CONVERGED
-
-        for hist in (lr_hist, loss_hist, val_hist):
-            hist[first : last + 1, ~running] = np.nan  # runs stopped before this block
-        kept = {name: value.copy() for name, value in params.items()}
-        for k in np.flatnonzero(running):
-            j_div = _first(diverges[:, k])
-            j_conv = _first(converges[:, k])
-            diverged = j_div is not None and (j_conv is None or j_div <= j_conv)
-            if diverged:
-                assert j_div is not None
-                epoch = first + j_div
-                lr_k = float(lr_hist[epoch, k])
-                outcome[k] = Run(StopReason.DIVERGED, epoch, diverged_epoch=epoch, diverged_lr=lr_k)
-                source, valid = (snapshots[j_div - 1] if j_div else at_start), j_div
-            elif j_conv is not None:
-                outcome[k] = Run(reason, first + j_conv)
-                source, valid = snapshots[j_conv], j_conv + 1
-            else:
-                source, valid = snapshots[-1], len(snapshots)
-            for name in kept:
-                kept[name][k] = source[name][k]
-            shown = valid + 1 if diverged else valid  # a diverged epoch stays in the history
-            for hist in (lr_hist, loss_hist, val_hist):
-                hist[first + shown : last + 1, k] = np.nan  # nothing after the run stopped
-            if valid:
-                j = int(np.argmin(M[:valid, k]))  # the first epoch at the block's lowest
-                if settings.early_stopping and M[j, k] < best_monitor[k]:
-                    best_epoch[k] = int(first + j)
-                    for name in best_params:
-                        best_params[name][k] = snapshots[j][name][k]
-                best_monitor[k] = np.fmin(best_monitor[k], M[j, k])
-                stale[k], rising[k] = stales[valid - 1, k], rises[valid - 1, k]
-        params = kept
-        stopped = running & np.array([o is not None for o in outcome])
+        # -- the stopping rules, read over the block at once ---------------------------------------
+        record.mask_stopped(first, last, running)
+        stops = rules.read(record, first, last)
+        kept = {name: value.copy() for name, value in snapshots[-1].items()}
+        for k in map(int, np.flatnonzero(running)):
+            end, keep = stops.decide(k, first, record)
+            if end is not None:
+                ends[k] = end
+                source = snapshots[keep - 1] if keep else params
+                for name in kept:
+                    kept[name][k] = source[name][k]
+            rules.carry(k, first, stops, keep if end is not None else len(snapshots), snapshots)
+        stopped = running & np.array([e is not None for e in ends])
         running &= ~stopped
-        if stepper is not None:  # carry the state on as it is: no rounding between blocks
-            state = np.where(stopped[:, None, None], stepper.state(kept), states[-1])
-        if stopped.any() and oracle is not None:
-            _, grads = oracle(params)  # the gradients of the weights kept
-        done_epochs = last
+        if stopped.any():
+            descent.restart(kept, changed=stopped)
+        params, done = kept, last
 
+        # -- record: show the caller where the runs are --------------------------------------------
         try:
             if on_epoch is not None:
-                on_epoch(
-                    EpochInfo(
-                        epoch=last,
-                        epochs=E,
-                        updates=last * per_epoch,
-                        lr=lr_hist[last],
-                        train_loss=loss_hist[last],
-                        val_loss=val_hist[last] if val is not None else None,
-                        seconds=float(seconds[last]),
-                        running=int(running.sum()),
-                    )
-                )
+                on_epoch(record.info(last, E, descent.updates_per_epoch, running, val is not None))
         except KeyboardInterrupt:
             interrupted = True
 
     end_reason = StopReason.INTERRUPTED if interrupted else StopReason.MAX_EPOCHS
-    runs = tuple(o if o is not None else Run(end_reason, done_epochs) for o in outcome)
+    runs = [e if e is not None else RunEnd(end_reason, done) for e in ends]
     if settings.early_stopping:
-        for i, run in enumerate(runs):
+        params, runs = rules.keep_best(params, runs)
+    history = record.history(max(r.epochs_run for r in runs), descent.updates_per_epoch, val)
+    return TrainResult(params=params, history=history, runs=tuple(runs))
+
+
+@dataclass
+class _Record:
+    """The history as it is written, preallocated: row e is epoch e (row 0 the initial weights)."""
+
+    lr: np.ndarray  # (E + 1, K)
+    loss: np.ndarray
+    val: np.ndarray
+    seconds: np.ndarray  # (E + 1,)
+
+    @classmethod
+    def start(
+        cls, E: int, losses: np.ndarray, val_losses: Evaluator | None, params: Params
+    ) -> _Record:
+        lr, loss, val = (np.full((E + 1, len(losses)), np.nan) for _ in range(3))
+        record = cls(lr, loss, val, np.zeros(E + 1))
+        record.loss[0] = losses
+        if val_losses is not None:
+            record.val[0] = val_losses(params)
+        return record
+
+    def epoch(
+        self,
+        e: int,
+        lr: np.ndarray,
+        losses: np.ndarray,
+        val_losses: Evaluator | None,
+        params: Params,
+        seconds: float,
+    ) -> None:
+        self.lr[e], self.loss[e], self.seconds[e] = lr, losses, seconds
+        if val_losses is not None:
+            self.val[e] = val_losses(params)
+
+    def drop_after(self, e: int) -> None:
+        """Forget epochs after e (an interrupted block)."""
+        for rows in (self.lr, self.loss, self.val):
+            rows[e + 1 :] = np.nan
+
+    def mask_stopped(self, first: int, last: int, running: np.ndarray) -> None:
+        """Runs that stopped before this block leave nothing in its rows."""
+        for rows in (self.lr, self.loss, self.val):
+            rows[first : last + 1, ~running] = np.nan
+
+    def end_run(self, k: int, after: int, last: int) -> None:
+        """Run k shows nothing after epoch `after`."""
+        for rows in (self.lr, self.loss, self.val):
+            rows[after + 1 : last + 1, k] = np.nan
+
+    def info(
+        self, last: int, E: int, per_epoch: int, running: np.ndarray, has_val: bool
+    ) -> EpochInfo:
+        return EpochInfo(
+            epoch=last,
+            epochs=E,
+            updates=last * per_epoch,
+            lr=self.lr[last],
+            train_loss=self.loss[last],
+            val_loss=self.val[last] if has_val else None,
+            seconds=float(self.seconds[last]),
+            running=int(running.sum()),
+        )
+
+    def history(self, epochs: int, per_epoch: int, val: Rows | None) -> History:
+        rows = epochs + 1  # a block may end after the last run stopped
+        return History(
+            epoch=np.arange(rows),
+            updates=np.arange(rows) * per_epoch,
+            lr=self.lr[:rows],
+            train_loss=self.loss[:rows],
+            val_loss=self.val[:rows] if val is not None else None,
+            seconds=self.seconds[:rows],
+        )
+
+
+@dataclass(frozen=True)
+class _Stops:
+    """What the stopping rules found in one block: flags (B, K) and run lengths (B, K)."""
+
+    diverges: np.ndarray
+    converges: np.ndarray
+    rises: np.ndarray
+    stales: np.ndarray
+    monitor: np.ndarray  # the monitored loss over the block (B, K)
+    reason: StopReason  # what a stop on the tol rule is called
+
+    def decide(self, k: int, first: int, record: _Record) -> tuple[RunEnd | None, int]:
+        """How run k ends in this block (None: it goes on), and how many of the block's epochs
+        it keeps (its weights are those of the last one kept; 0: the block's start)."""
+        last = first + len(self.diverges) - 1
+        j_div, j_conv = _first(self.diverges[:, k]), _first(self.converges[:, k])
+        if j_div is not None and (j_conv is None or j_div <= j_conv):
+            epoch = first + j_div
+            record.end_run(k, epoch, last)  # the diverged epoch stays in the history
+            lr = float(record.lr[epoch, k])
+            return RunEnd(StopReason.DIVERGED, epoch, diverged_epoch=epoch, diverged_lr=lr), j_div
+        if j_conv is not None:
+            record.end_run(k, first + j_conv, last)
+            return RunEnd(self.reason, first + j_conv), j_conv + 1
+        return None, len(self.diverges)
+
+
+@dataclass
+class _Rules:
+    """The stopping rules and what they carry from block to block, per run."""
+
+    settings: TrainSettings
+    exact: bool
+    ceiling: np.ndarray  # (K,) the loss past which a run has diverged
+    best_monitor: np.ndarray  # (K,) the best monitored loss so far
+    stale: np.ndarray  # (K,) epochs in a row without improvement
+    rising: np.ndarray  # (K,) epochs in a row with a rising loss
+    best_epoch: np.ndarray  # (K,) with early stopping: the epoch of the best validation loss
+    best_params: Params  # with early stopping: the weights of that epoch
+
+    @classmethod
+    def start(
+        cls, record: _Record, data: Rows, settings: TrainSettings, exact: bool, params: Params
+    ) -> _Rules:
+        loss = record.loss[0]
+        Y = data.Y
+        spread = float(np.mean(((Y - Y.mean(axis=0)) ** 2).sum(axis=1)))
+        ceiling = DIVERGENCE_FACTOR * np.maximum(np.maximum(loss, spread), np.finfo(float).tiny)
+        K = len(loss)
+        monitor = record.val if settings.early_stopping else record.loss
+        zeros = np.zeros(K, dtype=int)
+        best = {name: value.copy() for name, value in params.items()}
+        return cls(
+            settings, exact, ceiling, monitor[0].copy(), zeros, zeros.copy(), zeros.copy(), best
+        )
+
+    def read(self, record: _Record, first: int, last: int) -> _Stops:
+        """Divergence and the tol rule over epochs first..last, for every run at once."""
+        s = self.settings
+        L = record.loss[first : last + 1]  # (B, K)
+        rises = _run_lengths(record.loss[first - 1 : last] * (1 + RISE) < L, self.rising)
+        M = (record.val if s.early_stopping else record.loss)[first : last + 1]
+        best_before = np.fmin.accumulate(np.vstack([self.best_monitor, M]), axis=0)[:-1]
+        with np.errstate(invalid="ignore"):
+            steady = (rises >= s.patience) & (self.exact | (record.loss[0] < L))
+            diverges = ~np.isfinite(L) | (self.ceiling < L) | steady
+            improved = best_before - M > s.tol * np.abs(best_before)
+        stales = _run_lengths(~improved, self.stale)
+        converges = stales >= s.patience if s.tol > 0 else np.zeros_like(improved)
+        reason = StopReason.EARLY_STOPPING if s.early_stopping else StopReason.CONVERGED
+        return _Stops(diverges, converges, rises, stales, M, reason)
+
+    def carry(self, k: int, first: int, stops: _Stops, valid: int, snapshots: list[Params]) -> None:
+        """Carry run k's counts and best loss past the `valid` epochs it kept of this block."""
+        if not valid:
+            return
+        M = stops.monitor
+        j = int(np.argmin(M[:valid, k]))  # the first epoch at the block's lowest
+        if self.settings.early_stopping and M[j, k] < self.best_monitor[k]:
+            self.best_epoch[k] = first + j
+            for name in self.best_params:
+                self.best_params[name][k] = snapshots[j][name][k]
+        self.best_monitor[k] = np.fmin(self.best_monitor[k], M[j, k])
+        self.stale[k], self.rising[k] = stops.stales[valid - 1, k], stops.rises[valid - 1, k]
+
+    def keep_best(self, params: Params, runs: list[RunEnd]) -> tuple[Params, list[RunEnd]]:
+        """Early stopping: every run that did not diverge keeps its best epoch's weights."""
+        for k, run in enumerate(runs):
             if run.stop_reason is not StopReason.DIVERGED:
                 for name in params:
-                    params[name][i] = best_params[name][i]
-        runs = tuple(
-            Run(r.stop_reason, r.epochs_run, int(best_epoch[k]), r.diverged_epoch, r.diverged_lr)
+                    params[name][k] = self.best_params[name][k]
+        ends = [
+            RunEnd(r.stop_reason, r.epochs_run, int(self.best_epoch[k]), r.diverged_epoch,
+                   r.diverged_lr)
             for k, r in enumerate(runs)
-        )
-    rows = max(r.epochs_run for r in runs) + 1  # a block may end after the last run stopped
-    history = History(
-        epoch=np.arange(rows),
-        updates=np.arange(rows) * per_epoch,
-        lr=lr_hist[:rows],
-        train_loss=loss_hist[:rows],
-        val_loss=val_hist[:rows] if val is not None else None,
-        seconds=seconds[:rows],
-    )
-    return TrainResult(params=params, history=history, runs=runs)
-
-
-def _stepper_block(
-    stepper: Any,
-    val_losses: Callable[[Params], np.ndarray] | None,
-    state: np.ndarray,
-    rates: np.ndarray,
-    first: int,
-    last: int,
-    history: tuple[np.ndarray, np.ndarray, np.ndarray],
-) -> tuple[np.ndarray, list[Params]]:
-    """Epochs first..last of full-batch descent from the moments; fills the history rows and
-    returns the states and the weights after each epoch."""
-    lr_hist, loss_hist, val_hist = history
-    states = stepper.run(state, rates)  # (B, K, M, n)
-    B, K = rates.shape
-    every = stepper.params(states)  # (B, K, ...)
-    flat = {k: v.reshape((B * K, *v.shape[2:])) for k, v in every.items()}
-    loss_hist[first : last + 1] = stepper.moments.losses(flat).reshape(B, K)
-    if val_losses is not None:
-        val_hist[first : last + 1] = val_losses(flat).reshape(B, K)
-    lr_hist[first : last + 1] = rates
-    return states, [{k: v[j] for k, v in every.items()} for j in range(B)]
-
-
-def _minibatch_epoch(
-    model: Model, params: Params, data: Design, order: np.ndarray, batch: int, table: np.ndarray
-) -> Params:
-    """One epoch, a batch at a time: w ← w - η∇L_w on each batch of `order`'s rows."""
-    new = {k: v.copy() for k, v in params.items()}
-    steps = {k: _per_run(table, v) for k, v in new.items()}
-    for j, lo in enumerate(range(0, len(order), batch)):
-        idx = order[lo : lo + batch]
-        _, g = model.losses_and_grads(new, data.rows(idx), np.take(data.Y, idx, axis=0))
-        for k, v in new.items():
-            v -= steps[k][j] * g[k]
-    return new
+        ]  # fmt: skip
+        return params, ends
 
 
 def _first(flags: np.ndarray) -> int | None:
@@ -400,8 +398,3 @@ def _run_lengths(flags: np.ndarray, carry: np.ndarray) -> np.ndarray:
     steps = np.arange(1, len(flags) + 1)[:, None]
     last_false = np.maximum.accumulate(np.where(flags, 0, steps), axis=0)  # 0: none yet
     return np.where(last_false == 0, steps + carry, steps - last_false)
-
-
-def _per_run(lr: np.ndarray, value: np.ndarray) -> np.ndarray:
-    """Rates shaped to scale a stacked parameter (K, ...): (..., K) -> (..., K, 1, ...)."""
-    return lr.reshape(lr.shape + (1,) * (value.ndim - 1))

@@ -6,24 +6,30 @@ holds only what the user asked for. Nothing animates unless stderr is a terminal
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from babynn_cli.jsontext import dumps
+
 if TYPE_CHECKING:
     import numpy as np
 
-    from babynn_cli.core import Curvature, EpochInfo, Fitted, History, Problem, Run, Schedule
-    from babynn_cli.data import Dataset
+    from babynn_cli.core.fit import Fitted
+    from babynn_cli.core.mlp import MLP
+    from babynn_cli.core.problem import Problem
+    from babynn_cli.core.schedules import Schedule
+    from babynn_cli.core.train import EpochInfo, History, RunEnd
+    from babynn_cli.persistence import ModelFile
 
 LOG_WIDTH = 160  # columns for tables when stdout is not a terminal
 PLAIN_LINE_EVERY = 10.0  # seconds between plain progress lines when stderr is not a terminal
@@ -55,29 +61,37 @@ class Reporter:
         if not self.quiet:
             self.err.print(message, soft_wrap=True, markup=False)
 
+    def compare_header(self, source: str, problem: Problem, configs: int, saved: int) -> None:
+        name = "standard input" if source == "-" else f"'{source}'"
+        self.status(
+            f"{name}: {problem.n_train} training rows"
+            + (f", {problem.n_val} held out for validation" if problem.n_val else "")
+            + f"; {configs} configuration(s)"
+            + (f" and {saved} saved model(s)" if saved else "")
+            + " against the least-squares optimum"
+        )
+
     def metrics_line(self, mse: float, r2: Sequence[float], targets: Sequence[str]) -> None:
         r2_text = ", ".join(f"{t} {fmt(v, 4)}" for t, v in zip(targets, r2, strict=True))
         self.status(f"MSE {fmt(mse, 8)}  R² {r2_text}")
 
     def emit_json(self, doc: dict) -> None:
         """Data the user asked for: printed even with --quiet, NaN and infinity as null."""
-        from babynn_cli.persistence import _json_safe
-
-        sys.stdout.write(json.dumps(_json_safe(doc), allow_nan=False, ensure_ascii=False) + "\n")
+        sys.stdout.write(dumps(doc) + "\n")
         sys.stdout.flush()
 
     def fit_header(
         self,
         source: str,
-        dataset: Dataset,
+        features: Sequence[str],
+        targets: Sequence[str],
         problem: Problem,
         schedule: Schedule,
-        curvature: Curvature | None,
         batch_size: int | None,
         schedule_text: str | None = None,
     ) -> None:
         """What is about to run: the data, the method, and what theory says of the rate."""
-        from babynn_cli.core import describe
+        from babynn_cli.core.schedules import describe
 
         if self.quiet:
             return
@@ -85,7 +99,7 @@ class Reporter:
         val = f", {problem.n_val} held out for validation" if problem.n_val else ""
         self.status(
             f"{name}: {problem.n_train} training rows{val}; "
-            f"{len(dataset.features)} feature(s) → {', '.join(dataset.targets)}"
+            f"{len(features)} feature(s) → {', '.join(targets)}"
         )
         if batch_size is None or batch_size >= problem.n_train:
             method = "full-batch gradient descent"
@@ -95,10 +109,10 @@ class Reporter:
             method = f"minibatch gradient descent (batch size {batch_size})"
         scaled = "standardised features" if problem.standardized else "raw features"
         if not problem.affine:
-            model = problem.model
-            shape = " → ".join(str(size) for size in model.sizes)  # type: ignore[union-attr]
-            act = model.activation  # type: ignore[union-attr]
-            params = model.n_params()  # type: ignore[union-attr]
+            model: MLP = problem.model  # type: ignore[assignment]
+            shape = " → ".join(str(size) for size in model.sizes)
+            act = model.activation
+            params = model.n_params()
             self.status(f"network: {shape} ({act} after each hidden layer), {params} parameters")
         self.status(f"method: {method} on {scaled}; {schedule_text or describe(schedule)}")
         c = schedule.conditions()
@@ -107,11 +121,30 @@ class Reporter:
             f"schedule {verdict} the notes' conditions: Σ η(t) = ∞ {_mark(c.sum_diverges)}, "
             f"Σ η(t)² < ∞ {_mark(c.sum_of_squares_converges)}"
         )
-        if curvature is not None:
+        if problem.affine and schedule_text is None:
+            curvature = problem.curvature()
             self.status(
                 f"full-batch stability bound 2/λmax = {fmt(curvature.stable_lr, 4)}, "
                 f"fastest constant rate 2/(λmax+λmin) = {fmt(curvature.best_lr, 4)}"
             )
+
+    def fit_tables(
+        self,
+        fitted: Fitted,
+        problem: Problem,
+        features: Sequence[str],
+        targets: Sequence[str],
+        tol: float,
+        patience: int,
+        output: Path,
+    ) -> None:
+        """After a fit: the loss by epoch, the summary, the weights (or the network's layers)."""
+        self.loss_table(fitted.history)
+        self.fit_summary(fitted, targets, tol, patience, output, problem.optimum_loss)
+        if fitted.W is not None and fitted.bias is not None:
+            self.weights_table(features, targets, fitted.W, fitted.bias)
+        else:
+            self.network_table(problem.model)
 
     def fit_summary(
         self,
@@ -122,7 +155,7 @@ class Reporter:
         output: object,
         optimum: float,
     ) -> None:
-        run = fitted.run
+        run = fitted.end
         last = fitted.history.seconds[-1]
         gap = fitted.train_loss - optimum
         relative = f" ({fmt(gap / optimum, 3)} of L*)" if optimum > 0 else ""
@@ -256,7 +289,7 @@ class Reporter:
         self.print(table)
 
 
-def stop_message(run: Run, tol: float, patience: int) -> str:
+def stop_message(run: RunEnd, tol: float, patience: int) -> str:
     """Why training stopped, in words."""
     reason = run.stop_reason
     if reason == "max_epochs":
@@ -271,6 +304,78 @@ def stop_message(run: Run, tol: float, patience: int) -> str:
     if reason == "interrupted":
         return f"interrupted (Ctrl-C) during epoch {run.epochs_run + 1}"
     return f"diverged at epoch {run.diverged_epoch}"
+
+
+def divergence_hint(problem: Problem, batch_size: int | None) -> str:
+    """What rate would be stable, for the one-line divergence error."""
+    if not problem.affine:
+        return "try a smaller --lr (the 2/λmax bound is the affine model's, not a network's)"
+    curvature = problem.curvature()
+    bound = fmt(curvature.stable_lr, 4)
+    text = f"full-batch gradient descent on this data is stable below {bound} (2/λmax)"
+    if batch_size is not None and batch_size < problem.n_train:
+        return f"{text}, and --batch-size {batch_size} needs a smaller rate"
+    return f"{text}, e.g. --lr {fmt(curvature.suggested_lr)}"
+
+
+def divergence_message(fitted: Fitted, problem: Problem, batch_size: int | None) -> str:
+    end = fitted.end
+    loss = fmt(float(fitted.history.train_loss[-1, 0]))
+    return (
+        f"training diverged at epoch {end.diverged_epoch} with learning rate "
+        f"{fmt(end.diverged_lr)} (loss {loss}); " + divergence_hint(problem, batch_size)
+    )
+
+
+def history_columns(h: History) -> dict[str, Any]:
+    """One run's history as the columns of --history and of --json's `history`."""
+    return {
+        "epoch": h.epoch,
+        "updates": h.updates,
+        "lr": h.lr[:, 0],
+        "train_loss": h.train_loss[:, 0],
+        "val_loss": h.val_loss[:, 0] if h.val_loss is not None else [None] * len(h.epoch),
+        "seconds": h.seconds,
+    }
+
+
+def fit_document(
+    fitted: Fitted,
+    problem: Problem,
+    saved: ModelFile,
+    result: dict[str, Any],
+    schedule: str,
+    output: Path,
+) -> dict[str, Any]:
+    """What `fit --json` prints: the model, how the run went, its history."""
+    doc: dict[str, Any] = {
+        "model_file": str(output),
+        "kind": saved.kind,
+        "features": saved.features,
+        "targets": saved.targets,
+    }
+    if fitted.W is not None and fitted.bias is not None:
+        curvature = problem.curvature()
+        doc |= {
+            "weights": fitted.W.tolist(),
+            "bias": fitted.bias.tolist(),
+            "stable_lr_full_batch": curvature.stable_lr,
+            "fastest_lr_full_batch": curvature.best_lr,
+        }
+    else:
+        assert saved.layers is not None
+        doc |= {
+            "activation": saved.activation,
+            "hidden": list(saved.hidden),
+            "layers": [{"weights": W.tolist(), "bias": b.tolist()} for W, b in saved.layers],
+            "standardization": {
+                "mean": problem.scaler.mean.tolist(),
+                "scale": problem.scaler.scale.tolist(),
+            },
+        }
+    return (
+        doc | result | {"schedule": schedule, "history": records(history_columns(fitted.history))}
+    )
 
 
 def records(columns: dict[str, Any]) -> list[dict[str, Any]]:

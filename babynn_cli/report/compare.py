@@ -12,7 +12,7 @@ from babynn_cli.report import Reporter, fmt
 from babynn_cli.report.plot import Series, TextPlot, new_figure, save_png
 
 if TYPE_CHECKING:
-    from babynn_cli.core import Comparison
+    from babynn_cli.core.compare import Comparison
 
 MARKS = "123456789abcdefghijklmnopqrstuvwxyz"
 STYLES = ("cyan", "magenta", "green", "yellow", "blue", "red", "bright_cyan", "bright_magenta")

@@ -11,7 +11,7 @@ from babynn_cli.report import Reporter, fmt
 from babynn_cli.report.plot import Series, TextPlot, VLine, new_figure, save_png
 
 if TYPE_CHECKING:
-    from babynn_cli.core import Sweep
+    from babynn_cli.core.sweep import Sweep
 
 
 def show(report: Reporter, result: Sweep, gap_tol: float) -> None:
@@ -75,11 +75,11 @@ def theory_block(result: Sweep, gap_tol: float) -> Table:
     t = Table(title=title, title_justify="left")
     t.add_column("quantity")
     t.add_column("value", justify="right")
-    t.add_row("λmax of H = (2/N) X̃ᵀX̃", fmt(th.lambda_max, 6))
-    t.add_row("λmin", fmt(th.lambda_min, 6))
-    t.add_row("κ = λmax/λmin", fmt(th.condition_number, 6))
-    t.add_row("stability bound 2/λmax", fmt(th.stable_lr, 6))
-    t.add_row("fastest rate η* = 2/(λmax+λmin)", fmt(th.best_lr, 6))
+    t.add_row("λmax of H = (2/N) X̃ᵀX̃", fmt(th.curvature.lambda_max, 6))
+    t.add_row("λmin", fmt(th.curvature.lambda_min, 6))
+    t.add_row("κ = λmax/λmin", fmt(th.curvature.condition_number, 6))
+    t.add_row("stability bound 2/λmax", fmt(th.curvature.stable_lr, 6))
+    t.add_row("fastest rate η* = 2/(λmax+λmin)", fmt(th.curvature.best_lr, 6))
     t.add_row("optimum loss L* (least squares)", fmt(th.optimum_loss, 10))
     if result.affine:
         predicted = "more than 10⁶" if th.predicted_epochs is None else str(th.predicted_epochs)
@@ -123,7 +123,7 @@ def text_plot(result: Sweep) -> Any:
         label = f"suggested {fmt(row.lr, 3)}"
         series.append(Series([row.lr], [row.final_monitored], "◆", "bold green", label))
     top = [Series([r.lr for r in bad], [0.0] * len(bad), "x", "red", "diverged")] if bad else []
-    bound = result.theory.stable_lr
+    bound = result.theory.curvature.stable_lr
     vlines = [VLine(bound, "┊", "yellow", f"2/λmax = {fmt(bound, 3)}")]
     return TextPlot(
         series,
@@ -166,11 +166,11 @@ def as_json(result: Sweep, rule: str, gap_tol: float) -> dict[str, Any]:
         "full_batch": result.full_batch,
         "theory_applies": result.affine,
         "theory": {
-            "lambda_max": th.lambda_max,
-            "lambda_min": th.lambda_min,
-            "condition_number": th.condition_number,
-            "stable_lr": th.stable_lr,
-            "best_lr": th.best_lr,
+            "lambda_max": th.curvature.lambda_max,
+            "lambda_min": th.curvature.lambda_min,
+            "condition_number": th.curvature.condition_number,
+            "stable_lr": th.curvature.stable_lr,
+            "best_lr": th.curvature.best_lr,
             "optimum_loss": th.optimum_loss,
             "initial_loss": th.initial_loss,
             "predicted_epochs": th.predicted_epochs,
@@ -187,7 +187,7 @@ def save_plot(result: Sweep, path: Path) -> None:
     if bad:
         top = max(final) if final else 1.0
         ax.plot([r.lr for r in bad], [top] * len(bad), "rx", label="diverged")  # type: ignore[attr-defined]
-    ax.axvline(result.theory.stable_lr, color="orange", ls="--", label="2/λmax")  # type: ignore[attr-defined]
+    ax.axvline(result.theory.curvature.stable_lr, color="orange", ls="--", label="2/λmax")  # type: ignore[attr-defined]
     if result.suggested is not None:
         row = result.rows[result.suggested]
         ax.plot([row.lr], [row.final_monitored], "g*", ms=14, label=f"suggested {fmt(row.lr, 3)}")  # type: ignore[attr-defined]

@@ -1,6 +1,6 @@
 """The rows as trained: raw arrays and their standardisation, applied on the fly.
 
-Standardising a large X would copy it; a `Design` keeps the raw X and Y and hands out standardised
+Standardising a large X would copy it; `Rows` keeps the raw X and Y and hands out standardised
 rows only as the training loop asks for them (a batch, a block), and the data's moments already in
 standardised coordinates, derived exactly from the raw ones.
 """
@@ -16,8 +16,8 @@ from babynn_cli.core.moments import Moments
 
 
 @dataclass(frozen=True)
-class Design:
-    """X: (N, m) raw features, Y: (N, n) targets; z = (x - mean) / scale."""
+class Rows:
+    """X: (N, m) raw features, Y: (N, n) targets; the model sees z = (x - mean) / scale."""
 
     X: np.ndarray
     Y: np.ndarray

@@ -1,0 +1,48 @@
+"""The choices babynn offers, declared once: the core builds from them, the command line offers
+them and its help prints them. Plain Python, so that `babynn --help` starts without numpy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ScheduleChoice:
+    """A learning-rate schedule: its name, η(t) in the symbols of `SYMBOLS` (t counts updates
+    from 0), and the parameters it reads besides η0."""
+
+    name: str
+    formula: str
+    parameters: tuple[str, ...] = ()
+
+
+# The schedule parameters' symbols in the formulas, by option name (η0 is --lr).
+SYMBOLS = {
+    "lr": "η0",
+    "decay": "k",
+    "power": "p",
+    "gamma": "γ",
+    "step_size": "s",
+    "lr_min": "η_min",
+    "total_updates": "T",
+}
+
+SCHEDULES = (
+    ScheduleChoice("constant", "η0"),
+    ScheduleChoice("inverse", "η0 / (1 + k·t)", ("decay",)),
+    ScheduleChoice("power", "η0 / (1 + k·t)^p", ("decay", "power")),
+    ScheduleChoice("exponential", "η0·γ^t", ("gamma",)),
+    ScheduleChoice("step", "η0·γ^⌊t/s⌋", ("gamma", "step_size")),
+    ScheduleChoice(
+        "cosine", "η_min + (η0 - η_min)·(1 + cos(π·t/T))/2", ("lr_min", "total_updates")
+    ),
+)
+SCHEDULE_NAMES = tuple(s.name for s in SCHEDULES)
+
+# Defaults of the schedules' parameters; γ's depends on the schedule (a slow exponential decay,
+# a halving at each step).
+SCHEDULE_DEFAULTS = {"decay": 0.01, "power": 0.75, "step_size": 100, "lr_min": 0.0}
+DEFAULT_GAMMA = {"exponential": 0.99, "step": 0.5}
+
+ACTIVATIONS = ("tanh", "relu", "sigmoid")
+INITIALISATIONS = ("normal", "zeros")

@@ -1,0 +1,332 @@
+"""Gradient descent: the notes' update rule, and the exact re-arrangements of it that run fast.
+
+The rule, for every parameter w of every model (the affine model's W and w0, a network's W1, b1,
+...), is one line, `update` below:
+
+    W ← W − η∇L_W          w0 ← w0 − η∇L_w0
+
+An epoch applies it once with the gradient of all the rows (gradient descent, `GradientDescent`),
+or once per batch of shuffled rows (minibatch and stochastic descent, `MinibatchDescent`). These two
+are the plain descents any model gets. For the affine model with squared loss the same rule can be
+re-arranged, with the same numbers and to rounding the same iterates, into fewer, larger array
+operations; each re-arrangement names the test that proves it equal to the plain rule:
+
+- `MomentDescent` (full batch): the gradient is linear in the weights, with coefficients that are
+  the data's centred moments, so an epoch is one small matrix product, whatever the number of rows.
+- `BatchMapDescent` (minibatches): each batch's update is an affine map of the weights; an epoch is
+  the product of its batches' maps.
+
+All of them train K runs at once (one per learning rate): the parameters are stacked (a leading axis
+of length K) and η is a vector of K rates, one per run. A run that has stopped gets η = 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Protocol
+
+import numpy as np
+
+from babynn_cli.core.moments import Moments
+from babynn_cli.core.rows import Rows
+from babynn_cli.core.vocabulary import Evaluator, Oracle, Params
+
+# rates(t0, count) -> (count, K): the K runs' rates for updates t0, t0 + 1, ... (0 once stopped)
+Rates = Callable[[int, int], np.ndarray]
+# What one epoch leaves: the K runs' parameters, their training losses (K,), the last rates (K,).
+Epoch = tuple[Params, np.ndarray, np.ndarray]
+
+
+def update(params: Params, grads: Params, lr: np.ndarray) -> Params:
+    """The notes' update rule, w ← w − η∇L_w for every parameter w, for K stacked runs.
+
+    params, grads: stacked alike (K, ...); lr: (K,), each run's η.
+    """
+    return {name: w - _per_run(lr, w) * grads[name] for name, w in params.items()}
+
+
+class Descent(Protocol):
+    """How a model descends on some rows: the training loop's only view of the update."""
+
+    updates_per_epoch: int
+    # True when the loss cannot rise at a stable rate (full batch on a quadratic loss), so that a
+    # steady rise of the loss means the rate is too large (see the training loop's stopping rules)
+    exact: bool
+
+    def restart(self, params: Params, changed: np.ndarray | None = None) -> np.ndarray:
+        """Continue from `params` (stacked); `changed` (K,) marks the runs whose weights are new
+        (None: all). Returns the K training losses at `params`."""
+        ...
+
+    def epochs(self, first: int, last: int, rates: Rates) -> Iterator[Epoch]:
+        """Epochs first..last (counted from 1), each yielded as soon as it is known."""
+        ...
+
+
+class Gradients(Protocol):
+    """What the plain descents need of a model."""
+
+    def losses_and_grads(
+        self, stack: Params, X: np.ndarray, Y: np.ndarray
+    ) -> tuple[np.ndarray, Params]: ...
+
+    def full_batch(self, data: Rows) -> Oracle: ...
+
+    def evaluator(self, data: Rows) -> Evaluator: ...
+
+
+def plain_descent(
+    model: Gradients, data: Rows, batch_size: int | None, rng: np.random.Generator, exact: bool
+) -> Descent:
+    """The rule as the notes write it: full batch when batch_size is None or covers every row."""
+    if batch_size is None or batch_size >= data.n_rows:
+        return GradientDescent(model.full_batch(data), exact)
+    return MinibatchDescent(model, data, batch_size, rng)
+
+
+class GradientDescent:
+    """Full-batch gradient descent: one update per epoch, with the gradient of all the rows."""
+
+    updates_per_epoch = 1
+
+    def __init__(self, oracle: Oracle, exact: bool) -> None:
+        self.oracle, self.exact = oracle, exact
+
+    def restart(self, params: Params, changed: np.ndarray | None = None) -> np.ndarray:
+        self.params = params
+        losses, self.grads = self.oracle(params)
+        return losses
+
+    def epochs(self, first: int, last: int, rates: Rates) -> Iterator[Epoch]:
+        for lr in rates(first - 1, last - first + 1):  # update t = epoch - 1
+            params = update(self.params, self.grads, lr)
+            losses, self.grads = self.oracle(params)
+            self.params = params
+            yield params, losses, lr
+
+
+class MinibatchDescent:
+    """Minibatch (stochastic for batch 1) descent: each epoch visits the rows in a fresh order
+    drawn from `rng`, the same for every run, and updates after every batch."""
+
+    exact = False
+
+    def __init__(self, model: Gradients, data: Rows, batch: int, rng: np.random.Generator) -> None:
+        self.model, self.data, self.batch, self.rng = model, data, batch, rng
+        self.updates_per_epoch = -(-data.n_rows // batch)
+        self.losses = model.evaluator(data)
+
+    def restart(self, params: Params, changed: np.ndarray | None = None) -> np.ndarray:
+        self.params = params
+        return self.losses(params)
+
+    def epochs(self, first: int, last: int, rates: Rates) -> Iterator[Epoch]:
+        data, batch = self.data, self.batch
+        for epoch in range(first, last + 1):
+            table = rates((epoch - 1) * self.updates_per_epoch, self.updates_per_epoch)
+            order = self.rng.permutation(data.n_rows)
+            params = self.params
+            for lr, lo in zip(table, range(0, len(order), batch), strict=True):
+                idx = order[lo : lo + batch]
+                X, Y = data.rows(idx), np.take(data.Y, idx, axis=0)
+                _, grads = self.model.losses_and_grads(params, X, Y)
+                params = update(params, grads, lr)
+            self.params = params
+            yield params, self.losses(params), table[-1]
+
+
+class MomentDescent:
+    """Full-batch gradient descent on the affine model, from the data's moments: many epochs in
+    a few calls. Proven equal to `GradientDescent` by tests/test_math.py::
+    test_moments_give_the_direct_iterates_and_losses (to 1e-12) and
+    test_one_full_batch_step_is_exactly_the_update_rule.
+
+    With the moments (`Moments`), ∇L_W = 2(xx·E + x̄vᵀ + res) and ∇L_w0 = 2v (answers 1.d and 1.e,
+    averaged over the rows), where E = W − W*, v = w0 + Wᵀx̄ − ȳ. Both are linear in the state
+    ŝ = [E; v; I] ((m + 1 + n) × n, the identity block carrying the constant term res), so the
+    update W ← W − η∇L_W, w0 ← w0 − η∇L_w0 is ŝ ← ŝ − η·D·ŝ: one matrix product an epoch for all
+    K runs, and the loss of every epoch from the same moments.
+    """
+
+    updates_per_epoch = 1
+    exact = True
+    s: np.ndarray  # the K runs' states ŝ, (K, m + 1 + n, n)
+
+    def __init__(self, moments: Moments, has_w0: bool) -> None:
+        xx, x_mean, res = moments.xx, moments.x_mean, moments.res
+        m, n = res.shape
+        D = np.zeros((m + 1 + n, m + 1 + n))
+        D[:m, :m] = xx  # ∇L_W / 2 = xx·E + x̄vᵀ + res
+        D[:m, m] = x_mean
+        D[:m, m + 1 :] = res
+        D[m, :] = x_mean @ D[:m, :]  # Δv = x̄ᵀΔW + Δw0: the w0 step adds h·v
+        D[m, m] += 1.0 if has_w0 else 0.0
+        self.D = 2.0 * D
+        self.moments, self.has_w0, self.m, self.n = moments, has_w0, m, n
+
+    def state(self, stack: Params) -> np.ndarray:
+        """ŝ of each stacked run: (K, m + 1 + n, n)."""
+        W = stack["W"]
+        mo = self.moments
+        v = mo.x_mean @ W - mo.y_mean  # Wᵀx̄ - ȳ
+        if self.has_w0:
+            v = v + stack["w0"]
+        identity = np.broadcast_to(np.eye(self.n), (len(W), self.n, self.n))
+        return np.concatenate([W - mo.W_star, v[:, None, :], identity], axis=1)
+
+    def params(self, states: np.ndarray) -> Params:
+        """W (..., m, n) and w0 (..., n) of states (..., m + 1 + n, n)."""
+        mo = self.moments
+        W = states[..., : self.m, :] + mo.W_star
+        params = {"W": W}
+        if self.has_w0:
+            params["w0"] = states[..., self.m, :] - mo.x_mean @ W + mo.y_mean
+        return params
+
+    def restart(self, params: Params, changed: np.ndarray | None = None) -> np.ndarray:
+        fresh = self.state(params)
+        # runs that go on keep their state as it is: no rounding between blocks
+        self.s = fresh if changed is None else np.where(changed[:, None, None], fresh, self.s)
+        return self.moments.losses(params)
+
+    def epochs(self, first: int, last: int, rates: Rates) -> Iterator[Epoch]:
+        lrs = rates(first - 1, last - first + 1)  # (B, K)
+        states = np.empty((len(lrs), *self.s.shape))
+        step = np.empty_like(self.s)
+        previous = self.s
+        for j, lr in enumerate(lrs[:, :, None, None]):
+            np.matmul(self.D, previous, out=step)  # η∇L in state coordinates ...
+            step *= lr
+            np.subtract(previous, step, out=states[j])  # ... ŝ ← ŝ − η·D·ŝ
+            previous = states[j]
+        self.s = previous
+        B, K = lrs.shape
+        every = self.params(states)  # (B, K, ...)
+        flat = {k: v.reshape((B * K, *v.shape[2:])) for k, v in every.items()}
+        losses = self.moments.losses(flat).reshape(B, K)
+        for j in range(B):
+            yield {k: v[j] for k, v in every.items()}, losses[j], lrs[j]
+
+
+# Up to this many columns in θ̂ (m + 1 + n), composing maps costs less than a Python step per batch.
+MAX_WIDTH = 48
+ROWS_PER_BLOCK = 1 << 16  # rows gathered at a time
+FLOATS_PER_BLOCK = 1 << 22  # bounds the block's maps: batches × K × width²
+
+
+class BatchMapDescent:
+    """Minibatch descent on the affine model, a whole epoch in a few array operations. Proven
+    equal to `MinibatchDescent` (to 1e-11) by tests/test_math.py::
+    test_minibatch_epochs_as_products_of_maps_give_the_batch_by_batch_iterates.
+
+    With the batch's moments Ĝ = (1/B) Σ x̃x̃ᵀ and ĉ = (1/B) Σ x̃yᵀ (x̃ = [x; 1]), the gradient of
+    θ = [W; w0] is ∇L_θ = 2(Ĝθ − ĉ) (answers 1.d and 1.e, averaged over the batch), so the update
+    θ ← θ − η∇L_θ is the affine map θ̂ ← (I − η·D)·θ̂ on θ̂ = [θ; I], D = 2[[Ĝ, −ĉ], [0, 0]]. An
+    epoch is the product of its batches' maps, in order: the maps of a block of batches are built at
+    once from the batches' moments, multiplied together pairwise in a tree, and applied to the K
+    runs' θ̂, with no Python loop over the batches.
+    """
+
+    exact = False
+
+    def __init__(
+        self,
+        data: Rows,
+        batch: int,
+        intercept: bool,
+        rng: np.random.Generator,
+        losses: Evaluator,
+    ) -> None:
+        self.data, self.batch, self.intercept, self.rng = data, batch, intercept, rng
+        self.losses = losses
+        self.updates_per_epoch = -(-data.n_rows // batch)
+        self.m, self.n = data.n_features, data.Y.shape[1]
+        self.p = self.m + (1 if intercept else 0)  # rows of θ
+        self.width = self.p + self.n
+
+    @staticmethod
+    def supports(m: int, n: int, intercept: bool) -> bool:
+        return m + int(intercept) + n <= MAX_WIDTH
+
+    def restart(self, params: Params, changed: np.ndarray | None = None) -> np.ndarray:
+        self.params = params
+        return self.losses(params)
+
+    def epochs(self, first: int, last: int, rates: Rates) -> Iterator[Epoch]:
+        for epoch in range(first, last + 1):
+            table = rates((epoch - 1) * self.updates_per_epoch, self.updates_per_epoch)
+            order = self.rng.permutation(self.data.n_rows)
+            self.params = self._epoch(self.params, order, table)
+            yield self.params, self.losses(self.params), table[-1]
+
+    def _epoch(self, stack: Params, order: np.ndarray, rates: np.ndarray) -> Params:
+        """One epoch: batches of `order`'s rows in turn; rates: (batches, K), one row a batch."""
+        theta = self._theta(stack)
+        K = theta.shape[0]
+        B = self.batch
+        per_block = max(1, min(ROWS_PER_BLOCK // B, FLOATS_PER_BLOCK // (K * self.width**2)))
+        batches = len(rates)
+        for first in range(0, batches, per_block):
+            last = min(batches, first + per_block)
+            maps = self._maps(order[first * B : last * B], rates[first:last])
+            theta = _compose(maps) @ theta
+        params = {"W": theta[:, : self.m, :].copy()}
+        if self.intercept:
+            params["w0"] = theta[:, self.m, :].copy()
+        return params
+
+    def _theta(self, stack: Params) -> np.ndarray:
+        """θ̂ = [W; w0; I] of each run: (K, width, n)."""
+        K = len(stack["W"])
+        parts = [stack["W"]]
+        if self.intercept:
+            parts.append(stack["w0"][:, None, :])
+        parts.append(np.broadcast_to(np.eye(self.n), (K, self.n, self.n)))
+        return np.concatenate(parts, axis=1)
+
+    def _maps(self, rows: np.ndarray, rates: np.ndarray) -> np.ndarray:
+        """I − η·D for each batch of `rows` and each run: (batches, K, width, width)."""
+        B, m, p = self.batch, self.m, self.p
+        count = len(rates)
+        Z = self.data.rows(rows)
+        Y = np.take(self.data.Y, rows, axis=0)
+        short = count * B - len(rows)  # the epoch's last batch may be short: pad with zeros
+        if short:
+            Z = np.concatenate([Z, np.zeros((short, m))])
+            Y = np.concatenate([Y, np.zeros((short, Y.shape[1]))])
+        Zb, Yb = Z.reshape(count, B, m), Y.reshape(count, B, -1)
+        D = np.empty((count, self.width, self.width))
+        if B == 1:  # outer products: faster than a product of 1-row matrices
+            D[:, :m, :m] = Z[:, :, None] * Z[:, None, :]  # Σ xxᵀ
+            D[:, :m, p:] = -Z[:, :, None] * Y[:, None, :]  # -Σ xyᵀ
+        else:
+            D[:, :m, :m] = np.matmul(Zb.transpose(0, 2, 1), Zb)
+            D[:, :m, p:] = -np.matmul(Zb.transpose(0, 2, 1), Yb)
+        if self.intercept:  # x̃ = [x; 1]: the sums of x and y, and the batch's size
+            sums = Zb.sum(axis=1)
+            D[:, :m, m] = sums
+            D[:, m, :m] = sums
+            D[:, m, m] = B
+            D[:, m, p:] = -Yb.sum(axis=1)
+        D[:, p:, :] = 0.0
+        sizes = np.full(count, float(B))
+        sizes[-1] -= short
+        if short and self.intercept:
+            D[-1, m, m] = sizes[-1]
+        D *= (2.0 / sizes)[:, None, None]
+        maps = -rates[:, :, None, None] * D[:, None]  # −η·D, (batches, K, width, width)
+        maps += np.eye(self.width)
+        return maps
+
+
+def _compose(maps: np.ndarray) -> np.ndarray:
+    """maps[-1] @ ... @ maps[0] for maps (batches, K, w, w): pairwise, in a tree."""
+    while len(maps) > 1:
+        paired = np.matmul(maps[1::2], maps[0 : len(maps) - 1 : 2])  # later batch on the left
+        maps = paired if len(maps) % 2 == 0 else np.concatenate([paired, maps[-1:]])
+    return maps[0]
+
+
+def _per_run(lr: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """Rates shaped to scale a stacked parameter (K, ...): (..., K) -> (..., K, 1, ...)."""
+    return lr.reshape(lr.shape + (1,) * (value.ndim - 1))

@@ -1,0 +1,182 @@
+"""The problem as trained: which rows train and which validate, their standardisation, the model,
+and the weights training starts from.
+
+Seeds: one `np.random.SeedSequence(seed)` spawns independent streams for the validation split,
+the initial weights and the shuffling, so changing one option (say --val-frac) does not change
+the random numbers the others draw.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from babynn_cli.core.affine import AffineModel, from_raw_units, to_raw_units
+from babynn_cli.core.mlp import MLP
+from babynn_cli.core.moments import Moments
+from babynn_cli.core.rows import Rows
+from babynn_cli.core.scaling import Standardizer
+from babynn_cli.core.theory import Curvature
+from babynn_cli.core.vocabulary import Params
+
+MIN_TRAINING_ROWS = 2
+
+
+class ProblemError(ValueError):
+    """The data cannot be trained on as asked (too few rows, nothing left for training)."""
+
+
+def streams(seed: int) -> tuple[np.random.Generator, np.random.Generator, np.random.Generator]:
+    """Independent generators for (validation split, initial weights, shuffling)."""
+    split, init, shuffle = np.random.SeedSequence(seed).spawn(3)
+    return np.random.default_rng(split), np.random.default_rng(init), np.random.default_rng(shuffle)
+
+
+def n_validation_rows(n_rows: int, val_frac: float) -> int:
+    """round(F·N) rows, at least one whenever a fraction is asked for."""
+    return 0 if val_frac <= 0 else max(1, round(val_frac * n_rows))
+
+
+def updates_per_epoch(n_rows: int, batch_size: int | None) -> int:
+    return 1 if batch_size is None else math.ceil(n_rows / min(batch_size, n_rows))
+
+
+@dataclass(frozen=True)
+class Problem:
+    """The data as trained: training (and validation) rows, their standardisation, the model."""
+
+    train: Rows
+    val: Rows | None
+    scaler: Standardizer
+    standardized: bool
+    model: AffineModel | MLP
+
+    @property
+    def affine(self) -> bool:
+        return isinstance(self.model, AffineModel)
+
+    @property
+    def n_train(self) -> int:
+        return self.train.n_rows
+
+    @property
+    def n_val(self) -> int:
+        return 0 if self.val is None else self.val.n_rows
+
+    def curvature(self) -> Curvature:
+        """H = (2/N) X̃ᵀX̃ of the affine model on the data as trained (computed once)."""
+        return self._curvature
+
+    @cached_property
+    def _curvature(self) -> Curvature:
+        return Curvature.of(self.train.moments.gram(self.model.intercept))
+
+    @property
+    def optimum(self) -> tuple[np.ndarray, np.ndarray, float]:
+        """W*, w0* (standardised units) and L* of the best affine fit of the training rows
+        (through the origin without an intercept): what gradient descent on the affine model
+        tends to."""
+        return self._optimum
+
+    @cached_property
+    def _optimum(self) -> tuple[np.ndarray, np.ndarray, float]:
+        return self.train.moments.optimum(self.model.intercept)
+
+    @property
+    def optimum_loss(self) -> float:
+        return self.optimum[2]
+
+    def error(self, params: Params) -> np.ndarray:
+        """W̃ − W̃* of one affine model's parameters, as `Curvature` reads it: (p, n)."""
+        W_opt, w0_opt, _ = self.optimum
+        if not self.model.intercept:
+            return params["W"] - W_opt
+        return np.vstack([params["W"] - W_opt, (params["w0"] - w0_opt)[None, :]])
+
+
+def make_problem(
+    X: np.ndarray,
+    Y: np.ndarray,
+    *,
+    val_frac: float = 0.0,
+    standardize: bool = True,
+    intercept: bool = True,
+    seed: int = 0,
+    hidden: Sequence[int] = (),
+    activation: str = "tanh",
+) -> Problem:
+    """Hold out round(val_frac·N) seeded rows, standardise with the training rows' statistics.
+
+    No `hidden` layers: the affine model; otherwise a network with those hidden layers.
+    Nothing is copied when no rows are held out: the rows are standardised as they are used.
+    """
+    N = len(X)
+    n_val = n_validation_rows(N, val_frac)
+    if N - n_val < MIN_TRAINING_ROWS:
+        held = f" after holding out {n_val} for validation" if n_val else ""
+        raise ProblemError(
+            f"{N - n_val} training row(s){held}; a fit needs at least {MIN_TRAINING_ROWS}"
+        )
+    split_rng, _, _ = streams(seed)
+    if n_val:
+        order = split_rng.permutation(N)
+        val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
+        X_tr, Y_tr, X_va, Y_va = X[train_idx], Y[train_idx], X[val_idx], Y[val_idx]
+    else:
+        X_tr, Y_tr, X_va, Y_va = X, Y, None, None
+    m, n = X.shape[1], Y.shape[1]
+    raw = Moments.of(X_tr, Y_tr)
+    center = intercept or bool(hidden)  # a network's biases absorb the shift
+    if standardize:
+        scaler = Standardizer.from_statistics(raw.x_mean, raw.variance, center=center)
+    else:
+        scaler = Standardizer.identity(m)
+    train = Rows(X_tr, Y_tr, scaler.mean, scaler.scale, raw)
+    val = None
+    if X_va is not None and Y_va is not None:
+        val = Rows(X_va, Y_va, scaler.mean, scaler.scale)
+    model = MLP(m, tuple(hidden), n, activation) if hidden else AffineModel(m, n, intercept)
+    return Problem(train, val, scaler, standardize, model)
+
+
+@dataclass(frozen=True)
+class WarmStart:
+    """A saved model's weights to start from: the affine model's W and w0 in the data's own
+    units; a network's layers in the standardised units of `mean` and `scale`."""
+
+    params: Params
+    mean: np.ndarray
+    scale: np.ndarray
+
+
+def initial_params(
+    problem: Problem, seed: int, how: str = "normal", warm_start: WarmStart | None = None
+) -> Params:
+    """N(0, 1/fan_in) weights from the seed, zeros, or a saved model's weights carried over."""
+    s = problem.scaler
+    if warm_start is None:
+        _, init_rng, _ = streams(seed)
+        return problem.model.init_params(init_rng, how)
+    if problem.affine:
+        W, w0 = warm_start.params["W"], warm_start.params["w0"]
+        return from_raw_units(W, w0, s.mean, s.scale, problem.model.intercept)
+    # The first layer read z' = (x - mean')/scale'; now it reads z = (x - mean)/scale, and
+    # z' = (scale·z + mean - mean')/scale': fold that map into W1 and b1.
+    params = {k: v.copy() for k, v in warm_start.params.items()}
+    ratio = s.scale / warm_start.scale
+    shift = (s.mean - warm_start.mean) / warm_start.scale
+    params["b1"] = params["b1"] + shift @ params["W1"]
+    params["W1"] = params["W1"] * ratio[:, None]
+    return params
+
+
+def predict_raw(problem: Problem, params: Params, X: np.ndarray) -> np.ndarray:
+    """ŷ for raw rows X, as `babynn predict` computes it from the model file."""
+    if problem.affine:
+        W, w0 = to_raw_units(params, problem.scaler.mean, problem.scaler.scale)
+        return AffineModel(W.shape[0], W.shape[1]).predict({"W": W, "w0": w0}, X)
+    return problem.model.predict(params, problem.scaler.transform(X))
