@@ -14,6 +14,7 @@ import numpy as np
 
 from babynn_cli import __version__
 from babynn_cli.core.affine import AffineModel
+from babynn_cli.core.choices import ACTIVATIONS
 from babynn_cli.core.compare import ModelPredictions
 from babynn_cli.core.fit import Fitted
 from babynn_cli.core.mlp import MLP, layers_of, params_of
@@ -308,7 +309,7 @@ def load_model(path: Path) -> ModelFile:
             if len(layers) != len(sizes) - 1:
                 raise ValueError("layers")
             activation = str(spec["activation"])
-            if activation not in ("tanh", "relu", "sigmoid"):
+            if activation not in ACTIVATIONS:
                 raise ValueError("activation")
             arrays = [a for layer in layers for a in layer]
             model = ModelFile(**common, layers=layers, activation=activation)

@@ -7,6 +7,7 @@ import json
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import DIABETES, NOTES, TWO, lstsq_solution, run, run_json
 
@@ -142,11 +143,17 @@ def test_model_whose_features_do_not_match_is_an_error(in_tmp):
 def test_validation_loss_and_table(in_tmp):
     result = run("compare", DIABETES, "--val-frac", 0.2, "--epochs", 50)
     assert result.exit_code == 0, result.stderr
-    assert "val" in result.stdout and "least squares (closed form)" in result.stdout
+    assert "val loss" in result.stdout and "least squares (closed form)" in result.stdout
     assert "(L - L*)/L*, log scale" in result.stdout  # the curves
     doc = run_json("compare", DIABETES, "--val-frac", 0.2, "--epochs", 50)
-    assert all(r["val_loss"] is not None for r in doc["rows"])
-    assert doc["reference"]["val_loss"] is not None
+    frame = pd.read_csv(DIABETES)
+    X, y = frame.iloc[:, :-1].to_numpy(), frame.iloc[:, -1:].to_numpy()
+    n_val = round(0.2 * len(frame))
+    for row in [doc["reference"], *doc["rows"]]:
+        # the held-out rows' squared errors and the training rows' add up to all the rows'
+        sse = ((y - X @ np.array(row["weights"]) - row["bias"]) ** 2).sum()
+        split = n_val * row["val_loss"] + (len(frame) - n_val) * row["final_loss"]
+        assert split == pytest.approx(sse, rel=1e-9)
 
 
 def test_divergent_configuration_is_ranked_last(in_tmp):

@@ -11,6 +11,7 @@ from conftest import central_differences
 
 from babynn_cli.core.affine import AffineModel, from_raw_units, to_raw_units
 from babynn_cli.core.descent import plain_descent
+from babynn_cli.core.mlp import MLP
 from babynn_cli.core.rows import Rows
 from babynn_cli.core.scaling import Standardizer
 from babynn_cli.core.schedules import (
@@ -63,19 +64,25 @@ def test_gradients_match_the_answer_key_averaged_over_rows():
     np.testing.assert_allclose(grads["w0"][0], grad_w0 / len(X), rtol=1e-13)
 
 
-def test_stacked_models_are_computed_independently():
-    """K models side by side give each one's own loss and gradients."""
-    model, _, X, Y = problem(N=11, m=3, n=2)
+@pytest.mark.parametrize(
+    "model", [AffineModel(3, 2), AffineModel(3, 2, intercept=False), MLP(3, (4,), 2, "tanh")]
+)
+def test_stacked_models_are_computed_independently(model):
+    """K models side by side give each one's own loss, gradients and predictions."""
+    _, _, X, Y = problem(N=11, m=3, n=2)
     rng = np.random.default_rng(7)
     singles = [model.init_params(rng) for _ in range(4)]
     stacked = {k: np.stack([p[k] for p in singles]) for k in singles[0]}
     losses, grads = model.losses_and_grads(stacked, X, Y)
+    np.testing.assert_allclose(model.losses(stacked, X, Y), losses, rtol=1e-14)
     for k, p in enumerate(singles):
         loss_k, grads_k = model.losses_and_grads(stack(p, 1), X, Y)
-        assert losses[k] == pytest.approx(loss_k[0], rel=1e-14)
+        assert losses[k] == pytest.approx(loss_k[0], rel=1e-13)
         for name in p:
-            np.testing.assert_allclose(grads[name][k], grads_k[name][0], rtol=1e-13)
-        assert unstack(stacked, k)["W"].tolist() == p["W"].tolist()
+            np.testing.assert_allclose(grads[name][k], grads_k[name][0], rtol=1e-12)
+            assert np.array_equal(unstack(stacked, k)[name], p[name])
+        Y_k = model.predict(p, X)
+        assert model.losses(stack(p, 1), X, Y)[0] == pytest.approx(((Y - Y_k) ** 2).sum() / 11)
 
 
 @pytest.mark.parametrize("shape", [(5, 1, 1), (9, 3, 1), (12, 4, 3)])

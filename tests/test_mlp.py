@@ -6,11 +6,13 @@ import numpy as np
 import pytest
 from conftest import central_differences
 
+from babynn_cli.core.affine import AffineModel
 from babynn_cli.core.fit import fit
 from babynn_cli.core.mlp import MLP
 from babynn_cli.core.problem import initial_params, make_problem
+from babynn_cli.core.rows import Rows
 from babynn_cli.core.schedules import make_schedule
-from babynn_cli.core.train import TrainSettings
+from babynn_cli.core.train import TrainSettings, train
 from babynn_cli.core.vocabulary import stack
 
 
@@ -30,21 +32,6 @@ def test_backpropagation_matches_central_finite_differences(activation, m, hidde
         np.testing.assert_allclose(
             grads[name][0], numeric[name], rtol=1e-6, atol=1e-8, err_msg=name
         )
-
-
-def test_stacked_networks_are_computed_independently():
-    rng = np.random.default_rng(2)
-    X, Y = rng.normal(size=(20, 3)), rng.normal(size=(20, 1))
-    model = MLP(3, (4,), 1, "tanh")
-    singles = [model.init_params(rng) for _ in range(3)]
-    stacked = {k: np.stack([p[k] for p in singles]) for k in singles[0]}
-    losses, grads = model.losses_and_grads(stacked, X, Y)
-    for k, p in enumerate(singles):
-        loss_k, grads_k = model.losses_and_grads(stack(p, 1), X, Y)
-        assert losses[k] == pytest.approx(loss_k[0], rel=1e-13)
-        for name in p:
-            np.testing.assert_allclose(grads[name][k], grads_k[name][0], rtol=1e-12)
-        np.testing.assert_allclose(model.predict(p, X), model._forward(stacked, X)[1][-1][k])
 
 
 def test_initialisation_variance_per_layer():
@@ -70,12 +57,22 @@ def test_a_network_fits_a_nonlinear_rule_far_below_the_best_affine_fit():
     assert fitted.W is None and set(fitted.params) == {"W1", "b1", "W2", "b2"}
 
 
-def test_no_hidden_layer_is_the_affine_model_to_the_last_digit():
+@pytest.mark.parametrize("batch_size", [None, 8])
+def test_a_network_with_no_hidden_layer_is_the_affine_model(batch_size):
+    """MLP(m, (), n) is ŷ = W1ᵀx + b1: from the same draws, trained on the same rows in the same
+    order, it follows the affine model's iterates (each by its own code path: backpropagation
+    through one layer against the affine model's moments or batch maps)."""
     rng = np.random.default_rng(1)
-    X, Y = rng.normal(size=(50, 3)), rng.normal(size=(50, 1))
-    a = make_problem(X, Y)
-    b = make_problem(X, Y, hidden=())
-    settings = TrainSettings(epochs=30, batch_size=8)
-    fa = fit(a, initial_params(a, 0), make_schedule("constant", 0.05), settings, 0)
-    fb = fit(b, initial_params(b, 0), make_schedule("constant", 0.05), settings, 0)
-    assert np.array_equal(fa.W, fb.W) and fa.train_loss == fb.train_loss
+    X, Y = rng.normal(size=(50, 3)), rng.normal(size=(50, 2))
+    rows = Rows(X, Y, np.zeros(3), np.ones(3))
+    settings = TrainSettings(epochs=30, batch_size=batch_size, tol=0)
+    schedules = [make_schedule("constant", 0.05), make_schedule("inverse", 0.2)]
+    affine, network = AffineModel(3, 2), MLP(3, (), 2)
+    a = affine.init_params(np.random.default_rng(0))
+    w = network.init_params(np.random.default_rng(0))
+    assert np.array_equal(a["W"], w["W1"]) and np.array_equal(a["w0"], w["b1"])  # same draws
+    fa = train(affine, a, rows, schedules, settings, np.random.default_rng(2))
+    fw = train(network, w, rows, schedules, settings, np.random.default_rng(2))
+    np.testing.assert_allclose(fw.params["W1"], fa.params["W"], rtol=1e-11, atol=1e-13)
+    np.testing.assert_allclose(fw.params["b1"], fa.params["w0"], rtol=1e-11, atol=1e-13)
+    np.testing.assert_allclose(fw.history.train_loss, fa.history.train_loss, rtol=1e-11)

@@ -42,6 +42,57 @@ DEFAULT_SET = (
 )
 
 
+SchedulesOpt = Annotated[
+    list[ScheduleName] | None,
+    option(
+        "--schedule",
+        metavar="NAME",
+        panel=RATE,
+        help=f"Repeatable. {SCHEDULE_HELP}",
+        show_default=False,
+    ),
+]
+LrsOpt = Annotated[
+    list[float] | None,
+    option(
+        "--lr",
+        metavar="ETA0",
+        panel=RATE,
+        help=f"Initial learning rate η0 (> 0); repeatable. Default: {DEFAULT_LR}.",
+        show_default=False,
+    ),
+]
+BatchSizesOpt = Annotated[
+    list[str] | None,
+    option(
+        "--batch-size",
+        "-b",
+        metavar="B|full",
+        panel=TRAINING,
+        help="Rows per update, or 'full' for gradient descent; repeatable. Default: full.",
+        show_default=False,
+    ),
+]
+EarlyStoppingOpt = Annotated[
+    bool,
+    option(
+        "--early-stopping",
+        panel=TRAINING,
+        help="Stop each run on validation loss (needs --val-frac); keep its best epoch.",
+    ),
+]
+ModelsOpt = Annotated[
+    list[Path] | None,
+    option(
+        "--model",
+        metavar="MODEL",
+        panel=TRAINING,
+        help="A model file written by fit, evaluated on DATA as a row; repeatable.",
+        show_default=False,
+    ),
+]
+
+
 @app.command(
     help="Train several configurations on DATA from the same initial weights and set them beside "
     "the closed-form least-squares optimum: final loss, gap L - L*, distance of the weights, "
@@ -58,59 +109,15 @@ DEFAULT_SET = (
 def compare(
     data: DataOptions,
     *,
-    schedules: Annotated[
-        list[ScheduleName] | None,
-        option(
-            "--schedule",
-            metavar="NAME",
-            panel=RATE,
-            help=f"Repeatable. {SCHEDULE_HELP}",
-            show_default=False,
-        ),
-    ] = None,
-    lrs: Annotated[
-        list[float] | None,
-        option(
-            "--lr",
-            metavar="ETA0",
-            panel=RATE,
-            help=f"Initial learning rate η0 (> 0); repeatable. Default: {DEFAULT_LR}.",
-            show_default=False,
-        ),
-    ] = None,
+    schedules: SchedulesOpt = None,
+    lrs: LrsOpt = None,
     rate: ScheduleParameters,
-    batch_sizes: Annotated[
-        list[str] | None,
-        option(
-            "--batch-size",
-            "-b",
-            metavar="B|full",
-            panel=TRAINING,
-            help="Rows per update, or 'full' for gradient descent; repeatable. Default: full.",
-            show_default=False,
-        ),
-    ] = None,
+    batch_sizes: BatchSizesOpt = None,
     stop: StopOptions,
     gap_tol: GapTolOpt = 1e-6,
     model: ModelOptions,
-    early_stopping: Annotated[
-        bool,
-        option(
-            "--early-stopping",
-            panel=TRAINING,
-            help="Stop each run on validation loss (needs --val-frac); keep its best epoch.",
-        ),
-    ] = False,
-    models: Annotated[
-        list[Path] | None,
-        option(
-            "--model",
-            metavar="MODEL",
-            panel=TRAINING,
-            help="A model file written by fit, evaluated on DATA as a row; repeatable.",
-            show_default=False,
-        ),
-    ] = None,
+    early_stopping: EarlyStoppingOpt = False,
+    models: ModelsOpt = None,
     output: CsvOutOpt = None,
     plot: PlotOpt = None,
     quiet: QuietOpt = False,

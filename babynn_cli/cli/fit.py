@@ -30,6 +30,38 @@ from babynn_cli.cli.options import (
 )
 from babynn_cli.errors import DivergedError
 
+EarlyStoppingOpt = Annotated[
+    bool,
+    option(
+        "--early-stopping",
+        panel=TRAINING,
+        help="Stop on validation loss (needs --val-frac) and keep the best epoch's weights.",
+    ),
+]
+WarmStartOpt = Annotated[
+    Path | None,
+    option(
+        "--warm-start",
+        metavar="MODEL",
+        panel=TRAINING,
+        help="Start from a saved model's weights.",
+        show_default=False,
+    ),
+]
+HistoryOpt = Annotated[
+    Path | None,
+    option(
+        "--history",
+        metavar="FILE.csv",
+        panel=OUTPUT,
+        help="Write one CSV row per epoch to this file.",
+        show_default=False,
+    ),
+]
+OutputOpt = Annotated[
+    Path, option("--output", "-o", metavar="PATH", panel=OUTPUT, help="Model file to write.")
+]
+
 
 @app.command(epilog="Example: babynn fit sample_data/notes_example.csv --lr 0.1 --epochs 500")
 @reports_errors
@@ -43,37 +75,10 @@ def fit(
     stop: StopOptions,
     batch_size: BatchOpt = None,
     model: ModelOptions,
-    early_stopping: Annotated[
-        bool,
-        option(
-            "--early-stopping",
-            panel=TRAINING,
-            help="Stop on validation loss (needs --val-frac) and keep the best epoch's weights.",
-        ),
-    ] = False,
-    warm_start: Annotated[
-        Path | None,
-        option(
-            "--warm-start",
-            metavar="MODEL",
-            panel=TRAINING,
-            help="Start from a saved model's weights.",
-            show_default=False,
-        ),
-    ] = None,
-    history: Annotated[
-        Path | None,
-        option(
-            "--history",
-            metavar="FILE.csv",
-            panel=OUTPUT,
-            help="Write one CSV row per epoch to this file.",
-            show_default=False,
-        ),
-    ] = None,
-    output: Annotated[
-        Path, option("--output", "-o", metavar="PATH", panel=OUTPUT, help="Model file to write.")
-    ] = Path("model.json"),
+    early_stopping: EarlyStoppingOpt = False,
+    warm_start: WarmStartOpt = None,
+    history: HistoryOpt = None,
+    output: OutputOpt = Path("model.json"),
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
 ) -> None:

@@ -38,6 +38,28 @@ SUGGESTION_RULE = (
 )
 
 
+LrLoOpt = Annotated[
+    float, option("--min", metavar="ETA", panel=GRID, help="Smallest rate of the grid.")
+]
+LrHiOpt = Annotated[
+    float, option("--max", metavar="ETA", panel=GRID, help="Largest rate of the grid.")
+]
+NumOpt = Annotated[
+    int,
+    option("--num", metavar="K", panel=GRID, help="Rates in the grid, evenly spaced in log."),
+]
+LrsOpt = Annotated[
+    str | None,
+    option(
+        "--lrs",
+        metavar="A,B,...",
+        panel=GRID,
+        help="An explicit list of rates instead of --min/--max/--num.",
+        show_default=False,
+    ),
+]
+
+
 @app.command(
     "sweep-lr",
     help="Train DATA at many learning rates at once and set the result beside theory: the "
@@ -50,26 +72,10 @@ SUGGESTION_RULE = (
 def sweep_lr(
     data: DataOptions,
     *,
-    lr_lo: Annotated[
-        float, option("--min", metavar="ETA", panel=GRID, help="Smallest rate of the grid.")
-    ] = 1e-3,
-    lr_hi: Annotated[
-        float, option("--max", metavar="ETA", panel=GRID, help="Largest rate of the grid.")
-    ] = 10.0,
-    num: Annotated[
-        int,
-        option("--num", metavar="K", panel=GRID, help="Rates in the grid, evenly spaced in log."),
-    ] = 17,
-    lrs: Annotated[
-        str | None,
-        option(
-            "--lrs",
-            metavar="A,B,...",
-            panel=GRID,
-            help="An explicit list of rates instead of --min/--max/--num.",
-            show_default=False,
-        ),
-    ] = None,
+    lr_lo: LrLoOpt = 1e-3,
+    lr_hi: LrHiOpt = 10.0,
+    num: NumOpt = 17,
+    lrs: LrsOpt = None,
     gap_tol: GapTolOpt = 1e-6,
     schedule: ScheduleOpt = ScheduleName.constant,  # type: ignore[attr-defined]
     rate: ScheduleParameters,

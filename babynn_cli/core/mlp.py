@@ -18,10 +18,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from babynn_cli.core.choices import ACTIVATIONS
 from babynn_cli.core.model import Model
 from babynn_cli.core.vocabulary import Params
 
-ACTIVATIONS = ("tanh", "relu", "sigmoid")
 ROWS_PER_BLOCK = 1 << 14  # rows evaluated at a time when only the loss is needed
 
 

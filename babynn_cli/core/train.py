@@ -19,6 +19,7 @@ from enum import StrEnum
 
 import numpy as np
 
+from babynn_cli.core.descent import Descent, Rates
 from babynn_cli.core.model import Model
 from babynn_cli.core.rows import Rows
 from babynn_cli.core.schedules import Schedule
@@ -163,47 +164,23 @@ def train(
     while done < E and running.any() and not interrupted:
         first, last = done + 1, min(E, done + size)
         block_start = time.perf_counter()
-        # -- update: the notes' rule, epoch after epoch, with each run's rates ------------------
-        snapshots: list[Params] = []
-        try:
-            with np.errstate(all="ignore"):
-                for new, losses, lr in descent.epochs(first, last, rates):
-                    epoch = first + len(snapshots)
-                    record.epoch(epoch, lr, losses, val_losses, new, time.perf_counter() - clock)
-                    snapshots.append(new)
-        except KeyboardInterrupt:
-            interrupted = True  # keep the epochs this block finished, then stop
-            record.drop_after(first + len(snapshots) - 1)
-            if not snapshots:
-                break
-            last = first + len(snapshots) - 1
+        # -- schedule and update: the notes' rule, epoch after epoch, each run at its rates -------
+        snapshots, interrupted = _descend(descent, first, last, rates, record, val_losses, clock)
+        if not snapshots:
+            break
+        last = first + len(snapshots) - 1
         if time.perf_counter() - block_start < BLOCK_SECONDS:
             size = min(2 * size, MAX_BLOCK)
-
-        # -- the stopping rules, read over the block at once ---------------------------------------
-        record.mask_stopped(first, last, running)
-        stops = rules.read(record, first, last)
-        kept = {name: value.copy() for name, value in snapshots[-1].items()}
-        for k in map(int, np.flatnonzero(running)):
-            end, keep = stops.decide(k, first, record)
-            if end is not None:
-                ends[k] = end
-                source = snapshots[keep - 1] if keep else params
-                for name in kept:
-                    kept[name][k] = source[name][k]
-            rules.carry(k, first, stops, keep if end is not None else len(snapshots), snapshots)
-        stopped = running & np.array([e is not None for e in ends])
+        # -- stopping rules: read over the block at once; a run that stops keeps its weights -------
+        params, stopped = rules.apply(record, first, snapshots, params, running, ends)
         running &= ~stopped
         if stopped.any():
-            descent.restart(kept, changed=stopped)
-        params, done = kept, last
-
+            descent.restart(params, changed=stopped)
+        done = last
         # -- record: show the caller where the runs are --------------------------------------------
-        try:
-            if on_epoch is not None:
-                on_epoch(record.info(last, E, descent.updates_per_epoch, running, val is not None))
-        except KeyboardInterrupt:
-            interrupted = True
+        if on_epoch is not None:
+            info = record.info(last, E, descent.updates_per_epoch, running, val is not None)
+            interrupted = _call(on_epoch, info) or interrupted
 
     end_reason = StopReason.INTERRUPTED if interrupted else StopReason.MAX_EPOCHS
     runs = [e if e is not None else RunEnd(end_reason, done) for e in ends]
@@ -211,6 +188,39 @@ def train(
         params, runs = rules.keep_best(params, runs)
     history = record.history(max(r.epochs_run for r in runs), descent.updates_per_epoch, val)
     return TrainResult(params=params, history=history, runs=tuple(runs))
+
+
+def _descend(
+    descent: Descent,
+    first: int,
+    last: int,
+    rates: Rates,
+    record: _Record,
+    val_losses: Evaluator | None,
+    clock: float,
+) -> tuple[list[Params], bool]:
+    """Epochs first..last, recorded as they come: the weights after each, and whether Ctrl-C
+    stopped the block (the epochs it finished are kept)."""
+    snapshots: list[Params] = []
+    try:
+        with np.errstate(all="ignore"):
+            for new, losses, lr in descent.epochs(first, last, rates):
+                epoch = first + len(snapshots)
+                record.epoch(epoch, lr, losses, val_losses, new, time.perf_counter() - clock)
+                snapshots.append(new)
+    except KeyboardInterrupt:
+        record.drop_after(first + len(snapshots) - 1)
+        return snapshots, True
+    return snapshots, False
+
+
+def _call(on_epoch: Callable[[EpochInfo], None], info: EpochInfo) -> bool:
+    """Show progress; True when Ctrl-C came meanwhile."""
+    try:
+        on_epoch(info)
+    except KeyboardInterrupt:
+        return True
+    return False
 
 
 @dataclass
@@ -311,7 +321,7 @@ class _Stops:
         if j_conv is not None:
             record.end_run(k, first + j_conv, last)
             return RunEnd(self.reason, first + j_conv), j_conv + 1
-        return None, len(self.diverges)
+        return None, len(self.diverges)  # it goes on: every epoch of the block kept
 
 
 @dataclass
@@ -358,6 +368,33 @@ class _Rules:
         converges = stales >= s.patience if s.tol > 0 else np.zeros_like(improved)
         reason = StopReason.EARLY_STOPPING if s.early_stopping else StopReason.CONVERGED
         return _Stops(diverges, converges, rises, stales, M, reason)
+
+    def apply(
+        self,
+        record: _Record,
+        first: int,
+        snapshots: list[Params],
+        start: Params,
+        running: np.ndarray,
+        ends: list[RunEnd | None],
+    ) -> tuple[Params, np.ndarray]:
+        """Read the rules over the block that began at `first` from the weights `start`; fill
+        `ends` for the runs that stop in it. Returns the weights each run keeps (a stopped run:
+        those of its last epoch kept) and which runs stopped."""
+        last = first + len(snapshots) - 1
+        record.mask_stopped(first, last, running)
+        stops = self.read(record, first, last)
+        kept = {name: value.copy() for name, value in snapshots[-1].items()}
+        stopped = np.zeros_like(running)
+        for k in map(int, np.flatnonzero(running)):
+            end, keep = stops.decide(k, first, record)
+            if end is not None:
+                ends[k], stopped[k] = end, True
+                source = snapshots[keep - 1] if keep else start
+                for name in kept:
+                    kept[name][k] = source[name][k]
+            self.carry(k, first, stops, keep, snapshots)
+        return kept, stopped
 
     def carry(self, k: int, first: int, stops: _Stops, valid: int, snapshots: list[Params]) -> None:
         """Carry run k's counts and best loss past the `valid` epochs it kept of this block."""
