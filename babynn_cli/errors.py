@@ -26,6 +26,12 @@ class UsageError(BabynnError):
 
 
 class DivergedError(BabynnError):
-    """Training diverged: the loss became non-finite or grew far past where it started."""
+    """Training diverged or went unstable: the rate was too large; nothing was saved."""
 
     exit_code = 3
+
+
+class NotConvergedError(BabynnError):
+    """--require-converged, and the run did not converge; nothing was saved."""
+
+    exit_code = 4

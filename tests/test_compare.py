@@ -91,7 +91,7 @@ def test_stable_constant_rate_at_full_batch_closes_the_gap_below_1e_8(in_tmp):
     doc = run_json("compare", NOTES, "--schedule", "constant", "--lr", 0.1, "--lr", 0.3)
     for row in doc["rows"]:
         assert row["relative_gap"] < 1e-8
-        assert row["status"] == "converged"
+        assert row["verdict"] == "converged"
         assert row["reached_epoch"] is not None
 
 
@@ -158,7 +158,7 @@ def test_validation_loss_and_table(in_tmp):
 
 def test_divergent_configuration_is_ranked_last(in_tmp):
     doc = run_json("compare", DIABETES, "--lr", 0.1, "--lr", 5)
-    assert doc["rows"][-1]["status"] == "diverged" and doc["rows"][-1]["lr"] == 5
+    assert doc["rows"][-1]["verdict"] == "diverged" and doc["rows"][-1]["lr"] == 5
 
 
 def test_csv_and_png(in_tmp):

@@ -135,12 +135,17 @@ def test_warm_start_with_other_columns_is_an_error(in_tmp):
 def test_divergence_exits_3_and_leaves_the_existing_model_alone(in_tmp):
     run("fit", DIABETES, "-q")
     before = (in_tmp / "model.json").read_bytes()
-    result = run("fit", DIABETES, "--lr", 5)
+    result = run("fit", DIABETES, "--lr", 5, "--history", "h.csv")
     assert result.exit_code == 3
     lines = result.stderr.strip().splitlines()
-    assert lines[-1].startswith("Error: training diverged at epoch ")
-    assert "with learning rate 5 " in lines[-1] and "stable below 0.2485 (2/λmax)" in lines[-1]
-    assert result.stdout == ""
+    assert lines[-1].startswith(
+        "Error: diverged at epoch 2 with learning rate 5: the loss grew to "
+    )
+    assert "stable below 0.2485 (2/λmax)" in lines[-1] and "no model file written" in lines[-1]
+    assert "Loss by epoch" in result.stdout  # a failed run still reports ...
+    assert "none: no model file written" in result.stdout
+    rows = (in_tmp / "h.csv").read_text().splitlines()
+    assert len(rows) == 1 + 3  # ... and writes its history: a header, epochs 0-2
     assert (in_tmp / "model.json").read_bytes() == before
 
 

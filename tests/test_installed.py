@@ -50,7 +50,9 @@ def test_log_output_has_no_progress_bar_garbage(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "\r" not in result.stderr and "\x1b" not in result.stderr
     assert "\x1b" not in result.stdout
-    assert len(result.stderr.splitlines()) == 4  # the run's header, no per-epoch lines
+    lines = result.stderr.splitlines()
+    assert len(lines) == 5  # the run's header and its verdict, no per-epoch lines
+    assert lines[-1].startswith("still falling: (L − L*)/L* = ")
 
 
 def test_exit_code_of_bad_input_and_divergence(tmp_path):

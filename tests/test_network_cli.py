@@ -90,7 +90,8 @@ def test_a_diverging_network_says_the_bound_is_not_its_own(in_tmp):
     result = run("fit", NONLINEAR, "--hidden", 8, "--lr", 100)
     assert result.exit_code == 3
     assert result.stderr.strip().endswith(
-        "try a smaller --lr (the 2/λmax bound is the affine model's, not a network's)"
+        "try a smaller --lr, e.g. 10, or let babynn sweep-lr find one (2/λmax is the affine "
+        "model's bound, not a network's); no model file written"
     )
 
 

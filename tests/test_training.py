@@ -76,7 +76,7 @@ def test_minibatch_sgd_gets_close_and_is_deterministic():
 def test_tol_stops_when_the_loss_stops_improving():
     X, Y = linear_data()
     _, fitted = run(X, Y, settings=TrainSettings(epochs=5000, tol=1e-10, patience=5))
-    assert fitted.end.stop_reason is StopReason.CONVERGED
+    assert fitted.end.stop_reason is StopReason.TOL
     assert fitted.end.epochs_run < 5000
     losses = fitted.history.train_loss[:, 0]
     tail = losses[-6:]

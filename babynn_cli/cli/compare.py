@@ -16,7 +16,6 @@ from babynn_cli.cli.options import (
     TRAINING,
     CsvOutOpt,
     DataOptions,
-    GapTolOpt,
     JsonOpt,
     ModelOptions,
     PlotOpt,
@@ -29,7 +28,7 @@ from babynn_cli.cli.options import (
     option_groups,
     reports_errors,
 )
-from babynn_cli.errors import UsageError
+from babynn_cli.errors import DivergedError, UsageError
 
 DEFAULT_LR = 0.1
 # With no --schedule, --lr or --batch-size: a constant rate and two decaying schedules at full
@@ -96,9 +95,10 @@ ModelsOpt = Annotated[
 @app.command(
     help="Train several configurations on DATA from the same initial weights and set them beside "
     "the closed-form least-squares optimum: final loss, gap L - L*, distance of the weights, "
-    "epochs to reach --gap-tol, status and time; saved models (--model) join as rows. Every "
+    "epochs to reach --gap-tol, verdict and time; saved models (--model) join as rows. Every "
     "combination of the --schedule, --lr and --batch-size values given runs; with none given, "
-    "constant, inverse and exponential at full batch and inverse at batch 32, all at η0 = 0.1. "
+    "constant, inverse and exponential at full batch and inverse at batch 32, all at η0 = 0.1, "
+    "or, with --model, no training at all: the saved models against the optimum. "
     "With --hidden every configuration trains that network; the optimum stays the best affine "
     "fit, so the table shows how far the network gets past it.",
     epilog="Example: babynn compare sample_data/notes_example.csv --schedule constant "
@@ -114,7 +114,6 @@ def compare(
     rate: ScheduleParameters,
     batch_sizes: BatchSizesOpt = None,
     stop: StopOptions,
-    gap_tol: GapTolOpt = 1e-6,
     model: ModelOptions,
     early_stopping: EarlyStoppingOpt = False,
     models: ModelsOpt = None,
@@ -132,8 +131,7 @@ def compare(
     from babynn_cli import persistence
     from babynn_cli.core.compare import Config, compare
     from babynn_cli.core.problem import initial_params
-    from babynn_cli.core.sweep import INTERRUPTED
-    from babynn_cli.core.train import TrainSettings
+    from babynn_cli.core.train import StopReason, TrainSettings
     from babynn_cli.report import Reporter
     from babynn_cli.report import compare as compare_report
     from babynn_cli.report import plot as plots
@@ -156,23 +154,28 @@ def compare(
             for b in batches or [None]
         ]
     else:
-        combos = list(DEFAULT_SET)
+        combos = [] if saved else list(DEFAULT_SET)  # --model alone: evaluate, train nothing
     configs = list(dict.fromkeys(Config(rate.spec(s), lr, b) for s, lr, b in combos))
     params = initial_params(problem, model.seed, model.init.value)
     settings = TrainSettings(stop.epochs, None, stop.tol, stop.patience, early_stopping)
     report.compare_header(data.data, problem, len(configs), len(saved))
     with report.progress(stop.epochs, label="compare") as on_epoch:
-        result = compare(problem, params, configs, settings, model.seed, gap_tol, on_epoch, saved)
+        result = compare(
+            problem, params, configs, settings, model.seed, stop.gap_tol, on_epoch, saved
+        )
 
     if output is not None:
         datamod.write_table(compare_report.columns(result, features), output)
     if plot is not None:
-        compare_report.save_plot(result, plot, gap_tol)
+        compare_report.save_plot(result, plot, stop.gap_tol)
     if json_out:
-        report.emit_json(compare_report.as_json(result, features, targets, gap_tol))
+        report.emit_json(compare_report.as_json(result, features, targets, stop.gap_tol))
     else:
-        compare_report.show(report, result, gap_tol)
-    if any(row.status == INTERRUPTED for row in result.rows):
+        compare_report.show(report, result, stop.gap_tol)
+    runs = [row for row in result.rows if row.verdict is not None]
+    if runs and all(row.verdict.failed for row in runs):  # type: ignore[union-attr]
+        raise DivergedError("every configuration diverged or went unstable")
+    if any(row.stop_reason is StopReason.INTERRUPTED for row in result.rows):
         raise typer.Exit(code=EXIT_INTERRUPTED)
 
 

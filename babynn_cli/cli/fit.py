@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -28,7 +28,7 @@ from babynn_cli.cli.options import (
     option_groups,
     reports_errors,
 )
-from babynn_cli.errors import DivergedError
+from babynn_cli.errors import DivergedError, NotConvergedError
 
 EarlyStoppingOpt = Annotated[
     bool,
@@ -58,6 +58,15 @@ HistoryOpt = Annotated[
         show_default=False,
     ),
 ]
+RequireConvergedOpt = Annotated[
+    bool,
+    option(
+        "--require-converged",
+        panel=OUTPUT,
+        help="Exit 4, and write no model file, unless the verdict is converged: a gate for "
+        "Makefiles.",
+    ),
+]
 OutputOpt = Annotated[
     Path, option("--output", "-o", metavar="PATH", panel=OUTPUT, help="Model file to write.")
 ]
@@ -79,6 +88,7 @@ def fit(
     warm_start: WarmStartOpt = None,
     history: HistoryOpt = None,
     output: OutputOpt = Path("model.json"),
+    require_converged: RequireConvergedOpt = False,
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
@@ -94,7 +104,8 @@ def fit(
     from babynn_cli.core.problem import initial_params, updates_per_epoch
     from babynn_cli.core.schedules import describe
     from babynn_cli.core.train import StopReason, TrainSettings
-    from babynn_cli.report import Reporter, divergence_message, fit_document, history_columns
+    from babynn_cli.core.verdict import Verdict, advise
+    from babynn_cli.report import Reporter, fit_document, history_columns, next_step, what_happened
 
     for path in (output, history):
         if path is not None:
@@ -112,36 +123,64 @@ def fit(
     report.fit_header(data.data, dataset.features, dataset.targets, problem, sched, batch_size)
 
     with report.progress(stop.epochs) as on_epoch:
-        fitted = fit_problem(problem, params, sched, settings, model.seed, on_epoch)
-    if fitted.end.stop_reason is StopReason.DIVERGED:
-        raise DivergedError(divergence_message(fitted, problem, batch_size))
-
-    result = run_record(fitted, problem)
-    training = {
-        "data": data.data,
-        "schedule": {"name": schedule.value, "formula": describe(sched)},
-        "lr": lr,
-        "batch_size": batch_size,
-        "epochs": stop.epochs,
-        "tol": stop.tol,
-        "patience": stop.patience,
-        "seed": model.seed,
+        fitted = fit_problem(problem, params, sched, settings, model.seed, on_epoch, stop.gap_tol)
+    verdict = fitted.verdict
+    full_batch = batch_size is None or batch_size >= problem.n_train
+    last_lr = float(fitted.history.lr[-1, 0]) if fitted.end.epochs_run else lr
+    advice = advise(problem, params, fitted.params, last_lr, full_batch, stop.gap_tol)
+    happened = what_happened(fitted, stop.gap_tol, stop.patience)
+    step = next_step(fitted, problem, advice, batch_size, lr)
+    keep = not verdict.failed and (verdict is Verdict.CONVERGED or not require_converged)
+    result = run_record(fitted, problem) | {"next_step": step}
+    training = training_record(data, schedule.value, describe(sched), lr, batch_size, stop, model)
+    training |= {
         "init": "warm-start" if warm is not None else model.init.value,
         "warm_start": str(warm_start) if warm_start is not None else None,
-        "val_frac": model.val_frac,
         "early_stopping": early_stopping,
     }
     saved = persistence.ModelFile.of(
         fitted, problem, dataset.features, dataset.targets, training, result
     )
-    persistence.save_model(output, saved)
+    if keep:
+        persistence.save_model(output, saved)
     if history is not None:
         datamod.write_table(history_columns(fitted.history), history)
+    written = output if keep else None
     if json_out:
-        report.emit_json(fit_document(fitted, problem, saved, result, describe(sched), output))
+        report.emit_json(fit_document(fitted, problem, saved, result, describe(sched), written))
     else:
-        report.fit_tables(
-            fitted, problem, dataset.features, dataset.targets, stop.tol, stop.patience, output
-        )
+        gaps = (stop.tol, stop.patience, stop.gap_tol)
+        report.fit_tables(fitted, problem, dataset.features, dataset.targets, gaps, written)
+    line = happened if step is None else f"{happened}; {step}"
     if fitted.end.stop_reason is StopReason.INTERRUPTED:
+        report.status(line)
         raise typer.Exit(code=EXIT_INTERRUPTED)
+    if verdict.failed:
+        raise DivergedError(f"{line}; no model file written")
+    if not keep:
+        raise NotConvergedError(f"{line}; --require-converged: no model file written")
+    report.status(line)
+
+
+def training_record(
+    data: DataOptions,
+    schedule: str,
+    formula: str,
+    lr: float,
+    batch_size: int | None,
+    stop: StopOptions,
+    model: ModelOptions,
+) -> dict[str, Any]:
+    """How a model was trained, as its file records it."""
+    return {
+        "data": data.data,
+        "schedule": {"name": schedule, "formula": formula},
+        "lr": lr,
+        "batch_size": batch_size,
+        "epochs": stop.epochs,
+        "tol": stop.tol,
+        "patience": stop.patience,
+        "gap_tol": stop.gap_tol,
+        "seed": model.seed,
+        "val_frac": model.val_frac,
+    }

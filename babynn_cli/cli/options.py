@@ -81,16 +81,6 @@ BatchOpt = Annotated[
         show_default=False,
     ),
 ]
-GapTolOpt = Annotated[
-    float,
-    option(
-        "--gap-tol",
-        metavar="EPS",
-        panel=TRAINING,
-        min=0.0,
-        help="A run has reached the best loss once within this relative gap of it.",
-    ),
-]
 QuietOpt = Annotated[
     bool,
     option(
@@ -308,6 +298,17 @@ class StopOptions:
             "in a row; 0 runs every epoch.",
         ),
     ] = 1e-10
+    gap_tol: Annotated[
+        float,
+        option(
+            "--gap-tol",
+            metavar="EPS",
+            panel=TRAINING,
+            min=0.0,
+            help="Converged: the affine model within (L - L*)/L* ≤ EPS of the least-squares "
+            "optimum; a network, stopped by --tol within EPS (relative) of its best loss.",
+        ),
+    ] = 1e-6
     patience: Annotated[
         int,
         option(

@@ -13,7 +13,6 @@ from babynn_cli.cli.options import (
     BatchOpt,
     CsvOutOpt,
     DataOptions,
-    GapTolOpt,
     JsonOpt,
     ModelOptions,
     PlotOpt,
@@ -32,9 +31,9 @@ from babynn_cli.errors import DivergedError, UsageError
 
 GRID = "Grid"
 SUGGESTION_RULE = (
-    "among the rates below the smallest rate that diverged, those whose final loss is within "
-    "--gap-tol of the lowest final loss; of them, the one that got there in the fewest epochs "
-    "(the smaller rate on a tie)"
+    "among the rates below the smallest rate that diverged or went unstable, those whose final "
+    "loss is within --gap-tol of the lowest final loss; of them, the one that got there in the "
+    "fewest epochs (the smaller rate on a tie)"
 )
 
 
@@ -76,7 +75,6 @@ def sweep_lr(
     lr_hi: LrHiOpt = 10.0,
     num: NumOpt = 17,
     lrs: LrsOpt = None,
-    gap_tol: GapTolOpt = 1e-6,
     schedule: ScheduleOpt = ScheduleName.constant,  # type: ignore[attr-defined]
     rate: ScheduleParameters,
     stop: StopOptions,
@@ -93,9 +91,9 @@ def sweep_lr(
     from babynn_cli import data as datamod
     from babynn_cli import persistence
     from babynn_cli.core.problem import initial_params, updates_per_epoch
-    from babynn_cli.core.sweep import DIVERGED, INTERRUPTED, sweep
-    from babynn_cli.core.train import TrainSettings
-    from babynn_cli.report import Reporter, divergence_hint
+    from babynn_cli.core.sweep import sweep
+    from babynn_cli.core.train import StopReason, TrainSettings
+    from babynn_cli.report import Reporter, stable_rate_hint
     from babynn_cli.report import plot as plots
     from babynn_cli.report import sweep as sweep_report
 
@@ -114,19 +112,20 @@ def sweep_lr(
         data.data, dataset.features, dataset.targets, problem, spec.at(rates[0]), batch_size, text
     )
     with report.progress(stop.epochs, label="sweep") as on_epoch:
-        result = sweep(problem, params, rates, spec, settings, model.seed, gap_tol, on_epoch)
+        result = sweep(problem, params, rates, spec, settings, model.seed, stop.gap_tol, on_epoch)
 
     if output is not None:
         datamod.write_table(sweep_report.columns(result), output)
     if plot is not None:
         sweep_report.save_plot(result, plot)
     if json_out:
-        report.emit_json(sweep_report.as_json(result, SUGGESTION_RULE, gap_tol))
+        report.emit_json(sweep_report.as_json(result, SUGGESTION_RULE, stop.gap_tol))
     else:
-        sweep_report.show(report, result, gap_tol)
-    if all(row.status == DIVERGED for row in result.rows):
-        raise DivergedError("every rate diverged; " + divergence_hint(problem, batch_size))
-    if any(row.status == INTERRUPTED for row in result.rows):
+        sweep_report.show(report, result, stop.gap_tol)
+    if all(row.verdict.failed for row in result.rows):
+        hint = stable_rate_hint(problem, batch_size, min(rates))
+        raise DivergedError(f"every rate diverged or went unstable; {hint}")
+    if any(row.stop_reason is StopReason.INTERRUPTED for row in result.rows):
         raise typer.Exit(code=EXIT_INTERRUPTED)
 
 

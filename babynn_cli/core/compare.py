@@ -17,11 +17,9 @@ from babynn_cli.core.fit import Fitted, train_problem
 from babynn_cli.core.problem import Problem, updates_per_epoch
 from babynn_cli.core.reference import LeastSquares, least_squares
 from babynn_cli.core.schedules import ScheduleSpec
-from babynn_cli.core.sweep import DIVERGED, status_of
 from babynn_cli.core.train import EpochInfo, StopReason, TrainSettings
+from babynn_cli.core.verdict import Verdict, relative_gap
 from babynn_cli.core.vocabulary import Params, mse
-
-SAVED = "saved model"
 
 
 @dataclass(frozen=True)
@@ -64,7 +62,8 @@ class Row:
     relative_gap: float  # (L - L*)/L* (L - L* when L* = 0)
     weight_distance: float | None  # ||[W; w0] - [W*; w0*]||, Frobenius, data's units (affine)
     reached_epoch: int | None  # first epoch with relative gap ≤ gap_tol
-    status: str
+    verdict: Verdict | None  # None for a saved model
+    stop_reason: StopReason | None
     epochs_run: int | None
     seconds: float | None  # wall time of its training (runs of one stack share it)
     curve: np.ndarray | None  # relative gap at epochs 0, 1, ...
@@ -78,12 +77,10 @@ class Comparison:
 
     @property
     def best(self) -> int | None:
-        return 0 if self.rows and self.rows[0].status != DIVERGED else None
-
-
-def relative(gap: float | np.ndarray, optimum: float) -> float | np.ndarray:
-    """The gap relative to L*, or absolute when L* = 0 (a perfect affine fit)."""
-    return gap / optimum if optimum > 0 else gap
+        """The row closest to the optimum, unless even it failed."""
+        if not self.rows or (self.rows[0].verdict is not None and self.rows[0].verdict.failed):
+            return None
+        return 0
 
 
 def distance(W: np.ndarray | None, bias: np.ndarray | None, ref: LeastSquares) -> float | None:
@@ -101,7 +98,8 @@ def _row(
     val_loss: float | None,
     ref: LeastSquares,
     *,
-    status: str,
+    verdict: Verdict | None = None,
+    stop_reason: StopReason | None = None,
     reached_epoch: int | None = None,
     epochs_run: int | None = None,
     seconds: float | None = None,
@@ -117,10 +115,11 @@ def _row(
         train_loss=train_loss,
         val_loss=val_loss,
         gap=gap,
-        relative_gap=float(relative(gap, ref.loss)),
+        relative_gap=relative_gap(train_loss, ref.loss),
         weight_distance=distance(W, bias, ref),
         reached_epoch=reached_epoch,
-        status=status,
+        verdict=verdict,
+        stop_reason=stop_reason,
         epochs_run=epochs_run,
         seconds=seconds,
         curve=curve,
@@ -140,10 +139,35 @@ def compare(
     """Run every configuration and set them, and the saved models, beside the optimum: the
     least-squares affine fit (for networks too: the table shows how far they get past it)."""
     ref = least_squares(problem.train.X, problem.train.Y, problem.model.intercept)
-    L_star = ref.loss
     val = problem.val
     ref_val = None if val is None else mse(val.Y, val.X @ ref.W + ref.w0)
+    rows = _runs(problem, params, configs, settings, seed, gap_tol, ref, on_epoch)
+    for model in saved:
+        val_loss = None
+        if val is not None and model.val_predictions is not None:
+            val_loss = mse(val.Y, model.val_predictions)
+        loss = mse(problem.train.Y, model.train_predictions)
+        rows.append(_row(model.label, None, model.W, model.bias, loss, val_loss, ref))
 
+    def rank(row: Row) -> tuple[bool, float, float]:
+        gap = row.gap if math.isfinite(row.gap) else math.inf
+        reached = row.reached_epoch if row.reached_epoch is not None else math.inf
+        return (row.verdict is not None and row.verdict.failed, gap, reached)
+
+    return Comparison(reference=ref, reference_val_loss=ref_val, rows=tuple(sorted(rows, key=rank)))
+
+
+def _runs(
+    problem: Problem,
+    params: Params,
+    configs: Sequence[Config],
+    settings: TrainSettings,
+    seed: int,
+    gap_tol: float,
+    ref: LeastSquares,
+    on_epoch: Callable[[EpochInfo], None] | None,
+) -> list[Row]:
+    """Train the configurations, those of one batch size together as one stack."""
     rows: list[Row] = []
     groups: dict[int | None, list[Config]] = {}
     for config in configs:
@@ -151,21 +175,12 @@ def compare(
     for batch_size, group in groups.items():
         total = settings.epochs * updates_per_epoch(problem.n_train, batch_size)
         schedules = [replace(c.schedule, total_updates=total).at(c.lr) for c in group]
-        group_settings = TrainSettings(
-            epochs=settings.epochs,
-            batch_size=batch_size,
-            tol=settings.tol,
-            patience=settings.patience,
-            early_stopping=settings.early_stopping,
-        )
+        group_settings = replace(settings, batch_size=batch_size)
         result = train_problem(problem, params, schedules, group_settings, seed, on_epoch)
         for k, config in enumerate(group):
-            fitted = Fitted.of(problem, result, k)
-            run = fitted.end
-            curve = np.asarray(relative(fitted.history.train_loss[:, 0] - L_star, L_star))
+            fitted = Fitted.of(problem, result, k, gap_tol)
+            curve = np.array([relative_gap(L, ref.loss) for L in fitted.history.train_loss[:, 0]])
             hits = np.flatnonzero(curve <= gap_tol)
-            reached = int(fitted.history.epoch[hits[0]]) if hits.size else None
-            close = relative(fitted.train_loss - L_star, L_star) <= gap_tol
             rows.append(
                 _row(
                     config.label,
@@ -175,26 +190,14 @@ def compare(
                     fitted.train_loss,
                     fitted.val_loss,
                     ref,
-                    reached_epoch=reached,
-                    status=status_of(run.stop_reason, bool(close) if problem.affine else None),
-                    epochs_run=run.epochs_run,
+                    verdict=fitted.verdict,
+                    stop_reason=fitted.end.stop_reason,
+                    reached_epoch=int(fitted.history.epoch[hits[0]]) if hits.size else None,
+                    epochs_run=fitted.end.epochs_run,
                     seconds=float(fitted.history.seconds[-1]),
                     curve=curve,
                 )
             )
         if any(r.stop_reason is StopReason.INTERRUPTED for r in result.runs):
             break
-
-    for model in saved:
-        val_loss = None
-        if val is not None and model.val_predictions is not None:
-            val_loss = mse(val.Y, model.val_predictions)
-        loss = mse(problem.train.Y, model.train_predictions)
-        rows.append(_row(model.label, None, model.W, model.bias, loss, val_loss, ref, status=SAVED))
-
-    def rank(row: Row) -> tuple[bool, float, float]:
-        gap = row.gap if math.isfinite(row.gap) else math.inf
-        reached = row.reached_epoch if row.reached_epoch is not None else math.inf
-        return (row.status == DIVERGED, gap, reached)
-
-    return Comparison(reference=ref, reference_val_loss=ref_val, rows=tuple(sorted(rows, key=rank)))
+    return rows

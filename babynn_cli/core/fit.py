@@ -20,6 +20,7 @@ from babynn_cli.core.train import (
     TrainSettings,
     train,
 )
+from babynn_cli.core.verdict import Judgement, Verdict, judge
 from babynn_cli.core.vocabulary import Params, mse, r2_per_output, unstack
 
 
@@ -50,6 +51,7 @@ class Fitted:
     """One finished run, its metrics computed directly on the raw rows."""
 
     end: RunEnd
+    judgement: Judgement  # what happened: the verdict and the losses it was read from
     history: History  # this run's column of the training history
     params: Params  # as trained (standardised features)
     W: np.ndarray | None  # (m, n), the affine model's, in the data's own units
@@ -59,10 +61,18 @@ class Fitted:
     val_loss: float | None
     val_r2: np.ndarray | None
 
+    @property
+    def verdict(self) -> Verdict:
+        return self.judgement.verdict
+
     @classmethod
-    def of(cls, problem: Problem, result: TrainResult, k: int) -> Fitted:
-        """Run k of a result, in the data's own units, its losses computed on the raw data."""
+    def of(cls, problem: Problem, result: TrainResult, k: int, gap_tol: float) -> Fitted:
+        """Run k of a result, in the data's own units, its losses computed on the raw data, and
+        its verdict (`gap_tol`: how close to L* counts as converged)."""
         params = unstack(result.params, k)
+        history = result.history.column(k)
+        optimum = problem.optimum_loss if problem.affine else None
+        judgement = judge(history.train_loss[:, 0], result.runs[k], optimum, gap_tol)
         W = bias = None
         if problem.affine:
             W, bias = to_raw_units(params, problem.scaler.mean, problem.scaler.scale)
@@ -73,7 +83,8 @@ class Fitted:
             val_loss, val_r2 = mse(problem.val.Y, Y_val), r2_per_output(problem.val.Y, Y_val)
         return cls(
             end=result.runs[k],
-            history=result.history.column(k),
+            judgement=judgement,
+            history=history,
             params=params,
             W=W,
             bias=bias,
@@ -91,19 +102,27 @@ def fit(
     settings: TrainSettings,
     seed: int,
     on_epoch: Callable[[EpochInfo], None] | None = None,
+    gap_tol: float = 1e-6,
 ) -> Fitted:
     """Train one run with `schedule`."""
     result = train_problem(problem, params, [schedule], settings, seed, on_epoch)
-    return Fitted.of(problem, result, 0)
+    return Fitted.of(problem, result, 0, gap_tol)
 
 
 def run_record(fitted: Fitted, problem: Problem) -> dict[str, Any]:
     """How the run went, as the model file's `result` and `--json` give it."""
     end = fitted.end
     interrupted = end.stop_reason is StopReason.INTERRUPTED
+    j = fitted.judgement
     return {
+        "verdict": j.verdict.value,
         "epochs_run": end.epochs_run,
         "stop_reason": end.stop_reason.value,
+        "weights_epoch": None if j.verdict.failed else end.weights_epoch,
+        "initial_loss": j.initial_loss,
+        "best_loss": j.best_loss,
+        "best_loss_epoch": j.best_epoch,
+        "relative_gap": j.relative_gap,
         "interrupted": interrupted,
         "interrupted_at_epoch": end.epochs_run + 1 if interrupted else None,
         "best_epoch": end.best_epoch,

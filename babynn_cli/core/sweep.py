@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -19,30 +19,8 @@ from babynn_cli.core.problem import Problem
 from babynn_cli.core.schedules import ScheduleSpec
 from babynn_cli.core.theory import Curvature
 from babynn_cli.core.train import EpochInfo, StopReason, TrainResult, TrainSettings
+from babynn_cli.core.verdict import Verdict, gap_target, judge
 from babynn_cli.core.vocabulary import Params
-
-CONVERGED, STALLED, FALLING, DIVERGED, INTERRUPTED = (
-    "converged",  # within gap_tol of the optimum L*
-    "stalled",  # the --tol rule stopped it short of that
-    "still falling",  # it ran every epoch, short of that
-    "diverged",
-    "interrupted",
-)
-
-
-def status_of(reason: StopReason, at_optimum: bool | None) -> str:
-    """A run's status, from why it stopped and whether its loss is within gap_tol of L*.
-
-    at_optimum None: there is no optimum to measure against (a network), so a run the --tol rule
-    stopped has converged.
-    """
-    if reason is StopReason.DIVERGED:
-        return DIVERGED
-    if at_optimum or (at_optimum is None and reason is StopReason.CONVERGED):
-        return CONVERGED
-    if reason is StopReason.INTERRUPTED:
-        return INTERRUPTED
-    return FALLING if reason is StopReason.MAX_EPOCHS else STALLED
 
 
 def lr_grid(lr_min: float, lr_max: float, num: int) -> np.ndarray:
@@ -55,10 +33,11 @@ class SweepRow:
     lr: float
     final_loss: float  # training loss at the end of the run (at the last finite epoch if diverged)
     final_val_loss: float | None
-    final_monitored: float  # the final loss the statuses and the suggestion read
+    final_monitored: float  # the final loss the suggestion reads
     best_loss: float  # the lowest monitored loss of the run
     reached_epoch: int | None  # first epoch within gap_tol of the sweep's best loss
-    status: str  # converged (to L*) / stalled / still falling / diverged / interrupted
+    verdict: Verdict  # as `babynn fit` at this rate would judge the run
+    stop_reason: StopReason
     stopped_epoch: int  # the epoch the run stopped at (diverged at, for a diverged run)
     from_theory: bool = False  # the rate 2/(λmax + λmin), added by the sweep itself
 
@@ -77,8 +56,8 @@ class Theory:
 class Sweep:
     rows: tuple[SweepRow, ...]  # by rate, ascending
     theory: Theory
-    monitor: str  # "training" or "validation": the loss the statuses and suggestion read
-    best_loss: float  # the lowest final monitored loss among runs that did not diverge
+    monitor: str  # "training" or "validation": the loss the suggestion reads
+    best_loss: float  # the lowest final monitored loss among runs that did not fail
     suggested: int | None  # index into rows
     edge: tuple[float | None, float | None]  # (largest rate below it, smallest that diverged)
     full_batch: bool
@@ -102,7 +81,7 @@ def theory(problem: Problem, params: Params, gap_tol: float) -> Theory:
         return Theory(curvature, optimum_loss, math.nan, None)
     error = problem.error(params)
     initial = optimum_loss + curvature.excess_loss(error)
-    target = gap_tol * optimum_loss if optimum_loss > 0 else gap_tol * initial
+    target = gap_target(optimum_loss, gap_tol)
     predicted = curvature.epochs_to_reach(error, curvature.best_lr, target)
     return Theory(curvature, optimum_loss, initial, predicted)
 
@@ -119,9 +98,9 @@ def sweep(
 ) -> Sweep:
     """Train one run per rate (and at 2/(λmax + λmin) when that is meaningful) and read them.
 
-    The suggestion: among the rates below the smallest rate that diverged, those whose final
-    loss is within gap_tol of the lowest final loss; of them, the one that got there in the
-    fewest epochs (the smaller rate on a tie).
+    The suggestion: among the rates below the smallest rate that failed (diverged or unstable),
+    those whose final loss is within gap_tol of the lowest final loss; of them, the one that got
+    there in the fewest epochs (the smaller rate on a tie).
     """
     full_batch = settings.batch_size is None or settings.batch_size >= problem.n_train
     th = theory(problem, params, gap_tol)
@@ -131,75 +110,79 @@ def sweep(
         theory_lr = th.curvature.best_lr
         rates = sorted({*rates, theory_lr})
     result = train_problem(problem, params, [spec.at(lr) for lr in rates], settings, seed, on_epoch)
-    h = result.history
-    use_val = h.val_loss is not None
-    monitored = h.val_loss if use_val else h.train_loss
-    assert monitored is not None
-
-    diverged = [r.stop_reason is StopReason.DIVERGED for r in result.runs]
-
-    def last_epoch(k: int) -> int:
-        """The epoch whose weights run k kept."""
-        run = result.runs[k]
-        if diverged[k]:
-            return run.epochs_run - 1
-        return run.best_epoch if run.best_epoch is not None else run.epochs_run
-
-    finals = [float(monitored[last_epoch(k), k]) for k in range(len(rates))]
-    finals_arr = np.array(finals)
-    alive = ~np.array(diverged)
-    best_loss = float(finals_arr[alive].min()) if alive.any() else math.inf
+    rows = _rows(problem, result, rates, theory_lr, gap_tol)
+    failed = [row.verdict.failed for row in rows]
+    alive = [k for k in range(len(rows)) if not failed[k]]
+    best_loss = min((rows[k].final_monitored for k in alive), default=math.inf)
     within = best_loss + gap_tol * abs(best_loss)
-
-    rows = []
-    for k, run in enumerate(result.runs):
-        column = monitored[:, k]
-        close = np.flatnonzero(column <= within) if alive[k] else np.array([], dtype=int)
-        reached = int(h.epoch[close[0]]) if close.size else None
-        last = last_epoch(k)
-        at_optimum = None
-        if problem.affine:
-            at_optimum = bool(h.train_loss[last, k] <= th.optimum_loss * (1 + gap_tol))
-        status = status_of(run.stop_reason, at_optimum)
-        rows.append(
-            SweepRow(
-                lr=rates[k],
-                final_loss=float(h.train_loss[last, k]),
-                final_val_loss=float(h.val_loss[last, k]) if h.val_loss is not None else None,
-                final_monitored=finals[k],
-                best_loss=float(np.nanmin(column[: last + 1])),
-                reached_epoch=reached,
-                status=status,
-                stopped_epoch=run.epochs_run,
-                from_theory=rates[k] == theory_lr,
-            )
-        )
-
-    first_diverged = next((rates[k] for k in range(len(rates)) if diverged[k]), None)
-    below = [k for k in range(len(rates)) if first_diverged is None or rates[k] < first_diverged]
-    below_alive = [k for k in below if alive[k]]
-    edge = (rates[below_alive[-1]] if below_alive else None, first_diverged)
-    suggested = None
+    rows = _reached(rows, result, within)
+    first_failed = next((row.lr for row in rows if row.verdict.failed), None)
+    below_alive = [k for k in alive if first_failed is None or rows[k].lr < first_failed]
+    edge = (rows[below_alive[-1]].lr if below_alive else None, first_failed)
     candidates = [
-        k for k in below_alive if finals[k] <= within and rows[k].reached_epoch is not None
+        k
+        for k in below_alive
+        if rows[k].final_monitored <= within and rows[k].reached_epoch is not None
     ]
-    if candidates:
-        suggested = min(candidates, key=lambda k: (rows[k].reached_epoch, rates[k]))
+    suggested = min(candidates, key=lambda k: (rows[k].reached_epoch, rows[k].lr), default=None)
     measured = None
     if theory_lr is not None:
         k = rates.index(theory_lr)
-        target = th.optimum_loss + gap_tol * (th.optimum_loss or th.initial_loss)
-        hits = np.flatnonzero(h.train_loss[:, k] <= target)
-        measured = int(h.epoch[hits[0]]) if hits.size else None
+        target = th.optimum_loss + gap_target(th.optimum_loss, gap_tol)
+        hits = np.flatnonzero(result.history.train_loss[:, k] <= target)
+        measured = int(result.history.epoch[hits[0]]) if hits.size else None
     return Sweep(
-        measured_epochs=measured,
         rows=tuple(rows),
         theory=th,
-        monitor="validation" if use_val else "training",
+        monitor="validation" if result.history.val_loss is not None else "training",
         best_loss=best_loss,
         suggested=suggested,
         edge=edge,
         full_batch=full_batch,
         affine=problem.affine,
         result=result,
+        measured_epochs=measured,
     )
+
+
+def _rows(
+    problem: Problem,
+    result: TrainResult,
+    rates: list[float],
+    theory_lr: float | None,
+    gap_tol: float,
+) -> list[SweepRow]:
+    """A row per rate: its final losses and its verdict (read as `fit` reads it)."""
+    h = result.history
+    monitored = h.val_loss if h.val_loss is not None else h.train_loss
+    optimum = problem.optimum_loss if problem.affine else None
+    rows = []
+    for k, end in enumerate(result.runs):
+        last = end.weights_epoch
+        rows.append(
+            SweepRow(
+                lr=rates[k],
+                final_loss=float(h.train_loss[last, k]),
+                final_val_loss=float(h.val_loss[last, k]) if h.val_loss is not None else None,
+                final_monitored=float(monitored[last, k]),
+                best_loss=float(np.nanmin(monitored[: last + 1, k])),
+                reached_epoch=None,
+                verdict=judge(h.train_loss[:, k], end, optimum, gap_tol).verdict,
+                stop_reason=end.stop_reason,
+                stopped_epoch=end.epochs_run,
+                from_theory=rates[k] == theory_lr,
+            )
+        )
+    return rows
+
+
+def _reached(rows: list[SweepRow], result: TrainResult, within: float) -> list[SweepRow]:
+    """Each run that did not fail, with the first epoch its loss came within reach of the best."""
+    h = result.history
+    monitored = h.val_loss if h.val_loss is not None else h.train_loss
+    out = []
+    for k, row in enumerate(rows):
+        close = np.flatnonzero(monitored[:, k] <= within)
+        reached = int(h.epoch[close[0]]) if close.size and not row.verdict.failed else None
+        out.append(replace(row, reached_epoch=reached))
+    return out

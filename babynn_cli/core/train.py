@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 import numpy as np
@@ -25,25 +25,36 @@ from babynn_cli.core.rows import Rows
 from babynn_cli.core.schedules import Schedule
 from babynn_cli.core.vocabulary import Evaluator, Params, stack
 
-# Divergence is declared when the training loss
+# The divergence rule: a run stops as diverged at the first epoch whose training loss
 # - is not finite, or grows past DIVERGENCE_FACTOR times the larger of the initial loss and the
 #   loss of predicting the mean target ("far past where it started"); or
-# - rises by more than RISE relative in each of `patience` epochs in a row, and, unless the descent
-#   is exact (the affine model at full batch), ends above where it started. On a quadratic loss,
-#   full-batch gradient descent at a stable rate never raises the loss beyond rounding, so a
-#   steady rise means the rate is past the bound, however slowly the loss grows; a minibatch loss,
-#   or a network's, also rises by chance, so there it must rise past the start.
+# - when the descent is exact (the affine model at full batch), rises by more than RISE relative in
+#   each of `patience` epochs in a row: on a quadratic loss, full-batch gradient descent at a stable
+#   rate never raises the loss beyond rounding, so a steady rise means the rate is past the bound,
+#   however slowly the loss grows; or
+# - otherwise (minibatches, networks: the loss also rises by chance), is above where it started and
+#   more than BLOW_UP times the lowest loss of the run so far, dips in between or not.
 DIVERGENCE_FACTOR = 1e4
 RISE = 1e-9
+BLOW_UP = 10.0
 # Epochs run in blocks that double while a block takes less than BLOCK_SECONDS; the stopping rules
 # are read over a block at once.
 BLOCK_SECONDS = 0.05
 MAX_BLOCK = 1024
 
 
+class DivergenceRule(StrEnum):
+    """Which part of the divergence rule fired."""
+
+    NOT_FINITE = "not finite"
+    FAR_ABOVE_START = "far above start"  # past DIVERGENCE_FACTOR × max(L0, spread)
+    STEADY_RISE = "steady rise"  # exact descent: rose in each of `patience` epochs
+    BLOW_UP = "blow-up"  # above the start and BLOW_UP × the lowest loss so far
+
+
 class StopReason(StrEnum):
     MAX_EPOCHS = "max_epochs"
-    CONVERGED = "converged"  # training loss stopped improving by more than tol
+    TOL = "tol"  # the --tol rule: training loss stopped improving by more than tol
     EARLY_STOPPING = "early_stopping"  # validation loss stopped improving
     DIVERGED = "diverged"
     INTERRUPTED = "interrupted"
@@ -117,6 +128,15 @@ class RunEnd:
     best_epoch: int | None = None  # with early stopping: the epoch whose weights were kept
     diverged_epoch: int | None = None
     diverged_lr: float | None = None
+    diverged_by: DivergenceRule | None = None
+
+    @property
+    def weights_epoch(self) -> int:
+        """The epoch whose weights the run kept: the last before it diverged, the best with
+        early stopping, the last otherwise."""
+        if self.stop_reason is StopReason.DIVERGED:
+            return self.epochs_run - 1
+        return self.best_epoch if self.best_epoch is not None else self.epochs_run
 
 
 @dataclass(frozen=True)
@@ -302,11 +322,14 @@ class _Stops:
     """What the stopping rules found in one block: flags (B, K) and run lengths (B, K)."""
 
     diverges: np.ndarray
+    far: np.ndarray  # past the ceiling
     converges: np.ndarray
     rises: np.ndarray
     stales: np.ndarray
     monitor: np.ndarray  # the monitored loss over the block (B, K)
+    lowest: np.ndarray  # the lowest training loss up to each epoch (B, K)
     reason: StopReason  # what a stop on the tol rule is called
+    exact: bool
 
     def decide(self, k: int, first: int, record: _Record) -> tuple[RunEnd | None, int]:
         """How run k ends in this block (None: it goes on), and how many of the block's epochs
@@ -317,7 +340,15 @@ class _Stops:
             epoch = first + j_div
             record.end_run(k, epoch, last)  # the diverged epoch stays in the history
             lr = float(record.lr[epoch, k])
-            return RunEnd(StopReason.DIVERGED, epoch, diverged_epoch=epoch, diverged_lr=lr), j_div
+            loss = record.loss[epoch, k]
+            if not np.isfinite(loss):
+                rule = DivergenceRule.NOT_FINITE
+            elif self.far[j_div, k]:
+                rule = DivergenceRule.FAR_ABOVE_START
+            else:
+                rule = DivergenceRule.STEADY_RISE if self.exact else DivergenceRule.BLOW_UP
+            end = RunEnd(StopReason.DIVERGED, epoch, None, epoch, lr, rule)
+            return end, j_div
         if j_conv is not None:
             record.end_run(k, first + j_conv, last)
             return RunEnd(self.reason, first + j_conv), j_conv + 1
@@ -334,6 +365,7 @@ class _Rules:
     best_monitor: np.ndarray  # (K,) the best monitored loss so far
     stale: np.ndarray  # (K,) epochs in a row without improvement
     rising: np.ndarray  # (K,) epochs in a row with a rising loss
+    lowest: np.ndarray  # (K,) the lowest training loss so far
     best_epoch: np.ndarray  # (K,) with early stopping: the epoch of the best validation loss
     best_params: Params  # with early stopping: the weights of that epoch
 
@@ -349,9 +381,11 @@ class _Rules:
         monitor = record.val if settings.early_stopping else record.loss
         zeros = np.zeros(K, dtype=int)
         best = {name: value.copy() for name, value in params.items()}
+        lowest = loss.copy()
         return cls(
-            settings, exact, ceiling, monitor[0].copy(), zeros, zeros.copy(), zeros.copy(), best
-        )
+            settings, exact, ceiling, monitor[0].copy(), zeros, zeros.copy(), lowest, zeros.copy(),
+            best,
+        )  # fmt: skip
 
     def read(self, record: _Record, first: int, last: int) -> _Stops:
         """Divergence and the tol rule over epochs first..last, for every run at once."""
@@ -360,14 +394,19 @@ class _Rules:
         rises = _run_lengths(record.loss[first - 1 : last] * (1 + RISE) < L, self.rising)
         M = (record.val if s.early_stopping else record.loss)[first : last + 1]
         best_before = np.fmin.accumulate(np.vstack([self.best_monitor, M]), axis=0)[:-1]
+        lowest = np.fmin.accumulate(np.vstack([self.lowest, L]), axis=0)[1:]  # up to each epoch
         with np.errstate(invalid="ignore"):
-            steady = (rises >= s.patience) & (self.exact | (record.loss[0] < L))
-            diverges = ~np.isfinite(L) | (self.ceiling < L) | steady
+            if self.exact:
+                rule = rises >= s.patience
+            else:
+                rule = (record.loss[0] < L) & (BLOW_UP * lowest < L)
+            far = self.ceiling < L
+            diverges = ~np.isfinite(L) | far | rule
             improved = best_before - M > s.tol * np.abs(best_before)
         stales = _run_lengths(~improved, self.stale)
         converges = stales >= s.patience if s.tol > 0 else np.zeros_like(improved)
-        reason = StopReason.EARLY_STOPPING if s.early_stopping else StopReason.CONVERGED
-        return _Stops(diverges, converges, rises, stales, M, reason)
+        reason = StopReason.EARLY_STOPPING if s.early_stopping else StopReason.TOL
+        return _Stops(diverges, far, converges, rises, stales, M, lowest, reason, self.exact)
 
     def apply(
         self,
@@ -408,6 +447,7 @@ class _Rules:
                 self.best_params[name][k] = snapshots[j][name][k]
         self.best_monitor[k] = np.fmin(self.best_monitor[k], M[j, k])
         self.stale[k], self.rising[k] = stops.stales[valid - 1, k], stops.rises[valid - 1, k]
+        self.lowest[k] = stops.lowest[valid - 1, k]
 
     def keep_best(self, params: Params, runs: list[RunEnd]) -> tuple[Params, list[RunEnd]]:
         """Early stopping: every run that did not diverge keeps its best epoch's weights."""
@@ -416,10 +456,9 @@ class _Rules:
                 for name in params:
                     params[name][k] = self.best_params[name][k]
         ends = [
-            RunEnd(r.stop_reason, r.epochs_run, int(self.best_epoch[k]), r.diverged_epoch,
-                   r.diverged_lr)
-            for k, r in enumerate(runs)
-        ]  # fmt: skip
+            replace(r, best_epoch=None if r.stop_reason is StopReason.DIVERGED else int(b))
+            for r, b in zip(runs, self.best_epoch, strict=True)
+        ]
         return params, ends
 
 

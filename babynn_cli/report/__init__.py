@@ -19,6 +19,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from babynn_cli.core.train import DivergenceRule, StopReason
+from babynn_cli.core.verdict import Verdict
 from babynn_cli.jsontext import dumps
 
 if TYPE_CHECKING:
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
     from babynn_cli.core.problem import Problem
     from babynn_cli.core.schedules import Schedule
     from babynn_cli.core.train import EpochInfo, History, RunEnd
+    from babynn_cli.core.verdict import Advice, Judgement
     from babynn_cli.persistence import ModelFile
 
 LOG_WIDTH = 160  # columns for tables when stdout is not a terminal
@@ -134,13 +137,13 @@ class Reporter:
         problem: Problem,
         features: Sequence[str],
         targets: Sequence[str],
-        tol: float,
-        patience: int,
-        output: Path,
+        stop: tuple[float, int, float],
+        output: Path | None,
     ) -> None:
-        """After a fit: the loss by epoch, the summary, the weights (or the network's layers)."""
+        """After a fit: the loss by epoch, the summary, the weights (or the network's layers).
+        stop: (tol, patience, gap_tol); output: the model file written, None when none was."""
         self.loss_table(fitted.history)
-        self.fit_summary(fitted, targets, tol, patience, output, problem.optimum_loss)
+        self.fit_summary(fitted, problem, targets, stop, output)
         if fitted.W is not None and fitted.bias is not None:
             self.weights_table(features, targets, fitted.W, fitted.bias)
         else:
@@ -149,20 +152,26 @@ class Reporter:
     def fit_summary(
         self,
         fitted: Fitted,
+        problem: Problem,
         targets: Sequence[str],
-        tol: float,
-        patience: int,
-        output: object,
-        optimum: float,
+        stop: tuple[float, int, float],
+        output: Path | None,
     ) -> None:
-        run = fitted.end
-        last = fitted.history.seconds[-1]
+        tol, patience, gap_tol = stop
+        end, optimum = fitted.end, problem.optimum_loss
         gap = fitted.train_loss - optimum
         relative = f" ({fmt(gap / optimum, 3)} of L*)" if optimum > 0 else ""
         name = "least-squares optimum L*" if fitted.W is not None else "best affine fit L*"
+        if output is None:
+            saved = "none: no model file written"
+        elif end.best_epoch is not None:
+            saved = f"epoch {end.weights_epoch} (the best validation loss) in {output}"
+        else:
+            saved = f"epoch {end.weights_epoch} (the last) in {output}"
         items = [
-            ("epochs run", str(run.epochs_run)),
-            ("stopped", stop_message(run, tol, patience)),
+            ("verdict", what_happened(fitted, gap_tol, patience)),
+            ("epochs run", str(end.epochs_run)),
+            ("stopped because", stop_message(end, tol, patience)),
             ("training loss", fmt(fitted.train_loss, 10)),
             (name, fmt(optimum, 10)),
             ("gap L - L*", f"{fmt(gap, 3)}{relative}"),
@@ -171,8 +180,8 @@ class Reporter:
         if fitted.val_loss is not None and fitted.val_r2 is not None:
             items.append(("validation loss", fmt(fitted.val_loss, 10)))
             items.append(("validation R²", _per_target(targets, fitted.val_r2)))
-        items.append(("time", f"{last:.3f} s"))
-        items.append(("model file", str(output)))
+        items.append(("training time", f"{fitted.history.seconds[-1]:.3f} s (the epochs only)"))
+        items.append(("weights saved", saved))
         self.summary(items)
 
     # -- progress ----------------------------------------------------------------------------
@@ -294,8 +303,11 @@ def stop_message(run: RunEnd, tol: float, patience: int) -> str:
     reason = run.stop_reason
     if reason == "max_epochs":
         return f"ran all {run.epochs_run} epochs asked for"
-    if reason == "converged":
-        return f"training loss improved by less than {tol:g} (relative) for {patience} epochs"
+    if reason == "tol":
+        return (
+            f"the --tol rule: training loss improved by less than {tol:g} (relative) for "
+            f"{patience} epochs"
+        )
     if reason == "early_stopping":
         return (
             f"validation loss improved by less than {tol:g} (relative) for {patience} epochs; "
@@ -303,28 +315,110 @@ def stop_message(run: RunEnd, tol: float, patience: int) -> str:
         )
     if reason == "interrupted":
         return f"interrupted (Ctrl-C) during epoch {run.epochs_run + 1}"
-    return f"diverged at epoch {run.diverged_epoch}"
+    return f"the divergence rule, at epoch {run.diverged_epoch} ({run.diverged_by})"
 
 
-def divergence_hint(problem: Problem, batch_size: int | None) -> str:
-    """What rate would be stable, for the one-line divergence error."""
+def verdict_cell(verdict: Verdict, epoch: int) -> str:
+    """A verdict in a table cell: the word, and where a diverged run stopped."""
+    return f"diverged at epoch {epoch}" if verdict is Verdict.DIVERGED else verdict.value
+
+
+def stable_rate_hint(problem: Problem, batch_size: int | None, lr: float) -> str:
+    """What rate would be stable, after a run that diverged or went unstable."""
+    smaller = fmt(lr / 10, 3)  # an order of magnitude down
     if not problem.affine:
-        return "try a smaller --lr (the 2/λmax bound is the affine model's, not a network's)"
+        return (
+            f"try a smaller --lr, e.g. {smaller}, or let babynn sweep-lr find one (2/λmax is the "
+            "affine model's bound, not a network's)"
+        )
     curvature = problem.curvature()
     bound = fmt(curvature.stable_lr, 4)
     text = f"full-batch gradient descent on this data is stable below {bound} (2/λmax)"
     if batch_size is not None and batch_size < problem.n_train:
-        return f"{text}, and --batch-size {batch_size} needs a smaller rate"
+        smaller = fmt(min(lr / 10, curvature.suggested_lr), 3)
+        return (
+            f"{text}, and --batch-size {batch_size} needs a smaller rate still: try --lr "
+            f"{smaller}, or let babynn sweep-lr --batch-size {batch_size} find one"
+        )
     return f"{text}, e.g. --lr {fmt(curvature.suggested_lr)}"
 
 
-def divergence_message(fitted: Fitted, problem: Problem, batch_size: int | None) -> str:
-    end = fitted.end
-    loss = fmt(float(fitted.history.train_loss[-1, 0]))
-    return (
-        f"training diverged at epoch {end.diverged_epoch} with learning rate "
-        f"{fmt(end.diverged_lr)} (loss {loss}); " + divergence_hint(problem, batch_size)
-    )
+def _gap_words(j: Judgement) -> str:
+    if j.optimum_loss is None:
+        return f"loss {fmt(j.final_loss, 6)}"
+    if j.optimum_loss > 0:
+        return f"(L − L*)/L* = {fmt(j.relative_gap, 3)}"
+    return f"L − L* = {fmt(j.relative_gap, 3)}"
+
+
+def what_happened(fitted: Fitted, gap_tol: float, patience: int) -> str:
+    """The verdict in a sentence, with this run's numbers."""
+    j, end = fitted.judgement, fitted.end
+    best = f"its best {fmt(j.best_loss, 6)} at epoch {j.best_epoch}"
+    if j.verdict is Verdict.CONVERGED:
+        if j.optimum_loss is None:
+            return f"converged: the loss settled at {fmt(j.final_loss, 8)} by epoch {j.final_epoch}"
+        return f"converged: {_gap_words(j)} ≤ {gap_tol:g} (--gap-tol) at epoch {j.final_epoch}"
+    if j.verdict is Verdict.STILL_FALLING:
+        return f"still falling: {_gap_words(j)} after {j.final_epoch} epochs"
+    if j.verdict is Verdict.PLATEAU:
+        return (
+            f"plateau: {_gap_words(j)} after {j.final_epoch} epochs, the loss "
+            f"{fmt(j.final_loss / j.best_loss, 3)}× {best}: it no longer falls"
+        )
+    if j.verdict is Verdict.UNSTABLE:
+        return (
+            f"unstable: the loss ended at {fmt(j.final_loss, 6)} after {j.final_epoch} epochs, "
+            f"{fmt(j.final_loss / j.best_loss, 3)}× {best}"
+        )
+    e, L, L0 = j.final_epoch, fmt(j.final_loss, 6), fmt(j.initial_loss, 6)
+    at = f" at epoch {e} with learning rate {fmt(end.diverged_lr)}" if end.diverged_lr else ""
+    rule = end.diverged_by
+    if rule is DivergenceRule.NOT_FINITE:
+        why = f"the loss overflowed to {L} at epoch {e}"
+    elif rule is DivergenceRule.FAR_ABOVE_START:
+        why = f"the loss grew to {L} at epoch {e}, more than 10⁴ times where it started ({L0})"
+    elif rule is DivergenceRule.STEADY_RISE:
+        why = (
+            f"the loss rose in each of {patience} epochs in a row, to {L} at epoch {e} from "
+            f"{best} (at full batch a stable rate never raises the loss)"
+        )
+    elif rule is DivergenceRule.BLOW_UP:
+        why = (
+            f"the loss rose to {L} at epoch {e}, above where it started ({L0}) and "
+            f"{fmt(j.final_loss / j.best_loss, 3)}× {best}"
+        )
+    else:
+        why = f"the loss ended at {L} after {e} epochs, above where it started ({L0})"
+    return f"diverged{at}: {why}"
+
+
+def next_step(
+    fitted: Fitted, problem: Problem, advice: Advice, batch_size: int | None, lr: float
+) -> str | None:
+    """What to try after a run that did not converge, with numbers from this run."""
+    j, end = fitted.judgement, fitted.end
+    last_lr = float(fitted.history.lr[-1, 0]) if len(fitted.history.lr) > 1 else lr
+    if j.verdict is Verdict.CONVERGED:
+        return None
+    if j.verdict.failed:
+        return stable_rate_hint(problem, batch_size, last_lr)
+    if j.verdict is Verdict.PLATEAU:
+        return (
+            f"the noise of stochastic descent at η = {fmt(last_lr, 4)} keeps it there; a decaying "
+            "schedule (e.g. --schedule inverse) or a smaller --lr lowers the floor"
+        )
+    E = j.final_epoch
+    tol = " --tol 0" if end.stop_reason is StopReason.TOL else ""
+    faster = ""
+    if advice.best_lr is not None and advice.best_lr_epochs is not None:
+        faster = f", or --lr {fmt(advice.best_lr, 4)} gets there in {advice.best_lr_epochs}"
+    if advice.more_epochs is not None:
+        return (
+            f"about {advice.more_epochs} more epochs at η = {fmt(last_lr, 4)} "
+            f"(--epochs {E + advice.more_epochs}{tol}){faster}"
+        )
+    return f"more epochs (e.g. --epochs {2 * max(E, 1)}{tol}){faster}"
 
 
 def history_columns(h: History) -> dict[str, Any]:
@@ -345,11 +439,12 @@ def fit_document(
     saved: ModelFile,
     result: dict[str, Any],
     schedule: str,
-    output: Path,
+    output: Path | None,
 ) -> dict[str, Any]:
-    """What `fit --json` prints: the model, how the run went, its history."""
+    """What `fit --json` prints: the model, how the run went, its history. `output`: the model
+    file written (None when none was)."""
     doc: dict[str, Any] = {
-        "model_file": str(output),
+        "model_file": None if output is None else str(output),
         "kind": saved.kind,
         "features": saved.features,
         "targets": saved.targets,

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from rich import box
 from rich.table import Table
 
-from babynn_cli.report import Reporter, fmt
+from babynn_cli.report import Reporter, fmt, verdict_cell
 from babynn_cli.report.plot import Series, TextPlot, new_figure, save_png
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ def table(result: Comparison, gap_tol: float, wide: bool = True) -> Table:
     if wide:
         t.add_column("‖W̃ - W̃*‖", justify="right", no_wrap=True)
     t.add_column("reached", justify="right")
-    t.add_column("status", min_width=8)
+    t.add_column("verdict", min_width=8)
     if wide:
         t.add_column("time s", justify="right", no_wrap=True)
 
@@ -64,12 +64,12 @@ def table(result: Comparison, gap_tol: float, wide: bool = True) -> Table:
         "(L-L*)/L*": "0",
         "‖W̃ - W̃*‖": "0",
         "reached": "-",
-        "status": "optimum",
+        "verdict": "optimum",
         "time s": "-",
     }
     add(reference, "italic")
     for k, row in enumerate(result.rows):
-        diverged = row.status == "diverged"
+        diverged = row.verdict is not None and row.verdict.failed
 
         def number(value: float | None, digits: int = 3, hide: bool = diverged) -> str:
             return "-" if hide else fmt(value, digits)
@@ -83,7 +83,9 @@ def table(result: Comparison, gap_tol: float, wide: bool = True) -> Table:
             "(L-L*)/L*": number(row.relative_gap),
             "‖W̃ - W̃*‖": number(row.weight_distance),
             "reached": "-" if row.reached_epoch is None else str(row.reached_epoch),
-            "status": f"diverged at epoch {row.epochs_run}" if diverged else row.status,
+            "verdict": "saved model"
+            if row.verdict is None
+            else verdict_cell(row.verdict, row.epochs_run or 0),
             "time s": "-" if row.seconds is None else f"{row.seconds:.3f}",
         }
         add(cells, "bold green" if k == result.best else "red" if diverged else None)
@@ -130,7 +132,8 @@ def _row_record(row: Any, features: list[str]) -> dict[str, Any]:
         "relative_gap": row.relative_gap,
         "weight_distance": row.weight_distance,
         "reached_epoch": row.reached_epoch,
-        "status": row.status,
+        "verdict": None if row.verdict is None else row.verdict.value,
+        "stop_reason": None if row.stop_reason is None else row.stop_reason.value,
         "epochs_run": row.epochs_run,
         "seconds": row.seconds,
     }
@@ -151,7 +154,8 @@ def columns(result: Comparison, features: list[str]) -> dict[str, list[Any]]:
             "relative_gap": 0.0,
             "weight_distance": 0.0,
             "reached_epoch": None,
-            "status": "optimum",
+            "verdict": "optimum",
+            "stop_reason": None,
             "epochs_run": None,
             "seconds": None,
         },

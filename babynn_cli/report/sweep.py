@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
-from babynn_cli.report import Reporter, fmt
+from babynn_cli.report import Reporter, fmt, verdict_cell
 from babynn_cli.report.plot import Series, TextPlot, VLine, new_figure, save_png
 
 if TYPE_CHECKING:
@@ -42,10 +42,10 @@ def table(result: Sweep, gap_tol: float) -> Table:
         t.add_column("final val loss", justify="right")
     t.add_column("best loss", justify="right")
     t.add_column("reached at", justify="right")
-    t.add_column("status", no_wrap=True)
+    t.add_column("verdict", no_wrap=True)
     for k, row in enumerate(result.rows):
-        diverged = row.status == "diverged"
-        status = f"diverged at epoch {row.stopped_epoch}" if diverged else row.status
+        diverged = row.verdict.failed
+        status = verdict_cell(row.verdict, row.stopped_epoch)
         lr = ("η* " if row.from_theory else "") + fmt(row.lr, 4)
         cells = [
             "★" if k == result.suggested else "",
@@ -113,8 +113,8 @@ def theory_block(result: Sweep, gap_tol: float) -> Table:
 
 
 def text_plot(result: Sweep) -> Any:
-    ok = [r for r in result.rows if r.status != "diverged"]
-    bad = [r for r in result.rows if r.status == "diverged"]
+    ok = [r for r in result.rows if not r.verdict.failed]
+    bad = [r for r in result.rows if r.verdict.failed]
     final = [r.final_monitored for r in ok]
     series = [Series([r.lr for r in ok], final, "●", "cyan", "final loss")]
     s = result.suggested
@@ -122,7 +122,11 @@ def text_plot(result: Sweep) -> Any:
         row = result.rows[s]
         label = f"suggested {fmt(row.lr, 3)}"
         series.append(Series([row.lr], [row.final_monitored], "◆", "bold green", label))
-    top = [Series([r.lr for r in bad], [0.0] * len(bad), "x", "red", "diverged")] if bad else []
+    top = (
+        [Series([r.lr for r in bad], [0.0] * len(bad), "x", "red", "diverged or unstable")]
+        if bad
+        else []
+    )
     bound = result.theory.curvature.stable_lr
     vlines = [VLine(bound, "┊", "yellow", f"2/λmax = {fmt(bound, 3)}")]
     return TextPlot(
@@ -142,7 +146,8 @@ def columns(result: Sweep) -> dict[str, list[Any]]:
         "final_val_loss": [r.final_val_loss for r in rows],
         "best_loss": [r.best_loss for r in rows],
         "reached_epoch": [r.reached_epoch for r in rows],
-        "status": [r.status for r in rows],
+        "verdict": [r.verdict.value for r in rows],
+        "stop_reason": [r.stop_reason.value for r in rows],
         "stopped_epoch": [r.stopped_epoch for r in rows],
         "from_theory": [r.from_theory for r in rows],
         "suggested": [k == result.suggested for k in range(len(rows))],
@@ -180,13 +185,13 @@ def as_json(result: Sweep, rule: str, gap_tol: float) -> dict[str, Any]:
 
 def save_plot(result: Sweep, path: Path) -> None:
     figure, ax = new_figure()
-    ok = [r for r in result.rows if r.status != "diverged"]
-    bad = [r for r in result.rows if r.status == "diverged"]
+    ok = [r for r in result.rows if not r.verdict.failed]
+    bad = [r for r in result.rows if r.verdict.failed]
     final = [r.final_monitored for r in ok]
     ax.loglog([r.lr for r in ok], final, "o-", label=_final_column(result))  # type: ignore[attr-defined]
     if bad:
         top = max(final) if final else 1.0
-        ax.plot([r.lr for r in bad], [top] * len(bad), "rx", label="diverged")  # type: ignore[attr-defined]
+        ax.plot([r.lr for r in bad], [top] * len(bad), "rx", label="diverged or unstable")  # type: ignore[attr-defined]
     ax.axvline(result.theory.curvature.stable_lr, color="orange", ls="--", label="2/λmax")  # type: ignore[attr-defined]
     if result.suggested is not None:
         row = result.rows[result.suggested]

@@ -1,0 +1,142 @@
+"""What happened in a run, judged from its loss curve: the verdict, apart from why it stopped.
+
+Why a run stopped (`StopReason`: the epochs ran out, the --tol rule, early stopping, Ctrl-C, the
+divergence rule) says nothing of where it got to. The verdict does, in one vocabulary for fit,
+sweep-lr and compare, read from the training loss: L0 at the start, Lbest the lowest of the run,
+Lend at its last epoch, and for the affine model the least-squares optimum L*:
+
+- diverged: the divergence rule stopped it (see `core.train`), or Lend > L0: it ended above where
+  it started.
+- unstable: Lend > UNSTABLE_FACTOR·Lbest: the loss blew up well above its best and did not come
+  back.
+- converged: the affine model: (Lend − L*)/L* ≤ gap_tol. A network (no L* to reach): the --tol
+  rule stopped it and Lend is within gap_tol (relative) of Lbest: the loss has settled at its best.
+- still falling: not there yet, and Lend is the lowest loss of the run: it was still going down.
+- plateau: not there, and no longer falling: the loss wanders above its best. Stochastic descent at
+  a constant rate settles at such a noise floor around the optimum.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+
+import numpy as np
+
+from babynn_cli.core.problem import Problem
+from babynn_cli.core.train import RunEnd, StopReason
+from babynn_cli.core.vocabulary import Params
+
+UNSTABLE_FACTOR = 10.0
+# Lend above L0 by less than this (relative) is rounding, not a rise: a run that starts at the
+# optimum (a warm start) stays there to rounding
+ROUNDING = 1e-12
+
+
+class Verdict(StrEnum):
+    CONVERGED = "converged"
+    STILL_FALLING = "still falling"
+    PLATEAU = "plateau"
+    UNSTABLE = "unstable"
+    DIVERGED = "diverged"
+
+    @property
+    def failed(self) -> bool:
+        """The rate was too large: the run's weights are not worth keeping."""
+        return self in (Verdict.UNSTABLE, Verdict.DIVERGED)
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """A run's verdict and the numbers it was read from (training losses)."""
+
+    verdict: Verdict
+    initial_loss: float  # L0
+    best_loss: float  # Lbest
+    best_epoch: int
+    final_loss: float  # Lend: at the epoch of the weights kept (the diverged epoch, if diverged)
+    final_epoch: int
+    optimum_loss: float | None  # L* (None for a network)
+
+    @property
+    def relative_gap(self) -> float | None:
+        """(Lend − L*)/L*, or Lend − L* when L* = 0; None for a network."""
+        return (
+            None if self.optimum_loss is None else relative_gap(self.final_loss, self.optimum_loss)
+        )
+
+
+def relative_gap(loss: float, optimum: float) -> float:
+    """(L − L*)/L*, or L − L* when L* = 0 (a perfect affine fit)."""
+    gap = loss - optimum
+    return gap / optimum if optimum > 0 else gap
+
+
+def judge(losses: np.ndarray, end: RunEnd, optimum_loss: float | None, gap_tol: float) -> Judgement:
+    """The verdict of one run from its training losses by epoch (epoch 0 first, nan after it
+    stopped), why it stopped, and L* (None for a network)."""
+    curve = np.asarray(losses, dtype=float)
+    last = end.epochs_run if end.stop_reason is StopReason.DIVERGED else end.weights_epoch
+    ran = curve[: last + 1]
+    L0, Lend = float(ran[0]), float(ran[-1])
+    finite = np.where(np.isfinite(ran), ran, np.inf)
+    best_epoch = int(np.argmin(finite))
+    Lbest = float(finite[best_epoch])
+
+    def verdict() -> Verdict:
+        if (
+            end.stop_reason is StopReason.DIVERGED
+            or not math.isfinite(Lend)
+            or Lend > L0 * (1 + ROUNDING)
+        ):
+            return Verdict.DIVERGED
+        if Lend > UNSTABLE_FACTOR * Lbest:
+            return Verdict.UNSTABLE
+        if optimum_loss is not None:
+            if relative_gap(Lend, optimum_loss) <= gap_tol:
+                return Verdict.CONVERGED
+        elif end.stop_reason is StopReason.TOL and Lend <= Lbest * (1 + gap_tol):
+            return Verdict.CONVERGED
+        return Verdict.STILL_FALLING if Lend <= Lbest else Verdict.PLATEAU
+
+    return Judgement(verdict(), L0, Lbest, best_epoch, Lend, last, optimum_loss)
+
+
+def gap_target(optimum_loss: float, gap_tol: float) -> float:
+    """The largest L − L* that counts as converged: gap_tol·L*, or gap_tol when L* = 0."""
+    return gap_tol * optimum_loss if optimum_loss > 0 else gap_tol
+
+
+@dataclass(frozen=True)
+class Advice:
+    """Numbers for the next step after a run that did not converge (affine model; None where
+    theory has nothing to say: networks, minibatches, rates past the bound)."""
+
+    more_epochs: int | None  # epochs more at the run's last rate, at full batch, to reach gap_tol
+    best_lr: float | None  # η* = 2/(λmax + λmin)
+    best_lr_epochs: int | None  # epochs η* needs from the run's initial weights
+    stable_lr: float | None  # 2/λmax
+
+
+def advise(
+    problem: Problem,
+    initial: Params,
+    final: Params,
+    last_lr: float,
+    full_batch: bool,
+    gap_tol: float,
+) -> Advice:
+    """What theory predicts for this problem: from the run's final weights (standardised units),
+    how many more full-batch epochs its last rate needs; from its initial weights, how many η*
+    needs. Predictions are exact for the affine model at full batch (see `core.theory`)."""
+    if not problem.affine:
+        return Advice(None, None, None, None)
+    curvature = problem.curvature()
+    target = gap_target(problem.optimum_loss, gap_tol)
+    best = curvature.best_lr
+    best_epochs = curvature.epochs_to_reach(problem.error(initial), best, target)
+    more = None
+    if full_batch and 0 < last_lr < curvature.stable_lr:
+        more = curvature.epochs_to_reach(problem.error(final), last_lr, target)
+    return Advice(more, best, best_epochs, curvature.stable_lr)
