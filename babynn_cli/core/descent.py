@@ -22,7 +22,8 @@ of length K) and η is a vector of K rates, one per run. A run that has stopped 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -33,8 +34,34 @@ from babynn_cli.core.vocabulary import Evaluator, Oracle, Params
 
 # rates(t0, count) -> (count, K): the K runs' rates for updates t0, t0 + 1, ... (0 once stopped)
 Rates = Callable[[int, int], np.ndarray]
-# What one epoch leaves: the K runs' parameters, their training losses (K,), the last rates (K,).
-Epoch = tuple[Params, np.ndarray, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Epochs:
+    """What B epochs in a row leave: the K runs' parameters after each, their training losses
+    (B, K), and the rate of each epoch's last update (B, K)."""
+
+    params: Sequence[Params]
+    losses: np.ndarray
+    lrs: np.ndarray
+
+    @classmethod
+    def one(cls, params: Params, losses: np.ndarray, lr: np.ndarray) -> Epochs:
+        return cls([params], losses[None], lr[None])
+
+
+class _Stacked(Sequence[Params]):
+    """The parameters after each of B epochs, held as arrays (B, K, ...): epoch j on demand."""
+
+    def __init__(self, every: Params) -> None:
+        self.every = every
+        self.size = len(next(iter(every.values())))
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, j: int) -> Params:  # type: ignore[override]
+        return {k: v[j] for k, v in self.every.items()}
 
 
 def update(params: Params, grads: Params, lr: np.ndarray) -> Params:
@@ -58,8 +85,9 @@ class Descent(Protocol):
         (None: all). Returns the K training losses at `params`."""
         ...
 
-    def epochs(self, first: int, last: int, rates: Rates) -> Iterator[Epoch]:
-        """Epochs first..last (counted from 1), each yielded as soon as it is known."""
+    def epochs(self, first: int, last: int, rates: Rates) -> Iterator[Epochs]:
+        """Epochs first..last (counted from 1), yielded as soon as they are known (one at a time,
+        or all at once)."""
         ...
 
 
@@ -97,12 +125,12 @@ class GradientDescent:
         losses, self.grads = self.oracle(params)
         return losses
 
-    def epochs(self, first: int, last: int, rates: Rates) -> Iterator[Epoch]:
+    def epochs(self, first: int, last: int, rates: Rates) -> Iterator[Epochs]:
         for lr in rates(first - 1, last - first + 1):  # update t = epoch - 1
             params = update(self.params, self.grads, lr)
             losses, self.grads = self.oracle(params)
             self.params = params
-            yield params, losses, lr
+            yield Epochs.one(params, losses, lr)
 
 
 class MinibatchDescent:
@@ -120,7 +148,7 @@ class MinibatchDescent:
         self.params = params
         return self.losses(params)
 
-    def epochs(self, first: int, last: int, rates: Rates) -> Iterator[Epoch]:
+    def epochs(self, first: int, last: int, rates: Rates) -> Iterator[Epochs]:
         data, batch = self.data, self.batch
         for epoch in range(first, last + 1):
             table = rates((epoch - 1) * self.updates_per_epoch, self.updates_per_epoch)
@@ -132,7 +160,7 @@ class MinibatchDescent:
                 _, grads = self.model.losses_and_grads(params, X, Y)
                 params = update(params, grads, lr)
             self.params = params
-            yield params, self.losses(params), table[-1]
+            yield Epochs.one(params, self.losses(params), table[-1])
 
 
 class MomentDescent:
@@ -189,7 +217,7 @@ class MomentDescent:
         self.s = fresh if changed is None else np.where(changed[:, None, None], fresh, self.s)
         return self.moments.losses(params)
 
-    def epochs(self, first: int, last: int, rates: Rates) -> Iterator[Epoch]:
+    def epochs(self, first: int, last: int, rates: Rates) -> Iterator[Epochs]:
         lrs = rates(first - 1, last - first + 1)  # (B, K)
         states = np.empty((len(lrs), *self.s.shape))
         step = np.empty_like(self.s)
@@ -203,9 +231,7 @@ class MomentDescent:
         B, K = lrs.shape
         every = self.params(states)  # (B, K, ...)
         flat = {k: v.reshape((B * K, *v.shape[2:])) for k, v in every.items()}
-        losses = self.moments.losses(flat).reshape(B, K)
-        for j in range(B):
-            yield {k: v[j] for k, v in every.items()}, losses[j], lrs[j]
+        yield Epochs(_Stacked(every), self.moments.losses(flat).reshape(B, K), lrs)
 
 
 # Up to this many columns in θ̂ (m + 1 + n), composing maps costs less than a Python step per batch.
@@ -252,12 +278,12 @@ class BatchMapDescent:
         self.params = params
         return self.losses(params)
 
-    def epochs(self, first: int, last: int, rates: Rates) -> Iterator[Epoch]:
+    def epochs(self, first: int, last: int, rates: Rates) -> Iterator[Epochs]:
         for epoch in range(first, last + 1):
             table = rates((epoch - 1) * self.updates_per_epoch, self.updates_per_epoch)
             order = self.rng.permutation(self.data.n_rows)
             self.params = self._epoch(self.params, order, table)
-            yield self.params, self.losses(self.params), table[-1]
+            yield Epochs.one(self.params, self.losses(self.params), table[-1])
 
     def _epoch(self, stack: Params, order: np.ndarray, rates: np.ndarray) -> Params:
         """One epoch: batches of `order`'s rows in turn; rates: (batches, K), one row a batch."""

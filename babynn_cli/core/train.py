@@ -19,7 +19,7 @@ from enum import StrEnum
 
 import numpy as np
 
-from babynn_cli.core.descent import Descent, Rates
+from babynn_cli.core.descent import Descent, Epochs, Rates
 from babynn_cli.core.model import Model
 from babynn_cli.core.rows import Rows
 from babynn_cli.core.schedules import Schedule
@@ -218,20 +218,24 @@ def _descend(
     record: _Record,
     val_losses: Evaluator | None,
     clock: float,
-) -> tuple[list[Params], bool]:
+) -> tuple[Sequence[Params], bool]:
     """Epochs first..last, recorded as they come: the weights after each, and whether Ctrl-C
     stopped the block (the epochs it finished are kept)."""
-    snapshots: list[Params] = []
+    parts: list[Epochs] = []
+    done = first
+    interrupted = False
     try:
         with np.errstate(all="ignore"):
-            for new, losses, lr in descent.epochs(first, last, rates):
-                epoch = first + len(snapshots)
-                record.epoch(epoch, lr, losses, val_losses, new, time.perf_counter() - clock)
-                snapshots.append(new)
+            for epochs in descent.epochs(first, last, rates):
+                record.epochs(done, epochs, val_losses, time.perf_counter() - clock)
+                parts.append(epochs)
+                done += len(epochs.params)
     except KeyboardInterrupt:
-        record.drop_after(first + len(snapshots) - 1)
-        return snapshots, True
-    return snapshots, False
+        record.drop_after(done - 1)
+        interrupted = True
+    if len(parts) == 1:
+        return parts[0].params, interrupted
+    return [params for part in parts for params in part.params], interrupted
 
 
 def _call(on_epoch: Callable[[EpochInfo], None], info: EpochInfo) -> bool:
@@ -263,18 +267,13 @@ class _Record:
             record.val[0] = val_losses(params)
         return record
 
-    def epoch(
-        self,
-        e: int,
-        lr: np.ndarray,
-        losses: np.ndarray,
-        val_losses: Evaluator | None,
-        params: Params,
-        seconds: float,
-    ) -> None:
-        self.lr[e], self.loss[e], self.seconds[e] = lr, losses, seconds
+    def epochs(self, e: int, epochs: Epochs, val_losses: Evaluator | None, seconds: float) -> None:
+        """Epochs e, e + 1, ... as the descent left them."""
+        rows = slice(e, e + len(epochs.params))
+        self.lr[rows], self.loss[rows], self.seconds[rows] = epochs.lrs, epochs.losses, seconds
         if val_losses is not None:
-            self.val[e] = val_losses(params)
+            for j, params in enumerate(epochs.params):
+                self.val[e + j] = val_losses(params)
 
     def drop_after(self, e: int) -> None:
         """Forget epochs after e (an interrupted block)."""
@@ -412,7 +411,7 @@ class _Rules:
         self,
         record: _Record,
         first: int,
-        snapshots: list[Params],
+        snapshots: Sequence[Params],
         start: Params,
         running: np.ndarray,
         ends: list[RunEnd | None],
@@ -435,7 +434,9 @@ class _Rules:
             self.carry(k, first, stops, keep, snapshots)
         return kept, stopped
 
-    def carry(self, k: int, first: int, stops: _Stops, valid: int, snapshots: list[Params]) -> None:
+    def carry(
+        self, k: int, first: int, stops: _Stops, valid: int, snapshots: Sequence[Params]
+    ) -> None:
         """Carry run k's counts and best loss past the `valid` epochs it kept of this block."""
         if not valid:
             return
