@@ -126,6 +126,17 @@ def compare(
         check_lr(lr)
     model.check(early_stopping)
     batches = [parse_batch(b) for b in batch_sizes or []]
+    if schedules or lrs or batches:
+        combos = [
+            (s.value, lr, b)
+            for s in schedules or [ScheduleName.constant]  # type: ignore[attr-defined]
+            for lr in lrs or [DEFAULT_LR]
+            for b in batches or [None]
+        ]
+    else:
+        combos = [] if models else list(DEFAULT_SET)  # --model alone: evaluate, train nothing
+    if plot is not None and not combos:
+        raise UsageError("--plot draws the runs' curves; with --model alone nothing is trained")
 
     from babynn_cli import data as datamod
     from babynn_cli import persistence
@@ -146,15 +157,6 @@ def compare(
     dataset, problem = load_problem(data, model)
     features, targets = dataset.features, dataset.targets
     saved = [file.evaluated(path, features, targets, problem) for path, file in saved_files]
-    if schedules or lrs or batches:
-        combos = [
-            (s.value, lr, b)
-            for s in schedules or [ScheduleName.constant]  # type: ignore[attr-defined]
-            for lr in lrs or [DEFAULT_LR]
-            for b in batches or [None]
-        ]
-    else:
-        combos = [] if saved else list(DEFAULT_SET)  # --model alone: evaluate, train nothing
     configs = list(dict.fromkeys(Config(rate.spec(s), lr, b) for s, lr, b in combos))
     params = initial_params(problem, model.seed, model.init.value)
     settings = TrainSettings(stop.epochs, None, stop.tol, stop.patience, early_stopping)

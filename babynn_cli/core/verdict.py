@@ -6,7 +6,8 @@ sweep-lr and compare, read from the training loss: L0 at the start, Lbest the lo
 Lend at its last epoch, and for the affine model the least-squares optimum L*:
 
 - diverged: the divergence rule stopped it (see `core.train`), or Lend > L0: it ended above where
-  it started.
+  it started (in floating point, however little: a run at exactly η = 2/λ flips its error's sign
+  every epoch and may end an ulp above its start).
 - unstable: Lend > UNSTABLE_FACTOR·Lbest: the loss blew up well above its best and did not come
   back.
 - converged: the affine model: (Lend − L*)/L* ≤ gap_tol. A network (no L* to reach): the --tol
@@ -29,9 +30,6 @@ from babynn_cli.core.train import RunEnd, StopReason
 from babynn_cli.core.vocabulary import Params
 
 UNSTABLE_FACTOR = 10.0
-# Lend above L0 by less than this (relative) is rounding, not a rise: a run that starts at the
-# optimum (a warm start) stays there to rounding
-ROUNDING = 1e-12
 
 
 class Verdict(StrEnum):
@@ -85,11 +83,7 @@ def judge(losses: np.ndarray, end: RunEnd, optimum_loss: float | None, gap_tol: 
     Lbest = float(finite[best_epoch])
 
     def verdict() -> Verdict:
-        if (
-            end.stop_reason is StopReason.DIVERGED
-            or not math.isfinite(Lend)
-            or Lend > L0 * (1 + ROUNDING)
-        ):
+        if end.stop_reason is StopReason.DIVERGED or not math.isfinite(Lend) or Lend > L0:
             return Verdict.DIVERGED
         if Lend > UNSTABLE_FACTOR * Lbest:
             return Verdict.UNSTABLE

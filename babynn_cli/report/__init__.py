@@ -66,12 +66,12 @@ class Reporter:
 
     def compare_header(self, source: str, problem: Problem, configs: int, saved: int) -> None:
         name = "standard input" if source == "-" else f"'{source}'"
+        what = [f"{configs} configuration(s)"] if configs else []
+        what += [f"{saved} saved model(s)"] if saved else []
+        held = f", {problem.n_val} held out for validation" if problem.n_val else ""
         self.status(
-            f"{name}: {problem.n_train} training rows"
-            + (f", {problem.n_val} held out for validation" if problem.n_val else "")
-            + f"; {configs} configuration(s)"
-            + (f" and {saved} saved model(s)" if saved else "")
-            + " against the least-squares optimum"
+            f"{name}: {problem.n_train} training rows{held}; {' and '.join(what)} against the "
+            "least-squares optimum" + ("" if configs else " (nothing trained)")
         )
 
     def metrics_line(self, mse: float, r2: Sequence[float], targets: Sequence[str]) -> None:
@@ -355,6 +355,8 @@ def what_happened(fitted: Fitted, gap_tol: float, patience: int) -> str:
     """The verdict in a sentence, with this run's numbers."""
     j, end = fitted.judgement, fitted.end
     best = f"its best {fmt(j.best_loss, 6)} at epoch {j.best_epoch}"
+    if j.best_epoch == 0:
+        best = f"where it started ({fmt(j.best_loss, 6)}), its best"
     if j.verdict is Verdict.CONVERGED:
         if j.optimum_loss is None:
             return f"converged: the loss settled at {fmt(j.final_loss, 8)} by epoch {j.final_epoch}"
@@ -384,13 +386,21 @@ def what_happened(fitted: Fitted, gap_tol: float, patience: int) -> str:
             f"{best} (at full batch a stable rate never raises the loss)"
         )
     elif rule is DivergenceRule.BLOW_UP:
-        why = (
-            f"the loss rose to {L} at epoch {e}, above where it started ({L0}) and "
-            f"{fmt(j.final_loss / j.best_loss, 3)}× {best}"
-        )
+        why = f"the loss rose to {L} at epoch {e}, {fmt(j.final_loss / j.best_loss, 3)}× {best}"
+        if j.best_epoch > 0:
+            why += f", and above where it started ({L0})"
     else:
+        L, L0 = _apart(j.final_loss, j.initial_loss)
         why = f"the loss ended at {L} after {e} epochs, above where it started ({L0})"
     return f"diverged{at}: {why}"
+
+
+def _apart(a: float, b: float) -> tuple[str, str]:
+    """a and b with enough digits (6 at least) to tell them apart."""
+    for digits in range(6, 18):
+        if fmt(a, digits) != fmt(b, digits):
+            break
+    return fmt(a, digits), fmt(b, digits)
 
 
 def next_step(

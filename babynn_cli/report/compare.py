@@ -23,7 +23,8 @@ WIDE = 120  # below this many columns the table leaves out L - L*, the weights' 
 
 def show(report: Reporter, result: Comparison, gap_tol: float) -> None:
     report.print(table(result, gap_tol, wide=report.width >= WIDE))
-    report.print(curves(result))
+    if _runs(result):  # saved models alone have no curves
+        report.print(curves(result))
 
 
 def table(result: Comparison, gap_tol: float, wide: bool = True) -> Table:
