@@ -112,3 +112,18 @@ def test_the_readme_makefile_runs(tmp_path):
     assert predictions[0] == "progression" and len(predictions) == 443
     again = subprocess.run(["make", f"BABYNN={BIN}"], cwd=tmp_path, capture_output=True, text=True)
     assert "Nothing to be done" in again.stdout or "up to date" in again.stdout
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_the_readme_makefile_gate_stops_make_on_a_model_that_did_not_converge(tmp_path):
+    """Too few epochs for the README's rule: fit exits 4, no model.json, make stops there."""
+    makefile = readme_makefile().replace("--epochs 5000", "--epochs 50")
+    (tmp_path / "Makefile").write_text(makefile)
+    shutil.copy(DIABETES, tmp_path / "train.csv")
+    shutil.copy(DIABETES, tmp_path / "new.csv")
+    result = subprocess.run(
+        ["make", f"BABYNN={BIN}"], cwd=tmp_path, capture_output=True, text=True, env=ENV
+    )
+    assert result.returncode != 0
+    assert "Error: still falling: " in result.stderr
+    assert not (tmp_path / "model.json").exists() and not (tmp_path / "predictions.csv").exists()

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -24,8 +25,6 @@ from babynn_cli.core.verdict import Verdict
 from babynn_cli.jsontext import dumps
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from babynn_cli.core.fit import Fitted
     from babynn_cli.core.mlp import MLP
     from babynn_cli.core.problem import Problem
@@ -236,7 +235,6 @@ class Reporter:
 
     def loss_table(self, history: History, rows: int = 12) -> None:
         """Epochs spread on a log scale, plus the first and the last."""
-        import numpy as np
 
         last = int(history.epoch[-1])
         wanted = {0, last}
@@ -365,7 +363,7 @@ def what_happened(fitted: Fitted, gap_tol: float, patience: int) -> str:
         return f"still falling: {_gap_words(j)} after {j.final_epoch} epochs"
     if j.verdict is Verdict.PLATEAU:
         return (
-            f"plateau: {_gap_words(j)} after {j.final_epoch} epochs, the loss "
+            f"plateau: {_gap_words(j)} after {j.final_epoch} epochs, the loss at "
             f"{fmt(j.final_loss / j.best_loss, 3)}× {best}: it no longer falls"
         )
     if j.verdict is Verdict.UNSTABLE:
@@ -418,15 +416,28 @@ def next_step(
             f"the noise of stochastic descent at η = {fmt(last_lr, 4)} keeps it there; a decaying "
             "schedule (e.g. --schedule inverse) or a smaller --lr lowers the floor"
         )
+    if end.stop_reason is StopReason.EARLY_STOPPING:
+        return (
+            f"early stopping kept epoch {end.weights_epoch}, the best validation loss; the "
+            "training loss was still falling there, as it does when validation stops improving"
+        )
     E = j.final_epoch
     tol = " --tol 0" if end.stop_reason is StopReason.TOL else ""
     faster = ""
     if advice.best_lr is not None and advice.best_lr_epochs is not None:
-        faster = f", or --lr {fmt(advice.best_lr, 4)} gets there in {advice.best_lr_epochs}"
-    if advice.more_epochs is not None:
+        how = "" if advice.more_epochs is not None else "full-batch descent (no --batch-size) at "
+        faster = f", or {how}--lr {fmt(advice.best_lr, 4)} gets there in {advice.best_lr_epochs}"
+    rates = fitted.history.lr[1:, 0]
+    if advice.more_epochs is not None and np.all(rates == rates[0]):  # a constant rate
         return (
             f"about {advice.more_epochs} more epochs at η = {fmt(last_lr, 4)} "
             f"(--epochs {E + advice.more_epochs}{tol}){faster}"
+        )
+    if advice.more_epochs is not None:  # a decaying rate: hold its last value from here
+        return (
+            f"about {advice.more_epochs} more epochs at η = {fmt(last_lr, 4)} held constant "
+            f"(--warm-start from this model with --lr {fmt(last_lr, 10)} --epochs "
+            f"{advice.more_epochs}{tol}){faster}"
         )
     return f"more epochs (e.g. --epochs {2 * max(E, 1)}{tol}){faster}"
 
@@ -498,7 +509,6 @@ def records(columns: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _progress_fields(info: EpochInfo) -> tuple[str, str]:
     """The loss and rate of one run; for several, the lowest loss and how many still run."""
-    import numpy as np
 
     if len(info.train_loss) == 1:
         return fmt(float(info.train_loss[0])), f"η {fmt(float(info.lr[0]))}"
