@@ -95,7 +95,8 @@ ModelsOpt = Annotated[
 @app.command(
     help="Train several configurations on DATA from the same initial weights and set them beside "
     "the closed-form least-squares optimum: final loss, gap L - L*, distance of the weights, "
-    "epochs to reach --gap-tol, verdict and time; saved models (--model) join as rows. Every "
+    "epochs to reach --gap-tol, verdict (as `babynn fit` gives it: see fit --help) and time; "
+    "saved models (--model) join as rows. Every "
     "combination of the --schedule, --lr and --batch-size values given runs; with none given, "
     "constant, inverse and exponential at full batch and inverse at batch 32, all at η0 = 0.1, "
     "or, with --model, no training at all: the saved models against the optimum. "

@@ -28,6 +28,7 @@ from babynn_cli.cli.options import (
     option_groups,
     reports_errors,
 )
+from babynn_cli.core.choices import VERDICTS
 from babynn_cli.errors import DivergedError, NotConvergedError
 
 EarlyStoppingOpt = Annotated[
@@ -72,7 +73,14 @@ OutputOpt = Annotated[
 ]
 
 
-@app.command(epilog="Example: babynn fit sample_data/notes_example.csv --lr 0.1 --epochs 500")
+@app.command(
+    help="Train the affine model (or, with --hidden, a network) on DATA by gradient descent and "
+    "save it as a JSON model file. The run ends with its verdict: "
+    + "; ".join(f"{name}: {meaning}" for name, meaning in VERDICTS)
+    + ". Exit codes: 0, or 3 when diverged or unstable (no model file written), or 4 with "
+    "--require-converged when not converged.",
+    epilog="Example: babynn fit sample_data/notes_example.csv --lr 0.1 --epochs 500",
+)
 @reports_errors
 @option_groups
 def fit(
@@ -92,8 +100,7 @@ def fit(
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Train the affine model (or, with --hidden, a network) on DATA by gradient descent and save
-    it as a JSON model file."""
+    """Train, judge the run, save the model unless it failed, and say what happened."""
     check_lr(lr)
     model.check(early_stopping)
 

@@ -63,7 +63,8 @@ LrsOpt = Annotated[
     "sweep-lr",
     help="Train DATA at many learning rates at once and set the result beside theory: the "
     "stability bound 2/λmax and the fastest rate 2/(λmax+λmin) of full-batch gradient descent. "
-    f"Suggests one rate: {SUGGESTION_RULE}.",
+    f"Suggests one rate: {SUGGESTION_RULE}. Each rate's verdict is the one `babynn fit` gives it "
+    "(see babynn fit --help).",
     epilog="Example: babynn sweep-lr sample_data/diabetes.csv --min 0.01 --max 1 --num 9",
 )
 @reports_errors

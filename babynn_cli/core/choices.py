@@ -46,3 +46,24 @@ DEFAULT_GAMMA = {"exponential": 0.99, "step": 0.5}
 
 ACTIVATIONS = ("tanh", "relu", "sigmoid")
 INITIALISATIONS = ("normal", "zeros")
+
+# The verdicts of a run (core.verdict), each in one sentence a learner understands.
+VERDICTS = (
+    (
+        "converged",
+        "the affine model came within --gap-tol (relative) of the least-squares optimum L*; a "
+        "network's loss settled at its best (the --tol rule stopped it within --gap-tol of it)",
+    ),
+    ("still falling", "not there yet, and the loss was still going down when the run ended"),
+    (
+        "plateau",
+        "not there, and no longer falling: the loss wanders above its best, as stochastic "
+        "descent at a constant rate does",
+    ),
+    ("unstable", "the loss ended more than 10 times above its best: it blew up and stayed up"),
+    (
+        "diverged",
+        "the loss became non-finite, grew 10⁴ times past its start, rose steadily at full "
+        "batch, or ended above where it started",
+    ),
+)

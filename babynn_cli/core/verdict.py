@@ -25,6 +25,7 @@ from enum import StrEnum
 
 import numpy as np
 
+from babynn_cli.core.choices import VERDICTS
 from babynn_cli.core.problem import Problem
 from babynn_cli.core.train import RunEnd, StopReason
 from babynn_cli.core.vocabulary import Params
@@ -40,9 +41,16 @@ class Verdict(StrEnum):
     DIVERGED = "diverged"
 
     @property
+    def meaning(self) -> str:
+        return dict(VERDICTS)[self.value]
+
+    @property
     def failed(self) -> bool:
         """The rate was too large: the run's weights are not worth keeping."""
         return self in (Verdict.UNSTABLE, Verdict.DIVERGED)
+
+
+assert [v.value for v in Verdict] == [name for name, _ in VERDICTS]
 
 
 @dataclass(frozen=True)
