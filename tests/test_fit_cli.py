@@ -72,10 +72,17 @@ def test_model_file_records_everything(in_tmp):
     assert doc["format"] == "babynn-model" and doc["format_version"] == 2
     assert doc["model"]["features"] == ["a", "b", "c", "d"]
     assert doc["model"]["targets"] == ["y1", "y2"]
-    assert len(doc["standardization"]["mean"]) == 4
-    assert doc["training"]["schedule"]["name"] == "step"
+    frame = pd.read_csv(TWO)
+    X, Y = frame[list("abcd")].to_numpy(), frame[["y1", "y2"]].to_numpy()
+    std = doc["standardization"]  # the training rows' own statistics (ddof 0)
+    np.testing.assert_allclose(std["mean"], X.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(std["scale"], X.std(axis=0), rtol=1e-12)
+    W, b = np.array(doc["model"]["weights"]), np.array(doc["model"]["bias"])
+    result = doc["result"]  # the loss it records is the loss of the weights it holds
+    assert result["final_loss"] == pytest.approx(((Y - X @ W - b) ** 2).sum(axis=1).mean(), 1e-12)
+    assert doc["training"]["schedule"]["formula"] == "step: η(t) = 0.1·0.5^⌊t/100⌋"
     assert doc["training"]["batch_size"] == 50 and doc["training"]["seed"] == 0
-    assert doc["result"]["interrupted"] is False
+    assert result["interrupted"] is False and result["weights_epoch"] == result["epochs_run"]
     assert not list(in_tmp.glob(".*tmp"))  # no temporary file left behind
 
 

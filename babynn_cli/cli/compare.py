@@ -126,16 +126,7 @@ def compare(
     for lr in lrs or []:
         check_lr(lr)
     model.check(early_stopping)
-    batches = [parse_batch(b) for b in batch_sizes or []]
-    if schedules or lrs or batches:
-        combos = [
-            (s.value, lr, b)
-            for s in schedules or [ScheduleName.constant]  # type: ignore[attr-defined]
-            for lr in lrs or [DEFAULT_LR]
-            for b in batches or [None]
-        ]
-    else:
-        combos = [] if models else list(DEFAULT_SET)  # --model alone: evaluate, train nothing
+    combos = combinations(schedules, lrs, [parse_batch(b) for b in batch_sizes or []], models)
     if plot is not None and not combos:
         raise UsageError("--plot draws the runs' curves; with --model alone nothing is trained")
 
@@ -180,6 +171,24 @@ def compare(
         raise DivergedError("every configuration diverged or went unstable")
     if any(row.stop_reason is StopReason.INTERRUPTED for row in result.rows):
         raise typer.Exit(code=EXIT_INTERRUPTED)
+
+
+def combinations(
+    schedules: list[ScheduleName] | None,
+    lrs: list[float] | None,
+    batches: list[int | None],
+    models: list[Path] | None,
+) -> list[tuple[str, float, int | None]]:
+    """(schedule, η0, batch size) of every run asked for: every combination of the values given;
+    none given: the default set, or nothing at all when saved models are compared."""
+    if schedules or lrs or batches:
+        return [
+            (s.value, lr, b)
+            for s in schedules or [ScheduleName.constant]  # type: ignore[attr-defined]
+            for lr in lrs or [DEFAULT_LR]
+            for b in batches or [None]
+        ]
+    return [] if models else list(DEFAULT_SET)
 
 
 def parse_batch(value: str) -> int | None:

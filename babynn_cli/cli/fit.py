@@ -100,7 +100,11 @@ def fit(
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Train, judge the run, save the model unless it failed, and say what happened."""
+    """Train, judge the run, save the model unless it failed, and say what happened.
+
+    Longer than most functions here (a 20-line signature, a screen of body) because it is the
+    command's whole story in order — check, load, train, judge, save, show, exit — each step one
+    call into the layer that owns it."""
     check_lr(lr)
     model.check(early_stopping)
 
@@ -128,20 +132,16 @@ def fit(
     total = stop.epochs * updates_per_epoch(problem.n_train, batch_size)
     sched = rate.spec(schedule.value, total).at(lr)
     report.fit_header(data.data, dataset.features, dataset.targets, problem, sched, batch_size)
-
     with report.progress(stop.epochs) as on_epoch:
         fitted = fit_problem(problem, params, sched, settings, model.seed, on_epoch, stop.gap_tol)
     verdict = fitted.verdict
-    full_batch = batch_size is None or batch_size >= problem.n_train
-    last_lr = float(fitted.history.lr[-1, 0]) if fitted.end.epochs_run else lr
-    advice = advise(problem, params, fitted.params, last_lr, full_batch, stop.gap_tol)
+    advice = advise(problem, params, fitted.params, fitted.history, batch_size, stop.gap_tol)
     happened = what_happened(fitted, stop.gap_tol, stop.patience)
     step = next_step(fitted, problem, advice, batch_size, lr)
     keep = not verdict.failed and (verdict is Verdict.CONVERGED or not require_converged)
     result = run_record(fitted, problem) | {"next_step": step}
-    training = training_record(data, schedule.value, describe(sched), lr, batch_size, stop, model)
-    training |= {
-        "init": "warm-start" if warm is not None else model.init.value,
+    init = "warm-start" if warm is not None else model.init.value
+    training = training_record(data, describe(sched), lr, batch_size, stop, model, init) | {
         "warm_start": str(warm_start) if warm_start is not None else None,
         "early_stopping": early_stopping,
     }
@@ -171,17 +171,17 @@ def fit(
 
 def training_record(
     data: DataOptions,
-    schedule: str,
     formula: str,
     lr: float,
     batch_size: int | None,
     stop: StopOptions,
     model: ModelOptions,
+    init: str,
 ) -> dict[str, Any]:
     """How a model was trained, as its file records it."""
     return {
         "data": data.data,
-        "schedule": {"name": schedule, "formula": formula},
+        "schedule": {"name": formula.split(":")[0], "formula": formula},
         "lr": lr,
         "batch_size": batch_size,
         "epochs": stop.epochs,
@@ -189,5 +189,6 @@ def training_record(
         "patience": stop.patience,
         "gap_tol": stop.gap_tol,
         "seed": model.seed,
+        "init": init,
         "val_frac": model.val_frac,
     }

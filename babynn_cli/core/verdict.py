@@ -27,7 +27,7 @@ import numpy as np
 
 from babynn_cli.core.choices import VERDICTS
 from babynn_cli.core.problem import Problem
-from babynn_cli.core.train import RunEnd, StopReason
+from babynn_cli.core.train import History, RunEnd, StopReason
 from babynn_cli.core.vocabulary import Params
 
 UNSTABLE_FACTOR = 10.0
@@ -125,13 +125,16 @@ def advise(
     problem: Problem,
     initial: Params,
     final: Params,
-    last_lr: float,
-    full_batch: bool,
+    history: History,
+    batch_size: int | None,
     gap_tol: float,
 ) -> Advice:
-    """What theory predicts for this problem: from the run's final weights (standardised units),
-    how many more full-batch epochs its last rate needs; from its initial weights, how many η*
-    needs. Predictions are exact for the affine model at full batch (see `core.theory`)."""
+    """What theory predicts for this problem: from the run's final weights, how many more
+    full-batch epochs its last rate needs; from its initial weights, how many η* needs (both in
+    the standardised units they trained in; `history`: the run's). Predictions are exact for the
+    affine model at full batch (see `core.theory`)."""
+    full_batch = batch_size is None or batch_size >= problem.n_train
+    last_lr = float(history.lr[-1, 0]) if len(history.epoch) > 1 else 0.0
     if not problem.affine:
         return Advice(None, None, None, None)
     curvature = problem.curvature()
