@@ -135,7 +135,9 @@ def fit(
     with report.progress(stop.epochs) as on_epoch:
         fitted = fit_problem(problem, params, sched, settings, model.seed, on_epoch, stop.gap_tol)
     verdict = fitted.verdict
-    advice = advise(problem, params, fitted.params, fitted.history, batch_size, stop.gap_tol)
+    advice = advise(
+        problem, params, fitted.params, fitted.history, batch_size, stop.gap_tol, verdict
+    )
     happened = what_happened(fitted, stop.gap_tol, stop.patience)
     step = next_step(fitted, problem, advice, batch_size, lr)
     keep = not verdict.failed and (verdict is Verdict.CONVERGED or not require_converged)

@@ -128,14 +128,15 @@ def advise(
     history: History,
     batch_size: int | None,
     gap_tol: float,
+    verdict: Verdict,
 ) -> Advice:
-    """What theory predicts for this problem: from the run's final weights, how many more
-    full-batch epochs its last rate needs; from its initial weights, how many η* needs (both in
-    the standardised units they trained in; `history`: the run's). Predictions are exact for the
-    affine model at full batch (see `core.theory`)."""
+    """What theory predicts for a run that is still falling: from its final weights, how many
+    more full-batch epochs its last rate needs; from its initial weights, how many η* needs (both
+    in the standardised units they trained in; `history`: the run's). Predictions are exact for
+    the affine model at full batch (see `core.theory`). Other verdicts need no numbers."""
     full_batch = batch_size is None or batch_size >= problem.n_train
     last_lr = float(history.lr[-1, 0]) if len(history.epoch) > 1 else 0.0
-    if not problem.affine:
+    if not problem.affine or verdict is not Verdict.STILL_FALLING:
         return Advice(None, None, None, None)
     curvature = problem.curvature()
     target = gap_target(problem.optimum_loss, gap_tol)
