@@ -191,9 +191,8 @@ def make_schedule(name: str, lr: float, **parameters: float | int | None) -> Sch
 def describe(schedule: Schedule) -> str:
     """One line: the formula with the run's numbers, e.g. 'inverse: η(t) = 0.1 / (1 + 0.01·t)'."""
     text = _FORMULAS[schedule.name]
-    for option, symbol in sorted(SYMBOLS.items(), key=lambda item: -len(item[1])):
-        if hasattr(schedule, option):
-            text = re.sub(
-                rf"(?<![\w]){re.escape(symbol)}(?![\w])", f"{getattr(schedule, option):g}", text
-            )
+    values = asdict(schedule)
+    for option, symbol in sorted(SYMBOLS.items(), key=lambda item: -len(item[1])):  # η_min first
+        if option in values:  # the symbol as a whole word becomes the run's number
+            text = re.sub(rf"(?<!\w){re.escape(symbol)}(?!\w)", f"{values[option]:g}", text)
     return f"{schedule.name}: η(t) = {text}"

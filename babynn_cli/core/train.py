@@ -184,7 +184,7 @@ def train(
     while done < E and running.any() and not interrupted:
         first, last = done + 1, min(E, done + size)
         block_start = time.perf_counter()
-        # -- schedule and update: the notes' rule, epoch after epoch, each run at its rates -------
+        # -- schedule → update → record: the notes' rule, epoch after epoch, each run at its rates
         snapshots, interrupted = _descend(descent, first, last, rates, record, val_losses, clock)
         if not snapshots:
             break
@@ -197,7 +197,7 @@ def train(
         if stopped.any():
             descent.restart(params, changed=stopped)
         done = last
-        # -- record: show the caller where the runs are --------------------------------------------
+        # -- progress: show the caller where the runs are ------------------------------------------
         if on_epoch is not None:
             info = record.info(last, E, descent.updates_per_epoch, running, val is not None)
             interrupted = _call(on_epoch, info) or interrupted
