@@ -26,7 +26,6 @@ import numpy as np
 import pandas as pd
 
 from babynn_cli.errors import DataError
-from babynn_cli.persistence import write_atomic
 
 STDIN = "-"
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -425,14 +424,9 @@ def _reading(src: Source) -> Iterator[None]:
         raise DataError(f"cannot read {name}: {reason}") from None
 
 
-def write_table(columns: Mapping[str, Iterable[Any]], path: Path | None) -> None:
-    """A CSV with these columns, in full float precision, to `path` (atomically) or stdout."""
-    text = pd.DataFrame(columns).to_csv(index=False, lineterminator="\n")
-    if path is None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    else:
-        write_atomic(path, text)
+def table_csv(columns: Mapping[str, Iterable[Any]]) -> str:
+    """A CSV text with these columns, every float in full precision."""
+    return str(pd.DataFrame(columns).to_csv(index=False, lineterminator="\n"))
 
 
 def _first_line(e: BaseException) -> str:

@@ -7,10 +7,10 @@ from typing import Annotated
 
 import typer
 
+from babynn_cli import interrupts
 from babynn_cli.cli.app import app
 from babynn_cli.cli.common import load_problem
 from babynn_cli.cli.options import (
-    EXIT_INTERRUPTED,
     RATE,
     SCHEDULE_HELP,
     TRAINING,
@@ -139,9 +139,11 @@ def compare(
     from babynn_cli.report import compare as compare_report
     from babynn_cli.report import plot as plots
 
-    for path in (output, plot):
-        if path is not None:
-            persistence.check_writable(path)
+    inputs: list[tuple[str, str | Path | None]] = [("the DATA file", data.data)]
+    inputs += [("--model", m) for m in models or []]
+    outputs = persistence.Outputs(inputs)
+    outputs.name("--output", output)
+    outputs.name("--plot", plot)
     if plot is not None:
         plots.require_matplotlib()
     saved_files = [(path, persistence.load_model(path)) for path in models or []]
@@ -159,18 +161,20 @@ def compare(
         )
 
     if output is not None:
-        datamod.write_table(compare_report.columns(result, features), output)
+        outputs.stage(output, datamod.table_csv(compare_report.columns(result, features)))
     if plot is not None:
-        compare_report.save_plot(result, plot, stop.gap_tol)
+        outputs.stage(plot, compare_report.plot_png(result, stop.gap_tol))
     if json_out:
         report.emit_json(compare_report.as_json(result, features, targets, stop.gap_tol))
     else:
         compare_report.show(report, result, stop.gap_tol)
+    outputs.commit()
+    report.flush()
     runs = [row for row in result.rows if row.verdict is not None]
     if runs and all(row.verdict.failed for row in runs):  # type: ignore[union-attr]
         raise DivergedError("every configuration diverged or went unstable")
     if any(row.stop_reason is StopReason.INTERRUPTED for row in result.rows):
-        raise typer.Exit(code=EXIT_INTERRUPTED)
+        raise typer.Exit(code=interrupts.exit_code())
 
 
 def combinations(

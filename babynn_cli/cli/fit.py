@@ -7,10 +7,10 @@ from typing import Annotated, Any
 
 import typer
 
+from babynn_cli import interrupts
 from babynn_cli.cli.app import app
 from babynn_cli.cli.common import load_problem
 from babynn_cli.cli.options import (
-    EXIT_INTERRUPTED,
     OUTPUT,
     TRAINING,
     BatchOpt,
@@ -118,9 +118,9 @@ def fit(
     from babynn_cli.core.verdict import Verdict, advise
     from babynn_cli.report import Reporter, fit_document, history_columns, next_step, what_happened
 
-    for path in (output, history):
-        if path is not None:
-            persistence.check_writable(path)
+    outputs = persistence.Outputs([("the DATA file", data.data), ("--warm-start", warm_start)])
+    outputs.name("--output", output)
+    outputs.name("--history", history)
     start_from = persistence.load_model(warm_start) if warm_start is not None else None
     report = Reporter(quiet=quiet or json_out)
     dataset, problem = load_problem(data, model)
@@ -151,19 +151,21 @@ def fit(
         fitted, problem, dataset.features, dataset.targets, training, result
     )
     if keep:
-        persistence.save_model(output, saved)
+        outputs.stage(output, persistence.to_json(saved))
     if history is not None:
-        datamod.write_table(history_columns(fitted.history), history)
+        outputs.stage(history, datamod.table_csv(history_columns(fitted.history)))
     written = output if keep else None
     if json_out:
         report.emit_json(fit_document(fitted, problem, saved, result, describe(sched), written))
     else:
         gaps = (stop.tol, stop.patience, stop.gap_tol)
         report.fit_tables(fitted, problem, dataset.features, dataset.targets, gaps, written)
+    outputs.commit()
+    report.flush()
     line = happened if step is None else f"{happened}; {step}"
     if fitted.end.stop_reason is StopReason.INTERRUPTED:
         report.status(line)
-        raise typer.Exit(code=EXIT_INTERRUPTED)
+        raise typer.Exit(code=interrupts.exit_code())
     if verdict.failed:
         raise DivergedError(f"{line}; no model file written")
     if not keep:

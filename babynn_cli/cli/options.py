@@ -15,6 +15,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import os
+import sys
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
@@ -22,6 +24,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar, get_type_hints
 
 import typer
 
+from babynn_cli import interrupts
 from babynn_cli.core.choices import (
     ACTIVATIONS,
     DEFAULT_GAMMA,
@@ -35,7 +38,7 @@ from babynn_cli.errors import BabynnError, UsageError
 if TYPE_CHECKING:
     from babynn_cli.core.schedules import ScheduleSpec
 
-EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE
 
 # Typer's choices, read from the core's declarations.
 ScheduleName = StrEnum("ScheduleName", [(name, name) for name in SCHEDULE_NAMES])  # type: ignore[misc]
@@ -357,18 +360,28 @@ def _keyword(name: str, annotation: Any, default: Any) -> inspect.Parameter:
 
 
 def reports_errors(command: F) -> F:
-    """Turn babynn's errors into `Error: <message>` on stderr and their exit code."""
+    """Turn babynn's errors into `Error: <message>` on stderr and their exit code; Ctrl-C and
+    SIGTERM into 130 and 143; a reader that closed stdout early into a quiet exit 141, as Unix
+    tools do (the command's files are written before its stdout)."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        interrupts.install()
         try:
             return command(*args, **kwargs)
         except BabynnError as e:
             typer.echo(f"Error: {e}", err=True)
             raise typer.Exit(code=e.exit_code) from None
-        except KeyboardInterrupt:
-            typer.echo("Interrupted.", err=True)
-            raise typer.Exit(code=EXIT_INTERRUPTED) from None
+        except KeyboardInterrupt as e:
+            code = interrupts.exit_code(e)
+            typer.echo(
+                "Terminated." if code == interrupts.EXIT_TERMINATED else "Interrupted.", err=True
+            )
+            raise typer.Exit(code=code) from None
+        except BrokenPipeError:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # nothing more to write: no flush error at exit
+            raise typer.Exit(code=EXIT_BROKEN_PIPE) from None
 
     return wrapper  # type: ignore[return-value]
 

@@ -49,8 +49,8 @@ def predict(
     from babynn_cli.core.vocabulary import mse, r2_per_output
     from babynn_cli.report import Reporter
 
-    if output is not None:
-        persistence.check_writable(output)
+    outputs = persistence.Outputs([("the DATA file", data), ("the MODEL file", model)])
+    outputs.name("--output", output)
     report = Reporter(quiet=quiet)
     saved = persistence.load_model(model)
     X, Y = datamod.load_for_prediction(data, sep, saved.features, saved.targets)
@@ -59,9 +59,13 @@ def predict(
     if Y is not None:
         metrics = {"mse": mse(Y, Y_hat), "r2": r2_per_output(Y, Y_hat).tolist()}
     predictions = {t: Y_hat[:, j] for j, t in enumerate(saved.targets)}
-    if output is not None or not json_out:
-        datamod.write_table(predictions, output)
+    if output is not None:
+        outputs.stage(output, datamod.table_csv(predictions))
+    elif not json_out:
+        report.emit_text(datamod.table_csv(predictions))
     if json_out:
         report.emit_json({"targets": saved.targets, "predictions": Y_hat.tolist(), **metrics})
-    elif metrics:
+    outputs.commit()
+    report.flush()
+    if metrics and not json_out:
         report.metrics_line(metrics["mse"], metrics["r2"], saved.targets)

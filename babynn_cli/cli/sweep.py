@@ -6,10 +6,10 @@ from typing import Annotated
 
 import typer
 
+from babynn_cli import interrupts
 from babynn_cli.cli.app import app
 from babynn_cli.cli.common import load_problem
 from babynn_cli.cli.options import (
-    EXIT_INTERRUPTED,
     BatchOpt,
     CsvOutOpt,
     DataOptions,
@@ -98,9 +98,9 @@ def sweep_lr(
     from babynn_cli.report import plot as plots
     from babynn_cli.report import sweep as sweep_report
 
-    for path in (output, plot):
-        if path is not None:
-            persistence.check_writable(path)
+    outputs = persistence.Outputs([("the DATA file", data.data)])
+    outputs.name("--output", output)
+    outputs.name("--plot", plot)
     if plot is not None:
         plots.require_matplotlib()
     report = Reporter(quiet=quiet or json_out)
@@ -116,18 +116,20 @@ def sweep_lr(
         result = sweep(problem, params, rates, spec, settings, model.seed, stop.gap_tol, on_epoch)
 
     if output is not None:
-        datamod.write_table(sweep_report.columns(result), output)
+        outputs.stage(output, datamod.table_csv(sweep_report.columns(result)))
     if plot is not None:
-        sweep_report.save_plot(result, plot)
+        outputs.stage(plot, sweep_report.plot_png(result))
     if json_out:
         report.emit_json(sweep_report.as_json(result, SUGGESTION_RULE, stop.gap_tol))
     else:
         sweep_report.show(report, result, stop.gap_tol)
+    outputs.commit()
+    report.flush()
     if all(row.verdict.failed for row in result.rows):
         hint = stable_rate_hint(problem, batch_size, min(rates))
         raise DivergedError(f"every rate diverged or went unstable; {hint}")
     if any(row.stop_reason is StopReason.INTERRUPTED for row in result.rows):
-        raise typer.Exit(code=EXIT_INTERRUPTED)
+        raise typer.Exit(code=interrupts.exit_code())
 
 
 def grid_from_options(lr_lo: float, lr_hi: float, num: int, lrs: str | None) -> list[float]:

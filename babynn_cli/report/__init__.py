@@ -1,7 +1,10 @@
 """Everything babynn shows a person: the only module that imports rich.
 
 Tables go to stdout; progress, status lines and the run's header go to stderr, so that stdout
-holds only what the user asked for. Nothing animates unless stderr is a terminal.
+holds only what the user asked for. Nothing animates unless stderr is a terminal. What goes to
+stdout is composed first and written by `flush` once the command's files are in place, so that a
+failure while composing leaves no new file, and a reader that closes the pipe early (`| head`)
+cannot cost the files.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ class Reporter:
             # A log or a pipe: wide lines read better there than tables squeezed to 80 columns.
             self.out = Console(highlight=False, width=LOG_WIDTH)
         self.err = Console(stderr=True, highlight=False)
+        self._stdout: list[str] = []  # composed, written by `flush`
 
     @property
     def width(self) -> int:
@@ -79,8 +83,18 @@ class Reporter:
 
     def emit_json(self, doc: dict) -> None:
         """Data the user asked for: printed even with --quiet, NaN and infinity as null."""
-        sys.stdout.write(dumps(doc) + "\n")
-        sys.stdout.flush()
+        self._stdout.append(dumps(doc) + "\n")
+
+    def emit_text(self, text: str) -> None:
+        """Data the user asked for (a CSV), as it is: printed even with --quiet."""
+        self._stdout.append(text)
+
+    def flush(self) -> None:
+        """Write what was composed for stdout (BrokenPipeError when the reader has gone)."""
+        text, self._stdout = "".join(self._stdout), []
+        if text:
+            sys.stdout.write(text)
+            sys.stdout.flush()
 
     def fit_header(
         self,
@@ -230,8 +244,11 @@ class Reporter:
 
     # -- tables ------------------------------------------------------------------------------
     def print(self, renderable: object) -> None:
+        """A table or a plot for stdout, rendered now, written by `flush`."""
         if not self.quiet:
-            self.out.print(renderable)
+            with self.out.capture() as captured:
+                self.out.print(renderable)
+            self._stdout.append(captured.get())
 
     def loss_table(self, history: History, rows: int = 12) -> None:
         """Epochs spread on a log scale, plus the first and the last."""

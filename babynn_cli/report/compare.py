@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.table import Table
 
 from babynn_cli.report import Reporter, fmt, verdict_cell
-from babynn_cli.report.plot import Series, TextPlot, new_figure, save_png
+from babynn_cli.report.plot import Series, TextPlot, new_figure, png_bytes
 
 if TYPE_CHECKING:
     from babynn_cli.core.compare import Comparison
@@ -191,7 +190,7 @@ def as_json(
     }
 
 
-def save_plot(result: Comparison, path: Path, gap_tol: float) -> None:
+def plot_png(result: Comparison, gap_tol: float) -> bytes:
     figure, ax = new_figure()
     for _, row in _runs(result):
         curve = row.curve
@@ -205,4 +204,4 @@ def save_plot(result: Comparison, path: Path, gap_tol: float) -> None:
     ax.set_ylabel("(L-L*)/L*")  # type: ignore[attr-defined]
     ax.set_title("babynn compare: gap to the least-squares optimum")  # type: ignore[attr-defined]
     ax.legend(fontsize="small")  # type: ignore[attr-defined]
-    save_png(figure, path)
+    return png_bytes(figure)

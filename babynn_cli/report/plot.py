@@ -9,7 +9,6 @@ import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from rich.text import Text
 
@@ -152,13 +151,6 @@ def png_bytes(figure: object) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=120, bbox_inches="tight")  # type: ignore[attr-defined]
     return buffer.getvalue()
-
-
-def save_png(figure: object, path: Path) -> None:
-    """Write the figure atomically, like every file babynn writes."""
-    from babynn_cli.persistence import write_atomic
-
-    write_atomic(path, png_bytes(figure))
 
 
 def new_figure(width: float = 7.0, height: float = 4.5) -> tuple[object, object]:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
 from babynn_cli.report import Reporter, fmt, verdict_cell
-from babynn_cli.report.plot import Series, TextPlot, VLine, new_figure, save_png
+from babynn_cli.report.plot import Series, TextPlot, VLine, new_figure, png_bytes
 
 if TYPE_CHECKING:
     from babynn_cli.core.sweep import Sweep
@@ -183,7 +182,7 @@ def as_json(result: Sweep, rule: str, gap_tol: float) -> dict[str, Any]:
     }
 
 
-def save_plot(result: Sweep, path: Path) -> None:
+def plot_png(result: Sweep) -> bytes:
     figure, ax = new_figure()
     ok = [r for r in result.rows if not r.verdict.failed]
     bad = [r for r in result.rows if r.verdict.failed]
@@ -200,4 +199,4 @@ def save_plot(result: Sweep, path: Path) -> None:
     ax.set_ylabel(_final_column(result))  # type: ignore[attr-defined]
     ax.set_title("babynn sweep-lr")  # type: ignore[attr-defined]
     ax.legend()  # type: ignore[attr-defined]
-    save_png(figure, path)
+    return png_bytes(figure)
