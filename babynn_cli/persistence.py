@@ -179,13 +179,13 @@ class Outputs:
         self._named: list[tuple[str, Path]] = []
         self._staged: dict[Path, bytes] = {}
 
-    def name(self, flag: str, path: Path | None) -> None:
+    def name(self, flag: str, path: str | Path | None) -> None:
         """Check that `path`, given to `flag`, can be written by this command."""
         if path is None:
             return
-        _check_writable(path)
+        _check_writable(str(path))
         for what, other in [*self._inputs, *self._named]:
-            if _same_file(path, other):
+            if _same_file(Path(path), other):
                 also = "also " if what.startswith("-") else ""
                 raise UsageError(
                     f"{flag} '{path}' is {also}{what} '{other}': babynn does not write over "
@@ -193,7 +193,7 @@ class Outputs:
                 )
         self._named.append((flag, Path(path)))
 
-    def stage(self, path: Path, content: str | bytes) -> None:
+    def stage(self, path: str | Path, content: str | bytes) -> None:
         """`content` for `path`, written at `commit`."""
         data = content.encode("utf-8") if isinstance(content, str) else content
         self._staged[Path(path)] = data
@@ -256,10 +256,9 @@ def _reporting(path: Path) -> Iterator[None]:
         raise OutputError(f"cannot write '{path}': {e.strerror or e}") from None
 
 
-def _check_writable(path: Path) -> None:
-    """Fail early when `path` cannot be written: a folder, no such folder, no permission."""
-    text = str(path)
-    path = Path(path)
+def _check_writable(text: str) -> None:
+    """Fail early when `text` cannot be written: a folder, no such folder, no permission."""
+    path = Path(text)
     if text.endswith(("/", os.sep)) or path.is_dir():
         raise OutputError(f"cannot write '{text}': it is a directory")
     real = path.resolve()

@@ -50,7 +50,7 @@ WarmStartOpt = Annotated[
     ),
 ]
 HistoryOpt = Annotated[
-    Path | None,
+    str | None,
     option(
         "--history",
         metavar="FILE.csv",
@@ -69,7 +69,7 @@ RequireConvergedOpt = Annotated[
     ),
 ]
 OutputOpt = Annotated[
-    Path, option("--output", "-o", metavar="PATH", panel=OUTPUT, help="Model file to write.")
+    str, option("--output", "-o", metavar="PATH", panel=OUTPUT, help="Model file to write.")
 ]
 
 
@@ -95,7 +95,7 @@ def fit(
     early_stopping: EarlyStoppingOpt = False,
     warm_start: WarmStartOpt = None,
     history: HistoryOpt = None,
-    output: OutputOpt = Path("model.json"),
+    output: OutputOpt = "model.json",
     require_converged: RequireConvergedOpt = False,
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,

@@ -19,7 +19,6 @@ import os
 import sys
 from collections.abc import Callable
 from enum import StrEnum
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar, get_type_hints
 
 import typer
@@ -91,7 +90,7 @@ QuietOpt = Annotated[
     ),
 ]
 PlotOpt = Annotated[
-    Path | None,
+    str | None,
     option(
         "--plot",
         metavar="FILE.png",
@@ -101,7 +100,7 @@ PlotOpt = Annotated[
     ),
 ]
 CsvOutOpt = Annotated[
-    Path | None,
+    str | None,
     option(
         "--output",
         "-o",

@@ -21,7 +21,7 @@ def predict(
     ],
     data: DataArg,
     output: Annotated[
-        Path | None,
+        str | None,
         option(
             "--output",
             "-o",

@@ -151,7 +151,7 @@ class Reporter:
         features: Sequence[str],
         targets: Sequence[str],
         stop: tuple[float, int, float],
-        output: Path | None,
+        output: str | None,
     ) -> None:
         """After a fit: the loss by epoch, the summary, the weights (or the network's layers).
         stop: (tol, patience, gap_tol); output: the model file written, None when none was."""
@@ -168,7 +168,7 @@ class Reporter:
         problem: Problem,
         targets: Sequence[str],
         stop: tuple[float, int, float],
-        output: Path | None,
+        output: str | None,
     ) -> None:
         tol, patience, gap_tol = stop
         end, optimum = fitted.end, problem.optimum_loss
@@ -477,7 +477,7 @@ def fit_document(
     saved: ModelFile,
     result: dict[str, Any],
     schedule: str,
-    output: Path | None,
+    output: str | None,
 ) -> dict[str, Any]:
     """What `fit --json` prints: the model, how the run went, its history. `output`: the model
     file written (None when none was)."""

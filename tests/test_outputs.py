@@ -1,0 +1,169 @@
+"""Nothing lost: every output is checked before the work and written whole, together, or not at all;
+no input and no other output is ever written over; signals and closed pipes cost no file."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from conftest import NOTES, run
+
+from babynn_cli import interrupts, persistence
+from babynn_cli.errors import OutputError
+
+BIN = Path(sys.executable).parent / "babynn"
+
+
+def copy_notes(folder: Path) -> Path:
+    target = folder / "d.csv"
+    target.write_bytes(NOTES.read_bytes())
+    return target
+
+
+def test_a_fifo_output_is_written_through_not_replaced(in_tmp):
+    fifo = in_tmp / "pipe"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    result = run("fit", NOTES, "-q", "-o", fifo)
+    reader.join(timeout=30)
+    assert result.exit_code == 0, result.stderr
+    assert stat.S_ISFIFO(fifo.stat().st_mode)  # still a pipe
+    assert got and got[0].startswith(b"{") and b'"babynn-model"' in got[0]
+
+
+def test_a_symlinked_output_writes_its_target_and_stays_a_link(in_tmp):
+    (in_tmp / "real.json").write_text("old")
+    (in_tmp / "link.json").symlink_to("real.json")
+    assert run("fit", NOTES, "-q", "-o", "link.json").exit_code == 0
+    assert (in_tmp / "link.json").is_symlink()
+    assert '"babynn-model"' in (in_tmp / "real.json").read_text()
+
+
+def test_an_existing_output_keeps_its_permissions(in_tmp):
+    (in_tmp / "m.json").write_text("old")
+    os.chmod(in_tmp / "m.json", 0o600)
+    assert run("fit", NOTES, "-q", "-o", "m.json").exit_code == 0
+    assert stat.S_IMODE((in_tmp / "m.json").stat().st_mode) == 0o600
+    assert '"babynn-model"' in (in_tmp / "m.json").read_text()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("fit", "d.csv", "-o", "d.csv"), "--output 'd.csv' is the DATA file 'd.csv'"),
+        (
+            ("fit", "d.csv", "-o", "m.json", "--history", "m.json"),
+            "--history 'm.json' is also --output",
+        ),
+        (("fit", "d.csv", "-o", "alias.csv"), "--output 'alias.csv' is the DATA file 'd.csv'"),
+        (("predict", "m0.json", "d.csv", "-o", "m0.json"), "--output 'm0.json' is the MODEL file"),
+        (("sweep-lr", "d.csv", "--plot", "d.csv"), "--plot 'd.csv' is the DATA file 'd.csv'"),
+        (("compare", "d.csv", "--model", "m0.json", "-o", "m0.json"), "is also --model 'm0.json'"),
+        (("fit", "d.csv", "--warm-start", "m0.json", "-o", "m0.json"), "is also --warm-start"),
+    ],
+)
+def test_no_output_over_an_input_or_another_output(in_tmp, args, message):
+    data = copy_notes(in_tmp)
+    (in_tmp / "alias.csv").symlink_to("d.csv")
+    run("fit", "d.csv", "-q", "-o", "m0.json")
+    before = {p.name: p.read_bytes() for p in in_tmp.iterdir() if p.is_file()}
+    result = run(*args)
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: ") and message in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+    assert {p.name: p.read_bytes() for p in in_tmp.iterdir() if p.is_file()} == before
+    assert data.read_bytes() == NOTES.read_bytes()
+
+
+def test_a_failing_second_output_leaves_no_new_first_output(in_tmp, monkeypatch):
+    real = persistence._temporary
+
+    def full_disk(target, path, data):
+        if Path(path).name == "h.csv":
+            raise OutputError(f"cannot write '{path}': No space left on device")
+        return real(target, path, data)
+
+    monkeypatch.setattr(persistence, "_temporary", full_disk)
+    result = run("fit", NOTES, "-o", "m.json", "--history", "h.csv")
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "Error: cannot write 'h.csv': No space left on device"
+    )
+    assert sorted(p.name for p in in_tmp.iterdir()) == []  # no model, no temporary
+    assert result.stdout == ""  # nothing shown as if it had worked
+
+
+def test_output_names_are_checked_before_any_work(in_tmp):
+    result = run("fit", NOTES, "-o", "newdir/")
+    assert (
+        result.exit_code == 1
+        and result.stderr == "Error: cannot write 'newdir/': it is a directory\n"
+    )
+    result = run("fit", NOTES, "-o", "no/such/m.json")
+    assert (
+        result.exit_code == 1
+        and result.stderr == "Error: cannot write 'no/such/m.json': no folder 'no/such'\n"
+    )
+
+
+def test_the_longest_legal_output_name_works(in_tmp):
+    name = "m" * 250 + ".json"
+    assert run("fit", NOTES, "-q", "-o", name).exit_code == 0
+    assert (in_tmp / name).exists() and len(list(in_tmp.iterdir())) == 1
+
+
+def test_signals_wait_while_files_are_written(in_tmp):
+    outputs = persistence.Outputs()
+    outputs.name("-o", in_tmp / "a.json")
+    outputs.stage(in_tmp / "a.json", "x" * 10_000)
+    with pytest.raises(interrupts.Terminated), interrupts.deferred():
+        os.kill(os.getpid(), signal.SIGTERM)  # held back ...
+        outputs.commit()  # ... while the file is written whole
+    assert (in_tmp / "a.json").read_text() == "x" * 10_000
+    assert [p.name for p in in_tmp.iterdir()] == ["a.json"]
+
+
+def _start(args, cwd):
+    env = {**os.environ, "NO_COLOR": "1"}
+    return subprocess.Popen(
+        [str(BIN), *map(str, args)], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=env, text=True,
+    )  # fmt: skip
+
+
+def test_sigterm_during_training_stops_like_ctrl_c_and_saves(tmp_path):
+    proc = _start(
+        ["fit", NOTES, "-b", 1, "--epochs", 10**6, "--tol", 0, "--lr", 0.001, "-o", "m.json"],
+        tmp_path,
+    )
+    time.sleep(3)  # past the imports, into the epochs
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143, stderr
+    assert "Traceback" not in stderr
+    saved = (tmp_path / "m.json").read_text()
+    assert '"interrupted": true' in saved
+    assert [p.name for p in tmp_path.iterdir()] == ["m.json"]  # no temporary left
+
+
+def test_a_reader_that_closes_the_pipe_costs_no_file(tmp_path):
+    proc = subprocess.Popen(
+        [str(BIN), "fit", NOTES, "--json", "-o", "m.json"], cwd=tmp_path,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    proc.stdout.read(1)  # like `| head -c 1`
+    proc.stdout.close()
+    stderr = proc.stderr.read().decode()
+    proc.wait(timeout=60)
+    assert proc.returncode in (0, 141)  # 141: the pipe closed before all of it was written
+    assert "Traceback" not in stderr and "Error" not in stderr
+    assert '"babynn-model"' in (tmp_path / "m.json").read_text()
