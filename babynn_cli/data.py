@@ -13,10 +13,15 @@ from __future__ import annotations
 
 import io
 import itertools
+import lzma
 import os
+import re
 import sys
+import tarfile
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+import warnings
+import zipfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,6 +91,8 @@ class Source:
 
 
 def open_source(source: str, sep: str = ",") -> Source:
+    """The CSV at `source`. Standard input, a pipe (`<(cat f)`), a FIFO or a device can be read
+    only once: their bytes are read now, and parsed from memory."""
     if source == STDIN:
         return Source(source, sep, raw=sys.stdin.buffer.read())
     path = Path(source)
@@ -94,6 +101,11 @@ def open_source(source: str, sep: str = ",") -> Source:
         raise DataError(f"cannot read {name}: no such file")
     if path.is_dir():
         raise DataError(f"cannot read {name}: it is a directory")
+    if not path.is_file():
+        try:
+            return Source(source, sep, raw=path.read_bytes())
+        except OSError as e:
+            raise DataError(f"cannot read {name}: {e.strerror}") from None
     return Source(source, sep, path=path)
 
 
@@ -103,10 +115,17 @@ def read_header(src: Source) -> list[str]:
         first = pd.read_csv(
             src.handle(), sep=src.sep, header=None, nrows=1, dtype=str, compression=src.compression
         )
-    names = [str(c) for c in first.iloc[0].tolist()]
+    cells = first.iloc[0].tolist()
+    names = ["" if pd.isna(c) else str(c).strip() for c in cells]  # ' a ' is column 'a'
+    for k, name in enumerate(names, start=1):
+        if not name or name.startswith("Unnamed: "):
+            raise DataError(
+                f"column {k} of {src.name} has no name in the header (a saved index? name the "
+                "column or drop it)"
+            )
     dupes = sorted({c for c in names if names.count(c) > 1})
     if dupes:
-        raise DataError(f"{src.name} has duplicate column names: {', '.join(dupes)}")
+        raise DataError(f"{src.name} has duplicate column names: {listing(dupes)}")
     return names
 
 
@@ -157,7 +176,7 @@ def load_for_prediction(
     header = read_header(src)
     missing = [c for c in features if c not in header]
     if missing:
-        raise DataError(f"{src.name} lacks the model's feature column(s): {', '.join(missing)}")
+        raise DataError(f"{src.name} lacks the model's feature column(s): {listing(missing)}")
     has_targets = all(t in header for t in targets)
     X, Y = read_columns(src, header, features, targets if has_targets else [], dropna=None)
     return X, Y if has_targets else None
@@ -192,8 +211,10 @@ def read_columns(
             sep=src.sep,
             header=0,
             names=header,
+            index_col=False,  # a row with a field too many is an error, never shifted a column
             chunksize=None if whole else _rows_per_block(len(header)),
             compression=src.compression,
+            low_memory=False,
         )
         if whole:
             reader = [reader]
@@ -340,6 +361,7 @@ def _read_in_parts(
                     sep=src.sep,
                     header=None,
                     names=header,
+                    index_col=False,
                     chunksize=rows_per_block,
                 )
                 for chunk in reader:
@@ -368,7 +390,7 @@ def _read_in_parts(
     finally:
         os.close(fd)
     if failure:
-        if isinstance(failure[0], _Unsplittable | pd.errors.ParserError):
+        if isinstance(failure[0], _Unsplittable | pd.errors.ParserError | pd.errors.ParserWarning):
             raise _Unsplittable
         raise failure[0]
     seen_before = 0
@@ -412,14 +434,34 @@ def _reading(src: Source) -> Iterator[None]:
     """Turn pandas' and the file system's errors into one-line DataErrors."""
     name = src.name
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            yield
     except pd.errors.EmptyDataError:
         raise DataError(f"{name} is empty") from None
+    except pd.errors.ParserWarning:  # (an error here) the first row has a field too many
+        raise DataError(f"row 1 of {name} has more fields than its header") from None
     except pd.errors.ParserError as e:
+        fields = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(e))
+        if fields:
+            header, line, saw = (int(g) for g in fields.groups())
+            raise DataError(
+                f"row {line - 1} of {name} has {saw} fields; the header has {header}"
+            ) from None
         raise DataError(f"cannot parse {name}: {_first_line(e)}") from None
     except UnicodeDecodeError:
         raise DataError(f"cannot read {name}: it is not UTF-8 text") from None
-    except (OSError, EOFError) as e:  # permission denied, a damaged .gz ...
+    except ImportError as e:  # .zst without its package
+        raise DataError(f"cannot read {name}: {_first_line(e)}") from None
+    except (
+        OSError,
+        EOFError,
+        ValueError,
+        zipfile.BadZipFile,
+        lzma.LZMAError,
+        tarfile.TarError,
+    ) as e:
+        # permission denied, a damaged .gz, a zip with no member or several ...
         reason = e.strerror if isinstance(e, OSError) and e.strerror else _first_line(e)
         raise DataError(f"cannot read {name}: {reason}") from None
 
@@ -435,7 +477,14 @@ def _first_line(e: BaseException) -> str:
 
 def _require_column(col: str, columns: list[str], name: str) -> None:
     if col not in columns:
-        raise DataError(f"no column '{col}' in {name} (columns: {', '.join(columns)})")
+        raise DataError(f"no column '{col}' in {name} (columns: {listing(columns)})")
+
+
+def listing(names: Sequence[str], most: int = 8) -> str:
+    """Names for a message, cut after `most`: 'a, b, c, and 1,234 more'."""
+    if len(names) <= most:
+        return ", ".join(names)
+    return f"{', '.join(names[:most])}, and {len(names) - most:,} more"
 
 
 def _non_numeric(series: pd.Series, col: str) -> tuple[int, str] | None:

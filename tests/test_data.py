@@ -83,9 +83,7 @@ def test_a_row_with_too_many_fields_is_an_error_in_parts_too(tmp_path, parts):
     lines = path.read_text().splitlines()
     lines[3000] += ",99"
     path.write_text("\n".join(lines) + "\n")
-    with pytest.raises(
-        DataError, match=r"cannot parse '.*t.csv': .*Expected 5 fields in line 3001"
-    ):
+    with pytest.raises(DataError, match=r"^row 3000 of '.*t.csv' has 6 fields; the header has 5$"):
         data.load(str(path))
 
 

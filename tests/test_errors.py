@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import NOTES, run
+from conftest import NOTES, run, run_json
 
 
 def fails(*args, code=1, input=None) -> str:
@@ -44,8 +44,28 @@ def test_header_without_rows(csv):
     assert fails("fit", csv("a,b,y\n")) == "Error: 'd.csv' has a header but no rows"
 
 
-def test_unparseable_rows(csv):
-    assert fails("fit", csv("a,y\n1,2\n3,4,5\n")).startswith("Error: cannot parse 'd.csv': ")
+def test_every_row_has_exactly_the_headers_fields(csv):
+    """A field too many is an error, never a silent shift of the columns (pandas' implicit
+    index); an unnamed column (a saved index) is an error, never a feature called 'nan'."""
+    assert fails("fit", csv("a,y\n1,2\n3,4,5\n")) == (
+        "Error: row 2 of 'd.csv' has 3 fields; the header has 2"
+    )
+    assert fails("fit", csv("a,b,y\n1,2,3,9\n4,5,6,9\n")) == (
+        "Error: row 1 of 'd.csv' has more fields than its header"
+    )
+    assert fails("fit", csv(",a,y\n0,1,2\n1,3,4\n")) == (
+        "Error: column 1 of 'd.csv' has no name in the header (a saved index? name the column or "
+        "drop it)"
+    )
+    assert fails("fit", csv("Unnamed: 0,a,y\n0,1,2\n1,3,4\n")).startswith(
+        "Error: column 1 of 'd.csv' has no name"
+    )
+
+
+def test_names_padded_with_spaces_are_the_names(csv, in_tmp):
+    name = csv(" a , b , y \n1,2,3\n4,5,7\n5,1,1\n2,2,2\n")
+    doc = run_json("fit", name, "--features", "a,b", "-t", "y", "--epochs", 5)
+    assert doc["features"] == ["a", "b"] and doc["targets"] == ["y"]
 
 
 def test_not_text(csv, in_tmp):
