@@ -6,6 +6,7 @@ loss and gradient of any affine model in O(m²n) operations, however many rows t
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,6 +14,15 @@ import numpy as np
 from babynn_cli.core.vocabulary import Params
 
 CHUNK_ROWS = 1 << 16  # rows per block when gathering moments: bounded extra memory
+
+
+def _power_of_two_scale(A: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """Per column, a power of two near max |a - mean| (1 for a constant column)."""
+    spread = np.zeros(A.shape[1])
+    for lo in range(0, len(A), CHUNK_ROWS):  # block by block: no copy of the whole A
+        spread = np.maximum(spread, np.max(np.abs(A[lo : lo + CHUNK_ROWS] - mean), axis=0))
+    exponent = np.frexp(np.where(spread > 0, spread, 1.0))[1]
+    return np.ldexp(1.0, exponent)
 
 
 @dataclass(frozen=True)
@@ -38,25 +48,43 @@ class Moments:
 
     @classmethod
     def of(cls, X: np.ndarray, Y: np.ndarray) -> Moments:
-        """Two passes over X: (N, m), Y: (N, n): the moments, then L* on the data itself."""
+        """Two passes over X: (N, m), Y: (N, n): the moments, then L* on the data itself.
+
+        Each centred column is divided by a power of two near its largest value before any
+        product (exact in floating point), so sums of squares stay finite for any finite data
+        whose moments are themselves finite (values up to about 1e154).
+        """
         N = len(X)
         x_mean, y_mean = X.mean(axis=0), Y.mean(axis=0)
+        ux, uy = _power_of_two_scale(X, x_mean), _power_of_two_scale(Y, y_mean)
         m, n = X.shape[1], Y.shape[1]
         xx, xy = np.zeros((m, m)), np.zeros((m, n))
         for lo in range(0, N, CHUNK_ROWS):  # centre block by block: no copy of the whole X
-            Xc = X[lo : lo + CHUNK_ROWS] - x_mean
+            Xc = (X[lo : lo + CHUNK_ROWS] - x_mean) / ux
             xx += Xc.T @ Xc
-            xy += Xc.T @ (Y[lo : lo + CHUNK_ROWS] - y_mean)
-        xx, xy = xx / N, xy / N
+            xy += Xc.T @ ((Y[lo : lo + CHUNK_ROWS] - y_mean) / uy)
+        with np.errstate(over="ignore"):  # moments past double precision: inf, checked by callers
+            xx, xy = xx / N * np.outer(ux, ux), xy / N * np.outer(ux, uy)
+        if not (np.isfinite(xx).all() and np.isfinite(xy).all()):
+            nan = np.full((m, n), np.nan)
+            return cls(x_mean, y_mean, xx, nan, nan, math.inf)
         # W* from the equilibrated system (unit diagonal), which is far better conditioned
         s = np.sqrt(np.diag(xx))
         s = np.where(s > 0, s, 1.0)
         W_star = np.linalg.lstsq(xx / np.outer(s, s), xy / s[:, None], rcond=None)[0] / s[:, None]
-        sse = 0.0
+        sse = np.zeros(n)
         for lo in range(0, N, CHUNK_ROWS):  # L* on the data itself: its digits are all there
             R = (Y[lo : lo + CHUNK_ROWS] - y_mean) - (X[lo : lo + CHUNK_ROWS] - x_mean) @ W_star
-            sse += float(np.einsum("ij,ij->", R, R))
-        return cls(x_mean, y_mean, xx, W_star, xx @ W_star - xy, sse / N)
+            R /= uy
+            sse += np.einsum("ij,ij->j", R, R)
+        with np.errstate(over="ignore"):
+            optimum = float(np.sum(sse / N * uy * uy))  # uy² alone may overflow
+        return cls(x_mean, y_mean, xx, W_star, xx @ W_star - xy, optimum)
+
+    @property
+    def finite(self) -> bool:
+        """Whether the moments fit in double precision (values up to about 1e154 do)."""
+        return bool(np.isfinite(self.xx).all() and math.isfinite(self.optimum_loss))
 
     @property
     def variance(self) -> np.ndarray:
@@ -108,7 +136,8 @@ class Moments:
         if "w0" in stack:
             d -= stack["w0"]
         excess = ((grad_part + self.res) * E).sum(axis=(1, 2)) + (d * d).sum(axis=1)
-        return self.optimum_loss + excess, grad_part, d
+        # L − L* ≥ 0: a negative excess is rounding, and must never look like a loss below L*
+        return self.optimum_loss + np.maximum(excess, 0.0), grad_part, d
 
     def losses(self, stack: Params) -> np.ndarray:
         return self._terms(stack)[0]

@@ -130,6 +130,12 @@ def make_problem(
         X_tr, Y_tr, X_va, Y_va = X, Y, None, None
     m, n = X.shape[1], Y.shape[1]
     raw = Moments.of(X_tr, Y_tr)
+    if not raw.finite:
+        biggest = float(max(np.abs(X_tr).max(), np.abs(Y_tr).max()))
+        raise ProblemError(
+            f"values up to {biggest:.3g}, whose squares overflow double precision; rescale "
+            "the columns (divide them by a power of ten) and try again"
+        )
     center = intercept or bool(hidden)  # a network's biases absorb the shift
     if standardize:
         scaler = Standardizer.from_statistics(raw.x_mean, raw.variance, center=center)

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 PREDICTION_CHUNK = 1024  # epochs whose gaps are computed at once when predicting
+# Eigenvalues below this fraction of λmax are zero to rounding: H is singular (collinear features)
+SINGULAR = 1e-12
 
 
 @dataclass(frozen=True)
@@ -35,8 +37,17 @@ class Curvature:
         return float(self.eigenvalues[-1])
 
     @property
+    def singular(self) -> bool:
+        """Collinear features: some direction of the weights changes nothing, so the optimum is
+        not unique (every weight vector on a line, a plane, ... reaches the same L*)."""
+        return bool(self.eigenvalues[0] <= SINGULAR * self.lambda_max)
+
+    @property
     def lambda_min(self) -> float:
-        return float(self.eigenvalues[0])
+        """The smallest eigenvalue that is not zero: the directions that zero ones leave alone do
+        not change the loss, so the rates and epochs of theory are set by this one."""
+        nonzero = self.eigenvalues[self.eigenvalues > SINGULAR * self.lambda_max]
+        return float(nonzero[0]) if nonzero.size else self.lambda_max
 
     @property
     def stable_lr(self) -> float:
@@ -59,7 +70,7 @@ class Curvature:
 
     @property
     def condition_number(self) -> float:
-        """κ = λmax/λmin (inf when H is singular)."""
+        """κ = λmax/λmin over the non-zero eigenvalues (inf when H is zero)."""
         return self.lambda_max / self.lambda_min if self.lambda_min > 0 else float("inf")
 
     def excess_loss(self, error: np.ndarray) -> float:

@@ -23,7 +23,7 @@ from babynn_cli.core.descent import Descent, Epochs, Rates
 from babynn_cli.core.model import Model
 from babynn_cli.core.rows import Rows
 from babynn_cli.core.schedules import Schedule
-from babynn_cli.core.vocabulary import Evaluator, Params, stack
+from babynn_cli.core.vocabulary import Evaluator, Params, mse, stack
 
 # The divergence rule: a run stops as diverged at the first epoch whose training loss
 # - is not finite, or grows past DIVERGENCE_FACTOR times the larger of the initial loss and the
@@ -36,6 +36,9 @@ from babynn_cli.core.vocabulary import Evaluator, Params, stack
 #   more than BLOW_UP times the lowest loss of the run so far, dips in between or not.
 DIVERGENCE_FACTOR = 1e4
 RISE = 1e-9
+# ... and by more than this much of the loss's scale (the larger of L0 and the spread of the
+# target): smaller rises are rounding, for example around an optimum with L* = 0
+ROUNDING = 1e-13
 BLOW_UP = 10.0
 # Epochs run in blocks that double while a block takes less than BLOCK_SECONDS; the stopping rules
 # are read over a block at once.
@@ -361,6 +364,7 @@ class _Rules:
     settings: TrainSettings
     exact: bool
     ceiling: np.ndarray  # (K,) the loss past which a run has diverged
+    floor: np.ndarray  # (K,) the smallest rise of the loss that is not rounding
     best_monitor: np.ndarray  # (K,) the best monitored loss so far
     stale: np.ndarray  # (K,) epochs in a row without improvement
     rising: np.ndarray  # (K,) epochs in a row with a rising loss
@@ -374,23 +378,27 @@ class _Rules:
     ) -> _Rules:
         loss = record.loss[0]
         Y = data.Y
-        spread = float(np.mean(((Y - Y.mean(axis=0)) ** 2).sum(axis=1)))
-        ceiling = DIVERGENCE_FACTOR * np.maximum(np.maximum(loss, spread), np.finfo(float).tiny)
+        spread = mse(Y, np.broadcast_to(Y.mean(axis=0), Y.shape))  # the loss of ŷ = ȳ
+        scale = np.maximum(np.maximum(loss, spread), np.finfo(float).tiny)
+        with np.errstate(over="ignore"):  # past double precision: no ceiling
+            ceiling = DIVERGENCE_FACTOR * scale
+        floor = ROUNDING * scale
         K = len(loss)
         monitor = record.val if settings.early_stopping else record.loss
         zeros = np.zeros(K, dtype=int)
         best = {name: value.copy() for name, value in params.items()}
         lowest = loss.copy()
         return cls(
-            settings, exact, ceiling, monitor[0].copy(), zeros, zeros.copy(), lowest, zeros.copy(),
-            best,
+            settings, exact, ceiling, floor, monitor[0].copy(), zeros, zeros.copy(), lowest,
+            zeros.copy(), best,
         )  # fmt: skip
 
     def read(self, record: _Record, first: int, last: int) -> _Stops:
         """Divergence and the tol rule over epochs first..last, for every run at once."""
         s = self.settings
         L = record.loss[first : last + 1]  # (B, K)
-        rises = _run_lengths(record.loss[first - 1 : last] * (1 + RISE) < L, self.rising)
+        rose = record.loss[first - 1 : last] * (1 + RISE) + self.floor < L
+        rises = _run_lengths(rose, self.rising)
         M = (record.val if s.early_stopping else record.loss)[first : last + 1]
         best_before = np.fmin.accumulate(np.vstack([self.best_monitor, M]), axis=0)[:-1]
         lowest = np.fmin.accumulate(np.vstack([self.lowest, L]), axis=0)[1:]  # up to each epoch
@@ -401,7 +409,8 @@ class _Rules:
                 rule = (record.loss[0] < L) & (BLOW_UP * lowest < L)
             far = self.ceiling < L
             diverges = ~np.isfinite(L) | far | rule
-            improved = best_before - M > s.tol * np.abs(best_before)
+            # a loss within rounding of 0 has nothing left to gain (a constant target, an exact fit)
+            improved = (best_before - M > s.tol * np.abs(best_before)) & (self.floor < M)
         stales = _run_lengths(~improved, self.stale)
         converges = stales >= s.patience if s.tol > 0 else np.zeros_like(improved)
         reason = StopReason.EARLY_STOPPING if s.early_stopping else StopReason.TOL

@@ -30,14 +30,28 @@ def unstack(stacked: Params, k: int) -> Params:
 
 
 def mse(Y: np.ndarray, Y_hat: np.ndarray) -> float:
-    """L = (1/N) Σᵢ ||yᵢ - ŷᵢ||²: squared error summed over outputs, averaged over rows."""
+    """L = (1/N) Σᵢ ||yᵢ - ŷᵢ||²: squared error summed over outputs, averaged over rows.
+
+    The residuals are divided by a power of two near their largest before squaring (exact), so
+    the sum stays finite whenever the mean is."""
     R = Y - Y_hat
-    return float(np.einsum("ij,ij->", R, R) / len(Y))
+    biggest = float(np.max(np.abs(R))) if R.size else 0.0
+    if not np.isfinite(biggest) or biggest == 0.0:
+        return float(np.einsum("ij,ij->", R, R) / len(Y)) if np.isfinite(biggest) else np.inf
+    u = np.ldexp(1.0, int(np.frexp(biggest)[1]))
+    R = R / u
+    with np.errstate(over="ignore"):
+        return float(np.einsum("ij,ij->", R, R) / len(Y) * u * u)
 
 
 def r2_per_output(Y: np.ndarray, Y_hat: np.ndarray) -> np.ndarray:
-    """R² = 1 - SS_res / SS_tot for each output column (nan where the target is constant)."""
-    ss_res = ((Y - Y_hat) ** 2).sum(axis=0)
-    ss_tot = ((Y - Y.mean(axis=0)) ** 2).sum(axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    """R² = 1 - SS_res / SS_tot for each output column (nan where the target is constant).
+
+    Both sums are taken on columns divided by one power of two (exact), so they stay finite."""
+    with np.errstate(all="ignore"):
+        centred = Y - Y.mean(axis=0)
+        scale = np.max(np.abs(centred), axis=0) if len(Y) else np.ones(Y.shape[1])
+        u = np.ldexp(1.0, np.frexp(np.where(np.isfinite(scale) & (scale > 0), scale, 1.0))[1])
+        ss_res = (((Y - Y_hat) / u) ** 2).sum(axis=0)
+        ss_tot = ((centred / u) ** 2).sum(axis=0)
         return np.where(ss_tot > 0, 1.0 - ss_res / ss_tot, np.nan)

@@ -136,6 +136,11 @@ class Reporter:
             f"schedule {verdict} the notes' conditions: Σ η(t) = ∞ {_mark(c.sum_diverges)}, "
             f"Σ η(t)² < ∞ {_mark(c.sum_of_squares_converges)}"
         )
+        if problem.affine and problem.curvature().singular:
+            self.status(
+                "the features are collinear (H = (2/N) X̃ᵀX̃ is singular): the optimum is not "
+                "unique, many weights reach the same L*; λmin is its smallest non-zero eigenvalue"
+            )
         if problem.affine and schedule_text is None:
             curvature = problem.curvature()
             self.status(
