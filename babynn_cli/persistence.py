@@ -321,84 +321,144 @@ def to_json(model: ModelFile) -> str:
     return dumps(doc, indent=2) + "\n"
 
 
+MAX_MODEL_BYTES = 1 << 30  # a model file larger than this is not babynn's
+
+
+class _Damaged(Exception):
+    """What is wrong with a model file's content, in words."""
+
+
 def load_model(path: Path) -> ModelFile:
+    """A model file, every field checked for type, shape, range and finiteness."""
     name = f"'{path}'"
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        raw = Path(path).read_bytes()
     except FileNotFoundError:
         raise ModelFileError(f"cannot read model file {name}: no such file") from None
     except IsADirectoryError:
         raise ModelFileError(f"cannot read model file {name}: it is a directory") from None
-    except UnicodeDecodeError:
-        raise ModelFileError(f"model file {name} is damaged: it is not UTF-8 text") from None
     except OSError as e:
         raise ModelFileError(f"cannot read model file {name}: {e.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ModelFileError(f"model file {name} is damaged: it is not UTF-8 text") from None
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as e:
         raise ModelFileError(
             f"model file {name} is damaged: not valid JSON ({e.msg} at line {e.lineno})"
         ) from None
+    except (RecursionError, ValueError):  # nested past Python's stack, a 5,000-digit number
+        raise ModelFileError(f"model file {name} is damaged: not a model's JSON") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise ModelFileError(f"{name} is not a babynn model file")
     version = doc.get("format_version")
-    if version not in READABLE_VERSIONS:
+    if isinstance(version, bool) or version not in READABLE_VERSIONS:
         raise ModelFileError(
             f"model file {name} has format version {version!r}; "
             f"babynn {__version__} reads versions {', '.join(map(str, READABLE_VERSIONS))}"
         )
     try:
-        spec = doc["model"]
-        kind = spec["kind"]
-        if kind not in ("affine", "mlp") or (kind == "mlp" and version < 2):
-            raise ModelFileError(f"model file {name} holds an unknown kind of model {kind!r}")
-        features = [str(f) for f in spec["features"]]
-        targets = [str(t) for t in spec["targets"]]
-        m, n = len(features), len(targets)
-        std = doc["standardization"]
-        mean = np.array(std["mean"], dtype=float).reshape(m)
-        scale = np.array(std["scale"], dtype=float).reshape(m)
-        common = {
-            "features": features,
-            "targets": targets,
-            "kind": kind,
-            "standardized": bool(std["enabled"]),
-            "mean": mean,
-            "scale": scale,
-            "training": dict(doc.get("training") or {}),
-            "result": dict(doc.get("result") or {}),
-        }
-        if kind == "affine":
-            weights = np.array(spec["weights"], dtype=float).reshape(m, n)
-            bias = np.array(spec["bias"], dtype=float).reshape(n)
-            arrays = [weights, bias]
-            model = ModelFile(
-                **common, weights=weights, bias=bias, intercept=bool(spec.get("intercept", True))
-            )
-        else:
-            sizes = [m, *(int(h) for h in spec["hidden"]), n]
-            layers = []
-            for i, layer in enumerate(spec["layers"]):
-                W = np.array(layer["weights"], dtype=float).reshape(sizes[i], sizes[i + 1])
-                b = np.array(layer["bias"], dtype=float).reshape(sizes[i + 1])
-                layers.append((W, b))
-            if len(layers) != len(sizes) - 1:
-                raise ValueError("layers")
-            activation = str(spec["activation"])
-            if activation not in ACTIVATIONS:
-                raise ValueError("activation")
-            arrays = [a for layer in layers for a in layer]
-            model = ModelFile(**common, layers=layers, activation=activation)
-    except ModelFileError:
-        raise
-    except (KeyError, TypeError, ValueError, IndexError) as e:
-        raise ModelFileError(f"model file {name} is damaged: {_what(e)}") from None
-    if not all(np.isfinite(a).all() for a in [*arrays, mean, scale]):
-        raise ModelFileError(f"model file {name} is damaged: its weights are not all finite")
-    return model
+        return _model_of(doc, version)
+    except _Damaged as e:
+        raise ModelFileError(f"model file {name} is damaged: {e}") from None
 
 
-def _what(e: Exception) -> str:
-    if isinstance(e, KeyError):
-        return f"missing {e.args[0]!r}"
-    return "weights or statistics of the wrong shape or type"
+def _model_of(doc: dict[str, Any], version: int) -> ModelFile:
+    spec = _field(doc, "model", dict)
+    kind = _field(spec, "kind", str)
+    if kind not in ("affine", "mlp") or (kind == "mlp" and version < 2):
+        raise _Damaged(f"an unknown kind of model {kind!r}")
+    features = _names(spec, "features")
+    targets = _names(spec, "targets")
+    if set(features) & set(targets):
+        raise _Damaged("a column is both a feature and a target")
+    m, n = len(features), len(targets)
+    std = _field(doc, "standardization", dict)
+    scale = _numbers(_field(std, "scale", list), (m,), "standardization scales")
+    if not (scale > 0).all():
+        raise _Damaged("a standardization scale is not above 0 (it divides the features)")
+    common: dict[str, Any] = {
+        "features": features,
+        "targets": targets,
+        "kind": kind,
+        "standardized": _field(std, "enabled", bool),
+        "mean": _numbers(_field(std, "mean", list), (m,), "standardization means"),
+        "scale": scale,
+        "training": _field(doc, "training", dict, {}),
+        "result": _field(doc, "result", dict, {}),
+    }
+    if kind == "affine":
+        return ModelFile(
+            **common,
+            weights=_numbers(_field(spec, "weights", list), (m, n), "weights"),
+            bias=_numbers(_field(spec, "bias", list), (n,), "bias values"),
+            intercept=_field(spec, "intercept", bool, True),
+        )
+    hidden = _field(spec, "hidden", list)
+    if not hidden or not all(type(h) is int and 0 < h <= MAX_UNITS for h in hidden):
+        raise _Damaged(f"'hidden' must list layer sizes, whole numbers from 1 to {MAX_UNITS}")
+    sizes = [m, *hidden, n]
+    layers = _field(spec, "layers", list)
+    if len(layers) != len(sizes) - 1 or not all(isinstance(layer, dict) for layer in layers):
+        raise _Damaged(f"{len(sizes) - 1} layers expected")
+    activation = _field(spec, "activation", str)
+    if activation not in ACTIVATIONS:
+        raise _Damaged(f"an unknown activation {activation!r}")
+    weights = [
+        (
+            _numbers(_field(layer, "weights", list), (sizes[i], sizes[i + 1]), f"layer {i + 1} weights"),
+            _numbers(_field(layer, "bias", list), (sizes[i + 1],), f"layer {i + 1} bias values"),
+        )
+        for i, layer in enumerate(layers)
+    ]
+    return ModelFile(**common, layers=weights, activation=activation)
+
+
+MAX_UNITS = 1 << 20
+_MISSING = object()
+
+
+def _field(doc: dict[str, Any], key: str, kind: type, default: Any = _MISSING) -> Any:
+    """doc[key], which must be of type `kind` (a bool is not a number here)."""
+    if key not in doc:
+        if default is _MISSING:
+            raise _Damaged(f"missing {key!r}")
+        return default
+    value = doc[key]
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        raise _Damaged(f"{key!r} is not a {kind.__name__}")
+    return value
+
+
+def _names(spec: dict[str, Any], key: str) -> list[str]:
+    names = _field(spec, key, list)
+    if not names or not all(isinstance(x, str) and x.strip() for x in names):
+        raise _Damaged(f"{key!r} must list column names")
+    if len(set(names)) != len(names):
+        raise _Damaged(f"{key!r} names a column twice")
+    return list(names)
+
+
+def _numbers(value: list[Any], shape: tuple[int, ...], what: str) -> np.ndarray:
+    """Nested lists of finite numbers (no booleans, no strings) of exactly `shape`."""
+
+    def check(v: Any, depth: int) -> None:
+        if depth == len(shape):
+            if isinstance(v, bool) or not isinstance(v, int | float):
+                raise _Damaged(f"the {what} hold a {type(v).__name__}, not a number")
+            return
+        if not isinstance(v, list) or len(v) != shape[depth]:
+            raise _Damaged(f"the {what} are not {' × '.join(map(str, shape))} numbers")
+        for item in v:
+            check(item, depth + 1)
+
+    check(value, 0)
+    try:
+        array = np.array(value, dtype=float).reshape(shape)
+    except OverflowError:  # an integer past double precision
+        raise _Damaged(f"the {what} are not all finite") from None
+    if not np.isfinite(array).all():
+        raise _Damaged(f"the {what} are not all finite")
+    return array

@@ -190,6 +190,77 @@ def test_model_file_missing_a_field(in_tmp):
     )
 
 
+def _set(doc, path, value):
+    *parents, last = path
+    for key in parents:
+        doc = doc[key]
+    if value is DELETE:
+        del doc[last]
+    else:
+        doc[last] = value
+
+
+DELETE = object()
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (
+            ("standardization", "scale"),
+            [1.0, 0.0, 1.0],
+            "a standardization scale is not above 0 (it divides the features)",
+        ),
+        (("model", "weights"), [["1"], [2.0], [3.0]], "the weights hold a str, not a number"),
+        (("model", "weights"), [[True], [2.0], [3.0]], "the weights hold a bool, not a number"),
+        (("model", "features"), "x0,x1,x2", "'features' is not a list"),
+        (("model", "features"), ["x0", "x0", "x2"], "'features' names a column twice"),
+        (("model", "targets"), [], "'targets' must list column names"),
+        (("model", "bias"), [1e400], None),  # JSON's 1e400 is inf in Python
+        (("model", "bias"), [10**400], "the bias values are not all finite"),
+        (("model", "weights"), [[1.0], [2.0]], "the weights are not 3 × 1 numbers"),
+        (("standardization", "enabled"), "yes", "'enabled' is not a bool"),
+    ],
+)
+def test_model_files_are_checked_for_type_shape_and_range(in_tmp, path, value, message):
+    run("fit", NOTES, "-q", "-o", "m.json")
+    doc = json.loads((in_tmp / "m.json").read_text())
+    _set(doc, path, value)
+    (in_tmp / "m.json").write_text(json.dumps(doc))
+    error = fails("predict", "m.json", NOTES)
+    assert error.startswith("Error: model file 'm.json' is damaged: ")
+    if message is not None:
+        assert error == f"Error: model file 'm.json' is damaged: {message}"
+
+
+@pytest.mark.parametrize(
+    ("hidden", "message"),
+    [([0], "'hidden' must list layer sizes"), ([2.5], "'hidden' must list"), ([True], "'hidden'")],
+)
+def test_network_files_are_checked_too(in_tmp, hidden, message):
+    run("fit", NOTES, "-q", "--hidden", 2, "--epochs", 2, "-o", "n.json")
+    doc = json.loads((in_tmp / "n.json").read_text())
+    doc["model"]["hidden"] = hidden
+    (in_tmp / "n.json").write_text(json.dumps(doc))
+    assert message in fails("predict", "n.json", NOTES)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"format": "babynn-model", "format_version": 2, "model": '
+        + "[" * 100_000
+        + "]" * 100_000
+        + "}",
+        '{"format": "babynn-model", "format_version": 2, "model": ' + "9" * 5000 + "}",
+        '{"format": "babynn-model", "format_version": true}',
+    ],
+)
+def test_hostile_json_is_a_one_line_error(in_tmp, text):
+    (in_tmp / "m.json").write_text(text)
+    assert fails("predict", "m.json", NOTES).startswith("Error: ")
+
+
 def test_model_file_of_unknown_version(in_tmp):
     run("fit", NOTES, "-q", "-o", "m.json")
     doc = json.loads((in_tmp / "m.json").read_text())

@@ -113,5 +113,5 @@ def test_damaged_network_file(in_tmp):
     result = run("predict", "n.json", NONLINEAR)
     assert result.exit_code == 1
     assert result.stderr == (
-        "Error: model file 'n.json' is damaged: weights or statistics of the wrong shape or type\n"
+        "Error: model file 'n.json' is damaged: the layer 2 weights are not 4 × 1 numbers\n"
     )
