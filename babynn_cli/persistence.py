@@ -406,13 +406,12 @@ def _model_of(doc: dict[str, Any], version: int) -> ModelFile:
     activation = _field(spec, "activation", str)
     if activation not in ACTIVATIONS:
         raise _Damaged(f"an unknown activation {activation!r}")
-    weights = [
-        (
-            _numbers(_field(layer, "weights", list), (sizes[i], sizes[i + 1]), f"layer {i + 1} weights"),
-            _numbers(_field(layer, "bias", list), (sizes[i + 1],), f"layer {i + 1} bias values"),
-        )
-        for i, layer in enumerate(layers)
-    ]
+    weights = []
+    for i, layer in enumerate(layers):
+        shape, what = (sizes[i], sizes[i + 1]), f"layer {i + 1}"
+        W = _numbers(_field(layer, "weights", list), shape, f"{what} weights")
+        b = _numbers(_field(layer, "bias", list), shape[1:], f"{what} bias values")
+        weights.append((W, b))
     return ModelFile(**common, layers=weights, activation=activation)
 
 
