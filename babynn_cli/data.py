@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from babynn_cli.errors import DataError
+from babynn_cli.errors import DataError, UsageError
 
 STDIN = "-"
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -141,7 +141,7 @@ def choose_columns(
             _require_column(col, header, name)
         both = [c for c in features if c in targets]
         if both:
-            raise DataError(f"column '{both[0]}' is named both as a target and as a feature")
+            raise UsageError(f"column '{both[0]}' is named both as a target and as a feature")
     else:
         features = [c for c in header if c not in targets]
     if not features:
@@ -149,7 +149,7 @@ def choose_columns(
     for group in (targets, features):
         dupes = sorted({c for c in group if group.count(c) > 1})
         if dupes:
-            raise DataError(f"column '{dupes[0]}' is named twice")
+            raise UsageError(f"column '{dupes[0]}' is named twice")
     return features, targets
 
 

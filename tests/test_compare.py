@@ -185,7 +185,7 @@ BATCH = "Error: --batch-size takes a whole number of rows ≥ 1 or 'full'"
     [
         (("-b", "0"), f"{BATCH} (got '0')"),
         (("-b", "many"), f"{BATCH} (got 'many')"),
-        (("--lr", "-1"), "Error: --lr must be a number above 0 (got -1)"),
+        (("--lr", "-1"), "Error: --lr must be a finite number above 0 (got -1)"),
         (
             ("--early-stopping",),
             "Error: --early-stopping needs a validation set: add --val-frac, e.g. 0.2",

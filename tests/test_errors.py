@@ -85,10 +85,12 @@ def test_unknown_feature(csv):
     )
 
 
-def test_target_also_a_feature(csv):
-    assert fails("fit", csv("a,b,y\n1,2,3\n4,5,6\n"), "--features", "a,y") == (
+def test_conflicting_columns_are_usage_errors(csv):
+    name = csv("a,b,y\n1,2,3\n4,5,6\n")
+    assert fails("fit", name, "--features", "a,y", code=2) == (
         "Error: column 'y' is named both as a target and as a feature"
     )
+    assert fails("fit", name, "-t", "y", "-t", "y", code=2) == "Error: column 'y' is named twice"
 
 
 def test_no_features(csv):
@@ -142,8 +144,8 @@ def test_validation_fraction_leaving_too_few_training_rows(csv):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("--lr", "0"), "Error: --lr must be a number above 0 (got 0)"),
-        (("--lr", "-0.1"), "Error: --lr must be a number above 0 (got -0.1)"),
+        (("--lr", "0"), "Error: --lr must be a finite number above 0 (got 0)"),
+        (("--lr", "-0.1"), "Error: --lr must be a finite number above 0 (got -0.1)"),
         (("--val-frac", "1"), "Error: --val-frac must be below 1 (got 1)"),
         (
             ("--early-stopping",),
@@ -315,3 +317,50 @@ def test_unwritable_prediction_output(in_tmp):
     assert fails("predict", "model.json", NOTES, "-o", "gone/p.csv") == (
         "Error: cannot write 'gone/p.csv': no folder 'gone'"
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("fit", NOTES, "--epochs", "1e9"), "Error: Invalid value for '--epochs' / '-e': "),
+        (("fit", NOTES, "--epochs", "0"), "Error: Invalid value for '--epochs' / '-e': "),
+        (("fit", NOTES, "--tol", "nan"), "Error: Invalid value for '--tol': "),
+        (("fit", NOTES, "--lr", "abc"), "Error: Invalid value for '--lr': "),
+        (("fit",), "Error: Missing argument 'data'."),
+        (("nope",), "Error: No such command 'nope'."),
+        (("fit", NOTES, "--bogus"), "Error: No such option: --bogus"),
+        (("fit", NOTES, "--schedule", "nope"), "Error: Invalid value for '--schedule': "),
+        (("fit", NOTES, "-b", "full"), "Error: Invalid value for '--batch-size' / '-b': "),
+        (("fit", NOTES, "--sep", ""), "Error: --sep must be one character"),
+        (("fit", NOTES, "--sep", ";;"), "Error: --sep must be one character"),
+        (
+            ("fit", NOTES, "--schedule", "step", "--gamma", "1"),
+            "Error: --gamma of step must be in (0, 1)",
+        ),
+        (
+            ("fit", NOTES, "--schedule", "exponential", "--gamma", "0"),
+            "Error: --gamma of exponential",
+        ),
+        (
+            ("fit", NOTES, "--schedule", "cosine", "--lr-min", "1"),
+            "Error: --lr-min must be below --lr",
+        ),
+        (("fit", NOTES, "--decay", "1e308"), "Error: Invalid value for '--decay': "),
+        (("fit", NOTES, "--lr", "inf"), "Error: --lr must be a finite number above 0 (got inf)"),
+        (("sweep-lr", NOTES, "--lrs", "0.1,inf"), "Error: --lrs must be a finite number above 0"),
+        (
+            ("sweep-lr", NOTES, "--lrs", "0.1,0.2", "--min", "0.01"),
+            "Error: --lrs lists the rates itself: drop --min",
+        ),
+    ],
+)
+def test_every_usage_error_is_one_line_and_exit_2(in_tmp, args, message):
+    result = run(*args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(message) and result.stderr.count("\n") == 1
+    assert "╭" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_tab_separator_may_be_written_out(csv, in_tmp):
+    name = csv("a\tb\ty\n1\t2\t3\n4\t5\t7\n5\t1\t1\n2\t2\t2\n")
+    assert run_json("fit", name, "--sep", "\\t", "--epochs", 3)["features"] == ["a", "b"]

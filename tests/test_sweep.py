@@ -168,12 +168,12 @@ def test_png_plot_without_matplotlib_says_how_to_install_it(in_tmp, monkeypatch)
     [
         (("--min", "1", "--max", "0.1"), "Error: --min must be below --max (got 1 and 0.1)"),
         (("--min", "1", "--max", "1"), "Error: --min must be below --max (got 1 and 1)"),
-        (("--min", "0"), "Error: --min must be a number above 0 (got 0)"),
-        (("--max", "-1"), "Error: --max must be a number above 0 (got -1)"),
+        (("--min", "0"), "Error: --min must be a finite number above 0 (got 0)"),
+        (("--max", "-1"), "Error: --max must be a finite number above 0 (got -1)"),
         (("--num", "1"), "Error: --num must be at least 2 (got 1)"),
         (("--lrs", "0.1"), "Error: --lrs needs at least two different rates"),
         (("--lrs", "0.1,0.1"), "Error: --lrs needs at least two different rates"),
-        (("--lrs", "0.1,-2"), "Error: --lrs must be a number above 0 (got -2)"),
+        (("--lrs", "0.1,-2"), "Error: --lrs must be a finite number above 0 (got -2)"),
         (("--lrs", "0.1,fast"), "Error: --lrs takes numbers; got 'fast'"),
     ],
 )

@@ -16,7 +16,7 @@ def load_problem(data: DataOptions, model: ModelOptions) -> tuple[Dataset, Probl
     from babynn_cli import data as datamod
     from babynn_cli.core.problem import ProblemError, make_problem
 
-    dataset = datamod.load(data.data, data.sep, data.target, data.feature_list, data.dropna)
+    dataset = datamod.load(data.data, data.separator, data.target, data.feature_list, data.dropna)
     try:
         problem = make_problem(
             dataset.X,

@@ -127,6 +127,8 @@ def compare(
         check_lr(lr)
     model.check(early_stopping)
     combos = combinations(schedules, lrs, [parse_batch(b) for b in batch_sizes or []], models)
+    for name, lr, _ in combos:
+        rate.check(name, lr)
     if plot is not None and not combos:
         raise UsageError("--plot draws the runs' curves; with --model alone nothing is trained")
 

@@ -106,6 +106,7 @@ def fit(
     command's whole story in order — check, load, train, judge, save, show, exit — each step one
     call into the layer that owns it."""
     check_lr(lr)
+    rate.check(schedule.value, lr)
     model.check(early_stopping)
 
     from babynn_cli import data as datamod

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -150,6 +151,10 @@ class DataOptions:
     def feature_list(self) -> list[str] | None:
         return split_list(self.features)
 
+    @property
+    def separator(self) -> str:
+        return check_sep(self.sep)
+
 
 @dataclasses.dataclass(frozen=True)
 class ModelOptions:
@@ -240,7 +245,10 @@ class ScheduleParameters:
     """The parameters of the decaying schedules (η0 and the schedule's name are the command's)."""
 
     decay: Annotated[
-        float, option("--decay", metavar="K", panel=RATE, min=0.0, help="k of inverse and power.")
+        float,
+        option(
+            "--decay", metavar="K", panel=RATE, min=0.0, max=1e6, help="k of inverse and power."
+        ),
     ] = SCHEDULE_DEFAULTS["decay"]
     power: Annotated[
         float,
@@ -249,6 +257,7 @@ class ScheduleParameters:
             metavar="P",
             panel=RATE,
             min=0.0,
+            max=10.0,
             help="p of power (0.5 < p ≤ 1 meets the notes' conditions).",
         ),
     ] = SCHEDULE_DEFAULTS["power"]
@@ -271,6 +280,18 @@ class ScheduleParameters:
     lr_min: Annotated[
         float, option("--lr-min", metavar="ETA_MIN", panel=RATE, min=0.0, help="η_min of cosine.")
     ] = SCHEDULE_DEFAULTS["lr_min"]
+
+    def check(self, name: str, lr: float | None = None) -> None:
+        """The parameters the schedule `name` reads, in their valid ranges."""
+        if name in ("exponential", "step") and self.gamma is not None and not 0 < self.gamma < 1:
+            raise UsageError(
+                f"--gamma of {name} must be in (0, 1): it multiplies the rate (got {self.gamma:g})"
+            )
+        if name == "cosine" and lr is not None and not self.lr_min < lr:
+            raise UsageError(
+                f"--lr-min must be below --lr: cosine falls from η0 to η_min (got --lr-min "
+                f"{self.lr_min:g}, --lr {lr:g})"
+            )
 
     def spec(self, name: str, total_updates: int = 1) -> ScheduleSpec:
         from babynn_cli.core.schedules import ScheduleSpec
@@ -386,8 +407,18 @@ def reports_errors(command: F) -> F:
 
 
 def check_lr(lr: float, flag: str = "--lr") -> None:
-    if not lr > 0:
-        raise UsageError(f"{flag} must be a number above 0 (got {lr:g})")
+    if not (lr > 0 and math.isfinite(lr)):
+        raise UsageError(f"{flag} must be a finite number above 0 (got {lr:g})")
+
+
+def check_sep(sep: str) -> str:
+    """The field delimiter: exactly one character ('\\t' written out stands for a tab)."""
+    if sep == "\\t":
+        return "\t"
+    if len(sep) != 1 or sep in '\r\n"':
+        shown = repr(sep)
+        raise UsageError(f"--sep must be one character, not a quote or a line break (got {shown})")
+    return sep
 
 
 def split_list(value: str | None, flag: str = "--features") -> list[str] | None:

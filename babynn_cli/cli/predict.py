@@ -8,7 +8,15 @@ from typing import Annotated, Any
 import typer
 
 from babynn_cli.cli.app import app
-from babynn_cli.cli.options import OUTPUT, DataArg, QuietOpt, SepOpt, option, reports_errors
+from babynn_cli.cli.options import (
+    OUTPUT,
+    DataArg,
+    QuietOpt,
+    SepOpt,
+    check_sep,
+    option,
+    reports_errors,
+)
 
 
 @app.command(
@@ -53,7 +61,7 @@ def predict(
     outputs.name("--output", output)
     report = Reporter(quiet=quiet)
     saved = persistence.load_model(model)
-    X, Y = datamod.load_for_prediction(data, sep, saved.features, saved.targets)
+    X, Y = datamod.load_for_prediction(data, check_sep(sep), saved.features, saved.targets)
     Y_hat = saved.predict(X)
     metrics: dict[str, Any] = {}
     if Y is not None:

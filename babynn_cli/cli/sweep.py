@@ -38,14 +38,34 @@ SUGGESTION_RULE = (
 
 
 LrLoOpt = Annotated[
-    float, option("--min", metavar="ETA", panel=GRID, help="Smallest rate of the grid.")
+    float | None,
+    option(
+        "--min",
+        metavar="ETA",
+        panel=GRID,
+        help="Smallest rate of the grid. [default: 0.001]",
+        show_default=False,
+    ),
 ]
 LrHiOpt = Annotated[
-    float, option("--max", metavar="ETA", panel=GRID, help="Largest rate of the grid.")
+    float | None,
+    option(
+        "--max",
+        metavar="ETA",
+        panel=GRID,
+        help="Largest rate of the grid. [default: 10]",
+        show_default=False,
+    ),
 ]
 NumOpt = Annotated[
-    int,
-    option("--num", metavar="K", panel=GRID, help="Rates in the grid, evenly spaced in log."),
+    int | None,
+    option(
+        "--num",
+        metavar="K",
+        panel=GRID,
+        help="Rates in the grid, evenly spaced in log. [default: 17]",
+        show_default=False,
+    ),
 ]
 LrsOpt = Annotated[
     str | None,
@@ -72,9 +92,9 @@ LrsOpt = Annotated[
 def sweep_lr(
     data: DataOptions,
     *,
-    lr_lo: LrLoOpt = 1e-3,
-    lr_hi: LrHiOpt = 10.0,
-    num: NumOpt = 17,
+    lr_lo: LrLoOpt = None,
+    lr_hi: LrHiOpt = None,
+    num: NumOpt = None,
     lrs: LrsOpt = None,
     schedule: ScheduleOpt = ScheduleName.constant,  # type: ignore[attr-defined]
     rate: ScheduleParameters,
@@ -87,6 +107,7 @@ def sweep_lr(
     json_out: JsonOpt = False,
 ) -> None:
     rates = grid_from_options(lr_lo, lr_hi, num, lrs)
+    rate.check(schedule.value, min(rates))
     model.check()
 
     from babynn_cli import data as datamod
@@ -132,9 +153,16 @@ def sweep_lr(
         raise typer.Exit(code=interrupts.exit_code())
 
 
-def grid_from_options(lr_lo: float, lr_hi: float, num: int, lrs: str | None) -> list[float]:
+def grid_from_options(
+    lr_lo: float | None, lr_hi: float | None, num: int | None, lrs: str | None
+) -> list[float]:
     """The rates to sweep: an explicit --lrs list, or --num rates from --min to --max."""
     if lrs is not None:
+        given = [
+            f for f, v in (("--min", lr_lo), ("--max", lr_hi), ("--num", num)) if v is not None
+        ]
+        if given:
+            raise UsageError(f"--lrs lists the rates itself: drop {' and '.join(given)}")
         values = []
         for item in split_list(lrs, "--lrs") or []:
             try:
@@ -146,6 +174,9 @@ def grid_from_options(lr_lo: float, lr_hi: float, num: int, lrs: str | None) -> 
         if len(set(values)) < 2:
             raise UsageError("--lrs needs at least two different rates")
         return sorted(set(values))
+    lr_lo = 1e-3 if lr_lo is None else lr_lo
+    lr_hi = 10.0 if lr_hi is None else lr_hi
+    num = 17 if num is None else num
     check_lr(lr_lo, "--min")
     check_lr(lr_hi, "--max")
     if lr_lo >= lr_hi:
