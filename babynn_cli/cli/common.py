@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING
+
+import typer
 
 from babynn_cli.cli.options import DataOptions, ModelOptions
 
@@ -16,6 +19,8 @@ def load_problem(data: DataOptions, model: ModelOptions) -> tuple[Dataset, Probl
     from babynn_cli import data as datamod
     from babynn_cli.core.problem import ProblemError, make_problem
 
+    if data.data == "-" and sys.stdin.isatty():
+        typer.echo("reading the CSV from standard input: type or paste it, then Ctrl-D", err=True)
     dataset = datamod.load(data.data, data.separator, data.target, data.feature_list, data.dropna)
     try:
         problem = make_problem(

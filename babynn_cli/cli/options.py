@@ -18,6 +18,7 @@ import inspect
 import math
 import os
 import sys
+import warnings
 from collections.abc import Callable
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar, get_type_hints
@@ -388,9 +389,13 @@ def reports_errors(command: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         interrupts.install()
         try:
-            return command(*args, **kwargs)
+            with warnings.catch_warnings():
+                # every case a library warns about is handled and said in words; a warning
+                # that still slips through is noise to the user, never news
+                warnings.simplefilter("ignore")
+                return command(*args, **kwargs)
         except BabynnError as e:
-            typer.echo(f"Error: {e}", err=True)
+            typer.echo(f"Error: {one_line(str(e))}", err=True)
             raise typer.Exit(code=e.exit_code) from None
         except KeyboardInterrupt as e:
             code = interrupts.exit_code(e)
@@ -404,6 +409,11 @@ def reports_errors(command: F) -> F:
             raise typer.Exit(code=EXIT_BROKEN_PIPE) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def one_line(text: str) -> str:
+    """Line breaks and other control characters written as escapes (a name may hold them)."""
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
 
 
 def check_lr(lr: float, flag: str = "--lr") -> None:

@@ -39,6 +39,12 @@ LOG_WIDTH = 160  # columns for tables when stdout is not a terminal
 PLAIN_LINE_EVERY = 10.0  # seconds between plain progress lines when stderr is not a terminal
 
 
+def one_line(text: str) -> str:
+    """Line breaks and other control characters written as escapes: one line, whatever the
+    user's names hold."""
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
+
+
 def fmt(x: float | None, digits: int = 6) -> str:
     """A number for a table: significant digits, '-' for missing."""
     if x is None or (isinstance(x, float) and math.isnan(x)):
@@ -49,11 +55,12 @@ def fmt(x: float | None, digits: int = 6) -> str:
 class Reporter:
     def __init__(self, quiet: bool = False) -> None:
         self.quiet = quiet
-        self.out = Console(highlight=False)
+        # markup=False: column names, file names and labels are the user's, printed as they are
+        self.out = Console(highlight=False, markup=False)
         if not self.out.is_terminal and "COLUMNS" not in os.environ:
             # A log or a pipe: wide lines read better there than tables squeezed to 80 columns.
-            self.out = Console(highlight=False, width=LOG_WIDTH)
-        self.err = Console(stderr=True, highlight=False)
+            self.out = Console(highlight=False, markup=False, width=LOG_WIDTH)
+        self.err = Console(stderr=True, highlight=False, markup=False)
         self._stdout: list[str] = []  # composed, written by `flush`
 
     @property
@@ -62,9 +69,9 @@ class Reporter:
 
     # -- messages ----------------------------------------------------------------------------
     def status(self, message: str) -> None:
-        """A human message on stderr, unless --quiet."""
+        """A human message on stderr, one line (a name may hold a line break), unless --quiet."""
         if not self.quiet:
-            self.err.print(message, soft_wrap=True, markup=False)
+            self.err.print(one_line(message), soft_wrap=True, markup=False)
 
     def compare_header(self, source: str, problem: Problem, configs: int, saved: int) -> None:
         name = "standard input" if source == "-" else f"'{source}'"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
+from rich.text import Text
 
 from babynn_cli.report import Reporter, fmt, verdict_cell
 from babynn_cli.report.plot import Series, TextPlot, VLine, new_figure, png_bytes
@@ -22,8 +23,11 @@ def show(report: Reporter, result: Sweep, gap_tol: float) -> None:
         report.print("No rate to suggest: every rate diverged.")
     else:
         report.print(
-            f"[bold]Suggested learning rate: {fmt(s, 4)}[/bold] (the rate below the divergence "
-            f"edge that came within {gap_tol:g} of the lowest final loss in the fewest epochs)"
+            Text(f"Suggested learning rate: {fmt(s, 4)}", style="bold")
+            + Text(
+                " (the rate below the divergence edge that came within "
+                f"{gap_tol:g} of the lowest final loss in the fewest epochs)"
+            )
         )
 
 
