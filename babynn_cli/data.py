@@ -164,38 +164,39 @@ def load(
     src = open_source(source, sep)
     header = read_header(src)
     features, targets = choose_columns(header, src.name, targets, features)
-    X, Y = read_columns(src, header, features, targets, dropna)
+    X, Y = read_columns(src, header, _Columns(features, targets, dropna))
     return Dataset(X=X, Y=Y, features=features, targets=targets)
 
 
 def load_for_prediction(
     source: str, sep: str, features: list[str], targets: list[str]
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """The model's feature columns, and its target columns when the data has them all."""
+) -> tuple[np.ndarray, np.ndarray | None, str | None]:
+    """The model's feature columns, and its target columns when the data has them all, usable:
+    (X, Y or None, why the targets cannot score the predictions, when they are there but not
+    numbers)."""
     src = open_source(source, sep)
     header = read_header(src)
     missing = [c for c in features if c not in header]
     if missing:
         raise DataError(f"{src.name} lacks the model's feature column(s): {listing(missing)}")
     has_targets = all(t in header for t in targets)
-    X, Y = read_columns(src, header, features, targets if has_targets else [], dropna=None)
-    return X, Y if has_targets else None
+    columns = _Columns(features, targets if has_targets else [], None, optional_targets=True)
+    X, Y = read_columns(src, header, columns)
+    if not has_targets or columns.targets_unusable:
+        return X, None, columns.targets_unusable
+    return X, Y, None
 
 
 def read_columns(
-    src: Source,
-    header: list[str],
-    features: list[str],
-    targets: list[str],
-    dropna: bool | None = False,
+    src: Source, header: list[str], columns: _Columns
 ) -> tuple[np.ndarray, np.ndarray]:
-    """X (N, m) and Y (N, n), checked: numeric, finite, nothing missing.
+    """X (N, m) and Y (N, n) of `columns`, checked: numeric, finite, nothing missing.
 
-    dropna=True drops rows with a missing value; None means the command has no --dropna.
+    With columns.dropna True rows with a missing value are dropped; None means the command has
+    no --dropna.
     Rows are numbered from 1, the first row after the header. Every column is parsed, used or
     not, so that a row with too many fields is an error rather than quietly cut short.
     """
-    columns = _Columns(features, targets, dropna)
     if src.splittable():
         try:
             with _reading(src):
@@ -254,15 +255,27 @@ class _Part:
 class _Columns:
     """What to take from each block of parsed rows, and the checks each must pass."""
 
-    def __init__(self, features: list[str], targets: list[str], dropna: bool | None) -> None:
+    def __init__(
+        self,
+        features: list[str],
+        targets: list[str],
+        dropna: bool | None,
+        optional_targets: bool = False,
+    ) -> None:
         self.features, self.targets, self.dropna = features, targets, dropna
         self.used = features + targets
+        # predict: targets only score the predictions; unusable ones are noted, not errors
+        self.optional_targets = optional_targets
+        self.targets_unusable: str | None = None
 
     def absorb(self, chunk: pd.DataFrame) -> _Part:
         m = len(self.features)
         for col in self.used:
             problem = _non_numeric(chunk[col], col)
-            if problem is not None:
+            if problem is not None and self.optional_targets and col in self.targets:
+                self.targets_unusable = self.targets_unusable or f"column '{col}' is not numeric"
+                chunk = chunk.assign(**{col: pd.to_numeric(chunk[col], errors="coerce")})
+            elif problem is not None:
                 row, message = problem
                 return _Part(np.empty((0, m)), np.empty((0, len(self.targets))), 0, message, row)
         if list(chunk.columns) == self.used:
@@ -272,7 +285,13 @@ class _Columns:
         seen = len(values)
         if np.isfinite(values).all():  # the usual case: one pass, nothing to report
             return _Part(values[:, :m], values[:, m:], seen)
+        if self.optional_targets and not np.isfinite(values[:, m:]).all():
+            self.targets_unusable = self.targets_unusable or "the targets have missing values"
+            if np.isfinite(values[:, :m]).all():
+                return _Part(values[:, :m], values[:, m:], seen)
         missing, infinite = np.isnan(values), np.isinf(values)
+        if self.optional_targets:  # only the features decide
+            missing[:, m:] = infinite[:, m:] = False
         bad_rows = infinite.any(axis=1) if self.dropna else (missing | infinite).any(axis=1)
         if bad_rows.any():  # the first problem in row order
             row = int(np.argmax(bad_rows))

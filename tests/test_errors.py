@@ -364,3 +364,14 @@ def test_every_usage_error_is_one_line_and_exit_2(in_tmp, args, message):
 def test_a_tab_separator_may_be_written_out(csv, in_tmp):
     name = csv("a\tb\ty\n1\t2\t3\n4\t5\t7\n5\t1\t1\n2\t2\t2\n")
     assert run_json("fit", name, "--sep", "\\t", "--epochs", 3)["features"] == ["a", "b"]
+
+
+@pytest.mark.parametrize("cell", ["", "n/a"])
+def test_predict_needs_no_usable_target(csv, in_tmp, cell):
+    """A target column that is there but blank or text: predict anyway, note why no score."""
+    run("fit", csv("a,b,y\n1,2,3\n4,5,7\n5,1,1\n2,2,2\n", "train.csv"), "-q", "-o", "m.json")
+    name = csv(f"a,b,y\n1,2,{cell}\n4,5,{cell}\n")
+    result = run("predict", "m.json", name)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "y" and len(result.stdout.splitlines()) == 3
+    assert result.stderr.startswith("no MSE or R²: ") and result.stderr.count("\n") == 1

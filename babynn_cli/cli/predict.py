@@ -61,7 +61,9 @@ def predict(
     outputs.name("--output", output)
     report = Reporter(quiet=quiet)
     saved = persistence.load_model(model)
-    X, Y = datamod.load_for_prediction(data, check_sep(sep), saved.features, saved.targets)
+    X, Y, unusable = datamod.load_for_prediction(
+        data, check_sep(sep), saved.features, saved.targets
+    )
     Y_hat = saved.predict(X)
     metrics: dict[str, Any] = {}
     if Y is not None:
@@ -77,3 +79,5 @@ def predict(
     report.flush()
     if metrics and not json_out:
         report.metrics_line(metrics["mse"], metrics["r2"], saved.targets)
+    if unusable:
+        report.status(f"no MSE or R²: {unusable} (the predictions do not need the targets)")
