@@ -115,3 +115,10 @@ def test_damaged_network_file(in_tmp):
     assert result.stderr == (
         "Error: model file 'n.json' is damaged: the layer 2 weights are not 4 × 1 numbers\n"
     )
+
+
+def test_a_network_too_large_for_memory_is_refused_before_allocating(in_tmp):
+    result = run("fit", NONLINEAR, "--hidden", 100000, "--hidden", 100000)
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: --hidden 100000 --hidden 100000 needs about ")
+    assert "GiB of memory to train; this machine has " in result.stderr

@@ -195,3 +195,18 @@ def test_blocks_of_epochs_give_what_one_epoch_at_a_time_gives(
     for name in one.params:
         assert np.array_equal(one.params[name], blocks.params[name])
     np.testing.assert_array_equal(one.history.train_loss, blocks.history.train_loss)
+
+
+def test_memory_follows_the_epochs_run_not_the_epochs_asked_for():
+    """--epochs 10⁷ on a run the --tol rule stops early allocates a history of what ran."""
+    import tracemalloc
+
+    X, Y = linear_data()
+    problem = make_problem(X, Y)
+    params = initial_params(problem, 0)
+    tracemalloc.start()
+    fitted = fit(problem, params, make_schedule("constant", 0.3), TrainSettings(epochs=10**7), 0)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert fitted.end.stop_reason is StopReason.TOL and fitted.end.epochs_run < 1000
+    assert peak < 5 * 2**20  # a preallocated history alone would be 3 × 10⁷ × 8 B = 229 MiB

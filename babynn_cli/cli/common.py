@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import TYPE_CHECKING
 
 import typer
 
 from babynn_cli.cli.options import DataOptions, ModelOptions
+from babynn_cli.errors import UsageError
 
 if TYPE_CHECKING:
     from babynn_cli.core.problem import Problem
@@ -36,3 +38,20 @@ def load_problem(data: DataOptions, model: ModelOptions) -> tuple[Dataset, Probl
     except ProblemError as e:
         raise datamod.DataError(f"{datamod.display_name(data.data)} has {e}") from None
     return dataset, problem
+
+
+def check_memory(problem: Problem, batch_size: int | None, runs: int = 1) -> None:
+    """Refuse, before allocating, a network that cannot fit in this machine's memory."""
+    from babynn_cli.core.mlp import MLP
+
+    if not isinstance(problem.model, MLP):
+        return
+    rows = min(problem.n_train, batch_size or problem.n_train, 1 << 14)
+    needed = problem.model.memory_bytes(rows, runs)
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if needed > 0.8 * total:
+        layers = " ".join(f"--hidden {h}" for h in problem.model.hidden)
+        raise UsageError(
+            f"{layers} needs about {needed / 2**30:,.1f} GiB of memory to train; this machine "
+            f"has {total / 2**30:,.1f} GiB: use fewer or smaller hidden layers"
+        )

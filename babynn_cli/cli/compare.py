@@ -9,7 +9,7 @@ import typer
 
 from babynn_cli import interrupts
 from babynn_cli.cli.app import app
-from babynn_cli.cli.common import load_problem
+from babynn_cli.cli.common import check_memory, load_problem
 from babynn_cli.cli.options import (
     RATE,
     SCHEDULE_HELP,
@@ -151,6 +151,7 @@ def compare(
     saved_files = [(path, persistence.load_model(path)) for path in models or []]
     report = Reporter(quiet=quiet or json_out)
     dataset, problem = load_problem(data, model)
+    check_memory(problem, None, len(combos))
     features, targets = dataset.features, dataset.targets
     saved = [file.evaluated(path, features, targets, problem) for path, file in saved_files]
     configs = list(dict.fromkeys(Config(rate.spec(s), lr, b) for s, lr, b in combos))

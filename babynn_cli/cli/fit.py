@@ -9,7 +9,7 @@ import typer
 
 from babynn_cli import interrupts
 from babynn_cli.cli.app import app
-from babynn_cli.cli.common import load_problem
+from babynn_cli.cli.common import check_memory, load_problem
 from babynn_cli.cli.options import (
     OUTPUT,
     TRAINING,
@@ -125,6 +125,7 @@ def fit(
     start_from = persistence.load_model(warm_start) if warm_start is not None else None
     report = Reporter(quiet=quiet or json_out)
     dataset, problem = load_problem(data, model)
+    check_memory(problem, batch_size)
     warm = None
     if start_from is not None:
         warm = start_from.warm_start(dataset.features, dataset.targets, problem)

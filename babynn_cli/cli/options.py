@@ -403,6 +403,13 @@ def reports_errors(command: F) -> F:
                 "Terminated." if code == interrupts.EXIT_TERMINATED else "Interrupted.", err=True
             )
             raise typer.Exit(code=code) from None
+        except MemoryError:
+            typer.echo(
+                "Error: not enough memory for this run: use less data, fewer rates, a smaller "
+                "--batch-size or smaller --hidden layers",
+                err=True,
+            )
+            raise typer.Exit(code=1) from None
         except BrokenPipeError:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())  # nothing more to write: no flush error at exit

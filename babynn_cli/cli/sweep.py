@@ -8,7 +8,7 @@ import typer
 
 from babynn_cli import interrupts
 from babynn_cli.cli.app import app
-from babynn_cli.cli.common import load_problem
+from babynn_cli.cli.common import check_memory, load_problem
 from babynn_cli.cli.options import (
     BatchOpt,
     CsvOutOpt,
@@ -126,6 +126,7 @@ def sweep_lr(
         plots.require_matplotlib()
     report = Reporter(quiet=quiet or json_out)
     dataset, problem = load_problem(data, model)
+    check_memory(problem, batch_size, len(rates) + 1)
     params = initial_params(problem, model.seed, model.init.value)
     settings = TrainSettings(stop.epochs, batch_size, stop.tol, stop.patience)
     spec = rate.spec(schedule.value, stop.epochs * updates_per_epoch(problem.n_train, batch_size))

@@ -132,6 +132,12 @@ class MLP(Model):
     def n_params(self) -> int:
         return sum((a + 1) * b for a, b in itertools.pairwise(self.sizes))
 
+    def memory_bytes(self, rows: int, runs: int) -> int:
+        """About what training `runs` stacked copies on batches of `rows` rows holds at once:
+        the weights a few times over (weights, gradients, the step, the best epoch's) and each
+        layer's pre-activations and activations for the rows."""
+        return 8 * runs * (6 * self.n_params() + 3 * rows * sum(self.sizes))
+
 
 def layers_of(params: Params) -> list[tuple[np.ndarray, np.ndarray]]:
     """[(W1, b1), (W2, b2), ...] of one network's parameters."""

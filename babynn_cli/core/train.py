@@ -252,26 +252,43 @@ def _call(on_epoch: Callable[[EpochInfo], None], info: EpochInfo) -> bool:
 
 @dataclass
 class _Record:
-    """The history as it is written, preallocated: row e is epoch e (row 0 the initial weights)."""
+    """The history as it is written: row e is epoch e (row 0 the initial weights). The arrays
+    grow (doubling) as epochs run, so memory follows the epochs run, not the epochs asked for."""
 
-    lr: np.ndarray  # (E + 1, K)
+    lr: np.ndarray  # (rows, K)
     loss: np.ndarray
     val: np.ndarray
-    seconds: np.ndarray  # (E + 1,)
+    seconds: np.ndarray  # (rows,)
+    limit: int  # E + 1: the most rows there can be
 
     @classmethod
     def start(
         cls, E: int, losses: np.ndarray, val_losses: Evaluator | None, params: Params
     ) -> _Record:
-        lr, loss, val = (np.full((E + 1, len(losses)), np.nan) for _ in range(3))
-        record = cls(lr, loss, val, np.zeros(E + 1))
+        rows = min(E + 1, 1024)
+        lr, loss, val = (np.full((rows, len(losses)), np.nan) for _ in range(3))
+        record = cls(lr, loss, val, np.zeros(rows), E + 1)
         record.loss[0] = losses
         if val_losses is not None:
             record.val[0] = val_losses(params)
         return record
 
+    def _room(self, rows: int) -> None:
+        """At least `rows` rows."""
+        have = len(self.seconds)
+        if rows <= have:
+            return
+        size = min(self.limit, max(rows, 2 * have))
+        for name in ("lr", "loss", "val"):
+            old = getattr(self, name)
+            new = np.full((size, old.shape[1]), np.nan)
+            new[:have] = old
+            setattr(self, name, new)
+        self.seconds = np.concatenate([self.seconds, np.zeros(size - have)])
+
     def epochs(self, e: int, epochs: Epochs, val_losses: Evaluator | None, seconds: float) -> None:
         """Epochs e, e + 1, ... as the descent left them."""
+        self._room(e + len(epochs.params))
         rows = slice(e, e + len(epochs.params))
         self.lr[rows], self.loss[rows], self.seconds[rows] = epochs.lrs, epochs.losses, seconds
         if val_losses is not None:
