@@ -275,3 +275,27 @@ def test_minibatch_epochs_as_products_of_maps_give_the_batch_by_batch_iterates(b
     for name in fast.params:
         np.testing.assert_allclose(fast.params[name], plain.params[name], rtol=1e-11, atol=1e-13)
     np.testing.assert_allclose(fast.history.train_loss, plain.history.train_loss, rtol=1e-11)
+
+
+def test_curvature_from_the_rows_of_wide_data_is_the_hessians():
+    """Fewer rows than columns: the N × N dual gives H's non-zero eigenvalues, its eigenvectors,
+    and the same predicted epochs as the p × p Hessian, against numpy on X̃ᵀX̃ itself."""
+    from babynn_cli.core.theory import Curvature
+
+    rng = np.random.default_rng(4)
+    Z = np.column_stack([rng.normal(size=(12, 40)), np.ones(12)])
+    full, dual = Curvature.of(Z.T @ Z / 12), Curvature.of_rows(Z)
+    nonzero = np.sort(np.linalg.eigvalsh(2 / 12 * Z.T @ Z))[-12:]
+    np.testing.assert_allclose(dual.eigenvalues, nonzero, rtol=1e-10)
+    assert dual.singular and full.singular
+    assert dual.lambda_min == pytest.approx(full.lambda_min, rel=1e-9)
+    assert dual.best_lr == pytest.approx(full.best_lr, rel=1e-9)
+    H = 2 / 12 * Z.T @ Z
+    np.testing.assert_allclose(
+        H @ dual.eigenvectors, dual.eigenvectors * dual.eigenvalues, atol=1e-9
+    )
+    error = rng.normal(size=(41, 2))
+    assert dual.excess_loss(error) == pytest.approx(0.5 * np.einsum("ij,ik,kj->", error, H, error))
+    assert dual.epochs_to_reach(error, dual.best_lr, 1e-6) == full.epochs_to_reach(
+        error, full.best_lr, 1e-6
+    )

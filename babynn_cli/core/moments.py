@@ -68,10 +68,16 @@ class Moments:
         if not (np.isfinite(xx).all() and np.isfinite(xy).all()):
             nan = np.full((m, n), np.nan)
             return cls(x_mean, y_mean, xx, nan, nan, math.inf)
-        # W* from the equilibrated system (unit diagonal), which is far better conditioned
+        # W* from the equilibrated system (unit diagonal), which is far better conditioned; with
+        # fewer rows than columns, from the rows themselves (O(N²m), the minimum-norm W*)
         s = np.sqrt(np.diag(xx))
         s = np.where(s > 0, s, 1.0)
-        W_star = np.linalg.lstsq(xx / np.outer(s, s), xy / s[:, None], rcond=None)[0] / s[:, None]
+        if m > N:
+            Xs, Ys = (X - x_mean) / s, Y - y_mean
+            W_star = np.linalg.lstsq(Xs, Ys, rcond=None)[0] / s[:, None]
+        else:
+            W_star = np.linalg.lstsq(xx / np.outer(s, s), xy / s[:, None], rcond=None)[0]
+            W_star /= s[:, None]
         sse = np.zeros(n)
         for lo in range(0, N, CHUNK_ROWS):  # L* on the data itself: its digits are all there
             R = (Y[lo : lo + CHUNK_ROWS] - y_mean) - (X[lo : lo + CHUNK_ROWS] - x_mean) @ W_star

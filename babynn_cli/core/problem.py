@@ -73,7 +73,13 @@ class Problem:
 
     @cached_property
     def _curvature(self) -> Curvature:
-        return Curvature.of(self.train.moments.gram(self.model.intercept))
+        rows = self.train
+        if rows.n_rows <= rows.n_features:  # wide data: from the rows, O(N²m) not O(m³)
+            Z = rows.standardized()
+            if self.model.intercept:
+                Z = np.column_stack([Z, np.ones(rows.n_rows)])
+            return Curvature.of_rows(Z)
+        return Curvature.of(rows.moments.gram(self.model.intercept))
 
     @property
     def optimum(self) -> tuple[np.ndarray, np.ndarray, float]:

@@ -20,17 +20,33 @@ SINGULAR = 1e-12
 
 @dataclass(frozen=True)
 class Curvature:
-    """H = (2/N) X̃ᵀX̃ in its eigenbasis: eigenvalues λ (ascending, ≥ 0) and eigenvectors V."""
+    """H = (2/N) X̃ᵀX̃ in its eigenbasis: eigenvalues λ (ascending, ≥ 0) and eigenvectors V.
 
-    eigenvalues: np.ndarray  # (p,)
-    eigenvectors: np.ndarray  # (p, p)
+    From rows (`of_rows`, when there are fewer rows than columns) only the eigenvalues that can be
+    non-zero are kept, with their eigenvectors: the others change no loss, so nothing theory says
+    depends on them."""
+
+    eigenvalues: np.ndarray  # (r,)
+    eigenvectors: np.ndarray  # (p, r)
+    rank_deficient: bool = False  # some eigenvalues (not kept) are zero
 
     @classmethod
     def of(cls, gram: np.ndarray) -> Curvature:
-        """From gram = X̃ᵀX̃ / N."""
+        """From gram = X̃ᵀX̃ / N: O(p³)."""
         lam, V = np.linalg.eigh(2.0 * gram)
         # rounding can make a singular H's smallest eigenvalue negative
         return cls(np.maximum(lam, 0.0), V)
+
+    @classmethod
+    def of_rows(cls, rows: np.ndarray) -> Curvature:
+        """From X̃ (N, p) itself when N < p: X̃X̃ᵀ (N × N) has the non-zero eigenvalues of X̃ᵀX̃,
+        and V = X̃ᵀU/√λ its eigenvectors: O(N²p) instead of O(p³)."""
+        N = len(rows)
+        lam, U = np.linalg.eigh(2.0 / N * (rows @ rows.T))
+        keep = lam > SINGULAR * max(float(lam[-1]), np.finfo(float).tiny)
+        lam, U = lam[keep], U[:, keep]
+        V = rows.T @ U * np.sqrt(2.0 / N) / np.sqrt(lam)
+        return cls(lam, V, rank_deficient=True)
 
     @property
     def lambda_max(self) -> float:
@@ -40,7 +56,7 @@ class Curvature:
     def singular(self) -> bool:
         """Collinear features: some direction of the weights changes nothing, so the optimum is
         not unique (every weight vector on a line, a plane, ... reaches the same L*)."""
-        return bool(self.eigenvalues[0] <= SINGULAR * self.lambda_max)
+        return self.rank_deficient or bool(self.eigenvalues[0] <= SINGULAR * self.lambda_max)
 
     @property
     def lambda_min(self) -> float:
