@@ -1,6 +1,6 @@
 """Property-based tests: whatever the CSV, the options or the model file, babynn answers with an
-exit code in {0, 1, 2, 3} (4 with --require-converged), an `Error:` line of its own (never a traceback, never a warning), and
-changes no file but the outputs it was asked to write.
+exit code in {0, 1, 2, 3} (4 with --require-converged), an `Error:` line of its own (never a
+traceback, never a warning), and changes no file but the outputs it was asked to write.
 
 More examples in a long local run: BABYNN_EXAMPLES=2000 python -m pytest tests/test_hostile.py
 """
