@@ -97,6 +97,7 @@ def _row(
     train_loss: float,
     val_loss: float | None,
     ref: LeastSquares,
+    scale: float,
     *,
     verdict: Verdict | None = None,
     stop_reason: StopReason | None = None,
@@ -105,7 +106,8 @@ def _row(
     seconds: float | None = None,
     curve: np.ndarray | None = None,
 ) -> Row:
-    """A row measured against the optimum `ref`."""
+    """A row measured against the optimum `ref`, its gap relative to `scale` (see
+    `Problem.gap_scale`)."""
     gap = train_loss - ref.loss
     return Row(
         label=label,
@@ -115,7 +117,7 @@ def _row(
         train_loss=train_loss,
         val_loss=val_loss,
         gap=gap,
-        relative_gap=relative_gap(train_loss, ref.loss),
+        relative_gap=relative_gap(train_loss, ref.loss, scale),
         weight_distance=distance(W, bias, ref),
         reached_epoch=reached_epoch,
         verdict=verdict,
@@ -147,7 +149,8 @@ def compare(
         if val is not None and model.val_predictions is not None:
             val_loss = mse(val.Y, model.val_predictions)
         loss = mse(problem.train.Y, model.train_predictions)
-        rows.append(_row(model.label, None, model.W, model.bias, loss, val_loss, ref))
+        row = _row(model.label, None, model.W, model.bias, loss, val_loss, ref, problem.gap_scale)
+        rows.append(row)
 
     def rank(row: Row) -> tuple[bool, float, float]:
         gap = row.gap if math.isfinite(row.gap) else math.inf
@@ -179,7 +182,8 @@ def _runs(
         result = train_problem(problem, params, schedules, group_settings, seed, on_epoch)
         for k, config in enumerate(group):
             fitted = Fitted.of(problem, result, k, gap_tol)
-            curve = np.array([relative_gap(L, ref.loss) for L in fitted.history.train_loss[:, 0]])
+            losses = fitted.history.train_loss[:, 0]
+            curve = np.array([relative_gap(L, ref.loss, problem.gap_scale) for L in losses])
             hits = np.flatnonzero(curve <= gap_tol)
             rows.append(
                 _row(
@@ -190,6 +194,7 @@ def _runs(
                     fitted.train_loss,
                     fitted.val_loss,
                     ref,
+                    problem.gap_scale,
                     verdict=fitted.verdict,
                     stop_reason=fitted.end.stop_reason,
                     reached_epoch=int(fitted.history.epoch[hits[0]]) if hits.size else None,

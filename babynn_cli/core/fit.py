@@ -72,7 +72,8 @@ class Fitted:
         params = unstack(result.params, k)
         history = result.history.column(k)
         optimum = problem.optimum_loss if problem.affine else None
-        judgement = judge(history.train_loss[:, 0], result.runs[k], optimum, gap_tol)
+        scale = problem.gap_scale if problem.affine else None
+        judgement = judge(history.train_loss[:, 0], result.runs[k], optimum, gap_tol, scale)
         W = bias = None
         if problem.affine:
             W, bias = to_raw_units(params, problem.scaler.mean, problem.scaler.scale)

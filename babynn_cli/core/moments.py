@@ -45,6 +45,7 @@ class Moments:
     W_star: np.ndarray  # (m, n)
     res: np.ndarray  # (m, n)
     optimum_loss: float
+    spread: float = math.nan  # the loss of ŷ = ȳ: the targets' variance, summed over outputs
 
     @classmethod
     def of(cls, X: np.ndarray, Y: np.ndarray) -> Moments:
@@ -67,7 +68,7 @@ class Moments:
             xx, xy = xx / N * np.outer(ux, ux), xy / N * np.outer(ux, uy)
         if not (np.isfinite(xx).all() and np.isfinite(xy).all()):
             nan = np.full((m, n), np.nan)
-            return cls(x_mean, y_mean, xx, nan, nan, math.inf)
+            return cls(x_mean, y_mean, xx, nan, nan, math.inf, math.inf)
         # W* from the equilibrated system (unit diagonal), which is far better conditioned; with
         # fewer rows than columns, from the rows themselves (O(N²m), the minimum-norm W*)
         s = np.sqrt(np.diag(xx))
@@ -78,14 +79,15 @@ class Moments:
         else:
             W_star = np.linalg.lstsq(xx / np.outer(s, s), xy / s[:, None], rcond=None)[0]
             W_star /= s[:, None]
-        sse = np.zeros(n)
+        sse, sst = np.zeros(n), np.zeros(n)
         for lo in range(0, N, CHUNK_ROWS):  # L* on the data itself: its digits are all there
-            R = (Y[lo : lo + CHUNK_ROWS] - y_mean) - (X[lo : lo + CHUNK_ROWS] - x_mean) @ W_star
-            R /= uy
+            Yc = (Y[lo : lo + CHUNK_ROWS] - y_mean) / uy
+            R = Yc - ((X[lo : lo + CHUNK_ROWS] - x_mean) @ W_star) / uy
             sse += np.einsum("ij,ij->j", R, R)
-        with np.errstate(over="ignore"):
-            optimum = float(np.sum(sse / N * uy * uy))  # uy² alone may overflow
-        return cls(x_mean, y_mean, xx, W_star, xx @ W_star - xy, optimum)
+            sst += np.einsum("ij,ij->j", Yc, Yc)
+        with np.errstate(over="ignore"):  # uy² alone may overflow
+            optimum, spread = (float(np.sum(s / N * uy * uy)) for s in (sse, sst))
+        return cls(x_mean, y_mean, xx, W_star, xx @ W_star - xy, optimum, spread)
 
     @property
     def finite(self) -> bool:
@@ -106,6 +108,7 @@ class Moments:
             W_star=self.W_star * scale[:, None],
             res=self.res / scale[:, None],
             optimum_loss=self.optimum_loss,
+            spread=self.spread,
         )
 
     def gram(self, intercept: bool) -> np.ndarray:

@@ -24,6 +24,7 @@ from babynn_cli.core.theory import Curvature
 from babynn_cli.core.vocabulary import Params
 
 MIN_TRAINING_ROWS = 2
+ROUNDING = 1e-13  # L* below this fraction of the targets' variance is 0 to rounding
 
 
 class ProblemError(ValueError):
@@ -95,6 +96,16 @@ class Problem:
     @property
     def optimum_loss(self) -> float:
         return self.optimum[2]
+
+    @property
+    def gap_scale(self) -> float:
+        """What a gap L − L* is measured against: L*, unless L* is 0 to rounding (an exact fit);
+        then the targets' variance (the loss of predicting their mean), or 1 for a constant
+        target."""
+        spread = self.train.moments.spread
+        if self.optimum_loss > ROUNDING * spread:
+            return self.optimum_loss
+        return spread if spread > 0 else 1.0
 
     def error(self, params: Params) -> np.ndarray:
         """W̃ − W̃* of one affine model's parameters, as `Curvature` reads it: (p, n)."""

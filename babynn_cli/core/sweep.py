@@ -81,7 +81,7 @@ def theory(problem: Problem, params: Params, gap_tol: float) -> Theory:
         return Theory(curvature, optimum_loss, math.nan, None)
     error = problem.error(params)
     initial = optimum_loss + curvature.excess_loss(error)
-    target = gap_target(optimum_loss, gap_tol)
+    target = gap_target(problem, gap_tol)
     predicted = curvature.epochs_to_reach(error, curvature.best_lr, target)
     return Theory(curvature, optimum_loss, initial, predicted)
 
@@ -128,7 +128,7 @@ def sweep(
     measured = None
     if theory_lr is not None:
         k = rates.index(theory_lr)
-        target = th.optimum_loss + gap_target(th.optimum_loss, gap_tol)
+        target = th.optimum_loss + gap_target(problem, gap_tol)
         hits = np.flatnonzero(result.history.train_loss[:, k] <= target)
         measured = int(result.history.epoch[hits[0]]) if hits.size else None
     return Sweep(
@@ -156,6 +156,7 @@ def _rows(
     h = result.history
     monitored = h.val_loss if h.val_loss is not None else h.train_loss
     optimum = problem.optimum_loss if problem.affine else None
+    scale = problem.gap_scale if problem.affine else None
     rows = []
     for k, end in enumerate(result.runs):
         last = end.weights_epoch
@@ -167,7 +168,7 @@ def _rows(
                 final_monitored=float(monitored[last, k]),
                 best_loss=float(np.nanmin(monitored[: last + 1, k])),
                 reached_epoch=None,
-                verdict=judge(h.train_loss[:, k], end, optimum, gap_tol).verdict,
+                verdict=judge(h.train_loss[:, k], end, optimum, gap_tol, scale).verdict,
                 stop_reason=end.stop_reason,
                 stopped_epoch=end.epochs_run,
                 from_theory=rates[k] == theory_lr,

@@ -64,24 +64,34 @@ class Judgement:
     final_loss: float  # Lend: at the epoch of the weights kept (the diverged epoch, if diverged)
     final_epoch: int
     optimum_loss: float | None  # L* (None for a network)
+    gap_scale: float | None = None  # what the gap is measured against (`Problem.gap_scale`)
 
     @property
     def relative_gap(self) -> float | None:
-        """(Lend − L*)/L*, or Lend − L* when L* = 0; None for a network."""
-        return (
-            None if self.optimum_loss is None else relative_gap(self.final_loss, self.optimum_loss)
-        )
+        """(Lend − L*)/L* (see `relative_gap`); None for a network."""
+        if self.optimum_loss is None:
+            return None
+        return relative_gap(self.final_loss, self.optimum_loss, self.gap_scale)
 
 
-def relative_gap(loss: float, optimum: float) -> float:
-    """(L − L*)/L*, or L − L* when L* = 0 (a perfect affine fit)."""
-    gap = loss - optimum
-    return gap / optimum if optimum > 0 else gap
+def relative_gap(loss: float, optimum: float, scale: float | None = None) -> float:
+    """(L − L*)/scale: scale is L* (the default), or, when L* is 0 to rounding (an exact fit), the
+    targets' variance, or 1 (see `Problem.gap_scale`)."""
+    if scale is None:
+        scale = optimum if optimum > 0 else 1.0
+    return (loss - optimum) / scale
 
 
-def judge(losses: np.ndarray, end: RunEnd, optimum_loss: float | None, gap_tol: float) -> Judgement:
+def judge(
+    losses: np.ndarray,
+    end: RunEnd,
+    optimum_loss: float | None,
+    gap_tol: float,
+    gap_scale: float | None = None,
+) -> Judgement:
     """The verdict of one run from its training losses by epoch (epoch 0 first, nan after it
-    stopped), why it stopped, and L* (None for a network)."""
+    stopped), why it stopped, L* (None for a network) and what gaps are measured against
+    (`Problem.gap_scale`; None: L*)."""
     curve = np.asarray(losses, dtype=float)
     last = end.epochs_run if end.stop_reason is StopReason.DIVERGED else end.weights_epoch
     ran = curve[: last + 1]
@@ -96,18 +106,18 @@ def judge(losses: np.ndarray, end: RunEnd, optimum_loss: float | None, gap_tol: 
         if Lend > UNSTABLE_FACTOR * Lbest:
             return Verdict.UNSTABLE
         if optimum_loss is not None:
-            if relative_gap(Lend, optimum_loss) <= gap_tol:
+            if relative_gap(Lend, optimum_loss, gap_scale) <= gap_tol:
                 return Verdict.CONVERGED
         elif end.stop_reason is StopReason.TOL and Lend <= Lbest * (1 + gap_tol):
             return Verdict.CONVERGED
         return Verdict.STILL_FALLING if Lend <= Lbest else Verdict.PLATEAU
 
-    return Judgement(verdict(), L0, Lbest, best_epoch, Lend, last, optimum_loss)
+    return Judgement(verdict(), L0, Lbest, best_epoch, Lend, last, optimum_loss, gap_scale)
 
 
-def gap_target(optimum_loss: float, gap_tol: float) -> float:
-    """The largest L − L* that counts as converged: gap_tol·L*, or gap_tol when L* = 0."""
-    return gap_tol * optimum_loss if optimum_loss > 0 else gap_tol
+def gap_target(problem: Problem, gap_tol: float) -> float:
+    """The largest L − L* that counts as converged: gap_tol × the problem's gap scale."""
+    return gap_tol * problem.gap_scale
 
 
 @dataclass(frozen=True)
@@ -139,7 +149,7 @@ def advise(
     if not problem.affine or verdict is not Verdict.STILL_FALLING:
         return Advice(None, None, None, None)
     curvature = problem.curvature()
-    target = gap_target(problem.optimum_loss, gap_tol)
+    target = gap_target(problem, gap_tol)
     best = curvature.best_lr
     best_epochs = curvature.epochs_to_reach(problem.error(initial), best, target)
     more = None

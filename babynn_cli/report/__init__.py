@@ -372,9 +372,12 @@ def stable_rate_hint(problem: Problem, batch_size: int | None, lr: float) -> str
 def _gap_words(j: Judgement) -> str:
     if j.optimum_loss is None:
         return f"loss {fmt(j.final_loss, 6)}"
-    if j.optimum_loss > 0:
+    if j.gap_scale is None or j.gap_scale == j.optimum_loss:
         return f"(L − L*)/L* = {fmt(j.relative_gap, 3)}"
-    return f"L − L* = {fmt(j.relative_gap, 3)}"
+    return (
+        f"(L − L*)/var(y) = {fmt(j.relative_gap, 3)} (L* is 0 to rounding: an exact fit, so "
+        "the gap is measured against the targets' variance)"
+    )
 
 
 def what_happened(fitted: Fitted, gap_tol: float, patience: int) -> str:
