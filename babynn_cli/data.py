@@ -215,7 +215,6 @@ def read_columns(
             index_col=False,  # a row with a field too many is an error, never shifted a column
             chunksize=None if whole else _rows_per_block(len(header)),
             compression=src.compression,
-            low_memory=False,
         )
         if whole:
             reader = [reader]
