@@ -20,7 +20,9 @@ def _power_of_two_scale(A: np.ndarray, mean: np.ndarray) -> np.ndarray:
     """Per column, a power of two near max |a - mean| (1 for a constant column)."""
     spread = np.zeros(A.shape[1])
     for lo in range(0, len(A), CHUNK_ROWS):  # block by block: no copy of the whole A
-        spread = np.maximum(spread, np.max(np.abs(A[lo : lo + CHUNK_ROWS] - mean), axis=0))
+        block = A[lo : lo + CHUNK_ROWS] - mean
+        np.abs(block, out=block)
+        spread = np.maximum(spread, block.max(axis=0))
     exponent = np.frexp(np.where(spread > 0, spread, 1.0))[1]
     return np.ldexp(1.0, exponent)
 
@@ -61,7 +63,8 @@ class Moments:
         m, n = X.shape[1], Y.shape[1]
         xx, xy = np.zeros((m, m)), np.zeros((m, n))
         for lo in range(0, N, CHUNK_ROWS):  # centre block by block: no copy of the whole X
-            Xc = (X[lo : lo + CHUNK_ROWS] - x_mean) / ux
+            Xc = X[lo : lo + CHUNK_ROWS] - x_mean
+            Xc /= ux  # one temporary block, scaled in place
             xx += Xc.T @ Xc
             xy += Xc.T @ ((Y[lo : lo + CHUNK_ROWS] - y_mean) / uy)
         with np.errstate(over="ignore"):  # moments past double precision: inf, checked by callers
@@ -81,7 +84,8 @@ class Moments:
             W_star /= s[:, None]
         sse, sst = np.zeros(n), np.zeros(n)
         for lo in range(0, N, CHUNK_ROWS):  # L* on the data itself: its digits are all there
-            Yc = (Y[lo : lo + CHUNK_ROWS] - y_mean) / uy
+            Yc = Y[lo : lo + CHUNK_ROWS] - y_mean
+            Yc /= uy
             R = Yc - ((X[lo : lo + CHUNK_ROWS] - x_mean) @ W_star) / uy
             sse += np.einsum("ij,ij->j", R, R)
             sst += np.einsum("ij,ij->j", Yc, Yc)
