@@ -18,6 +18,7 @@ from babynn_cli.cli.options import (
     JsonOpt,
     LrOpt,
     ModelOptions,
+    PlotOpt,
     QuietOpt,
     ScheduleName,
     ScheduleOpt,
@@ -96,6 +97,7 @@ def fit(
     warm_start: WarmStartOpt = None,
     history: HistoryOpt = None,
     output: OutputOpt = "model.json",
+    plot: PlotOpt = None,
     require_converged: RequireConvergedOpt = False,
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
@@ -118,10 +120,15 @@ def fit(
     from babynn_cli.core.train import StopReason, TrainSettings
     from babynn_cli.core.verdict import Verdict, advise
     from babynn_cli.report import Reporter, fit_document, history_columns, next_step, what_happened
+    from babynn_cli.report import fit as fit_report
+    from babynn_cli.report.plot import require_matplotlib
 
     outputs = persistence.Outputs([("the DATA file", data.data), ("--warm-start", warm_start)])
     outputs.name("--output", output)
     outputs.name("--history", history)
+    outputs.name("--plot", plot)
+    if plot is not None:
+        require_matplotlib()
     start_from = persistence.load_model(warm_start) if warm_start is not None else None
     report = Reporter(quiet=quiet or json_out)
     dataset, problem = load_problem(data, model)
@@ -156,6 +163,8 @@ def fit(
         outputs.stage(output, persistence.to_json(saved))
     if history is not None:
         outputs.stage(history, datamod.table_csv(history_columns(fitted.history)))
+    if plot is not None:
+        outputs.stage(plot, fit_report.plot_png(fitted, problem))
     written = output if keep else None
     if json_out:
         report.emit_json(fit_document(fitted, problem, saved, result, describe(sched), written))

@@ -97,6 +97,12 @@ class Problem:
     def optimum_loss(self) -> float:
         return self.optimum[2]
 
+    def optimum_in_data_units(self) -> tuple[np.ndarray, np.ndarray]:
+        """W* and w0* of the least-squares fit for the raw features, as the model file writes W."""
+        W, w0, _ = self.optimum
+        params = {"W": W, "w0": w0} if self.model.intercept else {"W": W}
+        return to_raw_units(params, self.scaler.mean, self.scaler.scale)
+
     @property
     def gap_scale(self) -> float:
         """What a gap L − L* is measured against: L*, unless L* is 0 to rounding (an exact fit);

@@ -164,12 +164,17 @@ class Reporter:
         stop: tuple[float, int, float],
         output: str | None,
     ) -> None:
-        """After a fit: the loss by epoch, the summary, the weights (or the network's layers).
-        stop: (tol, patience, gap_tol); output: the model file written, None when none was."""
+        """After a fit: the loss by epoch as a table and a curve, the summary, the weights beside
+        the least-squares ones (or the network's layers). stop: (tol, patience, gap_tol); output:
+        the model file written, None when none was."""
+        from babynn_cli.report import fit as fit_report
+
         self.loss_table(fitted.history)
+        self.print(fit_report.curve(fitted, problem, self.width))
         self.fit_summary(fitted, problem, targets, stop, output)
         if fitted.W is not None and fitted.bias is not None:
-            self.weights_table(features, targets, fitted.W, fitted.bias)
+            W_opt, b_opt = problem.optimum_in_data_units()
+            self.weights_table(features, targets, (fitted.W, fitted.bias), (W_opt, b_opt))
         else:
             self.network_table(problem.model)
 
@@ -184,7 +189,7 @@ class Reporter:
         tol, patience, gap_tol = stop
         end, optimum = fitted.end, problem.optimum_loss
         gap = fitted.train_loss - optimum
-        relative = f" ({fmt(gap / optimum, 3)} of L*)" if optimum > 0 else ""
+        relative = f" ({fmt(100 * gap / optimum, 3)} % of L*)" if optimum > 0 else ""
         name = "least-squares optimum L*" if fitted.W is not None else "best affine fit L*"
         if output is None:
             saved = "none: no model file written"
@@ -256,6 +261,8 @@ class Reporter:
     # -- tables ------------------------------------------------------------------------------
     def print(self, renderable: object) -> None:
         """A table or a plot for stdout, rendered now, written by `flush`."""
+        if isinstance(renderable, Table) and renderable.title and renderable.min_width is None:
+            renderable.min_width = len(str(renderable.title))  # a title never wraps
         if not self.quiet:
             with self.out.capture() as captured:
                 self.out.print(renderable)
@@ -312,15 +319,27 @@ class Reporter:
         self.print(table)
 
     def weights_table(
-        self, features: Sequence[str], targets: Sequence[str], W: np.ndarray, bias: np.ndarray
+        self,
+        features: Sequence[str],
+        targets: Sequence[str],
+        learned: tuple[np.ndarray, np.ndarray],
+        optimum: tuple[np.ndarray, np.ndarray],
     ) -> None:
-        table = Table(title="Weights (data's own units)", title_justify="left")
+        """The learned W and w0 beside the least-squares ones, weight by weight."""
+        (W, bias), (W_opt, b_opt) = learned, optimum
+        table = Table(
+            title="Weights, learned and least squares (data's own units)", title_justify="left"
+        )
         table.add_column("feature")
         for t in targets:
-            table.add_column(t, justify="right")
+            name = t if len(targets) > 1 else ""
+            table.add_column(f"{name} learned".strip(), justify="right")
+            table.add_column(f"{name} least squares".strip(), justify="right")
         for i, f in enumerate(features):
-            table.add_row(f, *(fmt(float(w), 8) for w in W[i]))
-        table.add_row("(bias)", *(fmt(float(b), 8) for b in bias), style="italic")
+            cells = [c for j in range(len(targets)) for c in (W[i, j], W_opt[i, j])]
+            table.add_row(f, *(fmt(float(c), 8) for c in cells))
+        cells = [c for j in range(len(targets)) for c in (bias[j], b_opt[j])]
+        table.add_row("(bias)", *(fmt(float(c), 8) for c in cells), style="italic")
         self.print(table)
 
 

@@ -35,15 +35,37 @@ class VLine:
 
 
 @dataclass
+class HLine:
+    y: float
+    char: str = "─"
+    style: str = "dim"
+    label: str = ""
+
+
+MIN_WIDTH = 60  # narrower terminals get one line instead of a plot
+
+
+@dataclass
 class TextPlot:
     series: list[Series]
     vlines: list[VLine] = field(default_factory=list)
     top: list[Series] = field(default_factory=list)  # drawn on the top row whatever their y
-    width: int = 64
+    width: int = 64  # of the plotting area; `fit` sets it from the terminal's
     height: int = 14
     x_label: str = ""
     y_label: str = ""
     x_log: bool = True  # the y axis is always logarithmic
+    hlines: list[HLine] = field(default_factory=list)
+
+    def fit(self, columns: int) -> Text:
+        """The plot for a terminal `columns` wide: as wide as it allows (at most 100 columns of
+        plot), or one line saying why there is none."""
+        if columns < MIN_WIDTH:
+            return Text(
+                f"(no plot: the terminal is narrower than {MIN_WIDTH} columns)", style="dim"
+            )
+        self.width = min(100, columns - 14)
+        return self.render()
 
     def render(self) -> Text:
         def ok_x(x: float | None) -> bool:
@@ -58,6 +80,7 @@ class TextPlot:
         xs = [x for s in [*self.series, *self.top] for x in s.xs if ok_x(x)]
         xs += [v.x for v in self.vlines if ok_x(v.x)]
         ys = [y for s in self.series for x, y in zip(s.xs, s.ys, strict=True) if ok_x(x) and _ok(y)]
+        ys += [h.y for h in self.hlines if _ok(h.y)]
         if not xs:
             return Text("(nothing to plot)")
         lx = [tx(x) for x in xs]
@@ -77,6 +100,9 @@ class TextPlot:
         def row(y: float) -> int:
             return H - 1 - round((math.log10(y) - y0) / (y1 - y0) * (H - 1))
 
+        for h in self.hlines:
+            if _ok(h.y):
+                cells[row(h.y)] = [(h.char, h.style) for _ in range(W)]
         for v in self.vlines:
             if ok_x(v.x):
                 for r in range(H):
@@ -110,6 +136,7 @@ class TextPlot:
             out.append(" " * (pad + 2) + self.x_label.center(W) + "\n", style="dim")
         legend = [(s.char, s.style, s.label) for s in [*self.series, *self.top] if s.label]
         legend += [(v.char, v.style, v.label) for v in self.vlines if v.label]
+        legend += [(h.char, h.style, h.label) for h in self.hlines if h.label]
         line = 0
         for char, style, label in legend:
             if line and line + len(label) + 4 > W + pad + 2:
@@ -134,7 +161,12 @@ def _ok(v: float | None) -> bool:
 
 
 def _num(v: float) -> str:
-    return f"{v:.3g}"
+    """A tick label a person reads at once: 1000 not 1e+03, 1e-6 not 1e-06, 0.5 not 5e-01."""
+    if v == 0 or 0.01 <= abs(v) < 10000:
+        return f"{float(f'{v:.3g}'):g}"  # three digits, never an exponent
+    mantissa, exponent = f"{v:.2e}".split("e")
+    mantissa = mantissa.rstrip("0").rstrip(".")
+    return f"{mantissa}e{int(exponent)}"
 
 
 def require_matplotlib() -> None:
