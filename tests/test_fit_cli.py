@@ -33,8 +33,13 @@ def test_default_fit_converges_and_says_why_it_stopped(in_tmp):
     assert result.exit_code == 0, result.stderr
     assert "Loss by epoch" in result.stdout and "Weights" in result.stdout
     assert "improved by less than 1e-10" in result.stdout
-    assert "does not meet the notes' conditions" in result.stderr
-    assert "stability bound 2/λmax" in result.stderr
+    assert "the notes' conditions" not in result.stderr  # full batch: they do not apply
+    assert "constant rates above 0.8068 (2/λmax) make the loss grow" in result.stderr
+    assert "0.4856 (η* = 2/(λmax+λmin)) is the fastest" in result.stderr
+    minibatch = run("fit", NOTES, "-b", 16, "--epochs", 5, "-o", "mb.json").stderr
+    assert "Σ η(t)² < ∞ no: the rate does not decay enough for the gradient's noise" in minibatch
+    decaying = run("fit", NOTES, "-b", 16, "-e", 5, "--schedule", "inverse", "-o", "d.json").stderr
+    assert "Σ η(t)² < ∞ yes: the rate decays fast enough" in decaying
     doc = json.loads((in_tmp / "model.json").read_text())
     _, _, loss = lstsq_solution(NOTES)
     assert doc["result"]["final_loss"] == pytest.approx(loss, rel=1e-8)

@@ -51,7 +51,7 @@ def test_log_output_has_no_progress_bar_garbage(tmp_path):
     assert "\r" not in result.stderr and "\x1b" not in result.stderr
     assert "\x1b" not in result.stdout
     lines = result.stderr.splitlines()
-    assert len(lines) == 5  # the run's header and its verdict, no per-epoch lines
+    assert len(lines) == 4  # the run's header and its verdict, no per-epoch lines
     assert lines[-1].startswith("still falling: (L − L*)/L* = ")
 
 

@@ -38,8 +38,12 @@ class SweepRow:
     reached_epoch: int | None  # first epoch within gap_tol of the sweep's best loss
     verdict: Verdict  # as `babynn fit` at this rate would judge the run
     stop_reason: StopReason
+    # affine model: the first epoch within gap_tol of L*, measured and (full batch, constant
+    # rate, below 2/λmax) predicted by theory from the initial weights
+    epochs_to_optimum: int | None
     stopped_epoch: int  # the epoch the run stopped at (diverged at, for a diverged run)
     from_theory: bool = False  # the rate 2/(λmax + λmin), added by the sweep itself
+    predicted_epochs: int | None = None
 
 
 @dataclass(frozen=True)
@@ -110,7 +114,8 @@ def sweep(
         theory_lr = th.curvature.best_lr
         rates = sorted({*rates, theory_lr})
     result = train_problem(problem, params, [spec.at(lr) for lr in rates], settings, seed, on_epoch)
-    rows = _rows(problem, result, rates, theory_lr, gap_tol)
+    predict = problem.affine and full_batch and spec.name == "constant"
+    rows = _rows(problem, params if predict else None, result, rates, theory_lr, gap_tol)
     failed = [row.verdict.failed for row in rows]
     alive = [k for k in range(len(rows)) if not failed[k]]
     best_loss = min((rows[k].final_monitored for k in alive), default=math.inf)
@@ -147,19 +152,32 @@ def sweep(
 
 def _rows(
     problem: Problem,
+    initial: Params | None,
     result: TrainResult,
     rates: list[float],
     theory_lr: float | None,
     gap_tol: float,
 ) -> list[SweepRow]:
-    """A row per rate: its final losses and its verdict (read as `fit` reads it)."""
+    """A row per rate: its final losses, its verdict (read as `fit` reads it), and for the affine
+    model the epochs it took to come within gap_tol of L*; with `initial` weights given (full
+    batch, constant rate), also the epochs theory predicts for it."""
     h = result.history
     monitored = h.val_loss if h.val_loss is not None else h.train_loss
     optimum = problem.optimum_loss if problem.affine else None
     scale = problem.gap_scale if problem.affine else None
+    curvature = problem.curvature()
+    target = gap_target(problem, gap_tol) if problem.affine else 0.0
     rows = []
     for k, end in enumerate(result.runs):
         last = end.weights_epoch
+        measured = predicted = None
+        if optimum is not None:
+            hits = np.flatnonzero(h.train_loss[: end.epochs_run + 1, k] <= optimum + target)
+            measured = int(h.epoch[hits[0]]) if hits.size else None
+        if initial is not None and rates[k] < curvature.stable_lr:
+            error = problem.error(initial)
+            horizon = max(100 * int(h.epoch[-1]), 10_000)  # past that, off any plot
+            predicted = curvature.epochs_to_reach(error, rates[k], target, horizon)
         rows.append(
             SweepRow(
                 lr=rates[k],
@@ -170,8 +188,10 @@ def _rows(
                 reached_epoch=None,
                 verdict=judge(h.train_loss[:, k], end, optimum, gap_tol, scale).verdict,
                 stop_reason=end.stop_reason,
+                epochs_to_optimum=measured,
                 stopped_epoch=end.epochs_run,
                 from_theory=rates[k] == theory_lr,
+                predicted_epochs=predicted,
             )
         )
     return rows

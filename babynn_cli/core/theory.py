@@ -77,11 +77,12 @@ class Curvature:
 
     @property
     def suggested_lr(self) -> float:
-        """2/(λmax + λmin) rounded down to two significant digits: a rate to type."""
+        """η* = 2/(λmax + λmin) rounded down to four significant digits: the one rate babynn
+        suggests for this data wherever it prints one (never above η*, so never past 2/λmax)."""
         lr = self.best_lr
         if not np.isfinite(lr) or lr <= 0:
             return lr
-        unit = 10.0 ** (np.floor(np.log10(lr)) - 1)
+        unit = 10.0 ** (np.floor(np.log10(lr)) - 3)
         return float(np.floor(lr / unit) * unit)
 
     @property

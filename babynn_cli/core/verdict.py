@@ -126,7 +126,7 @@ class Advice:
     theory has nothing to say: networks, minibatches, rates past the bound)."""
 
     more_epochs: int | None  # epochs more at the run's last rate, at full batch, to reach gap_tol
-    best_lr: float | None  # η* = 2/(λmax + λmin)
+    best_lr: float | None  # η* = 2/(λmax + λmin), rounded down to 4 digits as printed
     best_lr_epochs: int | None  # epochs η* needs from the run's initial weights
     stable_lr: float | None  # 2/λmax
 
@@ -150,7 +150,7 @@ def advise(
         return Advice(None, None, None, None)
     curvature = problem.curvature()
     target = gap_target(problem, gap_tol)
-    best = curvature.best_lr
+    best = curvature.suggested_lr  # η* as babynn prints it: the rate a user types
     best_epochs = curvature.epochs_to_reach(problem.error(initial), best, target)
     more = None
     if full_batch and 0 < last_lr < curvature.stable_lr:

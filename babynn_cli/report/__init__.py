@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from babynn_cli.core.mlp import MLP
     from babynn_cli.core.problem import Problem
     from babynn_cli.core.schedules import Schedule
+    from babynn_cli.core.theory import Curvature
     from babynn_cli.core.train import EpochInfo, History, RunEnd
     from babynn_cli.core.verdict import Advice, Judgement
     from babynn_cli.persistence import ModelFile
@@ -85,7 +86,14 @@ class Reporter:
 
     def metrics_line(self, mse: float, r2: Sequence[float], targets: Sequence[str]) -> None:
         r2_text = ", ".join(f"{t} {fmt(v, 4)}" for t, v in zip(targets, r2, strict=True))
-        self.status(f"MSE {fmt(mse, 8)}  R² {r2_text}")
+        if len(targets) == 1:
+            self.status(f"MSE {fmt(mse, 8)}  R² {r2_text}")
+        else:  # babynn's loss sums over outputs; scikit-learn's MSE averages over them
+            per = fmt(mse / len(targets), 8)
+            self.status(
+                f"MSE {fmt(mse, 8)} summed over the {len(targets)} outputs (the notes' loss; "
+                f"{per} averaged over them, as scikit-learn reports it)  R² {r2_text}"
+            )
 
     def emit_json(self, doc: dict) -> None:
         """Data the user asked for: printed even with --quiet, NaN and infinity as null."""
@@ -137,23 +145,30 @@ class Reporter:
             params = model.n_params()
             self.status(f"network: {shape} ({act} after each hidden layer), {params} parameters")
         self.status(f"method: {method} on {scaled}; {schedule_text or describe(schedule)}")
-        c = schedule.conditions()
-        verdict = "meets" if c.both else "does not meet"
-        self.status(
-            f"schedule {verdict} the notes' conditions: Σ η(t) = ∞ {_mark(c.sum_diverges)}, "
-            f"Σ η(t)² < ∞ {_mark(c.sum_of_squares_converges)}"
-        )
+        if batch_size is not None and batch_size < problem.n_train:
+            # the notes' conditions are about noisy (stochastic) gradients: only then do they apply
+            c = schedule.conditions()
+            if c.both:
+                meaning = "the rate decays fast enough for the noise to die out, yet slowly enough "
+                meaning += "to travel any distance: the loss can settle"
+            elif not c.sum_of_squares_converges:
+                meaning = "the rate does not decay enough for the gradient's noise to die out: "
+                meaning += "expect the loss to settle at a noise floor above the optimum"
+            else:
+                meaning = "the rate decays so fast that the weights can only travel a bounded "
+                meaning += "distance: the loss may stop short"
+            self.status(
+                f"the notes' conditions for stochastic descent: Σ η(t) = ∞ "
+                f"{_mark(c.sum_diverges)}, Σ η(t)² < ∞ {_mark(c.sum_of_squares_converges)}: "
+                + meaning
+            )
         if problem.affine and problem.curvature().singular:
             self.status(
                 "the features are collinear (H = (2/N) X̃ᵀX̃ is singular): the optimum is not "
                 "unique, many weights reach the same L*; λmin is its smallest non-zero eigenvalue"
             )
         if problem.affine and schedule_text is None:
-            curvature = problem.curvature()
-            self.status(
-                f"full-batch stability bound 2/λmax = {fmt(curvature.stable_lr, 4)}, "
-                f"fastest constant rate 2/(λmax+λmin) = {fmt(curvature.best_lr, 4)}"
-            )
+            self.status(theory_in_words(problem.curvature()))
 
     def fit_tables(
         self,
@@ -361,6 +376,22 @@ def stop_message(run: RunEnd, tol: float, patience: int) -> str:
     if reason == "interrupted":
         return f"interrupted (Ctrl-C) during epoch {run.epochs_run + 1}"
     return f"the divergence rule, at epoch {run.diverged_epoch} ({run.diverged_by})"
+
+
+def theory_in_words(c: Curvature) -> str:
+    """What the Hessian's eigenvalues mean for this run's rates, in one line."""
+    kappa = c.condition_number
+    slow = (
+        f"κ = λmax/λmin = {fmt(kappa, 3)}: the slowest direction of the weights learns "
+        f"{fmt(kappa, 3)}× slower than the fastest"
+        if kappa > 1.5
+        else f"κ = {fmt(kappa, 3)}: every direction learns about as fast"
+    )
+    return (
+        f"theory of full-batch descent on this data (H = (2/N) X̃ᵀX̃, the loss's curvature): "
+        f"constant rates above {fmt(c.stable_lr, 4)} (2/λmax) make the loss grow; "
+        f"{fmt(c.suggested_lr, 4)} (η* = 2/(λmax+λmin)) is the fastest; {slow}"
+    )
 
 
 def verdict_cell(verdict: Verdict, epoch: int) -> str:

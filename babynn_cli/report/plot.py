@@ -9,6 +9,7 @@ import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from rich.text import Text
 
@@ -185,11 +186,14 @@ def png_bytes(figure: object) -> bytes:
     return buffer.getvalue()
 
 
-def new_figure(width: float = 7.0, height: float = 4.5) -> tuple[object, object]:
+def new_figure(width: float = 7.0, height: float = 4.5, rows: int = 1) -> tuple[object, Any]:
+    """A figure and its axes (a tuple of `rows` axes sharing x when rows > 1)."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(width, height))
-    return figure, figure.add_subplot()
+    figure = Figure(figsize=(width, height), layout="constrained")
+    if rows == 1:
+        return figure, figure.add_subplot()
+    return figure, tuple(figure.subplots(rows, 1, sharex=True))

@@ -7,28 +7,34 @@ from typing import TYPE_CHECKING, Any
 from rich.table import Table
 from rich.text import Text
 
-from babynn_cli.report import Reporter, fmt, verdict_cell
+from babynn_cli.report import Reporter, fmt, theory_in_words, verdict_cell
 from babynn_cli.report.plot import Series, TextPlot, VLine, new_figure, png_bytes
 
 if TYPE_CHECKING:
-    from babynn_cli.core.sweep import Sweep
+    from babynn_cli.core.sweep import Sweep, SweepRow
 
 
 def show(report: Reporter, result: Sweep, gap_tol: float) -> None:
     report.print(table(result, gap_tol))
     report.print(theory_block(result, gap_tol))
-    report.print(text_plot(result))
+    if result.affine:
+        report.print(Text(theory_in_words(result.theory.curvature), style="dim"))
+    report.print(text_plot(result, report.width))
     s = result.suggested_lr
     if s is None:
-        report.print("No rate to suggest: every rate diverged.")
-    else:
-        report.print(
-            Text(f"Suggested learning rate: {fmt(s, 4)}", style="bold")
-            + Text(
-                " (the rate below the divergence edge that came within "
-                f"{gap_tol:g} of the lowest final loss in the fewest epochs)"
-            )
+        report.print("No rate to suggest: every rate diverged or went unstable.")
+        return
+    why = (
+        " (the rate below the divergence edge that came within "
+        f"{gap_tol:g} of the lowest final loss in the fewest epochs)"
+    )
+    best = result.theory.curvature.suggested_lr
+    if result.affine and result.full_batch and s != result.theory.curvature.best_lr:
+        why += (
+            f"; theory's η* = {fmt(best, 4)} is the fastest over a long run, a grid rate can "
+            "be quicker to the first digits"
         )
+    report.print(Text(f"Suggested learning rate: {fmt(s, 4)}", style="bold") + Text(why))
 
 
 def _final_column(result: Sweep) -> str:
@@ -115,30 +121,45 @@ def theory_block(result: Sweep, gap_tol: float) -> Table:
     return t
 
 
-def text_plot(result: Sweep) -> Any:
+def _epochs(row: SweepRow, affine: bool) -> int | None:
+    """The epochs a rate needed: to come within --gap-tol of L* (affine), or of the sweep's best
+    loss (a network)."""
+    return row.epochs_to_optimum if affine else row.reached_epoch
+
+
+def text_plot(result: Sweep, columns: int = 100) -> Any:
+    """Which rate is fastest: the epochs each rate needed, measured (●) and, at full batch with a
+    constant rate, predicted by theory from the initial weights (○); failed rates on top (x)."""
     ok = [r for r in result.rows if not r.verdict.failed]
     bad = [r for r in result.rows if r.verdict.failed]
-    final = [r.final_monitored for r in ok]
-    series = [Series([r.lr for r in ok], final, "●", "cyan", "final loss")]
+    measured: list[tuple[float, float]] = []
+    for r in ok:
+        epochs = _epochs(r, result.affine)
+        if epochs:
+            measured.append((r.lr, float(epochs)))
+    series = [Series([lr for lr, _ in measured], [e for _, e in measured], "●", "cyan", "measured")]
+    predicted = [(r.lr, r.predicted_epochs) for r in result.rows if r.predicted_epochs]
+    if predicted:
+        xs, ys = zip(*predicted, strict=True)
+        series.insert(0, Series(list(xs), list(ys), "○", "yellow", "theory"))
     s = result.suggested
-    if s is not None:
-        row = result.rows[s]
-        label = f"suggested {fmt(row.lr, 3)}"
-        series.append(Series([row.lr], [row.final_monitored], "◆", "bold green", label))
-    top = (
-        [Series([r.lr for r in bad], [0.0] * len(bad), "x", "red", "diverged or unstable")]
-        if bad
-        else []
-    )
+    chosen = None if s is None else _epochs(result.rows[s], result.affine)
+    if s is not None and chosen:
+        label = f"suggested {fmt(result.rows[s].lr, 4)}"
+        series.append(Series([result.rows[s].lr], [float(chosen)], "◆", "bold green", label))
+    top = []
+    if bad:
+        top = [Series([r.lr for r in bad], [0.0] * len(bad), "x", "red", "diverged or unstable")]
     bound = result.theory.curvature.stable_lr
-    vlines = [VLine(bound, "┊", "yellow", f"2/λmax = {fmt(bound, 3)}")]
+    vlines = [VLine(bound, "┊", "yellow", f"2/λmax = {fmt(bound, 4)}")] if result.affine else []
+    what = "L*" if result.affine else "the best loss"
     return TextPlot(
         series,
         vlines,
         top,
         x_label="learning rate η0 (log)",
-        y_label=f"{_final_column(result)} (log)",
-    ).render()
+        y_label=f"epochs to come within --gap-tol of {what} (log); fewer is faster",
+    ).fit(columns)
 
 
 def columns(result: Sweep) -> dict[str, list[Any]]:
@@ -149,6 +170,8 @@ def columns(result: Sweep) -> dict[str, list[Any]]:
         "final_val_loss": [r.final_val_loss for r in rows],
         "best_loss": [r.best_loss for r in rows],
         "reached_epoch": [r.reached_epoch for r in rows],
+        "epochs_to_optimum": [r.epochs_to_optimum for r in rows],
+        "predicted_epochs": [r.predicted_epochs for r in rows],
         "verdict": [r.verdict.value for r in rows],
         "stop_reason": [r.stop_reason.value for r in rows],
         "stopped_epoch": [r.stopped_epoch for r in rows],
@@ -187,20 +210,31 @@ def as_json(result: Sweep, rule: str, gap_tol: float) -> dict[str, Any]:
 
 
 def plot_png(result: Sweep) -> bytes:
-    figure, ax = new_figure()
+    """Two panels: the epochs each rate needed (measured, and theory's prediction), and the final
+    loss; the stability bound and the suggestion marked on both."""
+    figure, (top, bottom) = new_figure(height=7.0, rows=2)
     ok = [r for r in result.rows if not r.verdict.failed]
     bad = [r for r in result.rows if r.verdict.failed]
+    measured = [(r.lr, _epochs(r, result.affine)) for r in ok if _epochs(r, result.affine)]
+    if measured:
+        top.loglog(*zip(*measured, strict=True), "o", label="measured")  # type: ignore[attr-defined]
+    predicted = [(r.lr, r.predicted_epochs) for r in result.rows if r.predicted_epochs]
+    if predicted:
+        top.loglog(*zip(*predicted, strict=True), "-", alpha=0.6, label="theory")  # type: ignore[attr-defined]
     final = [r.final_monitored for r in ok]
-    ax.loglog([r.lr for r in ok], final, "o-", label=_final_column(result))  # type: ignore[attr-defined]
+    bottom.loglog([r.lr for r in ok], final, "o-", label=_final_column(result))  # type: ignore[attr-defined]
     if bad:
-        top = max(final) if final else 1.0
-        ax.plot([r.lr for r in bad], [top] * len(bad), "rx", label="diverged or unstable")  # type: ignore[attr-defined]
-    ax.axvline(result.theory.curvature.stable_lr, color="orange", ls="--", label="2/λmax")  # type: ignore[attr-defined]
-    if result.suggested is not None:
-        row = result.rows[result.suggested]
-        ax.plot([row.lr], [row.final_monitored], "g*", ms=14, label=f"suggested {fmt(row.lr, 3)}")  # type: ignore[attr-defined]
-    ax.set_xlabel("learning rate η0")  # type: ignore[attr-defined]
-    ax.set_ylabel(_final_column(result))  # type: ignore[attr-defined]
-    ax.set_title("babynn sweep-lr")  # type: ignore[attr-defined]
-    ax.legend()  # type: ignore[attr-defined]
+        high = max(final) if final else 1.0
+        bottom.plot([r.lr for r in bad], [high] * len(bad), "rx", label="diverged or unstable")  # type: ignore[attr-defined]
+    for ax in (top, bottom):
+        if result.affine:
+            ax.axvline(result.theory.curvature.stable_lr, color="orange", ls="--", label="2/λmax")  # type: ignore[attr-defined]
+        if result.suggested is not None:
+            ax.axvline(result.rows[result.suggested].lr, color="green", ls=":", label="suggested")  # type: ignore[attr-defined]
+        ax.legend(loc="best", fontsize="small")  # type: ignore[attr-defined]
+    what = "L*" if result.affine else "the best loss"
+    top.set_ylabel(f"epochs to within --gap-tol of {what}")  # type: ignore[attr-defined]
+    bottom.set_ylabel(_final_column(result))  # type: ignore[attr-defined]
+    bottom.set_xlabel("learning rate η0")  # type: ignore[attr-defined]
+    top.set_title("babynn sweep-lr: which rate is fastest")  # type: ignore[attr-defined]
     return png_bytes(figure)
