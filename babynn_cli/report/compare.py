@@ -23,7 +23,7 @@ WIDE = 120  # below this many columns the table leaves out L - L*, the weights' 
 def show(report: Reporter, result: Comparison, gap_tol: float) -> None:
     report.print(table(result, gap_tol, wide=report.width >= WIDE))
     if _runs(result):  # saved models alone have no curves
-        report.print(curves(result))
+        report.print(curves(result, report.width))
 
 
 def table(result: Comparison, gap_tol: float, wide: bool = True) -> Table:
@@ -99,7 +99,13 @@ def _runs(result: Comparison) -> list[tuple[int, Any]]:
     return [(k, r) for k, r in enumerate(result.rows) if r.curve is not None]
 
 
-def curves(result: Comparison) -> Any:
+def _log_epochs(result: Comparison) -> bool:
+    """A log epoch axis when the runs differ in length (or are long): short runs stay visible."""
+    lengths = [len(row.curve) for _, row in _runs(result)]
+    return bool(lengths) and (max(lengths) > 30 or max(lengths) > 3 * min(lengths))
+
+
+def curves(result: Comparison, columns: int = 100) -> Any:
     """Each run's (L - L*)/L* by epoch; L/L* when networks run, which can go below the optimum."""
     networks = any(r.W is None for _, r in _runs(result))
     series = []
@@ -109,12 +115,13 @@ def curves(result: Comparison) -> Any:
         values = list(row.curve + 1.0) if networks else list(row.curve)
         series.append(Series(epochs, values, mark, STYLES[k % len(STYLES)], row.label))
     label = "L/L*, log scale (below 1: past the best affine fit)" if networks else None
+    log_x = _log_epochs(result)
     return TextPlot(
         series,
-        x_label="epoch",
+        x_label="epoch (log)" if log_x else "epoch",
         y_label=label or "(L - L*)/L*, log scale",
-        x_log=False,
-    ).render()
+        x_log=log_x,
+    ).fit(columns)
 
 
 def _row_record(row: Any, features: list[str]) -> dict[str, Any]:
@@ -191,7 +198,7 @@ def as_json(
 
 
 def plot_png(result: Comparison, gap_tol: float) -> bytes:
-    figure, ax = new_figure()
+    figure, ax = new_figure(width=9.0)
     for _, row in _runs(result):
         curve = row.curve
         epochs = range(len(curve))
@@ -200,8 +207,12 @@ def plot_png(result: Comparison, gap_tol: float) -> bytes:
             xs, ys = zip(*positive, strict=True)
             ax.semilogy(xs, ys, label=row.label)  # type: ignore[attr-defined]
     ax.axhline(gap_tol, color="gray", ls=":", label=f"--gap-tol {gap_tol:g}")  # type: ignore[attr-defined]
+    if _log_epochs(result):
+        ax.set_xscale("symlog", linthresh=1)  # type: ignore[attr-defined]  # epoch 0 stays on it
+        ax.set_xlim(left=0)  # type: ignore[attr-defined]
     ax.set_xlabel("epoch")  # type: ignore[attr-defined]
     ax.set_ylabel("(L-L*)/L*")  # type: ignore[attr-defined]
     ax.set_title("babynn compare: gap to the least-squares optimum")  # type: ignore[attr-defined]
-    ax.legend(fontsize="small")  # type: ignore[attr-defined]
+    # the legend beside the axes, never over the curves
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0))  # type: ignore[attr-defined]
     return png_bytes(figure)

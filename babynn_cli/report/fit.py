@@ -53,6 +53,7 @@ def plot_png(fitted: Fitted, problem: Problem) -> bytes:
     ax.set_yscale("log")  # type: ignore[attr-defined]
     if epochs[-1] > LOG_EPOCHS_FROM:
         ax.set_xscale("symlog", linthresh=1)  # type: ignore[attr-defined]  # epoch 0 stays on it
+        ax.set_xlim(left=0)  # type: ignore[attr-defined]
     ax.set_xlabel("epoch")  # type: ignore[attr-defined]
     ax.set_ylabel("loss")  # type: ignore[attr-defined]
     ax.set_title(f"babynn fit: {fitted.verdict.value}")  # type: ignore[attr-defined]
