@@ -50,7 +50,30 @@ class Dataset:
     targets: list[str]
 
 
+SAMPLE = "sample:"  # DATA written sample:NAME reads one of the samples that ship with babynn
+SAMPLES = {
+    "notes_example": "the notes' example: x0, x1, x2 → y, 200 rows, a linear rule plus noise",
+    "two_outputs": "a, b, c, d → y1, y2, 300 rows: one affine map, two outputs",
+    "nonlinear": "x0, x1 → y, 1000 rows: sin(x0) + x1², no line can follow it",
+    "diabetes": "10 measurements of 442 patients → disease progression a year later (real data)",
+}
+
+
+def sample_text(name: str) -> bytes:
+    """The CSV of the sample called `name` (see SAMPLES), as shipped inside the package."""
+    from importlib.resources import files
+
+    if name not in SAMPLES:
+        raise DataError(f"no sample '{name}': the samples are {', '.join(SAMPLES)}")
+    try:  # an installed babynn: sample_data/ ships inside it as babynn_cli.samples
+        return (files("babynn_cli.samples") / f"{name}.csv").read_bytes()
+    except ModuleNotFoundError:  # a checkout (or an editable install): sample_data/ beside it
+        return (Path(__file__).resolve().parent.parent / "sample_data" / f"{name}.csv").read_bytes()
+
+
 def display_name(source: str) -> str:
+    if source.startswith(SAMPLE):
+        return f"the sample {source.removeprefix(SAMPLE)}"
     return "standard input" if source == STDIN else f"'{source}'"
 
 
@@ -95,6 +118,8 @@ def open_source(source: str, sep: str = ",") -> Source:
     only once: their bytes are read now, and parsed from memory."""
     if source == STDIN:
         return Source(source, sep, raw=sys.stdin.buffer.read())
+    if source.startswith(SAMPLE):
+        return Source(source, sep, raw=sample_text(source.removeprefix(SAMPLE)))
     path = Path(source)
     name = display_name(source)
     if not path.exists():

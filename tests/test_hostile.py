@@ -37,6 +37,7 @@ def check(result, folder: Path, before: dict[str, bytes], outputs: set[str]) -> 
     )
     assert result.exit_code in (0, 1, 2, 3, 4), (result.exit_code, result.stderr)  # 4: the gate
     assert "Traceback" not in result.stderr and "Warning" not in result.stderr
+    assert "internal error" not in result.stderr
     if result.exit_code != 0:
         lines = result.stderr.strip().splitlines()
         assert lines and lines[-1].startswith("Error: ") and "\n" not in lines[-1]

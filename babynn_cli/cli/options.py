@@ -414,6 +414,13 @@ def reports_errors(command: F) -> F:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())  # nothing more to write: no flush error at exit
             raise typer.Exit(code=EXIT_BROKEN_PIPE) from None
+        except Exception as e:  # a bug: still one line, never a traceback
+            typer.echo(
+                f"Error: internal error, a bug in babynn ({type(e).__name__}: "
+                f"{one_line(str(e))}); please report it with the command that caused it",
+                err=True,
+            )
+            raise typer.Exit(code=1) from None
 
     return wrapper  # type: ignore[return-value]
 

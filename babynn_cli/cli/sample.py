@@ -1,0 +1,59 @@
+"""babynn sample: the sample data sets that ship with babynn, for trying it anywhere."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from babynn_cli.cli.app import app
+from babynn_cli.cli.options import OUTPUT, option, reports_errors
+
+
+@app.command(
+    epilog="Example: babynn sample notes_example -o notes.csv && babynn fit notes.csv",
+)
+@reports_errors
+def sample(
+    name: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="NAME",
+            help="A sample's name; none lists them. Any command also reads DATA written "
+            "sample:NAME, e.g. babynn fit sample:notes_example.",
+            show_default=False,
+        ),
+    ] = None,
+    output: Annotated[
+        str | None,
+        option(
+            "--output",
+            "-o",
+            metavar="FILE.csv",
+            panel=OUTPUT,
+            help="Write the sample here instead of stdout.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Write one of the sample data sets that ship with babynn (CSV), or list them."""
+    from babynn_cli import data as datamod
+    from babynn_cli import persistence
+    from babynn_cli.report import Reporter
+
+    report = Reporter()
+    if name is None:
+        width = max(len(n) for n in datamod.SAMPLES)
+        listing = "".join(f"{n.ljust(width)}  {what}\n" for n, what in datamod.SAMPLES.items())
+        report.emit_text(listing)
+        report.flush()
+        return
+    outputs = persistence.Outputs()
+    outputs.name("--output", output)
+    text = datamod.sample_text(name)
+    if output is None:
+        report.emit_text(text.decode("utf-8"))
+    else:
+        outputs.stage(output, text)
+    outputs.commit()
+    report.flush()
