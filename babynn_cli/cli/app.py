@@ -6,7 +6,7 @@ import sys
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 try:  # typer vendors click since 0.26; before that, click is its own package
     from typer._click import exceptions as click_errors
@@ -14,6 +14,25 @@ except ImportError:  # pragma: no cover
     import click.exceptions as click_errors  # type: ignore[import-not-found, no-redef]
 
 from babynn_cli import __version__
+
+
+def _plain_help_flag(option: Any) -> Any:
+    """-h/--help takes no value: show no type for it (Typer shows `<bool>`)."""
+    if option is not None:
+        option.metavar = ""
+    return option
+
+
+class Command(TyperCommand):
+    """A babynn command: its -h shows no type, its usage line names arguments as words (DATA,
+    not Typer's {DATA})."""
+
+    def get_help_option(self, ctx: Any) -> Any:
+        return _plain_help_flag(super().get_help_option(ctx))
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = super().collect_usage_pieces(ctx)
+        return [p[1:-1] if p.startswith("{") and p.endswith("}") else p for p in pieces]
 
 
 class OneLineErrors(TyperGroup):
@@ -41,14 +60,25 @@ class OneLineErrors(TyperGroup):
             return code
         sys.exit(code if isinstance(code, int) else 0)
 
+    def get_help_option(self, ctx: Any) -> Any:
+        return _plain_help_flag(super().get_help_option(ctx))
+
+
+EXIT_CODES = (
+    "Exit codes: 0 success · 1 bad input (a file, a column, a model file) · 2 usage (options) · "
+    "3 the run diverged or went unstable · 4 not converged with --require-converged · "
+    "130 Ctrl-C · 141 stdout closed early · 143 SIGTERM. Try it anywhere: babynn sample lists "
+    "the sample data, and any command reads DATA written sample:NAME."
+)
 
 app = typer.Typer(
     cls=OneLineErrors,
     help="Train models by gradient descent from the command line: CSV in, model file and "
     "loss tables out.",
+    epilog=EXIT_CODES,
     context_settings={"help_option_names": ["-h", "--help"]},
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_show_locals=False,
 )
 
@@ -64,7 +94,12 @@ def main_options(
     version: Annotated[
         bool | None,
         typer.Option(
-            "--version", metavar="", callback=_version, is_eager=True, help="Show the version."
+            "--version",
+            "-V",
+            metavar="",
+            callback=_version,
+            is_eager=True,
+            help="Show the version.",
         ),
     ] = None,
 ) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from babynn_cli import interrupts
-from babynn_cli.cli.app import app
+from babynn_cli.cli.app import Command, app
 from babynn_cli.cli.common import check_memory, load_problem
 from babynn_cli.cli.options import (
     RATE,
@@ -93,6 +93,7 @@ ModelsOpt = Annotated[
 
 
 @app.command(
+    cls=Command,
     help="Train several configurations on DATA from the same initial weights and set them beside "
     "the closed-form least-squares optimum: final loss, gap L - L*, distance of the weights, "
     "epochs to reach --gap-tol, verdict (as `babynn fit` gives it: see fit --help) and time; "

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from babynn_cli import interrupts
-from babynn_cli.cli.app import app
+from babynn_cli.cli.app import Command, app
 from babynn_cli.cli.common import check_memory, load_problem
 from babynn_cli.cli.options import (
     OUTPUT,
@@ -75,6 +75,7 @@ OutputOpt = Annotated[
 
 
 @app.command(
+    cls=Command,
     help="Train the affine model (or, with --hidden, a network) on DATA by gradient descent and "
     "save it as a JSON model file. The run ends with its verdict: "
     + "; ".join(f"{name}: {meaning}" for name, meaning in VERDICTS)

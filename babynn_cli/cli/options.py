@@ -57,7 +57,9 @@ def option(*decls: str, help: str, panel: str, metavar: str = "", **kwargs: Any)
 DataArg = Annotated[
     str,
     typer.Argument(
-        help="CSV file ('-' reads standard input; .csv.gz and other compressions work).",
+        metavar="DATA",
+        help="CSV file: '-' reads standard input, sample:NAME one of the samples (babynn sample "
+        "lists them); .csv.gz and other compressions work.",
         show_default=False,
     ),
 ]
@@ -97,7 +99,7 @@ PlotOpt = Annotated[
         "--plot",
         metavar="FILE.png",
         panel=OUTPUT,
-        help="Also draw the plot to an image (needs matplotlib: pip install 'babynn[plot]').",
+        help="Also draw the plot to an image (needs matplotlib: pip install 'babynn\\[plot]').",
         show_default=False,
     ),
 ]
@@ -414,6 +416,8 @@ def reports_errors(command: F) -> F:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())  # nothing more to write: no flush error at exit
             raise typer.Exit(code=EXIT_BROKEN_PIPE) from None
+        except (typer.Exit, typer.Abort):
+            raise
         except Exception as e:  # a bug: still one line, never a traceback
             typer.echo(
                 f"Error: internal error, a bug in babynn ({type(e).__name__}: "

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from babynn_cli.cli.app import app
+from babynn_cli.cli.app import Command, app
 from babynn_cli.cli.options import (
     OUTPUT,
     DataArg,
@@ -20,12 +20,16 @@ from babynn_cli.cli.options import (
 
 
 @app.command(
+    cls=Command,
     epilog="Example: babynn predict model.json sample_data/notes_example.csv -o predictions.csv",
 )
 @reports_errors
 def predict(
     model: Annotated[
-        Path, typer.Argument(help="Model file written by babynn fit.", show_default=False)
+        Path,
+        typer.Argument(
+            metavar="MODEL", help="Model file written by babynn fit.", show_default=False
+        ),
     ],
     data: DataArg,
     output: Annotated[

@@ -6,11 +6,12 @@ from typing import Annotated
 
 import typer
 
-from babynn_cli.cli.app import app
+from babynn_cli.cli.app import Command, app
 from babynn_cli.cli.options import OUTPUT, option, reports_errors
 
 
 @app.command(
+    cls=Command,
     epilog="Example: babynn sample notes_example -o notes.csv && babynn fit notes.csv",
 )
 @reports_errors

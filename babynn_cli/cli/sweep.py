@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from babynn_cli import interrupts
-from babynn_cli.cli.app import app
+from babynn_cli.cli.app import Command, app
 from babynn_cli.cli.common import check_memory, load_problem
 from babynn_cli.cli.options import (
     BatchOpt,
@@ -81,6 +81,7 @@ LrsOpt = Annotated[
 
 @app.command(
     "sweep-lr",
+    cls=Command,
     help="Train DATA at many learning rates at once and set the result beside theory: the "
     "stability bound 2/λmax and the fastest rate 2/(λmax+λmin) of full-batch gradient descent. "
     f"Suggests one rate: {SUGGESTION_RULE}. Each rate's verdict is the one `babynn fit` gives it "

@@ -443,9 +443,10 @@ def what_happened(fitted: Fitted, gap_tol: float, patience: int) -> str:
     if j.verdict is Verdict.STILL_FALLING:
         return f"still falling: {_gap_words(j)} after {j.final_epoch} epochs"
     if j.verdict is Verdict.PLATEAU:
+        above = 100 * (j.final_loss / j.best_loss - 1)
         return (
-            f"plateau: {_gap_words(j)} after {j.final_epoch} epochs, the loss at "
-            f"{fmt(j.final_loss / j.best_loss, 3)}× {best}: it no longer falls"
+            f"plateau: {_gap_words(j)} after {j.final_epoch} epochs, the loss "
+            f"{fmt(above, 2)} % above {best}: it no longer falls"
         )
     if j.verdict is Verdict.UNSTABLE:
         return (
