@@ -16,13 +16,21 @@ if TYPE_CHECKING:
     from babynn_cli.data import Dataset
 
 
-def load_problem(data: DataOptions, model: ModelOptions) -> tuple[Dataset, Problem]:
+BIG_FILE = 32_000_000  # bytes: a file this large takes a second or more to read: say so first
+
+
+def load_problem(
+    data: DataOptions, model: ModelOptions, quiet: bool = False
+) -> tuple[Dataset, Problem]:
     """The dataset and the problem as trained (split, standardised); DataError when it can't be."""
     from babynn_cli import data as datamod
     from babynn_cli.core.problem import ProblemError, make_problem
 
     if data.data == "-" and sys.stdin.isatty():
         typer.echo("reading the CSV from standard input: type or paste it, then Ctrl-D", err=True)
+    elif not quiet and os.path.isfile(data.data) and os.path.getsize(data.data) >= BIG_FILE:
+        size = os.path.getsize(data.data) / 1e6
+        typer.echo(f"reading '{data.data}' ({size:,.0f} MB)…", err=True)
     dataset = datamod.load(data.data, data.separator, data.target, data.feature_list, data.dropna)
     try:
         problem = make_problem(

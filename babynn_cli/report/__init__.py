@@ -19,7 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from babynn_cli.core.train import DivergenceRule, StopReason
@@ -245,6 +251,7 @@ class Reporter:
             bar = Progress(
                 TextColumn("[bold]{task.description}"),
                 BarColumn(),
+                TaskProgressColumn(),  # a percentage: progress shows under NO_COLOR too
                 TextColumn("epoch {task.completed}/{task.total}"),
                 TextColumn("loss {task.fields[loss]}"),
                 TextColumn("{task.fields[lr]}"),
@@ -253,10 +260,17 @@ class Reporter:
                 transient=True,
             )
             task = bar.add_task(label, total=epochs, loss="-", lr="-")
+            shown = {"loss": "-", "lr": "-"}
 
             def update(info: EpochInfo) -> None:
                 loss, lr = _progress_fields(info)
-                bar.update(task, completed=info.epoch, loss=loss, lr=lr)
+                if loss != "-":  # a run that stopped leaves its last numbers on show
+                    shown.update(loss=loss, lr=lr)
+                done = info.running == 0  # the last frame: the epoch the runs stopped at
+                total = info.epoch if done else epochs
+                bar.update(
+                    task, completed=info.epoch, total=total, loss=shown["loss"], lr=shown["lr"]
+                )
 
             with bar:
                 yield update
@@ -269,7 +283,10 @@ class Reporter:
                 if now - last >= PLAIN_LINE_EVERY:
                     last = now
                     loss, lr = _progress_fields(info)
-                    self.status(f"{label}: epoch {info.epoch}/{info.epochs}  loss {loss}  {lr}")
+                    self.status(
+                        f"{label}: epoch {info.epoch}/{info.epochs}  loss {loss}  {lr}  "
+                        f"{info.seconds:.0f} s"
+                    )
 
             yield line
 
