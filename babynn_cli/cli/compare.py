@@ -103,7 +103,7 @@ ModelsOpt = Annotated[
     "or, with --model, no training at all: the saved models against the optimum. "
     "With --hidden every configuration trains that network; the optimum stays the best affine "
     "fit, so the table shows how far the network gets past it.",
-    epilog="Example: babynn compare sample_data/notes_example.csv --schedule constant "
+    epilog="Example: babynn compare sample:notes_example --schedule constant "
     "--schedule inverse --batch-size full --batch-size 16",
 )
 @reports_errors

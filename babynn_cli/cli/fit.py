@@ -81,7 +81,7 @@ OutputOpt = Annotated[
     + "; ".join(f"{name}: {meaning}" for name, meaning in VERDICTS)
     + ". Exit codes: 0, or 3 when diverged or unstable (no model file written), or 4 with "
     "--require-converged when not converged.",
-    epilog="Example: babynn fit sample_data/notes_example.csv --lr 0.1 --epochs 500",
+    epilog="Example: babynn fit sample:notes_example --lr 0.1 --epochs 500",
 )
 @reports_errors
 @option_groups

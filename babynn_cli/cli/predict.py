@@ -21,7 +21,7 @@ from babynn_cli.cli.options import (
 
 @app.command(
     cls=Command,
-    epilog="Example: babynn predict model.json sample_data/notes_example.csv -o predictions.csv",
+    epilog="Example: babynn predict model.json sample:notes_example -o predictions.csv",
 )
 @reports_errors
 def predict(

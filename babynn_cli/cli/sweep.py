@@ -86,7 +86,7 @@ LrsOpt = Annotated[
     "stability bound 2/λmax and the fastest rate 2/(λmax+λmin) of full-batch gradient descent. "
     f"Suggests one rate: {SUGGESTION_RULE}. Each rate's verdict is the one `babynn fit` gives it "
     "(see babynn fit --help).",
-    epilog="Example: babynn sweep-lr sample_data/diabetes.csv --min 0.01 --max 1 --num 9",
+    epilog="Example: babynn sweep-lr sample:diabetes --min 0.01 --max 1 --num 9",
 )
 @reports_errors
 @option_groups

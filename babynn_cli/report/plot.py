@@ -62,9 +62,7 @@ class TextPlot:
         """The plot for a terminal `columns` wide: as wide as it allows (at most 100 columns of
         plot), or one line saying why there is none."""
         if columns < MIN_WIDTH:
-            return Text(
-                f"(no plot: the terminal is narrower than {MIN_WIDTH} columns)", style="dim"
-            )
+            return Text(f"(no plot below {MIN_WIDTH} columns)", style="dim")
         self.width = min(100, columns - 14)
         return self.render()
 
@@ -120,11 +118,14 @@ class TextPlot:
         labels = {0: _num(10**y1), (H - 1) // 2: _num(10 ** ((y0 + y1) / 2)), H - 1: _num(10**y0)}
         pad = max(len(v) for v in labels.values())
         out = Text()
-        if self.y_label:
-            out.append(f"{self.y_label}\n", style="dim")
+        if self.y_label:  # never wider than the plot: cut with an ellipsis
+            room = W + pad + 2
+            label = self.y_label if len(self.y_label) <= room else self.y_label[: room - 1] + "…"
+            out.append(f"{label}\n", style="dim")
         for r in range(H):
             out.append(labels.get(r, "").rjust(pad) + " ┤" if r in labels else " " * pad + " │")
-            for char, style in cells[r]:
+            last = max((c for c, (char, _) in enumerate(cells[r]) if char != " "), default=-1)
+            for char, style in cells[r][: last + 1]:  # no trailing blanks
                 out.append(char, style=style or None)
             out.append("\n")
         out.append(" " * pad + " └" + "─" * W + "\n")
@@ -134,7 +135,7 @@ class TextPlot:
         axis = left + " " * (gap // 2) + mid + " " * (gap - gap // 2) + right
         out.append(" " * (pad + 2) + axis + "\n")
         if self.x_label:
-            out.append(" " * (pad + 2) + self.x_label.center(W) + "\n", style="dim")
+            out.append(" " * (pad + 2) + self.x_label[:W].center(W).rstrip() + "\n", style="dim")
         legend = [(s.char, s.style, s.label) for s in [*self.series, *self.top] if s.label]
         legend += [(v.char, v.style, v.label) for v in self.vlines if v.label]
         legend += [(h.char, h.style, h.label) for h in self.hlines if h.label]
