@@ -30,7 +30,7 @@ def test_fit_and_predict_a_network(in_tmp):
 
 def test_the_readme_compare_shows_a_network_far_past_the_best_affine_fit(in_tmp):
     readme = (ROOT / "README.md").read_text()
-    assert f"babynn compare sample_data/nonlinear.csv {README_COMPARE}" in readme
+    assert f"babynn compare sample:nonlinear {README_COMPARE}" in readme
     doc = run_json("compare", NONLINEAR, *README_COMPARE.split())
     _, _, optimum = lstsq_solution(NONLINEAR)
     assert doc["reference"]["final_loss"] == pytest.approx(optimum, rel=1e-12)
