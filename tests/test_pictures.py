@@ -157,3 +157,37 @@ def test_every_help_example_runs_from_an_installed_wheel_in_an_empty_folder(tmp_
         )
         assert done.returncode == 0, (example, done.stderr)
     assert not list(Path(empty).glob("sample_data"))
+
+
+def _block_after(readme: str, marker: str) -> list[str]:
+    """The lines of the first ``` block after `marker` in the README, unindented."""
+    start = readme.index("```", readme.index(marker)) + 3
+    end = readme.index("```", start)
+    lines = readme[start:end].strip("\n").split("\n")
+    indent = min(len(line) - len(line.lstrip()) for line in lines if line.strip())
+    return [line[indent:].rstrip() for line in lines]
+
+
+@pytest.mark.parametrize(
+    ("marker", "args", "first"),
+    [
+        ("`babynn fit sample:notes_example`, at 90", ["fit", "sample:notes_example"], "loss (log)"),
+        (
+            "`babynn sweep-lr sample:diabetes\n  --epochs 3000`",
+            ["sweep-lr", "sample:diabetes", "--epochs", "3000"],
+            "epochs to come",
+        ),
+        (
+            "`babynn compare sample:notes_example`:",
+            ["compare", "sample:notes_example"],
+            "(L - L*)/L*, log",
+        ),
+    ],
+)
+def test_the_readme_pictures_are_what_the_commands_draw(in_tmp, marker, args, first):
+    readme = (ROOT / "README.md").read_text()
+    shown = _block_after(readme, marker)
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "90", "NO_COLOR": "1"})
+    lines = [line.rstrip() for line in result.stdout.split("\n")]
+    start = next(i for i, line in enumerate(lines) if line.startswith(first))
+    assert lines[start : start + len(shown)] == shown
