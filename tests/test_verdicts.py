@@ -268,3 +268,11 @@ def test_the_same_configuration_gets_the_same_verdict_in_every_command(in_tmp, a
     )
     row = next(r for r in swept["rows"] if r["lr"] == lr)
     assert fitted["verdict"] == row["verdict"] == compared["rows"][0]["verdict"]
+
+
+def test_a_loss_that_becomes_nan_is_quoted_as_such(in_tmp):
+    code, doc, stderr = fit_json(NONLINEAR, "--hidden", 64, "-b", 1, "--lr", 0.1, "-e", 3)
+    assert code == 3 and doc["verdict"] == "diverged"
+    assert len(doc["history"]) == doc["epochs_run"] + 1  # the diverged epoch is in the history
+    assert doc["history"][-1]["train_loss"] is None  # NaN, written as null
+    assert "the loss overflowed to NaN (not a number) at epoch 1" in stderr

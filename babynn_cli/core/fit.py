@@ -70,7 +70,7 @@ class Fitted:
         """Run k of a result, in the data's own units, its losses computed on the raw data, and
         its verdict (`gap_tol`: how close to L* counts as converged)."""
         params = unstack(result.params, k)
-        history = result.history.column(k)
+        history = result.history.column(k, result.runs[k].epochs_run)
         optimum = problem.optimum_loss if problem.affine else None
         scale = problem.gap_scale if problem.affine else None
         judgement = judge(history.train_loss[:, 0], result.runs[k], optimum, gap_tol, scale)

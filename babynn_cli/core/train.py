@@ -107,11 +107,10 @@ class History:
     val_loss: np.ndarray | None  # (E+1, K)
     seconds: np.ndarray  # (E+1,)
 
-    def column(self, k: int) -> History:
-        """Run k alone, up to the epoch it stopped at."""
-        rows = ~np.isnan(self.train_loss[:, k])
-        rows[0] = True
-        last = int(np.flatnonzero(rows)[-1]) + 1
+    def column(self, k: int, epochs_run: int) -> History:
+        """Run k alone, up to the epoch it stopped at (its diverged epoch too, even when the
+        loss there is not a number)."""
+        last = epochs_run + 1
         return History(
             epoch=self.epoch[:last],
             updates=self.updates[:last],

@@ -474,7 +474,8 @@ def what_happened(fitted: Fitted, gap_tol: float, patience: int) -> str:
     at = f" at epoch {e} with learning rate {fmt(end.diverged_lr)}" if end.diverged_lr else ""
     rule = end.diverged_by
     if rule is DivergenceRule.NOT_FINITE:
-        why = f"the loss overflowed to {L} at epoch {e}"
+        became = "NaN (not a number)" if math.isnan(j.final_loss) else "infinity"
+        why = f"the loss overflowed to {became} at epoch {e}"
     elif rule is DivergenceRule.FAR_ABOVE_START:
         why = f"the loss grew to {L} at epoch {e}, more than 10⁴ times where it started ({L0})"
     elif rule is DivergenceRule.STEADY_RISE:
