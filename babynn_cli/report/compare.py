@@ -20,13 +20,17 @@ STYLES = ("cyan", "magenta", "green", "yellow", "blue", "red", "bright_cyan", "b
 WIDE = 120  # below this many columns the table leaves out L - L*, the weights' distance and time
 
 
+NARROW = 80  # below this many columns the table leaves out the final losses too
+
+
 def show(report: Reporter, result: Comparison, gap_tol: float) -> None:
-    report.print(table(result, gap_tol, wide=report.width >= WIDE))
+    width = report.width
+    report.print(table(result, gap_tol, wide=width >= WIDE, narrow=width < NARROW))
     if _runs(result):  # saved models alone have no curves
         report.print(curves(result, report.width))
 
 
-def table(result: Comparison, gap_tol: float, wide: bool = True) -> Table:
+def table(result: Comparison, gap_tol: float, wide: bool = True, narrow: bool = False) -> Table:
     val = result.reference_val_loss is not None
     t = Table(
         title="Compared with the least-squares optimum",
@@ -35,17 +39,18 @@ def table(result: Comparison, gap_tol: float, wide: bool = True) -> Table:
         padding=(0, 1),
     )
     t.add_column("#", justify="right")
-    t.add_column("configuration", min_width=16)
-    t.add_column("final loss", justify="right", no_wrap=True)
-    if val:
+    t.add_column("configuration", min_width=12)
+    if not narrow:
+        t.add_column("final loss", justify="right", no_wrap=True)
+    if val and not narrow:
         t.add_column("val loss", justify="right", no_wrap=True)
     if wide:
         t.add_column("L-L*", justify="right", no_wrap=True)
     t.add_column("(L-L*)/L*", justify="right", no_wrap=True)
     if wide:
         t.add_column("‖W̃ - W̃*‖", justify="right", no_wrap=True)
-    t.add_column("reached", justify="right")
-    t.add_column("verdict", min_width=8)
+    t.add_column("reached", justify="right", no_wrap=True)
+    t.add_column("verdict", min_width=9)
     if wide:
         t.add_column("time s", justify="right", no_wrap=True)
 

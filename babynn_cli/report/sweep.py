@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 
 def show(report: Reporter, result: Sweep, gap_tol: float) -> None:
-    report.print(table(result, gap_tol))
+    report.print(table(result, gap_tol, report.width))
     report.print(theory_block(result, gap_tol))
     if result.affine:
         report.print(Text(theory_in_words(result.theory.curvature), style="dim"))
@@ -41,17 +41,22 @@ def _final_column(result: Sweep) -> str:
     return "final val loss" if result.monitor == "validation" else "final loss"
 
 
-def table(result: Sweep, gap_tol: float) -> Table:
+NARROW = 70  # below this many columns the sweep table leaves out best loss and reached at
+
+
+def table(result: Sweep, gap_tol: float, width: int = 100) -> Table:
     val = result.monitor == "validation"
+    narrow = width < NARROW
     t = Table(title=f"Learning-rate sweep ({result.monitor} loss)", title_justify="left")
     t.add_column("", width=1)
-    t.add_column("η0", justify="right")
-    t.add_column("final loss", justify="right")
+    t.add_column("η0", justify="right", no_wrap=True, min_width=6)
+    t.add_column("final loss", justify="right", no_wrap=True, min_width=10)
     if val:
-        t.add_column("final val loss", justify="right")
-    t.add_column("best loss", justify="right")
-    t.add_column("reached at", justify="right")
-    t.add_column("verdict", no_wrap=True)
+        t.add_column("final val loss", justify="right", no_wrap=True, min_width=10)
+    if not narrow:
+        t.add_column("best loss", justify="right", no_wrap=True, min_width=10)
+        t.add_column("reached at", justify="right", no_wrap=True, min_width=7)
+    t.add_column("verdict", min_width=9)  # the one column that wraps in a narrow terminal
     for k, row in enumerate(result.rows):
         diverged = row.verdict.failed
         status = verdict_cell(row.verdict, row.stopped_epoch)
@@ -64,7 +69,7 @@ def table(result: Sweep, gap_tol: float) -> Table:
         if val:
             cells.append("-" if diverged else fmt(row.final_val_loss, 8))
         reached = "-" if row.reached_epoch is None else str(row.reached_epoch)
-        cells += [fmt(row.best_loss, 8), reached, status]
+        cells += [status] if narrow else [fmt(row.best_loss, 8), reached, status]
         style = "bold green" if k == result.suggested else "red" if diverged else None
         t.add_row(*cells, style=style)
     t.caption = (
