@@ -11,6 +11,7 @@ standard input are read a block of rows at a time by one reader.
 
 from __future__ import annotations
 
+import glob
 import io
 import itertools
 import lzma
@@ -21,7 +22,7 @@ import tarfile
 import threading
 import warnings
 import zipfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,6 +179,72 @@ def choose_columns(
     return features, targets
 
 
+_GLOB = re.compile(r"[*?\[]")
+_PART_SUFFIXES = (".csv", *(f".csv{z}" for z in _COMPRESSED), ".tsv", ".txt")
+
+
+def source_parts(source: str) -> list[str]:
+    """The files that make up `source`: itself; or, for a folder, its CSV files (.csv, .csv.gz,
+    …); or, for a glob pattern ('data/*.csv', quoted so the shell leaves it), its matches; in
+    name order."""
+    if source == STDIN or source.startswith(SAMPLE):
+        return [source]
+    path = Path(source)
+    if path.is_dir():
+        parts = sorted(str(p) for p in path.iterdir() if p.name.lower().endswith(_PART_SUFFIXES))
+        if not parts:
+            raise DataError(f"cannot read {display_name(source)}: a folder with no CSV files")
+        return parts
+    if not path.exists() and _GLOB.search(source):
+        parts = sorted(glob.glob(source))
+        if not parts:
+            raise DataError(f"no file matches {display_name(source)}")
+        return parts
+    return [source]
+
+
+@contextmanager
+def _in_part(name: str, several: bool) -> Iterator[None]:
+    """A DataError about a part names the part, when there are several."""
+    try:
+        yield
+    except DataError as e:
+        if several and not str(e).startswith(name):
+            raise DataError(f"{name}: {e}") from None
+        raise
+
+
+def _read_parts(
+    source: str, sep: str, pick: Callable[[list[str], str], _Columns]
+) -> tuple[list[str], np.ndarray, np.ndarray, _Columns]:
+    """Every part of `source`, its header checked against the first part's, its columns (chosen
+    by `pick` from the header) read and stacked."""
+    parts = source_parts(source)
+    several = len(parts) > 1
+    header: list[str] | None = None
+    blocks = []
+    columns: _Columns | None = None
+    for part in parts:
+        src = open_source(part, sep)
+        with _in_part(src.name, several):
+            names = read_header(src)
+            if header is None:
+                header, columns = names, pick(names, src.name if not several else source)
+            elif names != header:
+                raise DataError(
+                    f"{src.name} has the columns {listing(names)}; the first part has "
+                    f"{listing(header)}: every part must share the header"
+                )
+            assert columns is not None
+            blocks.append(read_columns(src, names, columns))
+    assert header is not None and columns is not None
+    if not several:
+        return header, blocks[0][0], blocks[0][1], columns
+    X = np.concatenate([b[0] for b in blocks])
+    Y = np.concatenate([b[1] for b in blocks])
+    return header, X, Y, columns
+
+
 def load(
     source: str,
     sep: str = ",",
@@ -185,12 +252,17 @@ def load(
     features: list[str] | None = None,
     dropna: bool = False,
 ) -> Dataset:
-    """Features and targets of the CSV at `source` ('-' for standard input)."""
-    src = open_source(source, sep)
-    header = read_header(src)
-    features, targets = choose_columns(header, src.name, targets, features)
-    X, Y = read_columns(src, header, _Columns(features, targets, dropna))
-    return Dataset(X=X, Y=Y, features=features, targets=targets)
+    """Features and targets of the CSV at `source` ('-' for standard input; a folder or a glob
+    pattern for several parts with one header)."""
+    chosen: list[list[str]] = []
+
+    def pick(header: list[str], name: str) -> _Columns:
+        f, t = choose_columns(header, name, targets, features)
+        chosen[:] = [f, t]
+        return _Columns(f, t, dropna)
+
+    _, X, Y, _ = _read_parts(source, sep, pick)
+    return Dataset(X=X, Y=Y, features=chosen[0], targets=chosen[1])
 
 
 def load_for_prediction(
@@ -199,14 +271,17 @@ def load_for_prediction(
     """The model's feature columns, and its target columns when the data has them all, usable:
     (X, Y or None, why the targets cannot score the predictions, when they are there but not
     numbers)."""
-    src = open_source(source, sep)
-    header = read_header(src)
-    missing = [c for c in features if c not in header]
-    if missing:
-        raise DataError(f"{src.name} lacks the model's feature column(s): {listing(missing)}")
-    has_targets = all(t in header for t in targets)
-    columns = _Columns(features, targets if has_targets else [], None, optional_targets=True)
-    X, Y = read_columns(src, header, columns)
+    has_targets = False
+
+    def pick(header: list[str], name: str) -> _Columns:
+        nonlocal has_targets
+        missing = [c for c in features if c not in header]
+        if missing:
+            raise DataError(f"{name} lacks the model's feature column(s): {listing(missing)}")
+        has_targets = all(t in header for t in targets)
+        return _Columns(features, targets if has_targets else [], None, optional_targets=True)
+
+    _, X, Y, columns = _read_parts(source, sep, pick)
     if not has_targets or columns.targets_unusable:
         return X, None, columns.targets_unusable
     return X, Y, None

@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import NOTES
 
 from babynn_cli import data
 from babynn_cli.errors import DataError
@@ -114,3 +115,48 @@ def test_help_and_version_import_neither_numpy_nor_pandas():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def _split(tmp_path, frame, parts, suffix=".csv"):
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    edges = np.linspace(0, len(frame), parts + 1).astype(int)
+    for i in range(parts):
+        frame.iloc[edges[i] : edges[i + 1]].to_csv(folder / f"part{i}{suffix}", index=False)
+    return folder
+
+
+def test_a_folder_or_a_glob_of_parts_is_one_data_set(tmp_path):
+    frame = pd.read_csv(NOTES)
+    folder = _split(tmp_path, frame, 4)
+    whole = data.load(str(NOTES))
+    for source in (str(folder), str(folder / "part*.csv")):
+        got = data.load(source)
+        np.testing.assert_array_equal(got.X, whole.X)
+        np.testing.assert_array_equal(got.Y, whole.Y)
+        assert got.features == whole.features
+
+
+def test_parts_must_share_the_header_and_errors_name_the_part(tmp_path):
+    frame = pd.read_csv(NOTES)
+    folder = _split(tmp_path, frame, 3)
+    frame.iloc[:5].rename(columns={"x1": "z"}).to_csv(folder / "part3.csv", index=False)
+    with pytest.raises(DataError, match=r"part3.csv' has the columns x0, z, x2, y; the first part"):
+        data.load(str(folder))
+    broken = frame.iloc[:5].astype(object)
+    broken.loc[2, "x1"] = "oops"
+    broken.to_csv(folder / "part3.csv", index=False)
+    with pytest.raises(DataError, match=r"^'.*part3.csv': column 'x1' is not numeric: row 3"):
+        data.load(str(folder))
+
+
+def test_fit_and_predict_read_parts(tmp_path, monkeypatch):
+    from conftest import run_json
+
+    monkeypatch.chdir(tmp_path)
+    folder = _split(tmp_path, pd.read_csv(NOTES), 2, ".csv.gz")
+    whole = run_json("fit", NOTES, "-o", "a.json")
+    parts = run_json("fit", folder, "-o", "b.json")
+    assert parts["weights"] == whole["weights"] and parts["n_train"] == 200
+    predicted = run_json("predict", "b.json", str(folder / "*.csv.gz"))
+    assert len(predicted["predictions"]) == 200

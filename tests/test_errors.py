@@ -32,8 +32,9 @@ def test_missing_file(in_tmp):
     assert fails("fit", "nope.csv") == "Error: cannot read 'nope.csv': no such file"
 
 
-def test_directory(in_tmp):
-    assert fails("fit", ".") == "Error: cannot read '.': it is a directory"
+def test_a_folder_without_csv_files(in_tmp):
+    assert fails("fit", ".") == "Error: cannot read '.': a folder with no CSV files"
+    assert fails("fit", "parts/*.csv") == "Error: no file matches 'parts/*.csv'"
 
 
 def test_empty_file(csv):
