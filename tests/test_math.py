@@ -299,3 +299,30 @@ def test_curvature_from_the_rows_of_wide_data_is_the_hessians():
     assert dual.epochs_to_reach(error, dual.best_lr, 1e-6) == full.epochs_to_reach(
         error, full.best_lr, 1e-6
     )
+
+
+@pytest.mark.parametrize("block", [1, 7, 64, 1000])
+def test_moments_from_blocks_equal_the_in_memory_moments(block):
+    """Streamed (merged block by block, after one shift) against in-memory moments, on awkward
+    data: a column with mean 10⁶ and spread 1, many blocks and a short last one."""
+    from babynn_cli.core.moments import Moments
+
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(1001, 3)) * [1.0, 3.0, 0.01] + [1e6, -5.0, 2.0]
+    Y = X @ [[1.0, 0.5], [-2.0, 0.0], [30.0, 1.0]] + rng.normal(size=(1001, 2))
+
+    def blocks():
+        for lo in range(0, len(X), block):
+            yield X[lo : lo + block], Y[lo : lo + block]
+
+    streamed, whole = Moments.of_blocks(blocks), Moments.of(X, Y)
+    assert streamed.n_rows == whole.n_rows == 1001
+    np.testing.assert_allclose(streamed.x_mean, whole.x_mean, rtol=1e-15)
+    np.testing.assert_allclose(streamed.xx, whole.xx, rtol=1e-12)
+    np.testing.assert_allclose(streamed.W_star, whole.W_star, rtol=1e-11)
+    assert streamed.optimum_loss == pytest.approx(whole.optimum_loss, rel=1e-12)
+    assert streamed.spread == pytest.approx(whole.spread, rel=1e-12)
+    # and both against a two-pass reference in extended precision
+    Xc = X.astype(np.longdouble) - X.astype(np.longdouble).mean(axis=0)
+    reference = (Xc.T @ Xc / len(X)).astype(float)
+    np.testing.assert_allclose(streamed.xx, reference, rtol=1e-13)

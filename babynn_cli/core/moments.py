@@ -7,6 +7,7 @@ loss and gradient of any affine model in O(m²n) operations, however many rows t
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,6 +15,50 @@ import numpy as np
 from babynn_cli.core.vocabulary import Params
 
 CHUNK_ROWS = 1 << 16  # rows per block when gathering moments: bounded extra memory
+
+
+@dataclass(frozen=True)
+class MomentSum:
+    """The moments of the rows seen so far, as sums that merge exactly and stably.
+
+    Rows are first moved by one fixed shift (the first row seen), so a column with mean 10⁶ and
+    spread 1 keeps its digits; each block contributes its count, mean and centred sums of
+    products, and two sums merge as Chan, Golub and LeVeque's pairwise update:
+    n = na + nb, δ = mean_b − mean_a, M = Ma + Mb + δδᵀ·na·nb/n.
+    """
+
+    shift: tuple[np.ndarray, np.ndarray]  # (x0, y0) subtracted from every row
+    n: int
+    mean: np.ndarray  # (m + n,) of the shifted rows [x; y]
+    M: np.ndarray  # (m + n, m + n) centred sums of products
+
+    @classmethod
+    def of(
+        cls, X: np.ndarray, Y: np.ndarray, shift: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> MomentSum:
+        """One block's sums (the block's first row as the shift, unless one is given)."""
+        if shift is None:
+            shift = (X[0].copy(), Y[0].copy())
+        Z = np.hstack([X - shift[0], Y - shift[1]])
+        mean = Z.mean(axis=0)
+        Z -= mean
+        return cls(shift, len(Z), mean, Z.T @ Z)
+
+    def merged(self, other: MomentSum | None) -> MomentSum:
+        """These rows and `other`'s together (same shift)."""
+        if other is None:
+            return self
+        n = self.n + other.n
+        delta = self.mean - other.mean
+        M = self.M + other.M + np.outer(delta, delta) * (self.n * other.n / n)
+        return MomentSum(self.shift, n, other.mean + delta * (self.n / n), M)
+
+    def moments(self) -> tuple[np.ndarray, ...]:
+        """x̄, ȳ and the centred xx, xy, yy (divided by N)."""
+        m = len(self.shift[0])
+        x_mean, y_mean = self.mean[:m] + self.shift[0], self.mean[m:] + self.shift[1]
+        C = self.M / self.n
+        return x_mean, y_mean, C[:m, :m], C[:m, m:], C[m:, m:]
 
 
 def _power_of_two_scale(A: np.ndarray, mean: np.ndarray) -> np.ndarray:
@@ -48,6 +93,7 @@ class Moments:
     res: np.ndarray  # (m, n)
     optimum_loss: float
     spread: float = math.nan  # the loss of ŷ = ȳ: the targets' variance, summed over outputs
+    n_rows: int = 0  # N (0 when not recorded)
 
     @classmethod
     def of(cls, X: np.ndarray, Y: np.ndarray) -> Moments:
@@ -71,7 +117,7 @@ class Moments:
             xx, xy = xx / N * np.outer(ux, ux), xy / N * np.outer(ux, uy)
         if not (np.isfinite(xx).all() and np.isfinite(xy).all()):
             nan = np.full((m, n), np.nan)
-            return cls(x_mean, y_mean, xx, nan, nan, math.inf, math.inf)
+            return cls(x_mean, y_mean, xx, nan, nan, math.inf, math.inf, N)
         # W* from the equilibrated system (unit diagonal), which is far better conditioned; with
         # fewer rows than columns, from the rows themselves (O(N²m), the minimum-norm W*)
         s = np.sqrt(np.diag(xx))
@@ -91,7 +137,33 @@ class Moments:
             sst += np.einsum("ij,ij->j", Yc, Yc)
         with np.errstate(over="ignore"):  # uy² alone may overflow
             optimum, spread = (float(np.sum(s / N * uy * uy)) for s in (sse, sst))
-        return cls(x_mean, y_mean, xx, W_star, xx @ W_star - xy, optimum, spread)
+        return cls(x_mean, y_mean, xx, W_star, xx @ W_star - xy, optimum, spread, N)
+
+    @classmethod
+    def of_blocks(cls, blocks: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]]) -> Moments:
+        """The same moments from data that never sits in memory whole: `blocks()` yields the rows
+        in blocks (X (b, m), Y (b, n)) and is called twice — once for the moments, merged stably
+        (`MomentSum`), once for L* on the data itself, as `of` computes it."""
+        total: MomentSum | None = None
+        for X, Y in blocks():
+            if len(X):
+                total = MomentSum.of(X, Y, total.shift if total else None).merged(total)
+        if total is None:
+            raise ValueError("no rows")
+        x_mean, y_mean, xx, xy, yy = total.moments()
+        m, n = xx.shape[0], xy.shape[1]
+        if not (np.isfinite(xx).all() and np.isfinite(xy).all()):
+            nan = np.full((m, n), np.nan)
+            return cls(x_mean, y_mean, xx, nan, nan, math.inf, math.inf, total.n)
+        s = np.sqrt(np.diag(xx))
+        s = np.where(s > 0, s, 1.0)
+        W_star = np.linalg.lstsq(xx / np.outer(s, s), xy / s[:, None], rcond=None)[0] / s[:, None]
+        sse = 0.0
+        for X, Y in blocks():  # the second pass: L* on the rows themselves
+            R = (Y - y_mean) - (X - x_mean) @ W_star
+            sse += float(np.einsum("ij,ij->", R, R))
+        spread = float(np.trace(yy))
+        return cls(x_mean, y_mean, xx, W_star, xx @ W_star - xy, sse / total.n, spread, total.n)
 
     @property
     def finite(self) -> bool:
@@ -113,6 +185,7 @@ class Moments:
             res=self.res / scale[:, None],
             optimum_loss=self.optimum_loss,
             spread=self.spread,
+            n_rows=self.n_rows,
         )
 
     def gram(self, intercept: bool) -> np.ndarray:
