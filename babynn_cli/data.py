@@ -333,6 +333,82 @@ def read_columns(
     return _checked((X, Y), src)
 
 
+STREAM_BLOCK_ROWS = 1 << 16  # rows parsed at a time when streaming
+
+
+@dataclass(frozen=True)
+class Stream:
+    """A source read in blocks, never whole: its columns, and `blocks()` for each pass."""
+
+    features: list[str]
+    targets: list[str]
+    blocks: Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]]
+    bytes: int  # of the source's files, for what the header says
+
+
+def stream(
+    source: str,
+    sep: str = ",",
+    targets: list[str] | None = None,
+    features: list[str] | None = None,
+    dropna: bool = False,
+) -> Stream:
+    """`source` (a file, a folder or a glob of parts) as blocks of checked rows, read again at
+    each pass: memory holds one block at a time. Standard input, read once, cannot stream."""
+    if source == STDIN:
+        raise DataError("standard input can be read only once: --stream needs a file")
+    parts = source_parts(source)
+    first = open_source(parts[0], sep)
+    header = read_header(first)
+    name = first.name if len(parts) == 1 else display_name(source)
+    chosen_features, chosen_targets = choose_columns(header, name, targets, features)
+    columns = _Columns(chosen_features, chosen_targets, dropna)
+
+    def blocks() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        total = 0
+        for path in parts:
+            src = open_source(path, sep)
+            with _in_part(src.name, len(parts) > 1):
+                names = read_header(src)
+                if names != header:
+                    raise DataError(
+                        f"{src.name} has the columns {listing(names)}; the first part has "
+                        f"{listing(header)}: every part must share the header"
+                    )
+                for X, Y in _blocks(src, header, columns):
+                    total += len(X)
+                    yield X, Y
+        if total == 0:
+            raise DataError(f"{name} has no rows to train on")
+
+    size = sum(os.path.getsize(p) for p in parts if os.path.isfile(p))
+    return Stream(chosen_features, chosen_targets, blocks, size)
+
+
+def _blocks(
+    src: Source, header: list[str], columns: _Columns
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """One source's rows, STREAM_BLOCK_ROWS at a time, checked as `read_columns` checks them."""
+    seen = 0
+    with _reading(src):
+        reader = pd.read_csv(
+            src.handle(),
+            sep=src.sep,
+            header=0,
+            names=header,
+            index_col=False,
+            chunksize=STREAM_BLOCK_ROWS,
+            compression=src.compression,
+        )
+        for chunk in reader:
+            part = columns.absorb(chunk)
+            if part.problem is not None:
+                raise DataError(part.problem.format(row=seen + part.problem_row + 1))
+            seen += part.seen
+            if len(part.X):
+                yield part.X, part.Y
+
+
 def _checked(arrays: tuple[np.ndarray, np.ndarray], src: Source) -> tuple[np.ndarray, np.ndarray]:
     X, Y = arrays
     if len(X) == 0:

@@ -115,15 +115,17 @@ class ModelFile:
                 f"{', '.join(targets)}"
             )
         columns = [list(features).index(f) for f in self.features]
-        train = self.predict(problem.train.X[:, columns])
+        sse, rows = 0.0, 0
+        for X, Y in problem.train.passes():  # block by block: streamed rows too
+            R = Y - self.predict(X[:, columns])
+            sse, rows = sse + float(np.einsum("ij,ij->", R, R)), rows + len(X)
         val = None if problem.val is None else self.predict(problem.val.X[:, columns])
         W = None
         if self.kind == "affine" and self.weights is not None:
             W = np.zeros((len(features), len(targets)))
             W[columns] = self.weights
-        return ModelPredictions(
-            f"model {path}", train, val, W, self.bias if W is not None else None
-        )
+        bias = self.bias if W is not None else None
+        return ModelPredictions(f"model {path}", sse / rows, val, W, bias)
 
     def warm_start(
         self, features: Sequence[str], targets: Sequence[str], problem: Problem

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from typing import TYPE_CHECKING
 
 import typer
@@ -12,20 +13,29 @@ from babynn_cli.cli.options import DataOptions, ModelOptions
 from babynn_cli.errors import UsageError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    import numpy as np
+
     from babynn_cli.core.problem import Problem
-    from babynn_cli.data import Dataset
+    from babynn_cli.data import Dataset, Stream
 
 
 BIG_FILE = 32_000_000  # bytes: a file this large takes a second or more to read: say so first
+AUTO_STREAM = 1 / 3  # a source larger than this share of the free memory streams unasked
 
 
 def load_problem(
-    data: DataOptions, model: ModelOptions, quiet: bool = False
-) -> tuple[Dataset, Problem]:
-    """The dataset and the problem as trained (split, standardised); DataError when it can't be."""
+    data: DataOptions, model: ModelOptions, quiet: bool = False, full_batch: bool = True
+) -> tuple[Dataset | Stream, Problem]:
+    """The dataset (or its stream) and the problem as trained (split, standardised); DataError
+    when it can't be. Streams with --stream, or unasked when the source is too large for memory
+    and the run can stream (the affine model at full batch, no validation split)."""
     from babynn_cli import data as datamod
     from babynn_cli.core.problem import ProblemError, make_problem
 
+    if stream_wanted(data, model, full_batch, quiet):
+        return load_stream(data, model, quiet)
     if data.data == "-" and sys.stdin.isatty():
         typer.echo("reading the CSV from standard input: type or paste it, then Ctrl-D", err=True)
     elif not quiet and os.path.isfile(data.data) and os.path.getsize(data.data) >= BIG_FILE:
@@ -46,6 +56,73 @@ def load_problem(
     except ProblemError as e:
         raise datamod.DataError(f"{datamod.display_name(data.data)} has {e}") from None
     return dataset, problem
+
+
+def stream_wanted(data: DataOptions, model: ModelOptions, full_batch: bool, quiet: bool) -> bool:
+    """--stream, checked against what can stream; or a source too large for the free memory."""
+    can = not model.layers and model.val_frac == 0 and full_batch and data.data != "-"
+    if data.stream and not can:
+        raise UsageError(
+            "--stream trains the affine model at full batch, without --val-frac, from files: "
+            "minibatches, networks and validation need the rows in memory"
+        )
+    if data.stream or not can:
+        return data.stream
+    from babynn_cli import data as datamod
+
+    try:
+        size = sum(os.path.getsize(p) for p in datamod.source_parts(data.data) if os.path.isfile(p))
+    except datamod.DataError:
+        return False  # the in-memory reader says what is wrong
+    free = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    if size > AUTO_STREAM * free:
+        if not quiet:
+            typer.echo(
+                f"{data.data} ({size / 1e9:,.1f} GB) is larger than a third of the free memory "
+                f"({free / 1e9:,.1f} GB): streaming it (see --stream)",
+                err=True,
+            )
+        return True
+    return False
+
+
+def load_stream(data: DataOptions, model: ModelOptions, quiet: bool) -> tuple[Stream, Problem]:
+    """The problem from a stream of blocks: two passes for the moments and L*, one more at the end
+    for the final loss; each pass says how many rows it read and how fast."""
+    from babynn_cli import data as datamod
+    from babynn_cli.core.problem import ProblemError, make_streamed_problem
+
+    source = datamod.stream(data.data, data.separator, data.target, data.feature_list, data.dropna)
+    blocks = source.blocks if quiet else _counted(source.blocks)
+    try:
+        problem = make_streamed_problem(
+            blocks, standardize=model.standardize, intercept=model.intercept
+        )
+    except ProblemError as e:
+        raise datamod.DataError(f"{datamod.display_name(data.data)} has {e}") from None
+    return source, problem
+
+
+def _counted(
+    blocks: Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]],
+) -> Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]]:
+    """The same blocks, with a line on stderr after each pass: rows read, time, rate."""
+    passes = 0
+
+    def counted() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        nonlocal passes
+        passes += 1
+        rows, start = 0, time.perf_counter()
+        for X, Y in blocks():
+            rows += len(X)
+            yield X, Y
+        took = time.perf_counter() - start
+        rate = rows / took if took > 0 else float("inf")
+        typer.echo(
+            f"stream pass {passes}: {rows:,} rows in {took:.1f} s ({rate:,.0f} rows/s)", err=True
+        )
+
+    return counted
 
 
 def check_memory(problem: Problem, batch_size: int | None, runs: int = 1) -> None:

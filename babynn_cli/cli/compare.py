@@ -151,7 +151,9 @@ def compare(
         plots.require_matplotlib()
     saved_files = [(path, persistence.load_model(path)) for path in models or []]
     report = Reporter(quiet=quiet or json_out)
-    dataset, problem = load_problem(data, model, quiet or json_out)
+    dataset, problem = load_problem(
+        data, model, quiet or json_out, full_batch=all(b is None for _, _, b in combos)
+    )
     check_memory(problem, None, len(combos))
     features, targets = dataset.features, dataset.targets
     saved = [file.evaluated(path, features, targets, problem) for path, file in saved_files]

@@ -132,7 +132,7 @@ def fit(
         require_matplotlib()
     start_from = persistence.load_model(warm_start) if warm_start is not None else None
     report = Reporter(quiet=quiet or json_out)
-    dataset, problem = load_problem(data, model, quiet or json_out)
+    dataset, problem = load_problem(data, model, quiet or json_out, full_batch=batch_size is None)
     check_memory(problem, batch_size)
     warm = None
     if start_from is not None:

@@ -149,6 +149,15 @@ class DataOptions:
         bool,
         option("--dropna", panel=DATA, help="Drop rows with missing values instead of failing."),
     ] = False
+    stream: Annotated[
+        bool,
+        option(
+            "--stream",
+            panel=DATA,
+            help="Read DATA in blocks, never whole: memory stays flat however many rows (the "
+            "affine model at full batch; a source too large for memory streams unasked).",
+        ),
+    ] = False
 
     @property
     def feature_list(self) -> list[str] | None:

@@ -126,7 +126,7 @@ def sweep_lr(
     if plot is not None:
         plots.require_matplotlib()
     report = Reporter(quiet=quiet or json_out)
-    dataset, problem = load_problem(data, model, quiet or json_out)
+    dataset, problem = load_problem(data, model, quiet or json_out, full_batch=batch_size is None)
     check_memory(problem, batch_size, len(rates) + 1)
     params = initial_params(problem, model.seed, model.init.value)
     settings = TrainSettings(stop.epochs, batch_size, stop.tol, stop.patience)

@@ -24,11 +24,11 @@ from babynn_cli.core.vocabulary import Params, mse
 
 @dataclass(frozen=True)
 class ModelPredictions:
-    """A saved model's predictions on the training (and validation) rows, and its weights in the
-    data's own units when it is affine."""
+    """A saved model's loss on the training rows (and its predictions on the validation rows),
+    and its weights in the data's own units when it is affine."""
 
     label: str
-    train_predictions: np.ndarray
+    train_loss: float
     val_predictions: np.ndarray | None
     W: np.ndarray | None = None
     bias: np.ndarray | None = None
@@ -140,7 +140,11 @@ def compare(
 ) -> Comparison:
     """Run every configuration and set them, and the saved models, beside the optimum: the
     least-squares affine fit (for networks too: the table shows how far they get past it)."""
-    ref = least_squares(problem.train.X, problem.train.Y, problem.model.intercept)
+    if problem.train.streamed:  # from the moments: the same solution, no rows in memory
+        W, w0 = problem.optimum_in_data_units()
+        ref = LeastSquares(W, w0, problem.optimum_loss)
+    else:
+        ref = least_squares(problem.train.X, problem.train.Y, problem.model.intercept)
     val = problem.val
     ref_val = None if val is None else mse(val.Y, val.X @ ref.W + ref.w0)
     rows = _runs(problem, params, configs, settings, seed, gap_tol, ref, on_epoch)
@@ -148,7 +152,7 @@ def compare(
         val_loss = None
         if val is not None and model.val_predictions is not None:
             val_loss = mse(val.Y, model.val_predictions)
-        loss = mse(problem.train.Y, model.train_predictions)
+        loss = model.train_loss
         row = _row(model.label, None, model.W, model.bias, loss, val_loss, ref, problem.gap_scale)
         rows.append(row)
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from babynn_cli.core.affine import to_raw_units
 from babynn_cli.core.problem import Problem, predict_raw, streams
+from babynn_cli.core.rows import Rows
 from babynn_cli.core.schedules import Schedule
 from babynn_cli.core.train import (
     EpochInfo,
@@ -71,13 +72,13 @@ class Fitted:
         its verdict (`gap_tol`: how close to L* counts as converged)."""
         params = unstack(result.params, k)
         history = result.history.column(k, result.runs[k].epochs_run)
+        train_loss, train_r2 = evaluate(problem, params, problem.train)
         optimum = problem.optimum_loss if problem.affine else None
         scale = problem.gap_scale if problem.affine else None
         judgement = judge(history.train_loss[:, 0], result.runs[k], optimum, gap_tol, scale)
         W = bias = None
         if problem.affine:
             W, bias = to_raw_units(params, problem.scaler.mean, problem.scaler.scale)
-        Y_hat = predict_raw(problem, params, problem.train.X)
         val_loss = val_r2 = None
         if problem.val is not None:
             Y_val = predict_raw(problem, params, problem.val.X)
@@ -89,11 +90,31 @@ class Fitted:
             params=params,
             W=W,
             bias=bias,
-            train_loss=mse(problem.train.Y, Y_hat),
-            train_r2=r2_per_output(problem.train.Y, Y_hat),
+            train_loss=train_loss,
+            train_r2=train_r2,
             val_loss=val_loss,
             val_r2=val_r2,
         )
+
+
+def evaluate(problem: Problem, params: Params, rows: Rows) -> tuple[float, np.ndarray]:
+    """The loss L and R² of each output of one model on `rows`, computed directly on the raw rows
+    (for streamed rows, in one more pass over them, block by block)."""
+    if not rows.streamed:
+        Y_hat = predict_raw(problem, params, rows.X)
+        return mse(rows.Y, Y_hat), r2_per_output(rows.Y, Y_hat)
+    moments = rows.raw_moments
+    assert moments is not None
+    sse = sst = 0.0
+    for X, Y in rows.passes():
+        R = Y - predict_raw(problem, params, X)
+        sse = sse + np.einsum("ij,ij->j", R, R)
+        C = Y - moments.y_mean
+        sst = sst + np.einsum("ij,ij->j", C, C)
+    n = rows.n_rows
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r2 = np.where(sst > 0, 1.0 - sse / sst, np.nan)
+    return float(np.sum(sse)) / n, r2
 
 
 def fit(

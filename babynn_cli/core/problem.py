@@ -9,7 +9,7 @@ the random numbers the others draw.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -18,7 +18,7 @@ import numpy as np
 from babynn_cli.core.affine import AffineModel, from_raw_units, to_raw_units
 from babynn_cli.core.mlp import MLP
 from babynn_cli.core.moments import Moments
-from babynn_cli.core.rows import Rows
+from babynn_cli.core.rows import Rows, StreamedRows
 from babynn_cli.core.scaling import Standardizer
 from babynn_cli.core.theory import Curvature
 from babynn_cli.core.vocabulary import Params
@@ -75,7 +75,7 @@ class Problem:
     @cached_property
     def _curvature(self) -> Curvature:
         rows = self.train
-        if rows.n_rows <= rows.n_features:  # wide data: from the rows, O(N²m) not O(m³)
+        if rows.n_rows <= rows.n_features and not rows.streamed:  # wide: O(N²m), not O(m³)
             Z = rows.standardized()
             if self.model.intercept:
                 Z = np.column_stack([Z, np.ones(rows.n_rows)])
@@ -170,6 +170,32 @@ def make_problem(
         val = Rows(X_va, Y_va, scaler.mean, scaler.scale)
     model = MLP(m, tuple(hidden), n, activation) if hidden else AffineModel(m, n, intercept)
     return Problem(train, val, scaler, standardize, model)
+
+
+def make_streamed_problem(
+    blocks: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]],
+    *,
+    standardize: bool = True,
+    intercept: bool = True,
+) -> Problem:
+    """The affine model on rows that never sit in memory: `blocks()` yields them (X, Y) block by
+    block, and is called for each pass (two for the moments and L*, one more for the final loss).
+    No validation split: every row trains."""
+    raw = Moments.of_blocks(blocks)
+    m, n = raw.xx.shape[0], len(raw.y_mean)
+    if raw.n_rows < MIN_TRAINING_ROWS:
+        raise ProblemError(f"{raw.n_rows} row(s); a fit needs at least {MIN_TRAINING_ROWS}")
+    if not raw.finite:
+        raise ProblemError(
+            "values whose squares overflow double precision; rescale the columns (divide them "
+            "by a power of ten) and try again"
+        )
+    if standardize:
+        scaler = Standardizer.from_statistics(raw.x_mean, raw.variance, center=intercept)
+    else:
+        scaler = Standardizer.identity(m)
+    train = StreamedRows.of(blocks, raw, scaler.mean, scaler.scale)
+    return Problem(train, None, scaler, standardize, AffineModel(m, n, intercept))
 
 
 @dataclass(frozen=True)

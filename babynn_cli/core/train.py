@@ -23,7 +23,7 @@ from babynn_cli.core.descent import Descent, Epochs, Rates
 from babynn_cli.core.model import Model
 from babynn_cli.core.rows import Rows
 from babynn_cli.core.schedules import Schedule
-from babynn_cli.core.vocabulary import Evaluator, Params, mse, stack
+from babynn_cli.core.vocabulary import Evaluator, Params, stack
 
 # The divergence rule: a run stops as diverged at the first epoch whose training loss
 # - is not finite, or grows past DIVERGENCE_FACTOR times the larger of the initial loss and the
@@ -393,8 +393,7 @@ class _Rules:
         cls, record: _Record, data: Rows, settings: TrainSettings, exact: bool, params: Params
     ) -> _Rules:
         loss = record.loss[0]
-        Y = data.Y
-        spread = mse(Y, np.broadcast_to(Y.mean(axis=0), Y.shape))  # the loss of ŷ = ȳ
+        spread = data.moments.spread  # the loss of ŷ = ȳ
         scale = np.maximum(np.maximum(loss, spread), np.finfo(float).tiny)
         with np.errstate(over="ignore"):  # past double precision: no ceiling
             ceiling = DIVERGENCE_FACTOR * scale

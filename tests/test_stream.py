@@ -1,0 +1,80 @@
+"""--stream: data read in blocks, never whole, trains to what the in-memory run gives."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import DIABETES, NOTES, run, run_json
+
+
+def awkward_parts(folder, rows=5003, parts=3):
+    """A column with mean 10⁶ and spread 1, blocks that do not divide the rows, several parts."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(rows, 3)) * [1.0, 3.0, 0.5] + [1e6, -5.0, 2.0]
+    y = X @ [2.0, -1.0, 4.0] + 0.1 * rng.normal(size=rows)
+    frame = pd.DataFrame(np.column_stack([X, y]), columns=["a", "b", "c", "y"])
+    folder.mkdir()
+    edges = np.linspace(0, rows, parts + 1).astype(int)
+    for i in range(parts):
+        frame.iloc[edges[i] : edges[i + 1]].to_csv(folder / f"p{i}.csv", index=False)
+    return frame
+
+
+@pytest.mark.parametrize("source", ["diabetes", "parts"])
+def test_a_streamed_fit_is_the_in_memory_fit(in_tmp, monkeypatch, source):
+    import babynn_cli.data as data
+
+    monkeypatch.setattr(data, "STREAM_BLOCK_ROWS", 100)  # many blocks, a short last one
+    if source == "parts":
+        awkward_parts(in_tmp / "parts")
+        path, args = in_tmp / "parts", ("--lr", "0.5", "--tol", "0", "-e", "300")
+    else:
+        path, args = DIABETES, ()
+    whole = run_json("fit", path, *args, "-o", "a.json")
+    streamed = run_json("fit", path, *args, "--stream", "-o", "b.json")
+    np.testing.assert_allclose(streamed["weights"], whole["weights"], rtol=1e-10)
+    np.testing.assert_allclose(streamed["bias"], whole["bias"], rtol=1e-10)
+    assert streamed["final_loss"] == pytest.approx(whole["final_loss"], rel=1e-12)
+    assert streamed["optimum_loss"] == pytest.approx(whole["optimum_loss"], rel=1e-12)
+    assert streamed["r2"] == pytest.approx(whole["r2"], rel=1e-12)
+    assert streamed["verdict"] == whole["verdict"] and streamed["epochs_run"] == whole["epochs_run"]
+
+
+def test_streamed_sweep_and_compare_are_the_in_memory_ones(in_tmp):
+    for command, extra in (("sweep-lr", ("--num", "4")), ("compare", ("-b", "full"))):
+        whole = run_json(command, NOTES, *extra, "--epochs", 200)
+        streamed = run_json(command, NOTES, *extra, "--epochs", 200, "--stream")
+        for a, b in zip(whole["rows"], streamed["rows"], strict=True):
+            assert b["verdict"] == a["verdict"]
+            assert b["final_loss"] == pytest.approx(a["final_loss"], rel=1e-12)
+
+
+def test_dropna_and_bad_cells_when_streaming(in_tmp):
+    frame = pd.read_csv(NOTES)
+    frame.loc[[3, 150], "x1"] = np.nan
+    frame.to_csv("holes.csv", index=False)
+    whole = run_json("fit", "holes.csv", "--dropna", "-o", "a.json")
+    streamed = run_json("fit", "holes.csv", "--dropna", "--stream", "-o", "b.json")
+    assert streamed["n_train"] == whole["n_train"] == 198
+    np.testing.assert_allclose(streamed["weights"], whole["weights"], rtol=1e-10)
+    result = run("fit", "holes.csv", "--stream")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: column 'x1' has a missing value in row 4")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("-b", "8"), ("--hidden", "4"), ("--val-frac", "0.2")],
+)
+def test_what_cannot_stream_says_so(in_tmp, args):
+    result = run("fit", NOTES, "--stream", *args)
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: --stream trains the affine model at full batch")
+
+
+def test_each_pass_says_what_it_read(in_tmp):
+    result = run("fit", NOTES, "--stream", "-o", "m.json")
+    passes = [line for line in result.stderr.splitlines() if line.startswith("stream pass")]
+    assert [p.split(":")[0] for p in passes] == ["stream pass 1", "stream pass 2", "stream pass 3"]
+    assert all("200 rows in" in p and "rows/s" in p for p in passes)
