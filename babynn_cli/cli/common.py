@@ -87,8 +87,8 @@ def stream_wanted(data: DataOptions, model: ModelOptions, full_batch: bool, quie
 
 
 def load_stream(data: DataOptions, model: ModelOptions, quiet: bool) -> tuple[Stream, Problem]:
-    """The problem from a stream of blocks: two passes for the moments and L*, one more at the end
-    for the final loss; each pass says how many rows it read and how fast."""
+    """The problem from a stream of blocks: one pass for the moments, one for L* (the final loss
+    comes from the moments); each pass says how many rows it read and how fast."""
     from babynn_cli import data as datamod
     from babynn_cli.core.problem import ProblemError, make_streamed_problem
 

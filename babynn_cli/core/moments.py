@@ -94,6 +94,9 @@ class Moments:
     optimum_loss: float
     spread: float = math.nan  # the loss of ŷ = ȳ: the targets' variance, summed over outputs
     n_rows: int = 0  # N (0 when not recorded)
+    # per output: L*'s share and the target's variance (from `of_blocks`, for R² without rows)
+    optimum_per_output: np.ndarray | None = None
+    spread_per_output: np.ndarray | None = None
 
     @classmethod
     def of(cls, X: np.ndarray, Y: np.ndarray) -> Moments:
@@ -158,12 +161,31 @@ class Moments:
         s = np.sqrt(np.diag(xx))
         s = np.where(s > 0, s, 1.0)
         W_star = np.linalg.lstsq(xx / np.outer(s, s), xy / s[:, None], rcond=None)[0] / s[:, None]
-        sse = 0.0
+        sse = np.zeros(n)
         for X, Y in blocks():  # the second pass: L* on the rows themselves
             R = (Y - y_mean) - (X - x_mean) @ W_star
-            sse += float(np.einsum("ij,ij->", R, R))
-        spread = float(np.trace(yy))
-        return cls(x_mean, y_mean, xx, W_star, xx @ W_star - xy, sse / total.n, spread, total.n)
+            sse += np.einsum("ij,ij->j", R, R)
+        optimum = sse / total.n
+        return cls(
+            x_mean, y_mean, xx, W_star, xx @ W_star - xy, float(optimum.sum()),
+            float(np.trace(yy)), total.n, optimum, np.diag(yy).copy(),
+        )  # fmt: skip
+
+    def loss_and_r2(self, params: Params) -> tuple[float, np.ndarray]:
+        """One model's loss and each output's R², from the moments alone (no pass over rows):
+        each output's L*_j plus its excess (see the class), against its variance."""
+        assert self.optimum_per_output is not None and self.spread_per_output is not None
+        W = params["W"]
+        E = W - self.W_star
+        d = self.y_mean - self.x_mean @ W
+        if "w0" in params:
+            d = d - params["w0"]
+        excess = ((self.xx @ E + 2 * self.res) * E).sum(axis=0) + d * d  # per output
+        per_output = self.optimum_per_output + np.maximum(excess, 0.0)
+        spread = self.spread_per_output
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r2 = np.where(spread > 0, 1.0 - per_output / spread, np.nan)
+        return float(per_output.sum()), r2
 
     @property
     def finite(self) -> bool:
@@ -186,6 +208,8 @@ class Moments:
             optimum_loss=self.optimum_loss,
             spread=self.spread,
             n_rows=self.n_rows,
+            optimum_per_output=self.optimum_per_output,
+            spread_per_output=self.spread_per_output,
         )
 
     def gram(self, intercept: bool) -> np.ndarray:
