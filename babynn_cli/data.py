@@ -17,10 +17,13 @@ import itertools
 import lzma
 import os
 import re
+import shutil
 import sys
 import tarfile
+import tempfile
 import threading
 import warnings
+import weakref
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -364,7 +367,7 @@ def stream(
     chosen_features, chosen_targets = choose_columns(header, name, targets, features)
     columns = _Columns(chosen_features, chosen_targets, dropna)
 
-    def blocks() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def parse() -> Iterator[tuple[np.ndarray, np.ndarray]]:
         total = 0
         for path in parts:
             src = open_source(path, sep)
@@ -382,7 +385,47 @@ def stream(
             raise DataError(f"{name} has no rows to train on")
 
     size = sum(os.path.getsize(p) for p in parts if os.path.isfile(p))
-    return Stream(chosen_features, chosen_targets, blocks, size)
+    cache = _BlockCache(len(chosen_features))
+    return Stream(chosen_features, chosen_targets, cache.wrap(parse), size)
+
+
+class _BlockCache:
+    """The checked rows of a stream's first pass, written as raw float64 to a temporary file, so
+    that later passes read them back block by block instead of parsing the CSV again. The file is
+    removed when the cache is (or when the process ends)."""
+
+    def __init__(self, m: int) -> None:
+        self.m = m
+        folder = tempfile.mkdtemp(prefix="babynn-stream-")
+        self.path = Path(folder) / "rows.f64"
+        self.width = 0
+        self.complete = False
+        weakref.finalize(self, shutil.rmtree, folder, True)
+
+    def wrap(
+        self, parse: Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]]
+    ) -> Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]]:
+        def blocks() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+            if self.complete:
+                yield from self._read()
+                return
+            with open(self.path, "wb") as f:
+                for X, Y in parse():
+                    self.width = X.shape[1] + Y.shape[1]
+                    np.hstack([X, Y]).tofile(f)
+                    yield X, Y
+            self.complete = True
+
+        return blocks
+
+    def _read(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        block = STREAM_BLOCK_ROWS * self.width
+        with open(self.path, "rb") as f:
+            while True:
+                Z = np.fromfile(f, count=block).reshape(-1, self.width)
+                if not len(Z):
+                    return
+                yield Z[:, : self.m], Z[:, self.m :]
 
 
 def _blocks(

@@ -78,3 +78,17 @@ def test_each_pass_says_what_it_read(in_tmp):
     passes = [line for line in result.stderr.splitlines() if line.startswith("stream pass")]
     assert [p.split(":")[0] for p in passes] == ["stream pass 1", "stream pass 2"]
     assert all("200 rows in" in p and "rows/s" in p for p in passes)
+
+
+def test_the_second_pass_reads_a_binary_cache_that_is_removed_afterwards(in_tmp, monkeypatch):
+    import tempfile
+
+    scratch = in_tmp / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    result = run("fit", NOTES, "--stream", "-o", "m.json")
+    assert result.exit_code == 0, result.stderr
+    import gc
+
+    gc.collect()
+    assert list(scratch.iterdir()) == []  # the cache of the first pass is gone
