@@ -16,6 +16,7 @@ import io
 import itertools
 import lzma
 import os
+import queue
 import re
 import shutil
 import sys
@@ -409,12 +410,29 @@ class _BlockCache:
             if self.complete:
                 yield from self._read()
                 return
-            with open(self.path, "wb") as f:
+            # the rows are written by a second thread while the next block is parsed
+            pending: queue.Queue[np.ndarray | None] = queue.Queue(maxsize=4)
+            failed: list[BaseException] = []
+
+            def write() -> None:
+                with open(self.path, "wb") as f:
+                    while (block := pending.get()) is not None:
+                        try:
+                            block.tofile(f)
+                        except OSError as e:  # a full disk: the next pass parses again
+                            failed.append(e)
+
+            writer = threading.Thread(target=write, daemon=True)
+            writer.start()
+            try:
                 for X, Y in parse():
                     self.width = X.shape[1] + Y.shape[1]
-                    np.hstack([X, Y]).tofile(f)
+                    pending.put(np.hstack([X, Y]))
                     yield X, Y
-            self.complete = True
+            finally:
+                pending.put(None)
+                writer.join()
+            self.complete = not failed
 
         return blocks
 
