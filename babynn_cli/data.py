@@ -470,6 +470,34 @@ def _blocks(
                 yield part.X, part.Y
 
 
+def checked_frame(
+    frame: pd.DataFrame, features: list[str], targets: list[str], dropna: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows parsed elsewhere (a partition on a Dask worker), checked as streamed blocks are; a
+    DataError for the first bad row, counted from the frame's first row."""
+    part = _Columns(features, targets, dropna).absorb(frame)
+    if part.problem is not None:
+        raise DataError(part.problem.format(row=f"{part.problem_row + 1} of a partition"))
+    return part.X, part.Y
+
+
+def first_problem(
+    parts: list[str], sep: str, features: list[str], targets: list[str], dropna: bool
+) -> str | None:
+    """The first bad cell of the parts, named by part file and row, as `stream` would report it;
+    None when every row is good. For errors found elsewhere (a cluster), found again here."""
+    columns = _Columns(features, targets, dropna)
+    try:
+        for path in parts:
+            src = open_source(path, sep)
+            with _in_part(src.name, len(parts) > 1):
+                for _ in _blocks(src, read_header(src), columns):
+                    pass
+    except DataError as e:
+        return str(e)
+    return None
+
+
 def _checked(arrays: tuple[np.ndarray, np.ndarray], src: Source) -> tuple[np.ndarray, np.ndarray]:
     X, Y = arrays
     if len(X) == 0:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from babynn_cli.cli.options import DataOptions, ModelOptions
+from babynn_cli.cli.options import COMMAND_RESOURCES, DataOptions, ModelOptions
 from babynn_cli.errors import UsageError
 
 if TYPE_CHECKING:
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
     import numpy as np
 
+    from babynn_cli.core.moments import Moments
     from babynn_cli.core.problem import Problem
     from babynn_cli.data import Dataset, Stream
 
@@ -61,13 +62,15 @@ def load_problem(
 def stream_wanted(data: DataOptions, model: ModelOptions, full_batch: bool, quiet: bool) -> bool:
     """--stream, checked against what can stream; or a source too large for the free memory."""
     can = not model.layers and model.val_frac == 0 and full_batch and data.data != "-"
-    if data.stream and not can:
+    asked = data.stream or data.scheduler is not None
+    if asked and not can:
+        flag = "--stream" if data.stream else "--scheduler"
         raise UsageError(
-            "--stream trains the affine model at full batch, without --val-frac, from files: "
+            f"{flag} trains the affine model at full batch, without --val-frac, from files: "
             "minibatches, networks and validation need the rows in memory"
         )
-    if data.stream or not can:
-        return data.stream
+    if asked or not can:
+        return asked
     from babynn_cli import data as datamod
 
     try:
@@ -94,13 +97,29 @@ def load_stream(data: DataOptions, model: ModelOptions, quiet: bool) -> tuple[St
 
     source = datamod.stream(data.data, data.separator, data.target, data.feature_list, data.dropna)
     blocks = source.blocks if quiet else _counted(source.blocks)
+    raw = None if data.scheduler is None else cluster_moments(data, source, quiet)
     try:
         problem = make_streamed_problem(
-            blocks, standardize=model.standardize, intercept=model.intercept
+            blocks, standardize=model.standardize, intercept=model.intercept, raw=raw
         )
     except ProblemError as e:
         raise datamod.DataError(f"{datamod.display_name(data.data)} has {e}") from None
     return source, problem
+
+
+def cluster_moments(data: DataOptions, source: Stream, quiet: bool) -> Moments:
+    """The source's moments computed on the Dask cluster of --scheduler; the client (and a
+    LocalCluster it started) closes when the command ends."""
+    from babynn_cli import cluster
+    from babynn_cli import data as datamod
+
+    cluster.require_dask()
+    c = COMMAND_RESOURCES.enter_context(cluster.client(data.scheduler or "local"))
+    said = None if quiet else (lambda line: typer.echo(line, err=True))
+    parts = datamod.source_parts(data.data)
+    return cluster.moments(
+        c, parts, data.separator, source.features, source.targets, data.dropna, said
+    )
 
 
 def _counted(

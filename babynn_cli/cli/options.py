@@ -12,6 +12,7 @@ Options that several commands take are grouped in small frozen dataclasses (`Dat
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import inspect
@@ -158,6 +159,17 @@ class DataOptions:
             "affine model at full batch; a source too large for memory streams unasked).",
         ),
     ] = False
+    scheduler: Annotated[
+        str | None,
+        option(
+            "--scheduler",
+            metavar="ADDRESS",
+            panel=DATA,
+            help="Compute the moments on a Dask cluster: its scheduler's address "
+            "(tcp://host:8786), 'env' for $DASK_SCHEDULER_ADDRESS, or 'local' for two worker "
+            "processes on this machine. Streams (see --stream); needs babynn[dask].",
+        ),
+    ] = None
 
     @property
     def feature_list(self) -> list[str] | None:
@@ -391,6 +403,10 @@ def _keyword(name: str, annotation: Any, default: Any) -> inspect.Parameter:
     )
 
 
+# what a command opened that must close when it ends, however it ends (a Dask cluster)
+COMMAND_RESOURCES = contextlib.ExitStack()
+
+
 def reports_errors(command: F) -> F:
     """Turn babynn's errors into `Error: <message>` on stderr and their exit code; Ctrl-C and
     SIGTERM into 130 and 143; a reader that closed stdout early into a quiet exit 141, as Unix
@@ -400,7 +416,7 @@ def reports_errors(command: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         interrupts.install()
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), COMMAND_RESOURCES:
                 # every case a library warns about is handled and said in words; a warning
                 # that still slips through is noise to the user, never news
                 warnings.simplefilter("ignore")

@@ -61,6 +61,17 @@ class MomentSum:
         return x_mean, y_mean, C[:m, :m], C[:m, m:], C[m:, m:]
 
 
+def merged_pairwise(sums: list[MomentSum]) -> MomentSum:
+    """Many sums (one shift) merged as a balanced tree: each row's rounding passes through
+    log₂(len(sums)) merges, not len(sums)."""
+    if not sums:
+        raise ValueError("no rows")
+    while len(sums) > 1:
+        pairs = [a.merged(b) for a, b in zip(sums[0::2], sums[1::2], strict=False)]
+        sums = pairs + sums[len(pairs) * 2 :]
+    return sums[0]
+
+
 def _power_of_two_scale(A: np.ndarray, mean: np.ndarray) -> np.ndarray:
     """Per column, a power of two near max |a - mean| (1 for a constant column)."""
     spread = np.zeros(A.shape[1])
@@ -153,6 +164,25 @@ class Moments:
                 total = MomentSum.of(X, Y, total.shift if total else None).merged(total)
         if total is None:
             raise ValueError("no rows")
+
+        def squared_residuals(x_mean: np.ndarray, y_mean: np.ndarray, W: np.ndarray) -> np.ndarray:
+            sse = np.zeros(W.shape[1])
+            for X, Y in blocks():  # the second pass: L* on the rows themselves
+                R = (Y - y_mean) - (X - x_mean) @ W
+                sse += np.einsum("ij,ij->j", R, R)
+            return sse
+
+        return cls.of_sums(total, squared_residuals)
+
+    @classmethod
+    def of_sums(
+        cls,
+        total: MomentSum,
+        squared_residuals: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray],
+    ) -> Moments:
+        """The moments from merged sums, W* solved from them, and L* from
+        `squared_residuals(x̄, ȳ, W*)`: each output's Σ (y - ȳ - (x - x̄)ᵀW*)² over the rows,
+        a second pass over the data wherever it is (blocks here, partitions on a cluster)."""
         x_mean, y_mean, xx, xy, yy = total.moments()
         m, n = xx.shape[0], xy.shape[1]
         if not (np.isfinite(xx).all() and np.isfinite(xy).all()):
@@ -161,11 +191,7 @@ class Moments:
         s = np.sqrt(np.diag(xx))
         s = np.where(s > 0, s, 1.0)
         W_star = np.linalg.lstsq(xx / np.outer(s, s), xy / s[:, None], rcond=None)[0] / s[:, None]
-        sse = np.zeros(n)
-        for X, Y in blocks():  # the second pass: L* on the rows themselves
-            R = (Y - y_mean) - (X - x_mean) @ W_star
-            sse += np.einsum("ij,ij->j", R, R)
-        optimum = sse / total.n
+        optimum = squared_residuals(x_mean, y_mean, W_star) / total.n
         return cls(
             x_mean, y_mean, xx, W_star, xx @ W_star - xy, float(optimum.sum()),
             float(np.trace(yy)), total.n, optimum, np.diag(yy).copy(),

@@ -177,11 +177,13 @@ def make_streamed_problem(
     *,
     standardize: bool = True,
     intercept: bool = True,
+    raw: Moments | None = None,
 ) -> Problem:
     """The affine model on rows that never sit in memory: `blocks()` yields them (X, Y) block by
-    block, and is called for each pass (two for the moments and L*, one more for the final loss).
-    No validation split: every row trains."""
-    raw = Moments.of_blocks(blocks)
+    block, and is called for each pass (two for the moments and L*, when `raw`, the moments
+    computed elsewhere, is not given). No validation split: every row trains."""
+    if raw is None:
+        raw = Moments.of_blocks(blocks)
     m, n = raw.xx.shape[0], len(raw.y_mean)
     if raw.n_rows < MIN_TRAINING_ROWS:
         raise ProblemError(f"{raw.n_rows} row(s); a fit needs at least {MIN_TRAINING_ROWS}")

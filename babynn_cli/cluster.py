@@ -1,0 +1,205 @@
+"""The moments on a Dask cluster: the only module that imports Dask (lazily: it takes seconds).
+
+Full-batch descent on the affine model needs only the data's centred moments, a sum over rows, so
+a cluster computes them where the data is: `dask.dataframe` reads the source's parts in partitions,
+each partition's checked rows become a `MomentSum` (all moved by one shift, the source's first row,
+so large means keep their digits), and this machine merges them as a balanced tree; a second pass
+computes L* output by output. The fit then goes on exactly as on one machine. Workers must be able
+to import babynn (installed in their environment), since the partition functions are babynn's, and
+to read the source's paths.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+from babynn_cli.core.moments import Moments, MomentSum, merged_pairwise
+from babynn_cli.data import checked_frame, first_problem
+from babynn_cli.errors import DataError, UsageError
+
+CONNECT_SECONDS = 10  # an unreachable scheduler fails after this long
+BLOCKSIZE = "32MB"  # of CSV text per partition (Dask rounds the count down)
+LOCAL_WORKERS = 2
+
+
+def require_dask() -> None:
+    """Fail before any work when the extra is not installed."""
+    try:
+        import dask.dataframe  # noqa: F401
+        import distributed  # noqa: F401
+    except ImportError:
+        raise UsageError(
+            "--scheduler needs Dask, which is not installed: pip install 'babynn[dask]'"
+        ) from None
+
+
+def address_of(scheduler: str) -> str:
+    """`env` means Dask's own $DASK_SCHEDULER_ADDRESS; `local` and addresses stay as they are."""
+    if scheduler != "env":
+        return scheduler
+    address = os.environ.get("DASK_SCHEDULER_ADDRESS", "")
+    if not address:
+        raise UsageError("--scheduler env: DASK_SCHEDULER_ADDRESS is not set")
+    return address
+
+
+@contextmanager
+def client(scheduler: str) -> Iterator[Any]:
+    """A Dask client: `local` starts a LocalCluster of two single-threaded worker processes on
+    this machine, anything else is a scheduler's address. Closed, with whatever it started, when
+    the block ends, Ctrl-C included: nothing is left running."""
+    require_dask()
+    from distributed import Client, LocalCluster
+
+    for name in ("asyncio", "distributed", "tornado"):  # what fails is said in one line instead
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+    address = address_of(scheduler)
+    if address == "local":
+        cluster = LocalCluster(
+            n_workers=LOCAL_WORKERS,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=50,
+        )
+        try:
+            with Client(cluster) as c:
+                yield c
+        finally:
+            cluster.close()
+        return
+    try:
+        c = Client(address, timeout=f"{CONNECT_SECONDS}s")
+    except (OSError, TimeoutError, ValueError) as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DataError(
+            f"cannot reach the Dask scheduler at {address} within {CONNECT_SECONDS} s: {reason}"
+        ) from None
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+def _partition_sums(
+    frame: Any, features: list[str], targets: list[str], dropna: bool, shift: np.ndarray
+) -> list[MomentSum]:
+    """One partition's MomentSum (in a list, so Dask keeps it as one object)."""
+    X, Y = checked_frame(frame, features, targets, dropna)
+    if not len(X):
+        return []
+    m = len(features)
+    return [MomentSum.of(X, Y, (shift[:m], shift[m:]))]
+
+
+def _partition_residuals(
+    frame: Any,
+    features: list[str],
+    targets: list[str],
+    dropna: bool,
+    fit: tuple[np.ndarray, np.ndarray, np.ndarray],
+) -> list[np.ndarray]:
+    """One partition's Σ (y - ȳ - (x - x̄)ᵀW)², output by output."""
+    X, Y = checked_frame(frame, features, targets, dropna)
+    x_mean, y_mean, W = fit
+    R = (Y - y_mean) - (X - x_mean) @ W
+    return [np.einsum("ij,ij->j", R, R)]
+
+
+def moments(
+    c: Any,
+    parts: list[str],
+    sep: str,
+    features: list[str],
+    targets: list[str],
+    dropna: bool,
+    said: Callable[[str], None] | None = None,
+) -> Moments:
+    """The raw data's `Moments`, computed on the cluster behind client `c` in two passes over
+    the parts' partitions. `said` hears one line per pass (rows, time, rate). A bad cell is
+    found again on this machine, when the parts are readable here, to name its part and row."""
+    import dask.dataframe as dd
+
+    columns = [*features, *targets]
+    try:  # Dask reads a sample here, and the first row below
+        frame = dd.read_csv(
+            parts,
+            sep=sep,
+            blocksize=BLOCKSIZE,
+            usecols=columns,
+            dtype=dict.fromkeys(columns, "float64"),
+        )[columns]
+        shift_row = frame.head(1, npartitions=-1).to_numpy(dtype=np.float64)  # on the cluster
+    except (ValueError, TypeError) as e:
+        raise _located(e, parts, sep, features, targets, dropna) from None
+
+    rows = 0
+
+    def run(tasks: Any, what: str) -> list[Any]:
+        nonlocal rows
+        start = time.perf_counter()
+        try:
+            results = c.compute(tasks.to_delayed(), sync=True)
+        except (DataError, ValueError, TypeError) as e:
+            raise _located(e, parts, sep, features, targets, dropna) from None
+        except Exception as e:  # a worker lost, a scheduler gone: one line, not a traceback
+            raise DataError(f"the Dask cluster failed during {what}: {_first_line(e)}") from None
+        pieces = [piece for chunk in results for piece in chunk]
+        rows = rows or sum(p.n for p in pieces)
+        if said is not None:
+            took = time.perf_counter() - start
+            rate = f"{rows / took:,.0f} rows/s" if took > 0 else "instant"
+            said(
+                f"cluster pass {what}: {rows:,} rows in {len(results)} partition(s), "
+                f"{took:.1f} s ({rate})"
+            )
+        return pieces
+
+    if not len(shift_row):
+        raise DataError("the data has no rows")
+    meta = (None, object)
+    sums = frame.map_partitions(
+        _partition_sums, features, targets, dropna, np.asarray(shift_row[0]), meta=meta
+    )
+    pieces = run(sums, "1 (the moments)")
+    if not pieces:
+        raise DataError("every row has a missing value")
+    total = merged_pairwise(pieces)
+
+    def squared_residuals(x_mean: np.ndarray, y_mean: np.ndarray, W: np.ndarray) -> np.ndarray:
+        fit = (x_mean, y_mean, W)
+        tasks = frame.map_partitions(
+            _partition_residuals, features, targets, dropna, fit, meta=meta
+        )
+        return np.sum(run(tasks, "2 (the least-squares loss)"), axis=0)
+
+    return Moments.of_sums(total, squared_residuals)
+
+
+def _located(
+    e: BaseException,
+    parts: list[str],
+    sep: str,
+    features: list[str],
+    targets: list[str],
+    dropna: bool,
+) -> DataError:
+    """A bad value met on the cluster, named by part file and row when this machine can read
+    the parts; else the cluster's own words."""
+    if all(os.path.isfile(p) for p in parts):
+        found = first_problem(parts, sep, features, targets, dropna)
+        if found is not None:
+            return DataError(found)
+    return DataError(f"cannot read the data on the cluster: {_first_line(e)}")
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__

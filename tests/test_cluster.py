@@ -1,0 +1,165 @@
+"""--scheduler: the moments computed on a Dask cluster give the weights one machine gives.
+
+A real scheduler and worker run as separate processes (`dask scheduler`, `dask worker`), started
+once for the module; one test starts a LocalCluster through `--scheduler local`.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import DIABETES, NOTES, lstsq_solution, run, run_json
+from test_stream import awkward_parts
+
+
+@pytest.fixture(scope="module")
+def scheduler(tmp_path_factory):
+    """The address of a scheduler with one single-threaded worker, both separate processes."""
+    folder = tmp_path_factory.mktemp("dask")
+    file = folder / "scheduler.json"
+    dask = [sys.executable, "-m", "dask"]
+    started = [
+        subprocess.Popen(
+            [*dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+             "--scheduler-file", str(file)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=folder,
+        ),
+        subprocess.Popen(
+            [*dask, "worker", "--scheduler-file", str(file), "--nthreads", "1",
+             "--no-dashboard", "--local-directory", str(folder)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=folder,
+        ),
+    ]  # fmt: skip
+    try:
+        from distributed import Client
+
+        deadline = time.monotonic() + 60
+        while not file.exists():
+            assert time.monotonic() < deadline, "the dask scheduler did not start"
+            time.sleep(0.2)
+        with Client(scheduler_file=str(file), timeout="30s") as c:
+            c.wait_for_workers(1, timeout=60)
+            address = c.scheduler.address
+        yield address
+    finally:
+        for p in started:
+            p.terminate()
+        for p in started:
+            p.wait(timeout=30)
+
+
+def test_an_external_cluster_fits_what_one_machine_fits(in_tmp, monkeypatch, scheduler):
+    import babynn_cli.cluster as cluster
+
+    monkeypatch.setattr(cluster, "BLOCKSIZE", "64KB")  # many partitions, across three parts
+    frame = awkward_parts(in_tmp / "parts", rows=20000)
+    args = ("--lr", "0.5", "--tol", "0", "-e", "300")
+    streamed = run_json("fit", "parts", *args, "--stream", "-o", "a.json")
+    result = run("fit", "parts", *args, "--scheduler", scheduler, "--json", "-o", "b.json")
+    assert result.exit_code == 0, result.stderr
+    import json
+
+    distributed = json.loads(result.stdout)
+    np.testing.assert_allclose(distributed["weights"], streamed["weights"], rtol=1e-10)
+    np.testing.assert_allclose(distributed["bias"], streamed["bias"], rtol=1e-10)
+    assert distributed["optimum_loss"] == pytest.approx(streamed["optimum_loss"], rel=1e-10)
+    assert distributed["final_loss"] == pytest.approx(streamed["final_loss"], rel=1e-10)
+    # and the least-squares optimum is numpy's, whatever babynn did
+    X, y = frame[["a", "b", "c"]].to_numpy(), frame["y"].to_numpy()
+    design = np.column_stack([X - X.mean(axis=0), np.ones(len(X))])
+    sol, *_ = np.linalg.lstsq(design, y - y.mean(), rcond=None)
+    loss = float(np.mean((y - y.mean() - design @ sol) ** 2))
+    assert distributed["optimum_loss"] == pytest.approx(loss, rel=1e-9)
+
+
+def test_the_environment_names_the_scheduler(in_tmp, monkeypatch, scheduler):
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", scheduler)
+    report = run_json("sweep-lr", NOTES, "--num", "3", "--epochs", "50", "--scheduler", "env")
+    local = run_json("sweep-lr", NOTES, "--num", "3", "--epochs", "50")
+    for a, b in zip(local["rows"], report["rows"], strict=True):
+        assert b["final_loss"] == pytest.approx(a["final_loss"], rel=1e-10)
+
+
+def test_a_bad_cell_on_the_cluster_names_its_part_and_row(in_tmp, scheduler):
+    awkward_parts(in_tmp / "parts", rows=3000)
+    part = pd.read_csv(in_tmp / "parts" / "p1.csv")
+    part["b"] = part["b"].astype(object)
+    part.loc[41, "b"] = "oops"
+    part.to_csv(in_tmp / "parts" / "p1.csv", index=False)
+    result = run("fit", "parts", "--scheduler", scheduler, "-o", "m.json")
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        "Error: 'parts/p1.csv': column 'b' is not numeric: row 42 holds 'oops'"
+    ]
+    assert not (in_tmp / "m.json").exists()
+
+
+def test_a_local_cluster_fits_and_leaves_nothing_running(in_tmp):
+    import psutil
+
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    report = run_json("fit", DIABETES, "--scheduler", "local", "-o", "m.json")
+    *_, loss = lstsq_solution(DIABETES)
+    assert report["optimum_loss"] == pytest.approx(loss, rel=1e-10)
+    whole = run_json("fit", DIABETES, "-o", "w.json")
+    np.testing.assert_allclose(report["weights"], whole["weights"], rtol=1e-10)
+    time.sleep(0.5)
+    left = [
+        p.cmdline()
+        for p in psutil.Process().children(recursive=True)
+        if p.pid not in before and p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+    ]
+    # multiprocessing's resource tracker lives as long as its parent (this test process), by design
+    assert [c for c in left if "multiprocessing.resource_tracker" not in " ".join(c)] == []
+
+
+def test_an_unreachable_scheduler_fails_in_bounded_time(in_tmp, monkeypatch):
+    import babynn_cli.cluster as cluster
+
+    monkeypatch.setattr(cluster, "CONNECT_SECONDS", 2)
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    start = time.monotonic()
+    result = run("fit", NOTES, "--scheduler", f"tcp://127.0.0.1:{port}", "-o", "m.json")
+    assert time.monotonic() - start < 20
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"Error: cannot reach the Dask scheduler at tcp://127.0.0.1:{port}")
+    assert not (in_tmp / "m.json").exists()
+
+
+def test_without_dask_the_flag_names_the_extra(in_tmp, monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed fails
+    result = run("fit", NOTES, "--scheduler", "local")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "Error: --scheduler needs Dask, which is not installed: pip install 'babynn[dask]'\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--hidden", "4"), "Error: --scheduler trains the affine model at full batch"),
+        (("-b", "8"), "Error: --scheduler trains the affine model at full batch"),
+    ],
+)
+def test_what_a_cluster_cannot_train_says_so(in_tmp, args, message):
+    result = run("fit", NOTES, "--scheduler", "local", *args)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(message)
+
+
+def test_env_without_the_variable(in_tmp, monkeypatch):
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    result = run("fit", NOTES, "--scheduler", "env")
+    assert result.exit_code == 2
+    assert result.stderr == "Error: --scheduler env: DASK_SCHEDULER_ADDRESS is not set\n"
