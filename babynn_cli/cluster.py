@@ -1,12 +1,12 @@
 """The moments on a Dask cluster: the only module that imports Dask (lazily: it takes seconds).
 
 Full-batch descent on the affine model needs only the data's centred moments, a sum over rows, so
-a cluster computes them where the data is: `dask.dataframe` reads the source's parts in partitions,
-each partition's checked rows become a `MomentSum` (all moved by one shift, the source's first row,
-so large means keep their digits), and this machine merges them as a balanced tree; a second pass
-computes L* output by output. The fit then goes on exactly as on one machine. Workers must be able
-to import babynn (installed in their environment), since the partition functions are babynn's, and
-to read the source's paths.
+a cluster computes them where the data is: `dask.dataframe` reads the source's parts (CSV or
+Parquet) in partitions, each partition's checked rows become a `MomentSum` (all moved by one shift,
+the source's first row, so large means keep their digits), and this machine merges them as a
+balanced tree; a second pass computes L* output by output. The fit then goes on exactly as on one
+machine. Workers must be able to import babynn (installed in their environment), since the
+partition functions are babynn's, and to read the source's paths.
 """
 
 from __future__ import annotations
@@ -128,14 +128,20 @@ def moments(
     import dask.dataframe as dd
 
     columns = [*features, *targets]
+    parquet = [p.lower().endswith(".parquet") for p in parts]
+    if any(parquet) and not all(parquet):
+        raise DataError("on a cluster the parts must be all CSV or all Parquet, not both")
     try:  # Dask reads a sample here, and the first row below
-        frame = dd.read_csv(
-            parts,
-            sep=sep,
-            blocksize=BLOCKSIZE,
-            usecols=columns,
-            dtype=dict.fromkeys(columns, "float64"),
-        )[columns]
+        if all(parquet):
+            frame = dd.read_parquet(parts, columns=columns)
+        else:
+            frame = dd.read_csv(
+                parts,
+                sep=sep,
+                blocksize=BLOCKSIZE,
+                usecols=columns,
+                dtype=dict.fromkeys(columns, "float64"),
+            )[columns]
         shift_row = frame.head(1, npartitions=-1).to_numpy(dtype=np.float64)  # on the cluster
     except (ValueError, TypeError) as e:
         raise _located(e, parts, sep, features, targets, dropna) from None

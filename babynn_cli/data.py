@@ -108,10 +108,15 @@ class Source:
     def plain_file(self) -> bool:
         return self.path is not None and self.path.suffix.lower() not in _COMPRESSED
 
+    @property
+    def parquet(self) -> bool:
+        return self.path is not None and self.path.suffix.lower() == ".parquet"
+
     def splittable(self) -> bool:
         """A plain local file large enough to be parsed in parts."""
         return (
             self.plain_file
+            and not self.parquet
             and len(self.sep) == 1
             and self.path.stat().st_size >= LARGE_FILE_BYTES  # type: ignore[union-attr]
             and (os.cpu_count() or 1) > 1
@@ -141,11 +146,20 @@ def open_source(source: str, sep: str = ",") -> Source:
 
 def read_header(src: Source) -> list[str]:
     """The column names; an error for an empty file or duplicate names."""
-    with _reading(src):
-        first = pd.read_csv(
-            src.handle(), sep=src.sep, header=None, nrows=1, dtype=str, compression=src.compression
-        )
-    cells = first.iloc[0].tolist()
+    if src.parquet:
+        with _reading(src):
+            cells: list[Any] = _pyarrow_parquet().read_schema(src.path).names
+    else:
+        with _reading(src):
+            first = pd.read_csv(
+                src.handle(),
+                sep=src.sep,
+                header=None,
+                nrows=1,
+                dtype=str,
+                compression=src.compression,
+            )
+        cells = first.iloc[0].tolist()
     names = ["" if pd.isna(c) else str(c).strip() for c in cells]  # ' a ' is column 'a'
     for k, name in enumerate(names, start=1):
         if not name or name.startswith("Unnamed: "):
@@ -184,20 +198,22 @@ def choose_columns(
 
 
 _GLOB = re.compile(r"[*?\[]")
-_PART_SUFFIXES = (".csv", *(f".csv{z}" for z in _COMPRESSED), ".tsv", ".txt")
+_PART_SUFFIXES = (".csv", *(f".csv{z}" for z in _COMPRESSED), ".tsv", ".txt", ".parquet")
 
 
 def source_parts(source: str) -> list[str]:
-    """The files that make up `source`: itself; or, for a folder, its CSV files (.csv, .csv.gz,
-    …); or, for a glob pattern ('data/*.csv', quoted so the shell leaves it), its matches; in
-    name order."""
+    """The files that make up `source`: itself; or, for a folder, its CSV and Parquet files
+    (.csv, .csv.gz, …, .parquet); or, for a glob pattern ('data/*.csv', quoted so the shell
+    leaves it), its matches; in name order."""
     if source == STDIN or source.startswith(SAMPLE):
         return [source]
     path = Path(source)
     if path.is_dir():
         parts = sorted(str(p) for p in path.iterdir() if p.name.lower().endswith(_PART_SUFFIXES))
         if not parts:
-            raise DataError(f"cannot read {display_name(source)}: a folder with no CSV files")
+            raise DataError(
+                f"cannot read {display_name(source)}: a folder with no CSV or Parquet files"
+            )
         return parts
     if not path.exists() and _GLOB.search(source):
         parts = sorted(glob.glob(source))
@@ -301,6 +317,12 @@ def read_columns(
     Rows are numbered from 1, the first row after the header. Every column is parsed, used or
     not, so that a row with too many fields is an error rather than quietly cut short.
     """
+    if src.parquet:
+        with _reading(src):
+            parts = list(_checked_parts(_parquet_frames(src, columns.used), columns))
+        if not sum(p.seen for p in parts):
+            raise DataError(f"{src.name} has no rows")
+        return _checked(_stacked(parts), src)
     if src.splittable():
         try:
             with _reading(src):
@@ -320,21 +342,45 @@ def read_columns(
             chunksize=None if whole else _rows_per_block(len(header)),
             compression=src.compression,
         )
-        if whole:
-            reader = [reader]
-        parts = []
-        seen = 0
-        for chunk in reader:
-            part = columns.absorb(chunk)
-            if part.problem is not None:  # the first problem, in row order
-                raise DataError(part.problem.format(row=seen + part.problem_row + 1))
-            seen += part.seen
-            parts.append(part)
-    if seen == 0:
+        parts = list(_checked_parts([reader] if whole else reader, columns))
+    if not sum(p.seen for p in parts):
         raise DataError(f"{src.name} has a header but no rows")
-    X = np.concatenate([p.X for p in parts]) if len(parts) > 1 else parts[0].X
-    Y = np.concatenate([p.Y for p in parts]) if len(parts) > 1 else parts[0].Y
-    return _checked((X, Y), src)
+    return _checked(_stacked(parts), src)
+
+
+def _checked_parts(frames: Iterable[pd.DataFrame], columns: _Columns) -> Iterator[_Part]:
+    """Each frame's rows checked; a DataError for the first problem, rows counted from the
+    first frame's first row (1)."""
+    seen = 0
+    for frame in frames:
+        part = columns.absorb(frame)
+        if part.problem is not None:
+            raise DataError(part.problem.format(row=seen + part.problem_row + 1))
+        seen += part.seen
+        yield part
+
+
+def _stacked(parts: list[_Part]) -> tuple[np.ndarray, np.ndarray]:
+    if len(parts) == 1:
+        return parts[0].X, parts[0].Y
+    return np.concatenate([p.X for p in parts]), np.concatenate([p.Y for p in parts])
+
+
+def _pyarrow_parquet() -> Any:
+    try:
+        import pyarrow.parquet
+    except ImportError:
+        raise UsageError(
+            "reading Parquet needs pyarrow, which is not installed: pip install 'babynn[dask]'"
+        ) from None
+    return pyarrow.parquet
+
+
+def _parquet_frames(src: Source, used: list[str]) -> Iterator[pd.DataFrame]:
+    """A Parquet file's `used` columns, STREAM_BLOCK_ROWS rows at a time."""
+    file = _pyarrow_parquet().ParquetFile(src.path)
+    for batch in file.iter_batches(batch_size=STREAM_BLOCK_ROWS, columns=used):
+        yield batch.to_pandas()
 
 
 STREAM_BLOCK_ROWS = 1 << 16  # rows parsed at a time when streaming
@@ -450,22 +496,20 @@ def _blocks(
     src: Source, header: list[str], columns: _Columns
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """One source's rows, STREAM_BLOCK_ROWS at a time, checked as `read_columns` checks them."""
-    seen = 0
     with _reading(src):
-        reader = pd.read_csv(
-            src.handle(),
-            sep=src.sep,
-            header=0,
-            names=header,
-            index_col=False,
-            chunksize=STREAM_BLOCK_ROWS,
-            compression=src.compression,
-        )
-        for chunk in reader:
-            part = columns.absorb(chunk)
-            if part.problem is not None:
-                raise DataError(part.problem.format(row=seen + part.problem_row + 1))
-            seen += part.seen
+        if src.parquet:
+            frames: Iterable[pd.DataFrame] = _parquet_frames(src, columns.used)
+        else:
+            frames = pd.read_csv(
+                src.handle(),
+                sep=src.sep,
+                header=0,
+                names=header,
+                index_col=False,
+                chunksize=STREAM_BLOCK_ROWS,
+                compression=src.compression,
+            )
+        for part in _checked_parts(frames, columns):
             if len(part.X):
                 yield part.X, part.Y
 

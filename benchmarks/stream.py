@@ -55,19 +55,18 @@ PANDAS_CHUNKED = textwrap.dedent(
 POLARS_BATCHED = textwrap.dedent(
     """
     import sys, numpy as np, polars as pl
-    reader = pl.read_csv_batched(sys.argv[1], batch_size=1 << 16)
     n, shift = 0, None
-    while batches := reader.next_batches(4):
-        for b in batches:
-            Z = b.to_numpy().astype(float)
-            shift = Z[0] if shift is None else shift
-            Z = Z - shift
-            m = Z.mean(axis=0); C = Z - m; M = C.T @ C
-            if n == 0:
-                n, mean, S = len(Z), m, M
-            else:
-                k = n + len(Z); d = m - mean
-                S = S + M + np.outer(d, d) * n * len(Z) / k; mean = mean + d * len(Z) / k; n = k
+    # polars 2: read_csv_batched was removed; a streaming scan's batches replace it
+    for b in pl.scan_csv(sys.argv[1]).collect_batches(chunk_size=1 << 16):
+        Z = b.to_numpy().astype(float)
+        shift = Z[0] if shift is None else shift
+        Z = Z - shift
+        m = Z.mean(axis=0); C = Z - m; M = C.T @ C
+        if n == 0:
+            n, mean, S = len(Z), m, M
+        else:
+            k = n + len(Z); d = m - mean
+            S = S + M + np.outer(d, d) * n * len(Z) / k; mean = mean + d * len(Z) / k; n = k
     print(n)
     """
 )

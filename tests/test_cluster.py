@@ -163,3 +163,15 @@ def test_env_without_the_variable(in_tmp, monkeypatch):
     result = run("fit", NOTES, "--scheduler", "env")
     assert result.exit_code == 2
     assert result.stderr == "Error: --scheduler env: DASK_SCHEDULER_ADDRESS is not set\n"
+
+
+def test_parquet_parts_on_a_cluster(in_tmp, scheduler):
+    frame = pd.read_csv(DIABETES)
+    (in_tmp / "pq").mkdir()
+    for k, lo in enumerate(range(0, 442, 100)):
+        frame.iloc[lo : lo + 100].to_parquet(f"pq/p{k}.parquet", index=False)
+    *_, loss = lstsq_solution(DIABETES)
+    report = run_json("fit", "pq", "--scheduler", scheduler, "-o", "m.json")
+    streamed = run_json("fit", "pq", "--stream", "-o", "s.json")
+    assert report["optimum_loss"] == pytest.approx(loss, rel=1e-10)
+    np.testing.assert_allclose(report["weights"], streamed["weights"], rtol=1e-10)

@@ -32,8 +32,8 @@ def test_missing_file(in_tmp):
     assert fails("fit", "nope.csv") == "Error: cannot read 'nope.csv': no such file"
 
 
-def test_a_folder_without_csv_files(in_tmp):
-    assert fails("fit", ".") == "Error: cannot read '.': a folder with no CSV files"
+def test_a_folder_without_data_files(in_tmp):
+    assert fails("fit", ".") == "Error: cannot read '.': a folder with no CSV or Parquet files"
     assert fails("fit", "parts/*.csv") == "Error: no file matches 'parts/*.csv'"
 
 

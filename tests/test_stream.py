@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import DIABETES, NOTES, run, run_json
+from conftest import DIABETES, NOTES, lstsq_solution, run, run_json
 
 
 def awkward_parts(folder, rows=5003, parts=3):
@@ -92,3 +94,44 @@ def test_the_second_pass_reads_a_binary_cache_that_is_removed_afterwards(in_tmp,
 
     gc.collect()
     assert list(scratch.iterdir()) == []  # the cache of the first pass is gone
+
+
+def test_parquet_sources_read_as_csv_does(in_tmp):
+    frame = pd.read_csv(DIABETES)
+    frame.to_parquet("whole.parquet", index=False)
+    (in_tmp / "pq").mkdir()
+    frame.iloc[:150].to_parquet("pq/a.parquet", index=False)
+    frame.iloc[150:].to_parquet("pq/b.parquet", index=False)
+    *_, loss = lstsq_solution(DIABETES)
+    for source, extra in (("whole.parquet", ()), ("pq", ()), ("pq", ("--stream",))):
+        report = run_json("fit", source, *extra, "-o", "m.json")
+        assert report["n_train"] == 442
+        assert report["optimum_loss"] == pytest.approx(loss, rel=1e-10)
+    predicted = run("predict", "m.json", "pq")
+    assert predicted.exit_code == 0, predicted.stderr
+    assert len(predicted.stdout.splitlines()) == 443  # a header and one line a row
+
+
+def test_a_bad_cell_in_a_parquet_part_names_the_part_and_row(in_tmp):
+    frame = pd.read_csv(NOTES)
+    (in_tmp / "pq").mkdir()
+    frame.iloc[:100].to_parquet("pq/a.parquet", index=False)
+    tail = frame.iloc[100:].copy()
+    tail.loc[tail.index[6], "x1"] = np.nan
+    tail.to_parquet("pq/b.parquet", index=False)
+    for extra in ((), ("--stream",)):
+        result = run("fit", "pq", *extra, "-o", "m.json")
+        assert result.exit_code == 1
+        assert result.stderr.startswith(
+            "Error: 'pq/b.parquet': column 'x1' has a missing value in row 7"
+        ), result.stderr
+
+
+def test_parquet_without_pyarrow_names_the_extra(in_tmp, monkeypatch):
+    pd.read_csv(NOTES).to_parquet("n.parquet", index=False)
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
+    result = run("fit", "n.parquet")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "Error: reading Parquet needs pyarrow, which is not installed: pip install 'babynn[dask]'\n"
+    )
