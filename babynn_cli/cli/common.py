@@ -125,16 +125,23 @@ def cluster_moments(data: DataOptions, source: Stream, quiet: bool) -> Moments:
 def _counted(
     blocks: Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]],
 ) -> Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]]:
-    """The same blocks, with a line on stderr after each pass: rows read, time, rate."""
-    passes = 0
+    """The same blocks, shown while they are read (a Rich line on a terminal, a plain line every
+    few seconds in logs) and summed up in a line on stderr after each pass: rows, time, rate."""
+    from babynn_cli.report import Reporter
+
+    report = Reporter()
+    passes, known = 0, None
 
     def counted() -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        nonlocal passes
+        nonlocal passes, known
         passes += 1
         rows, start = 0, time.perf_counter()
-        for X, Y in blocks():
-            rows += len(X)
-            yield X, Y
+        with report.reading(f"stream pass {passes}", known) as shown:
+            for X, Y in blocks():
+                rows += len(X)
+                shown(rows)
+                yield X, Y
+        known = rows
         took = time.perf_counter() - start
         rate = rows / took if took > 0 else float("inf")
         typer.echo(

@@ -24,6 +24,7 @@ from rich.progress import (
     Progress,
     TaskProgressColumn,
     TextColumn,
+    TimeElapsedColumn,
     TimeRemainingColumn,
 )
 from rich.table import Table
@@ -286,6 +287,51 @@ class Reporter:
                     self.status(
                         f"{label}: epoch {info.epoch}/{info.epochs}  loss {loss}  {lr}  "
                         f"{info.seconds:.0f} s"
+                    )
+
+            yield line
+
+    @contextmanager
+    def reading(self, label: str, total_rows: int | None = None) -> Iterator[Callable[[int], None]]:
+        """A callback for a pass over streamed rows, given the rows read so far.
+
+        On a terminal: a transient Rich line (rows, rate; a bar when the count is known, as in a
+        second pass). Elsewhere: a plain line every PLAIN_LINE_EVERY seconds. With --quiet:
+        nothing. The pass's closing line is the caller's.
+        """
+        if self.quiet:
+            yield lambda rows: None
+        elif self.err.is_terminal:
+            bar = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn() if total_rows else TextColumn(""),
+                TextColumn("{task.completed:,} rows"),
+                TextColumn("{task.fields[rate]}"),
+                TimeElapsedColumn(),
+                console=self.err,
+                transient=True,
+            )
+            task = bar.add_task(label, total=total_rows, rate="")
+            start = time.monotonic()
+
+            def update(rows: int) -> None:
+                took = time.monotonic() - start
+                rate = f"{rows / took:,.0f} rows/s" if took > 0 else ""
+                bar.update(task, completed=rows, rate=rate)
+
+            with bar:
+                yield update
+        else:
+            last = start = time.monotonic()
+
+            def line(rows: int) -> None:
+                nonlocal last
+                now = time.monotonic()
+                if now - last >= PLAIN_LINE_EVERY:
+                    last = now
+                    self.status(
+                        f"{label}: {rows:,} rows read, {rows / (now - start):,.0f} rows/s, "
+                        f"{now - start:.0f} s"
                     )
 
             yield line
