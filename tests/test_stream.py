@@ -135,3 +135,16 @@ def test_parquet_without_pyarrow_names_the_extra(in_tmp, monkeypatch):
     assert result.stderr == (
         "Error: reading Parquet needs pyarrow, which is not installed: pip install 'babynn[dask]'\n"
     )
+
+
+def test_a_long_pass_says_how_far_it_got_in_logs(in_tmp, monkeypatch):
+    import babynn_cli.data as data
+    import babynn_cli.report as report
+
+    monkeypatch.setattr(report, "PLAIN_LINE_EVERY", 0.0)  # a line for every block
+    monkeypatch.setattr(data, "STREAM_BLOCK_ROWS", 50)
+    result = run("fit", NOTES, "--stream", "-o", "m.json")
+    assert result.exit_code == 0, result.stderr
+    progress = [line for line in result.stderr.splitlines() if "rows read" in line]
+    read = [int(line.split(": ")[1].split(" rows")[0].replace(",", "")) for line in progress]
+    assert read == [50, 100, 150, 200, 50, 100, 150, 200]  # two passes, block by block
