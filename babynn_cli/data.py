@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from babynn_cli.core.rows import RowFile
 from babynn_cli.errors import DataError, UsageError
 
 STDIN = "-"
@@ -394,6 +395,12 @@ class Stream:
     targets: list[str]
     blocks: Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]]
     bytes: int  # of the source's files, for what the header says
+    cache: _BlockCache
+
+    def cached_rows(self) -> RowFile:
+        """After a first pass: the file holding its rows, for minibatches, which read them in
+        shuffled blocks."""
+        return self.cache.row_file()
 
 
 def stream(
@@ -402,9 +409,12 @@ def stream(
     targets: list[str] | None = None,
     features: list[str] | None = None,
     dropna: bool = False,
+    cache_dir: str | None = None,
 ) -> Stream:
     """`source` (a file, a folder or a glob of parts) as blocks of checked rows, read again at
-    each pass: memory holds one block at a time. Standard input, read once, cannot stream."""
+    each pass: memory holds one block at a time. Standard input, read once, cannot stream. The
+    first pass keeps a binary copy of the rows in a temporary folder inside `cache_dir` (the
+    system's temporary folder by default), removed with the stream."""
     if source == STDIN:
         raise DataError("standard input can be read only once: --stream needs a file")
     parts = source_parts(source)
@@ -432,8 +442,8 @@ def stream(
             raise DataError(f"{name} has no rows to train on")
 
     size = sum(os.path.getsize(p) for p in parts if os.path.isfile(p))
-    cache = _BlockCache(len(chosen_features))
-    return Stream(chosen_features, chosen_targets, cache.wrap(parse), size)
+    cache = _BlockCache(len(chosen_features), cache_dir)
+    return Stream(chosen_features, chosen_targets, cache.wrap(parse), size, cache)
 
 
 class _BlockCache:
@@ -441,9 +451,12 @@ class _BlockCache:
     that later passes read them back block by block instead of parsing the CSV again. The file is
     removed when the cache is (or when the process ends)."""
 
-    def __init__(self, m: int) -> None:
+    def __init__(self, m: int, under: str | None = None) -> None:
         self.m = m
-        folder = tempfile.mkdtemp(prefix="babynn-stream-")
+        try:
+            folder = tempfile.mkdtemp(prefix="babynn-stream-", dir=under)
+        except OSError as e:
+            raise DataError(f"cannot keep the stream's cache in '{under}': {e.strerror}") from None
         self.path = Path(folder) / "rows.f64"
         self.width = 0
         self.complete = False
@@ -481,6 +494,15 @@ class _BlockCache:
             self.complete = not failed
 
         return blocks
+
+    def row_file(self) -> RowFile:
+        if not self.complete:
+            raise DataError(
+                f"cannot keep a copy of the rows in {self.path.parent} (is the disk full?): "
+                "minibatches read from it; choose another folder with --cache DIR"
+            )
+        rows = self.path.stat().st_size // (8 * self.width)
+        return RowFile(str(self.path), rows, self.m, self.width)
 
     def _read(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         block = STREAM_BLOCK_ROWS * self.width

@@ -65,14 +65,11 @@ def test_dropna_and_bad_cells_when_streaming(in_tmp):
     assert result.stderr.startswith("Error: column 'x1' has a missing value in row 4")
 
 
-@pytest.mark.parametrize(
-    "args",
-    [("-b", "8"), ("--hidden", "4"), ("--val-frac", "0.2")],
-)
+@pytest.mark.parametrize("args", [("--hidden", "4"), ("--val-frac", "0.2")])
 def test_what_cannot_stream_says_so(in_tmp, args):
     result = run("fit", NOTES, "--stream", *args)
     assert result.exit_code == 2
-    assert result.stderr.startswith("Error: --stream trains the affine model at full batch")
+    assert result.stderr.startswith("Error: --stream trains the affine model without --val-frac")
 
 
 def test_each_pass_says_what_it_read(in_tmp):
@@ -148,3 +145,58 @@ def test_a_long_pass_says_how_far_it_got_in_logs(in_tmp, monkeypatch):
     progress = [line for line in result.stderr.splitlines() if "rows read" in line]
     read = [int(line.split(": ")[1].split(" rows")[0].replace(",", "")) for line in progress]
     assert read == [50, 100, 150, 200, 50, 100, 150, 200]  # two passes, block by block
+
+
+@pytest.mark.parametrize("batch", ["1", "32"])
+def test_streamed_minibatches_are_the_in_memory_ones_when_one_block_holds_the_data(in_tmp, batch):
+    args = ("-b", batch, "-e", "15", "--tol", "0", "--lr", "0.01")
+    whole = run_json("fit", DIABETES, *args, "-o", "a.json")
+    streamed = run_json("fit", DIABETES, *args, "--stream", "-o", "b.json")
+    np.testing.assert_allclose(streamed["weights"], whole["weights"], rtol=1e-10)
+    np.testing.assert_allclose(
+        [h["train_loss"] for h in streamed["history"]],
+        [h["train_loss"] for h in whole["history"]],
+        rtol=1e-10,
+    )
+
+
+def test_streamed_rows_are_shuffled_in_blocks_and_read_back_exactly(in_tmp, monkeypatch):
+    import babynn_cli.core.rows as rows_module
+    import babynn_cli.data as data
+    from babynn_cli.core.problem import make_streamed_problem
+
+    monkeypatch.setattr(rows_module, "SHUFFLE_BLOCK_ROWS", 30)
+    monkeypatch.setattr(data, "STREAM_BLOCK_ROWS", 17)
+    source = data.stream(str(NOTES))
+    problem = make_streamed_problem(source.blocks, mapped=source.cached_rows)
+    train = problem.train
+    order = train.order(np.random.default_rng(5))
+    assert sorted(order) == list(range(200))  # every row once
+    visited, at = [], 0
+    while at < 200:  # the order is whole blocks, one after another, in some order
+        block = int(order[at]) // 30
+        size = 30 if block < 6 else 20  # rows 180–199: the short last block
+        assert set(order[at : at + size] // 30) == {block}
+        visited.append(block)
+        at += size
+    assert sorted(visited) == list(range(7)) and visited != list(range(7))
+    frame = pd.read_csv(NOTES)
+    X, Y = frame[["x0", "x1", "x2"]].to_numpy(), frame[["y"]].to_numpy()
+    idx = np.random.default_rng(1).permutation(200)[:64]  # rows from every block, any order
+    np.testing.assert_array_equal(train.targets(idx), Y[idx])
+    np.testing.assert_allclose(train.rows(idx), (X[idx] - train.mean) / train.scale, rtol=1e-15)
+
+
+def test_the_cache_folder_is_chosen_and_cleaned(in_tmp):
+    (in_tmp / "cache").mkdir()
+    report = run_json("fit", NOTES, "--stream", "--cache", "cache", "-b", "8", "-o", "m.json")
+    assert report["n_train"] == 200
+    assert list((in_tmp / "cache").iterdir()) == []  # the copy is gone with the command
+    result = run("fit", NOTES, "--cache", "cache")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: --cache is where --stream keeps its copy of the rows")
+    result = run("fit", NOTES, "--stream", "--cache", "nowhere", "-o", "m2.json")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: cannot keep the stream's cache in 'nowhere': No such file or directory\n"
+    )

@@ -36,7 +36,7 @@ def load_problem(
     from babynn_cli.core.problem import ProblemError, make_problem
 
     if stream_wanted(data, model, full_batch, quiet):
-        return load_stream(data, model, quiet)
+        return load_stream(data, model, quiet, full_batch)
     if data.data == "-" and sys.stdin.isatty():
         typer.echo("reading the CSV from standard input: type or paste it, then Ctrl-D", err=True)
     elif not quiet and os.path.isfile(data.data) and os.path.getsize(data.data) >= BIG_FILE:
@@ -61,14 +61,20 @@ def load_problem(
 
 def stream_wanted(data: DataOptions, model: ModelOptions, full_batch: bool, quiet: bool) -> bool:
     """--stream, checked against what can stream; or a source too large for the free memory."""
-    can = not model.layers and model.val_frac == 0 and full_batch and data.data != "-"
+    can = not model.layers and model.val_frac == 0 and data.data != "-"
+    if data.scheduler is not None and not (can and full_batch):
+        raise UsageError(
+            "--scheduler trains the affine model at full batch, without --val-frac, from files: "
+            "minibatches, networks and validation need the rows on this machine (--stream)"
+        )
     asked = data.stream or data.scheduler is not None
     if asked and not can:
-        flag = "--stream" if data.stream else "--scheduler"
         raise UsageError(
-            f"{flag} trains the affine model at full batch, without --val-frac, from files: "
-            "minibatches, networks and validation need the rows in memory"
+            "--stream trains the affine model without --val-frac, from files: networks and "
+            "validation need the rows in memory"
         )
+    if data.cache is not None and not asked:
+        raise UsageError("--cache is where --stream keeps its copy of the rows: add --stream")
     if asked or not can:
         return asked
     from babynn_cli import data as datamod
@@ -89,18 +95,27 @@ def stream_wanted(data: DataOptions, model: ModelOptions, full_batch: bool, quie
     return False
 
 
-def load_stream(data: DataOptions, model: ModelOptions, quiet: bool) -> tuple[Stream, Problem]:
+def load_stream(
+    data: DataOptions, model: ModelOptions, quiet: bool, full_batch: bool = True
+) -> tuple[Stream, Problem]:
     """The problem from a stream of blocks: one pass for the moments, one for L* (the final loss
-    comes from the moments); each pass says how many rows it read and how fast."""
+    comes from the moments); each pass says how many rows it read and how fast. Minibatches read
+    the rows from the first pass's binary copy, mapped from its file."""
     from babynn_cli import data as datamod
     from babynn_cli.core.problem import ProblemError, make_streamed_problem
 
-    source = datamod.stream(data.data, data.separator, data.target, data.feature_list, data.dropna)
+    source = datamod.stream(
+        data.data, data.separator, data.target, data.feature_list, data.dropna, data.cache
+    )
     blocks = source.blocks if quiet else _counted(source.blocks)
     raw = None if data.scheduler is None else cluster_moments(data, source, quiet)
     try:
         problem = make_streamed_problem(
-            blocks, standardize=model.standardize, intercept=model.intercept, raw=raw
+            blocks,
+            standardize=model.standardize,
+            intercept=model.intercept,
+            raw=raw,
+            mapped=None if full_batch else source.cached_rows,
         )
     except ProblemError as e:
         raise datamod.DataError(f"{datamod.display_name(data.data)} has {e}") from None

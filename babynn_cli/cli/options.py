@@ -156,9 +156,19 @@ class DataOptions:
             "--stream",
             panel=DATA,
             help="Read DATA in blocks, never whole: memory stays flat however many rows (the "
-            "affine model at full batch; a source too large for memory streams unasked).",
+            "affine model; a source too large for memory streams unasked).",
         ),
     ] = False
+    cache: Annotated[
+        str | None,
+        option(
+            "--cache",
+            metavar="DIR",
+            panel=DATA,
+            help="Where --stream keeps its binary copy of the rows (a folder made inside DIR, "
+            "removed when the command ends). Default: the system's temporary folder.",
+        ),
+    ] = None
     scheduler: Annotated[
         str | None,
         option(

@@ -152,11 +152,11 @@ class MinibatchDescent:
         data, batch = self.data, self.batch
         for epoch in range(first, last + 1):
             table = rates((epoch - 1) * self.updates_per_epoch, self.updates_per_epoch)
-            order = self.rng.permutation(data.n_rows)
+            order = data.order(self.rng)
             params = self.params
             for lr, lo in zip(table, range(0, len(order), batch), strict=True):
                 idx = order[lo : lo + batch]
-                X, Y = data.rows(idx), np.take(data.Y, idx, axis=0)
+                X, Y = data.rows(idx), data.targets(idx)
                 _, grads = self.model.losses_and_grads(params, X, Y)
                 params = update(params, grads, lr)
             self.params = params
@@ -281,7 +281,7 @@ class BatchMapDescent:
     def epochs(self, first: int, last: int, rates: Rates) -> Iterator[Epochs]:
         for epoch in range(first, last + 1):
             table = rates((epoch - 1) * self.updates_per_epoch, self.updates_per_epoch)
-            order = self.rng.permutation(self.data.n_rows)
+            order = self.data.order(self.rng)
             self.params = self._epoch(self.params, order, table)
             yield Epochs.one(self.params, self.losses(self.params), table[-1])
 
@@ -315,7 +315,7 @@ class BatchMapDescent:
         B, m, p = self.batch, self.m, self.p
         count = len(rates)
         Z = self.data.rows(rows)
-        Y = np.take(self.data.Y, rows, axis=0)
+        Y = self.data.targets(rows)
         short = count * B - len(rows)  # the epoch's last batch may be short: pad with zeros
         if short:
             Z = np.concatenate([Z, np.zeros((short, m))])

@@ -18,7 +18,7 @@ import numpy as np
 from babynn_cli.core.affine import AffineModel, from_raw_units, to_raw_units
 from babynn_cli.core.mlp import MLP
 from babynn_cli.core.moments import Moments
-from babynn_cli.core.rows import Rows, StreamedRows
+from babynn_cli.core.rows import RowFile, Rows, StreamedRows
 from babynn_cli.core.scaling import Standardizer
 from babynn_cli.core.theory import Curvature
 from babynn_cli.core.vocabulary import Params
@@ -178,10 +178,12 @@ def make_streamed_problem(
     standardize: bool = True,
     intercept: bool = True,
     raw: Moments | None = None,
+    mapped: Callable[[], RowFile] | None = None,
 ) -> Problem:
     """The affine model on rows that never sit in memory: `blocks()` yields them (X, Y) block by
     block, and is called for each pass (two for the moments and L*, when `raw`, the moments
-    computed elsewhere, is not given). No validation split: every row trains."""
+    computed elsewhere, is not given). `mapped()`, called after those passes, gives the file the
+    first pass copied the rows to, for minibatches. No validation split: every row trains."""
     if raw is None:
         raw = Moments.of_blocks(blocks)
     m, n = raw.xx.shape[0], len(raw.y_mean)
@@ -196,7 +198,8 @@ def make_streamed_problem(
         scaler = Standardizer.from_statistics(raw.x_mean, raw.variance, center=intercept)
     else:
         scaler = Standardizer.identity(m)
-    train = StreamedRows.of(blocks, raw, scaler.mean, scaler.scale)
+    file = None if mapped is None else mapped()
+    train = StreamedRows.of(blocks, raw, scaler.mean, scaler.scale, file)
     return Problem(train, None, scaler, standardize, AffineModel(m, n, intercept))
 
 

@@ -44,6 +44,15 @@ class Rows:
         return len(self.X)
 
     @property
+    def mapped(self) -> bool:
+        """Whether the rows can be read in any order (minibatches); rows in memory can."""
+        return True
+
+    def order(self, rng: np.random.Generator) -> np.ndarray:
+        """An epoch's order of the rows: a full permutation."""
+        return rng.permutation(self.n_rows)
+
+    @property
     def n_features(self) -> int:
         return self.X.shape[1]
 
@@ -53,6 +62,10 @@ class Rows:
         Z -= self.mean
         Z /= self.scale
         return Z
+
+    def targets(self, idx: np.ndarray) -> np.ndarray:
+        """Y[idx] (a copy of just those rows)."""
+        return np.take(self.Y, idx, axis=0)
 
     @cached_property
     def _row_major(self) -> np.ndarray:
@@ -71,12 +84,39 @@ class Rows:
         return raw.scaled(self.mean, self.scale)
 
 
+SHUFFLE_BLOCK_ROWS = 1 << 16  # streamed rows are shuffled within blocks of this many rows
+HELD_BLOCKS = 2  # blocks of a row file held in memory at once (a batch may straddle two)
+
+
+@dataclass(frozen=True)
+class RowFile:
+    """Raw rows [x, y] as float64 in a file, row after row (a stream's copy of its rows), read
+    one block of SHUFFLE_BLOCK_ROWS rows at a time: memory holds HELD_BLOCKS blocks, however many
+    rows the file has."""
+
+    path: str
+    n_rows: int
+    m: int  # features; the rest of each row are targets
+    width: int
+
+    def block(self, b: int) -> np.ndarray:
+        """Block b's rows, (≤ SHUFFLE_BLOCK_ROWS, width), read from the file."""
+        lo = b * SHUFFLE_BLOCK_ROWS
+        count = min(SHUFFLE_BLOCK_ROWS, self.n_rows - lo) * self.width
+        with open(self.path, "rb") as f:
+            f.seek(lo * self.width * 8)
+            return np.fromfile(f, dtype=np.float64, count=count).reshape(-1, self.width)
+
+
 @dataclass(frozen=True)
 class StreamedRows(Rows):
     """Rows that never sit in memory whole (`--stream`): the moments were gathered in passes over
-    `blocks`, which reads the raw rows again, block by block, whenever another pass is needed (the
-    final loss). X and Y hold no rows; what needs rows one by one (minibatches, networks, data with
-    fewer rows than columns) is not trained from streamed rows."""
+    `blocks`, which reads the raw rows again, block by block, whenever another pass is needed.
+    For minibatches the rows are read from `file`, the stream's binary copy, a block at a time,
+    in the order `order` draws; at full batch no rows are read but the passes' (X and Y are
+    empty). Networks and data with fewer rows than columns are not trained from streamed rows."""
+
+    file: RowFile | None = field(default=None, compare=False)
 
     @classmethod
     def of(
@@ -85,9 +125,10 @@ class StreamedRows(Rows):
         raw: Moments,
         mean: np.ndarray,
         scale: np.ndarray,
+        file: RowFile | None = None,
     ) -> StreamedRows:
         m, n = len(mean), len(raw.y_mean)
-        return cls(np.empty((0, m)), np.empty((0, n)), mean, scale, raw, blocks)
+        return cls(np.empty((0, m)), np.empty((0, n)), mean, scale, raw, blocks, file)
 
     @property
     def streamed(self) -> bool:
@@ -98,6 +139,55 @@ class StreamedRows(Rows):
         assert self.raw_moments is not None
         return self.raw_moments.n_rows
 
+    @property
+    def mapped(self) -> bool:
+        return self.file is not None
+
     def passes(self) -> Iterable[tuple[np.ndarray, np.ndarray]]:
         assert self.blocks is not None
         return self.blocks()
+
+    def order(self, rng: np.random.Generator) -> np.ndarray:
+        """An epoch's order, read from the file in blocks: the blocks of SHUFFLE_BLOCK_ROWS rows
+        in a random order, and the rows of each block in a random order (so a batch's rows come
+        from one block, or two where blocks meet). Data of one block gets the in-memory full
+        permutation, draw for draw."""
+        N = self.n_rows
+        if N <= SHUFFLE_BLOCK_ROWS:
+            return rng.permutation(N)
+        starts = np.arange(0, N, SHUFFLE_BLOCK_ROWS)[rng.permutation(-(-N // SHUFFLE_BLOCK_ROWS))]
+        return np.concatenate(
+            [lo + rng.permutation(min(SHUFFLE_BLOCK_ROWS, N - lo)) for lo in starts]
+        )
+
+    def rows(self, idx: np.ndarray) -> np.ndarray:
+        Z = self._gather(idx)[:, : len(self.mean)]
+        Z -= self.mean
+        Z /= self.scale
+        return Z
+
+    def targets(self, idx: np.ndarray) -> np.ndarray:
+        return self._gather(idx)[:, len(self.mean) :]
+
+    def _gather(self, idx: np.ndarray) -> np.ndarray:
+        """The raw rows idx ([x, y]), from the blocks they lie in (one or two, in `order`)."""
+        assert self.file is not None
+        which = idx // SHUFFLE_BLOCK_ROWS
+        out = np.empty((len(idx), self.file.width))
+        for b in np.unique(which):
+            at = which == b
+            out[at] = np.take(self._block(int(b)), idx[at] - b * SHUFFLE_BLOCK_ROWS, axis=0)
+        return out
+
+    def _block(self, b: int) -> np.ndarray:
+        held = self._held
+        if b not in held:
+            if len(held) >= HELD_BLOCKS:
+                del held[next(iter(held))]  # the block read longest ago
+            assert self.file is not None
+            held[b] = self.file.block(b)
+        return held[b]
+
+    @cached_property
+    def _held(self) -> dict[int, np.ndarray]:
+        return {}
