@@ -21,6 +21,7 @@ from babynn_cli.core.compare import ModelPredictions
 from babynn_cli.core.fit import Fitted
 from babynn_cli.core.mlp import MLP, layers_of, params_of
 from babynn_cli.core.problem import Problem, WarmStart
+from babynn_cli.core.rows import Rows
 from babynn_cli.core.scaling import Standardizer
 from babynn_cli.errors import ModelFileError, OutputError, UsageError
 from babynn_cli.jsontext import dumps
@@ -115,17 +116,21 @@ class ModelFile:
                 f"{', '.join(targets)}"
             )
         columns = [list(features).index(f) for f in self.features]
-        sse, rows = 0.0, 0
-        for X, Y in problem.train.passes():  # block by block: streamed rows too
-            R = Y - self.predict(X[:, columns])
-            sse, rows = sse + float(np.einsum("ij,ij->", R, R)), rows + len(X)
-        val = None if problem.val is None else self.predict(problem.val.X[:, columns])
+
+        def loss(rows: Rows) -> float:
+            sse, count = 0.0, 0
+            for X, Y in rows.passes():  # block by block: streamed rows too
+                R = Y - self.predict(X[:, columns])
+                sse, count = sse + float(np.einsum("ij,ij->", R, R)), count + len(X)
+            return sse / count
+
+        val = None if problem.val is None else loss(problem.val)
         W = None
         if self.kind == "affine" and self.weights is not None:
             W = np.zeros((len(features), len(targets)))
             W[columns] = self.weights
         bias = self.bias if W is not None else None
-        return ModelPredictions(f"model {path}", sse / rows, val, W, bias)
+        return ModelPredictions(f"model {path}", loss(problem.train), val, W, bias)
 
     def warm_start(
         self, features: Sequence[str], targets: Sequence[str], problem: Problem

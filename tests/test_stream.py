@@ -65,11 +65,36 @@ def test_dropna_and_bad_cells_when_streaming(in_tmp):
     assert result.stderr.startswith("Error: column 'x1' has a missing value in row 4")
 
 
-@pytest.mark.parametrize("args", [("--hidden", "4"), ("--val-frac", "0.2")])
+@pytest.mark.parametrize("args", [("--hidden", "4"), ("--val-frac", "0.2", "-b", "8")])
 def test_what_cannot_stream_says_so(in_tmp, args):
     result = run("fit", NOTES, "--stream", *args)
     assert result.exit_code == 2
-    assert result.stderr.startswith("Error: --stream trains the affine model without --val-frac")
+    assert result.stderr.startswith("Error: --stream trains the affine model from files, at full")
+
+
+def test_a_streamed_validation_split_is_the_in_memory_one(in_tmp, monkeypatch):
+    import babynn_cli.data as data
+
+    monkeypatch.setattr(data, "STREAM_BLOCK_ROWS", 50)  # the held-out rows span blocks
+    args = ("--val-frac", "0.2", "--early-stopping", "-e", "300", "--seed", "4")
+    whole = run_json("fit", DIABETES, *args, "-o", "a.json")
+    streamed = run_json("fit", DIABETES, *args, "--stream", "-o", "b.json")
+    assert (
+        (streamed["n_train"], streamed["n_val"]) == (whole["n_train"], whole["n_val"]) == (354, 88)
+    )
+    np.testing.assert_allclose(streamed["weights"], whole["weights"], rtol=1e-10)
+    for key in ("final_loss", "val_loss", "optimum_loss"):
+        assert streamed[key] == pytest.approx(whole[key], rel=1e-12)
+    np.testing.assert_allclose(streamed["val_r2"], whole["val_r2"], rtol=1e-12)
+    assert streamed["best_epoch"] == whole["best_epoch"]
+    # a saved model scored on the same held-out rows, both ways
+    compared = [
+        run_json("compare", DIABETES, "-b", "full", "--val-frac", "0.2", "--seed", "4",
+                 "--model", "a.json", *extra)
+        for extra in ((), ("--stream",))
+    ]  # fmt: skip
+    for a, b in zip(compared[0]["rows"], compared[1]["rows"], strict=True):
+        assert b["val_loss"] == pytest.approx(a["val_loss"], rel=1e-12)
 
 
 def test_each_pass_says_what_it_read(in_tmp):

@@ -24,12 +24,12 @@ from babynn_cli.core.vocabulary import Params, mse
 
 @dataclass(frozen=True)
 class ModelPredictions:
-    """A saved model's loss on the training rows (and its predictions on the validation rows),
+    """A saved model's loss on the training rows (and on the validation rows, when there are),
     and its weights in the data's own units when it is affine."""
 
     label: str
     train_loss: float
-    val_predictions: np.ndarray | None
+    val_loss: float | None
     W: np.ndarray | None = None
     bias: np.ndarray | None = None
 
@@ -146,14 +146,17 @@ def compare(
     else:
         ref = least_squares(problem.train.X, problem.train.Y, problem.model.intercept)
     val = problem.val
-    ref_val = None if val is None else mse(val.Y, val.X @ ref.W + ref.w0)
+    ref_val = None
+    if val is not None and val.raw_moments is not None and val.streamed:  # no pass over rows
+        ref_val = val.raw_moments.loss_and_r2({"W": ref.W, "w0": ref.w0})[0]
+    elif val is not None:
+        ref_val = mse(val.Y, val.X @ ref.W + ref.w0)
     rows = _runs(problem, params, configs, settings, seed, gap_tol, ref, on_epoch)
     for model in saved:
-        val_loss = None
-        if val is not None and model.val_predictions is not None:
-            val_loss = mse(val.Y, model.val_predictions)
         loss = model.train_loss
-        row = _row(model.label, None, model.W, model.bias, loss, val_loss, ref, problem.gap_scale)
+        row = _row(
+            model.label, None, model.W, model.bias, loss, model.val_loss, ref, problem.gap_scale
+        )
         rows.append(row)
 
     def rank(row: Row) -> tuple[bool, float, float]:

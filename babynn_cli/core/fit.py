@@ -81,8 +81,7 @@ class Fitted:
             W, bias = to_raw_units(params, problem.scaler.mean, problem.scaler.scale)
         val_loss = val_r2 = None
         if problem.val is not None:
-            Y_val = predict_raw(problem, params, problem.val.X)
-            val_loss, val_r2 = mse(problem.val.Y, Y_val), r2_per_output(problem.val.Y, Y_val)
+            val_loss, val_r2 = evaluate(problem, params, problem.val)
         return cls(
             end=result.runs[k],
             judgement=judgement,

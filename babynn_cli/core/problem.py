@@ -9,7 +9,7 @@ the random numbers the others draw.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -139,15 +139,9 @@ def make_problem(
     """
     N = len(X)
     n_val = n_validation_rows(N, val_frac)
-    if N - n_val < MIN_TRAINING_ROWS:
-        held = f" after holding out {n_val} for validation" if n_val else ""
-        raise ProblemError(
-            f"{N - n_val} training row(s){held}; a fit needs at least {MIN_TRAINING_ROWS}"
-        )
-    split_rng, _, _ = streams(seed)
-    if n_val:
-        order = split_rng.permutation(N)
-        val_idx, train_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
+    held = held_out(N, n_val, seed)
+    if held is not None:
+        val_idx, train_idx = np.flatnonzero(held), np.flatnonzero(~held)
         X_tr, Y_tr, X_va, Y_va = X[train_idx], Y[train_idx], X[val_idx], Y[val_idx]
     else:
         X_tr, Y_tr, X_va, Y_va = X, Y, None, None
@@ -172,6 +166,37 @@ def make_problem(
     return Problem(train, val, scaler, standardize, model)
 
 
+def held_out(N: int, n_val: int, seed: int) -> np.ndarray | None:
+    """Which of N rows are held out for validation (a mask), n_val of them drawn from the seed's
+    split stream; None when none are. An error when too few rows are left to train on."""
+    if N - n_val < MIN_TRAINING_ROWS:
+        held = f" after holding out {n_val} for validation" if n_val else ""
+        raise ProblemError(
+            f"{N - n_val} training row(s){held}; a fit needs at least {MIN_TRAINING_ROWS}"
+        )
+    if not n_val:
+        return None
+    split_rng, _, _ = streams(seed)
+    mask = np.zeros(N, dtype=bool)
+    mask[split_rng.permutation(N)[:n_val]] = True
+    return mask
+
+
+def _masked(
+    blocks: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]], keep: np.ndarray
+) -> Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]]:
+    """The rows of `blocks` where `keep` is true, block by block, in their order."""
+
+    def kept() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        at = 0
+        for X, Y in blocks():
+            k = keep[at : at + len(X)]
+            at += len(X)
+            yield X[k], Y[k]
+
+    return kept
+
+
 def make_streamed_problem(
     blocks: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]],
     *,
@@ -179,11 +204,23 @@ def make_streamed_problem(
     intercept: bool = True,
     raw: Moments | None = None,
     mapped: Callable[[], RowFile] | None = None,
+    val_frac: float = 0.0,
+    seed: int = 0,
 ) -> Problem:
     """The affine model on rows that never sit in memory: `blocks()` yields them (X, Y) block by
     block, and is called for each pass (two for the moments and L*, when `raw`, the moments
     computed elsewhere, is not given). `mapped()`, called after those passes, gives the file the
-    first pass copied the rows to, for minibatches. No validation split: every row trains."""
+    first pass copied the rows to, for minibatches. With `val_frac`, a first pass counts the
+    rows, the same rows as in memory are held out (`held_out`), and the training and validation
+    rows each get their moments (minibatches then need the rows in memory)."""
+    val = None
+    if val_frac > 0:
+        assert raw is None and mapped is None
+        N = sum(len(X) for X, _ in blocks())
+        held = held_out(N, n_validation_rows(N, val_frac), seed)
+        if held is not None:
+            val_blocks, blocks = _masked(blocks, held), _masked(blocks, ~held)
+            val = Moments.of_blocks(val_blocks), val_blocks
     if raw is None:
         raw = Moments.of_blocks(blocks)
     m, n = raw.xx.shape[0], len(raw.y_mean)
@@ -200,7 +237,10 @@ def make_streamed_problem(
         scaler = Standardizer.identity(m)
     file = None if mapped is None else mapped()
     train = StreamedRows.of(blocks, raw, scaler.mean, scaler.scale, file)
-    return Problem(train, None, scaler, standardize, AffineModel(m, n, intercept))
+    val_rows = None
+    if val is not None:
+        val_rows = StreamedRows.of(val[1], val[0], scaler.mean, scaler.scale)
+    return Problem(train, val_rows, scaler, standardize, AffineModel(m, n, intercept))
 
 
 @dataclass(frozen=True)
