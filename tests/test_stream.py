@@ -65,11 +65,42 @@ def test_dropna_and_bad_cells_when_streaming(in_tmp):
     assert result.stderr.startswith("Error: column 'x1' has a missing value in row 4")
 
 
-@pytest.mark.parametrize("args", [("--hidden", "4"), ("--val-frac", "0.2", "-b", "8")])
-def test_what_cannot_stream_says_so(in_tmp, args):
-    result = run("fit", NOTES, "--stream", *args)
+def test_what_cannot_stream_says_so(in_tmp):
+    result = run("fit", NOTES, "--stream", "--val-frac", "0.2", "-b", "8")
     assert result.exit_code == 2
-    assert result.stderr.startswith("Error: --stream trains the affine model from files, at full")
+    assert result.stderr.startswith(
+        "Error: --stream reads files, and trains at full batch with --val-frac"
+    )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("-b", "16", "--lr", "0.05"),  # minibatches from the copy, in the in-memory order
+        ("--lr", "0.1", "--val-frac", "0.2"),  # full batch block by block, a held-out split
+    ],
+)
+def test_a_streamed_network_is_the_in_memory_one(in_tmp, monkeypatch, args):
+    import babynn_cli.data as data
+
+    monkeypatch.setattr(data, "STREAM_BLOCK_ROWS", 128)  # full-batch gradients over 8 blocks
+    common = ("--hidden", "8", "--activation", "tanh", "-e", "25", "--tol", "0", *args)
+    whole = run_json("fit", "sample:nonlinear", *common, "-o", "a.json")
+    streamed = run_json("fit", "sample:nonlinear", *common, "--stream", "-o", "b.json")
+    assert streamed["kind"] == "mlp" and streamed["epochs_run"] == 25
+    for a, b in zip(whole["layers"], streamed["layers"], strict=True):
+        for key in a:
+            np.testing.assert_allclose(b[key], a[key], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(
+        [h["train_loss"] for h in streamed["history"]],
+        [h["train_loss"] for h in whole["history"]],
+        rtol=1e-10,
+    )
+    assert streamed["final_loss"] == pytest.approx(whole["final_loss"], rel=1e-10)
+    np.testing.assert_allclose(streamed["r2"], whole["r2"], rtol=1e-10)
+    if "--val-frac" in args:
+        assert streamed["val_loss"] == pytest.approx(whole["val_loss"], rel=1e-10)
+        np.testing.assert_allclose(streamed["val_r2"], whole["val_r2"], rtol=1e-10)
 
 
 def test_a_streamed_validation_split_is_the_in_memory_one(in_tmp, monkeypatch):

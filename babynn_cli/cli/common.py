@@ -61,8 +61,10 @@ def load_problem(
 
 def stream_wanted(data: DataOptions, model: ModelOptions, full_batch: bool, quiet: bool) -> bool:
     """--stream, checked against what can stream; or a source too large for the free memory."""
-    can = not model.layers and data.data != "-" and (full_batch or model.val_frac == 0)
-    if data.scheduler is not None and not (can and full_batch and model.val_frac == 0):
+    can = data.data != "-" and (full_batch or model.val_frac == 0)
+    if data.scheduler is not None and not (
+        can and full_batch and model.val_frac == 0 and not model.layers
+    ):
         raise UsageError(
             "--scheduler trains the affine model at full batch, without --val-frac, from files: "
             "minibatches, networks and validation need the rows on this machine (--stream)"
@@ -70,8 +72,8 @@ def stream_wanted(data: DataOptions, model: ModelOptions, full_batch: bool, quie
     asked = data.stream or data.scheduler is not None
     if asked and not can:
         raise UsageError(
-            "--stream trains the affine model from files, at full batch with --val-frac: "
-            "networks, and minibatches beside a validation split, need the rows in memory"
+            "--stream reads files, and trains at full batch with --val-frac: minibatches beside "
+            "a validation split need the rows in memory"
         )
     if data.cache is not None and not asked:
         raise UsageError("--cache is where --stream keeps its copy of the rows: add --stream")
@@ -118,6 +120,8 @@ def load_stream(
             mapped=None if full_batch else source.cached_rows,
             val_frac=model.val_frac,
             seed=model.seed,
+            hidden=model.layers,
+            activation=model.activation.value,
         )
     except ProblemError as e:
         raise datamod.DataError(f"{datamod.display_name(data.data)} has {e}") from None

@@ -155,8 +155,8 @@ class DataOptions:
         option(
             "--stream",
             panel=DATA,
-            help="Read DATA in blocks, never whole: memory stays flat however many rows (the "
-            "affine model; a source too large for memory streams unasked).",
+            help="Read DATA in blocks, never whole: memory stays flat however many rows (a "
+            "source too large for memory streams unasked). With --val-frac, full batch only.",
         ),
     ] = False
     cache: Annotated[

@@ -99,11 +99,23 @@ class Fitted:
 def evaluate(problem: Problem, params: Params, rows: Rows) -> tuple[float, np.ndarray]:
     """The loss L and R² of each output of one model (standardised units) on `rows`: directly on
     the raw rows; for streamed rows, from their moments (L* + the excess, each output's, which
-    keeps every digit near the optimum) with no further pass."""
+    keeps every digit near the optimum) with no further pass, or, for a network, in one pass."""
     if not rows.streamed:
         Y_hat = predict_raw(problem, params, rows.X)
         return mse(rows.Y, Y_hat), r2_per_output(rows.Y, Y_hat)
-    return rows.moments.loss_and_r2(params)
+    if problem.affine:
+        return rows.moments.loss_and_r2(params)
+    raw = rows.raw_moments  # a network: one pass for each output's squared error
+    assert raw is not None and raw.spread_per_output is not None
+    sse = np.zeros(len(raw.y_mean))
+    for X, Y in rows.passes():
+        R = Y - predict_raw(problem, params, X)
+        sse += np.einsum("ij,ij->j", R, R)
+    per_output = sse / rows.n_rows
+    spread = raw.spread_per_output
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r2 = np.where(spread > 0, 1.0 - per_output / spread, np.nan)
+    return float(per_output.sum()), r2
 
 
 def fit(

@@ -12,6 +12,7 @@ rule that run faster.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
@@ -45,12 +46,17 @@ class Model(Protocol):
         ...
 
     def full_batch(self, data: Rows) -> Oracle:
-        """Losses and gradients on all the (standardised) rows."""
+        """Losses and gradients on all the (standardised) rows; streamed rows block by block,
+        each block's averages weighted by its rows."""
+        if data.streamed:
+            return lambda stack: _blockwise(data, lambda Z, Y: self.losses_and_grads(stack, Z, Y))
         X = data.standardized()
         return lambda stack: self.losses_and_grads(stack, X, data.Y)
 
     def evaluator(self, data: Rows) -> Evaluator:
         """Losses on all the rows, for the epoch's loss and the validation loss."""
+        if data.streamed:
+            return lambda stack: _blockwise(data, lambda Z, Y: (self.losses(stack, Z, Y), {}))[0]
         X = data.standardized()
         return lambda stack: self.losses(stack, X, data.Y)
 
@@ -58,3 +64,22 @@ class Model(Protocol):
         """How this model descends on `data` with batches of `batch_size` rows (None: all), the
         rows shuffled by `rng`: the notes' rule as written, unless the model knows better."""
         return plain_descent(self, data, batch_size, rng, exact=False)
+
+
+def _blockwise(
+    data: Rows, average: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, Params]]
+) -> tuple[np.ndarray, Params]:
+    """Averages over all the rows (losses, gradients) from one pass over streamed rows: each
+    block's averages, weighted by its share of the rows."""
+    losses: np.ndarray | None = None
+    grads: Params = {}
+    for X, Y in data.passes():
+        if not len(X):
+            continue
+        share = len(X) / data.n_rows
+        block_losses, block_grads = average(data.standardize(X), Y)
+        losses = block_losses * share if losses is None else losses + block_losses * share
+        for k, g in block_grads.items():
+            grads[k] = g * share if k not in grads else grads[k] + g * share
+    assert losses is not None
+    return losses, grads

@@ -206,10 +206,13 @@ def make_streamed_problem(
     mapped: Callable[[], RowFile] | None = None,
     val_frac: float = 0.0,
     seed: int = 0,
+    hidden: Sequence[int] = (),
+    activation: str = "tanh",
 ) -> Problem:
-    """The affine model on rows that never sit in memory: `blocks()` yields them (X, Y) block by
-    block, and is called for each pass (two for the moments and L*, when `raw`, the moments
-    computed elsewhere, is not given). `mapped()`, called after those passes, gives the file the
+    """The affine model (or a network with `hidden` layers) on rows that never sit in memory:
+    `blocks()` yields them (X, Y) block by block, and is called for each pass (two for the
+    moments and L*, when `raw`, the moments computed elsewhere, is not given; a network's epochs
+    at full batch make one more each). `mapped()`, called after those passes, gives the file the
     first pass copied the rows to, for minibatches. With `val_frac`, a first pass counts the
     rows, the same rows as in memory are held out (`held_out`), and the training and validation
     rows each get their moments (minibatches then need the rows in memory)."""
@@ -231,8 +234,9 @@ def make_streamed_problem(
             "values whose squares overflow double precision; rescale the columns (divide them "
             "by a power of ten) and try again"
         )
+    center = intercept or bool(hidden)  # a network's biases absorb the shift
     if standardize:
-        scaler = Standardizer.from_statistics(raw.x_mean, raw.variance, center=intercept)
+        scaler = Standardizer.from_statistics(raw.x_mean, raw.variance, center=center)
     else:
         scaler = Standardizer.identity(m)
     file = None if mapped is None else mapped()
@@ -240,7 +244,8 @@ def make_streamed_problem(
     val_rows = None
     if val is not None:
         val_rows = StreamedRows.of(val[1], val[0], scaler.mean, scaler.scale)
-    return Problem(train, val_rows, scaler, standardize, AffineModel(m, n, intercept))
+    model = MLP(m, tuple(hidden), n, activation) if hidden else AffineModel(m, n, intercept)
+    return Problem(train, val_rows, scaler, standardize, model)
 
 
 @dataclass(frozen=True)

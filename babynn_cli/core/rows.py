@@ -73,6 +73,10 @@ class Rows:
         a few cache lines each."""
         return np.ascontiguousarray(self.X)
 
+    def standardize(self, X: np.ndarray) -> np.ndarray:
+        """Raw rows X (a block of them) standardised: a new array."""
+        return (X - self.mean) / self.scale
+
     def standardized(self) -> np.ndarray:
         """All of X standardised: a full copy, for small data only."""
         return (self.X - self.mean) / self.scale
