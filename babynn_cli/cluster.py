@@ -189,6 +189,53 @@ def moments(
     return Moments.of_sums(total, squared_residuals)
 
 
+def _partition_predictions(
+    frame: Any, features: list[str], targets: list[str], model: Any
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """One partition's predictions, and its targets' rows (empty when DATA has none)."""
+    X, Y = checked_frame(frame, features, targets, False)
+    return [(model.predict(X), Y)]
+
+
+def predictions(
+    c: Any, parts: list[str], sep: str, model: Any, targets: list[str]
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """A saved model's predictions for every row of the parts, computed on the cluster behind
+    client `c` partition by partition, and gathered here in the parts' order; the targets' rows
+    too when `targets` (the model's, all present in DATA) are given, for the MSE and R²."""
+    import dask.dataframe as dd
+
+    features = list(model.features)
+    columns = [*features, *targets]
+    parquet = [p.lower().endswith(".parquet") for p in parts]
+    if any(parquet) and not all(parquet):
+        raise DataError("on a cluster the parts must be all CSV or all Parquet, not both")
+    try:
+        if all(parquet):
+            frame = dd.read_parquet(parts, columns=columns)
+        else:
+            frame = dd.read_csv(
+                parts,
+                sep=sep,
+                blocksize=BLOCKSIZE,
+                usecols=columns,
+                dtype=dict.fromkeys(columns, "float64"),
+            )[columns]
+        tasks = frame.map_partitions(
+            _partition_predictions, features, targets, model, meta=(None, object)
+        )
+        results = c.compute(tasks.to_delayed(), sync=True)
+    except (DataError, ValueError, TypeError) as e:
+        raise _located(e, parts, sep, features, targets, False) from None
+    except Exception as e:  # a worker lost, a scheduler gone: one line, not a traceback
+        raise DataError(f"the Dask cluster failed while predicting: {_first_line(e)}") from None
+    pieces = [piece for chunk in results for piece in chunk]
+    if not sum(len(y) for y, _ in pieces):
+        raise DataError("the data has no rows")
+    Y_hat = np.concatenate([y for y, _ in pieces])
+    return Y_hat, (np.concatenate([t for _, t in pieces]) if targets else None)
+
+
 def _located(
     e: BaseException,
     parts: list[str],

@@ -175,3 +175,23 @@ def test_parquet_parts_on_a_cluster(in_tmp, scheduler):
     streamed = run_json("fit", "pq", "--stream", "-o", "s.json")
     assert report["optimum_loss"] == pytest.approx(loss, rel=1e-10)
     np.testing.assert_allclose(report["weights"], streamed["weights"], rtol=1e-10)
+
+
+def test_predict_on_a_cluster_writes_what_one_machine_writes(in_tmp, monkeypatch, scheduler):
+    import babynn_cli.cluster as cluster
+
+    monkeypatch.setattr(cluster, "BLOCKSIZE", "16KB")  # many partitions: their order must hold
+    awkward_parts(in_tmp / "parts", rows=4000)
+    assert run("fit", "parts", "-e", "50", "-q", "-o", "affine.json").exit_code == 0
+    hidden = ("--hidden", "4", "-e", "5", "-q", "-o", "net.json")
+    assert run("fit", "parts", *hidden).exit_code == 0
+    for model in ("affine.json", "net.json"):
+        here = run("predict", model, "parts", "-o", "here.csv")
+        there = run("predict", model, "parts", "--scheduler", scheduler, "-o", "there.csv")
+        assert there.exit_code == 0, there.stderr
+        assert (in_tmp / "there.csv").read_bytes() == (in_tmp / "here.csv").read_bytes()
+        assert there.stderr == here.stderr  # the same MSE and R² line
+    pd.read_csv(in_tmp / "parts" / "p0.csv").drop(columns=["b"]).to_csv("nob.csv", index=False)
+    result = run("predict", "affine.json", "nob.csv", "--scheduler", scheduler)
+    assert result.exit_code == 1
+    assert result.stderr == "Error: 'nob.csv' lacks the model's feature column(s): b\n"

@@ -9,6 +9,7 @@ import typer
 
 from babynn_cli.cli.app import Command, app
 from babynn_cli.cli.options import (
+    DATA,
     OUTPUT,
     DataArg,
     QuietOpt,
@@ -17,6 +18,7 @@ from babynn_cli.cli.options import (
     option,
     reports_errors,
 )
+from babynn_cli.errors import DataError, UsageError
 
 
 @app.command(
@@ -44,6 +46,18 @@ def predict(
         ),
     ] = None,
     sep: SepOpt = ",",
+    scheduler: Annotated[
+        str | None,
+        option(
+            "--scheduler",
+            metavar="ADDRESS",
+            panel=DATA,
+            help="Predict on a Dask cluster (tcp://host:8786, 'env' or 'local', as for fit): "
+            "the workers read DATA and predict, this machine writes one CSV in DATA's row "
+            "order. Needs babynn[dask].",
+            show_default=False,
+        ),
+    ] = None,
     quiet: QuietOpt = False,
     json_out: Annotated[
         bool,
@@ -65,10 +79,13 @@ def predict(
     outputs.name("--output", output)
     report = Reporter(quiet=quiet)
     saved = persistence.load_model(model)
-    X, Y, unusable = datamod.load_for_prediction(
-        data, check_sep(sep), saved.features, saved.targets
-    )
-    Y_hat = saved.predict(X)
+    if scheduler is not None:
+        Y_hat, Y, unusable = _on_cluster(scheduler, data, check_sep(sep), saved)
+    else:
+        X, Y, unusable = datamod.load_for_prediction(
+            data, check_sep(sep), saved.features, saved.targets
+        )
+        Y_hat = saved.predict(X)
     metrics: dict[str, Any] = {}
     if Y is not None:
         metrics = {"mse": mse(Y, Y_hat), "r2": r2_per_output(Y, Y_hat).tolist()}
@@ -85,3 +102,27 @@ def predict(
         report.metrics_line(metrics["mse"], metrics["r2"], saved.targets)
     if unusable:
         report.status(f"no MSE or R²: {unusable} (the predictions do not need the targets)")
+
+
+def _on_cluster(scheduler: str, data: str, sep: str, saved: Any) -> tuple[Any, Any, str | None]:
+    """Predictions (and the targets' rows, when DATA has the model's targets) computed on the
+    cluster; the header is read here, to choose the columns and say what is missing."""
+    from babynn_cli import cluster
+    from babynn_cli import data as datamod
+    from babynn_cli.cli.options import COMMAND_RESOURCES
+
+    cluster.require_dask()
+    if data == "-":
+        raise UsageError("--scheduler reads DATA on the workers: it needs files, not stdin")
+    parts = datamod.source_parts(data)
+    header = datamod.read_header(datamod.open_source(parts[0], sep))
+    missing = [c for c in saved.features if c not in header]
+    if missing:
+        raise DataError(
+            f"{datamod.display_name(data)} lacks the model's feature column(s): "
+            f"{datamod.listing(missing)}"
+        )
+    targets = list(saved.targets) if all(t in header for t in saved.targets) else []
+    c = COMMAND_RESOURCES.enter_context(cluster.client(scheduler))
+    Y_hat, Y = cluster.predictions(c, parts, sep, saved, targets)
+    return Y_hat, Y, None
