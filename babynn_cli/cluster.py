@@ -83,6 +83,13 @@ def client(scheduler: str) -> Iterator[Any]:
             f"cannot reach the Dask scheduler at {address} within {CONNECT_SECONDS} s: {reason}"
         ) from None
     try:
+        try:
+            c.wait_for_workers(1, timeout=CONNECT_SECONDS)
+        except (OSError, TimeoutError):
+            raise DataError(
+                f"the Dask scheduler at {address} has no workers (none joined within "
+                f"{CONNECT_SECONDS} s): start one with: dask worker {address}"
+            ) from None
         yield c
     finally:
         c.close()

@@ -6,6 +6,7 @@ once for the module; one test starts a LocalCluster through `--scheduler local`.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import sys
@@ -195,3 +196,33 @@ def test_predict_on_a_cluster_writes_what_one_machine_writes(in_tmp, monkeypatch
     result = run("predict", "affine.json", "nob.csv", "--scheduler", scheduler)
     assert result.exit_code == 1
     assert result.stderr == "Error: 'nob.csv' lacks the model's feature column(s): b\n"
+
+
+def test_a_scheduler_without_workers_says_so(in_tmp, monkeypatch, tmp_path):
+    import babynn_cli.cluster as cluster
+
+    monkeypatch.setattr(cluster, "CONNECT_SECONDS", 2)
+    file = tmp_path / "alone.json"
+    alone = subprocess.Popen(
+        [sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1", "--port", "0",
+         "--no-dashboard", "--scheduler-file", str(file)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path,
+    )  # fmt: skip
+    try:
+        import json
+
+        deadline, address = time.monotonic() + 60, None
+        while address is None:  # the file appears, then holds the address
+            assert time.monotonic() < deadline, "the dask scheduler did not start"
+            time.sleep(0.2)
+            with contextlib.suppress(OSError, ValueError, KeyError):
+                address = json.loads(file.read_text())["address"]
+        result = run("fit", NOTES, "--scheduler", address, "-o", "m.json")
+        assert result.exit_code == 1
+        assert result.stderr == (
+            f"Error: the Dask scheduler at {address} has no workers (none joined within 2 s): "
+            f"start one with: dask worker {address}\n"
+        )
+    finally:
+        alone.terminate()
+        alone.wait(timeout=30)
