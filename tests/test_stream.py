@@ -65,12 +65,40 @@ def test_dropna_and_bad_cells_when_streaming(in_tmp):
     assert result.stderr.startswith("Error: column 'x1' has a missing value in row 4")
 
 
-def test_what_cannot_stream_says_so(in_tmp):
-    result = run("fit", NOTES, "--stream", "--val-frac", "0.2", "-b", "8")
+def test_standard_input_cannot_stream(in_tmp):
+    result = run("fit", "-", "--stream", input=NOTES.read_text())
     assert result.exit_code == 2
-    assert result.stderr.startswith(
-        "Error: --stream reads files, and trains at full batch with --val-frac"
+    assert result.stderr == (
+        "Error: --stream reads DATA again at each pass: it needs files, not stdin\n"
     )
+
+
+def test_streamed_minibatches_beside_a_validation_split(in_tmp, monkeypatch):
+    import babynn_cli.core.rows as rows_module
+    import babynn_cli.data as data
+    from babynn_cli.core.problem import make_problem, make_streamed_problem
+
+    args = ("--val-frac", "0.25", "-b", "16", "-e", "12", "--lr", "0.01", "--tol", "0")
+    whole = run_json("fit", DIABETES, *args, "-o", "a.json")
+    streamed = run_json("fit", DIABETES, *args, "--stream", "-o", "b.json")
+    np.testing.assert_allclose(streamed["weights"], whole["weights"], rtol=1e-10)
+    assert streamed["val_loss"] == pytest.approx(whole["val_loss"], rel=1e-10)
+    # with blocks smaller than the data, the training rows are still read back exactly
+    monkeypatch.setattr(rows_module, "SHUFFLE_BLOCK_ROWS", 40)
+    monkeypatch.setattr(data, "STREAM_BLOCK_ROWS", 64)
+    source = data.stream(str(DIABETES))
+    streamed_problem = make_streamed_problem(
+        source.blocks, mapped=source.cached_rows, val_frac=0.25, seed=3
+    )
+    frame = pd.read_csv(DIABETES)
+    X, Y = frame.iloc[:, :-1].to_numpy(), frame.iloc[:, -1:].to_numpy()
+    in_memory = make_problem(X, Y, val_frac=0.25, seed=3)
+    train = streamed_problem.train
+    assert train.n_rows == in_memory.train.n_rows == 332  # 442 - round(0.25·442)
+    idx = train.order(np.random.default_rng(2))
+    assert sorted(idx) == list(range(332))
+    np.testing.assert_array_equal(train.targets(idx), in_memory.train.Y[idx])
+    np.testing.assert_allclose(train.rows(idx), in_memory.train.rows(idx), rtol=1e-12, atol=1e-13)
 
 
 @pytest.mark.parametrize(

@@ -61,7 +61,7 @@ def load_problem(
 
 def stream_wanted(data: DataOptions, model: ModelOptions, full_batch: bool, quiet: bool) -> bool:
     """--stream, checked against what can stream; or a source too large for the free memory."""
-    can = data.data != "-" and (full_batch or model.val_frac == 0)
+    can = data.data != "-"
     if data.scheduler is not None and not (
         can and full_batch and model.val_frac == 0 and not model.layers
     ):
@@ -71,10 +71,7 @@ def stream_wanted(data: DataOptions, model: ModelOptions, full_batch: bool, quie
         )
     asked = data.stream or data.scheduler is not None
     if asked and not can:
-        raise UsageError(
-            "--stream reads files, and trains at full batch with --val-frac: minibatches beside "
-            "a validation split need the rows in memory"
-        )
+        raise UsageError("--stream reads DATA again at each pass: it needs files, not stdin")
     if data.cache is not None and not asked:
         raise UsageError("--cache is where --stream keeps its copy of the rows: add --stream")
     if asked or not can:

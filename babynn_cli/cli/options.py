@@ -156,7 +156,7 @@ class DataOptions:
             "--stream",
             panel=DATA,
             help="Read DATA in blocks, never whole: memory stays flat however many rows (a "
-            "source too large for memory streams unasked). With --val-frac, full batch only.",
+            "source too large for memory streams unasked).",
         ),
     ] = False
     cache: Annotated[

@@ -215,10 +215,10 @@ def make_streamed_problem(
     at full batch make one more each). `mapped()`, called after those passes, gives the file the
     first pass copied the rows to, for minibatches. With `val_frac`, a first pass counts the
     rows, the same rows as in memory are held out (`held_out`), and the training and validation
-    rows each get their moments (minibatches then need the rows in memory)."""
-    val = None
+    rows each get their moments; minibatches read the training rows' places in the file."""
+    val, held = None, None
     if val_frac > 0:
-        assert raw is None and mapped is None
+        assert raw is None
         N = sum(len(X) for X, _ in blocks())
         held = held_out(N, n_validation_rows(N, val_frac), seed)
         if held is not None:
@@ -240,7 +240,8 @@ def make_streamed_problem(
     else:
         scaler = Standardizer.identity(m)
     file = None if mapped is None else mapped()
-    train = StreamedRows.of(blocks, raw, scaler.mean, scaler.scale, file)
+    in_file = None if held is None or file is None else np.flatnonzero(~held)
+    train = StreamedRows.of(blocks, raw, scaler.mean, scaler.scale, file, in_file)
     val_rows = None
     if val is not None:
         val_rows = StreamedRows.of(val[1], val[0], scaler.mean, scaler.scale)

@@ -89,7 +89,7 @@ class Rows:
 
 
 SHUFFLE_BLOCK_ROWS = 1 << 16  # streamed rows are shuffled within blocks of this many rows
-HELD_BLOCKS = 2  # blocks of a row file held in memory at once (a batch may straddle two)
+HELD_BLOCKS = 3  # blocks of a row file held at once (a batch may straddle two, three with a split)
 
 
 @dataclass(frozen=True)
@@ -121,6 +121,8 @@ class StreamedRows(Rows):
     empty). Networks and data with fewer rows than columns are not trained from streamed rows."""
 
     file: RowFile | None = field(default=None, compare=False)
+    # these rows' places in `file`, when they are not all its rows (a validation split)
+    in_file: np.ndarray | None = field(default=None, compare=False)
 
     @classmethod
     def of(
@@ -130,9 +132,10 @@ class StreamedRows(Rows):
         mean: np.ndarray,
         scale: np.ndarray,
         file: RowFile | None = None,
+        in_file: np.ndarray | None = None,
     ) -> StreamedRows:
         m, n = len(mean), len(raw.y_mean)
-        return cls(np.empty((0, m)), np.empty((0, n)), mean, scale, raw, blocks, file)
+        return cls(np.empty((0, m)), np.empty((0, n)), mean, scale, raw, blocks, file, in_file)
 
     @property
     def streamed(self) -> bool:
@@ -154,7 +157,8 @@ class StreamedRows(Rows):
     def order(self, rng: np.random.Generator) -> np.ndarray:
         """An epoch's order, read from the file in blocks: the blocks of SHUFFLE_BLOCK_ROWS rows
         in a random order, and the rows of each block in a random order (so a batch's rows come
-        from one block, or two where blocks meet). Data of one block gets the in-memory full
+        from one block, or two where blocks meet; counted among these rows, so with a validation
+        split a block spans a few more of the file's). Data of one block gets the in-memory full
         permutation, draw for draw."""
         N = self.n_rows
         if N <= SHUFFLE_BLOCK_ROWS:
@@ -176,6 +180,8 @@ class StreamedRows(Rows):
     def _gather(self, idx: np.ndarray) -> np.ndarray:
         """The raw rows idx ([x, y]), from the blocks they lie in (one or two, in `order`)."""
         assert self.file is not None
+        if self.in_file is not None:
+            idx = self.in_file[idx]
         which = idx // SHUFFLE_BLOCK_ROWS
         out = np.empty((len(idx), self.file.width))
         for b in np.unique(which):
