@@ -30,8 +30,8 @@ def load_problem(
     data: DataOptions, model: ModelOptions, quiet: bool = False, full_batch: bool = True
 ) -> tuple[Dataset | Stream, Problem]:
     """The dataset (or its stream) and the problem as trained (split, standardised); DataError
-    when it can't be. Streams with --stream, or unasked when the source is too large for memory
-    and the run can stream (the affine model at full batch, no validation split)."""
+    when it can't be. Streams with --stream or --scheduler, or unasked when the source (files,
+    not standard input) is too large for memory."""
     from babynn_cli import data as datamod
     from babynn_cli.core.problem import ProblemError, make_problem
 
@@ -60,7 +60,8 @@ def load_problem(
 
 
 def stream_wanted(data: DataOptions, model: ModelOptions, full_batch: bool, quiet: bool) -> bool:
-    """--stream, checked against what can stream; or a source too large for the free memory."""
+    """--stream or --scheduler, checked against what they can run; or a source too large for
+    the free memory."""
     can = data.data != "-"
     if data.scheduler is not None and not (
         can and full_batch and model.val_frac == 0 and not model.layers
