@@ -62,13 +62,17 @@ def client(scheduler: str) -> Iterator[Any]:
         logging.getLogger(name).setLevel(logging.CRITICAL + 1)
     address = address_of(scheduler)
     if address == "local":
-        cluster = LocalCluster(
-            n_workers=LOCAL_WORKERS,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            silence_logs=50,
-        )
+        try:
+            cluster = LocalCluster(
+                n_workers=LOCAL_WORKERS,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=50,
+            )
+        except BaseException:  # Ctrl-C while the workers start
+            _forget_half_started_clusters()
+            raise
         try:
             with Client(cluster) as c:
                 yield c
@@ -93,6 +97,16 @@ def client(scheduler: str) -> Iterator[Any]:
         yield c
     finally:
         c.close()
+
+
+def _forget_half_started_clusters() -> None:
+    """A LocalCluster interrupted while starting cannot be closed (Dask asserts its workers are
+    up), and Dask's exit hook would try, printing a traceback: forget it instead. Its worker
+    processes are this process's daemonic children and end with it."""
+    from distributed.deploy.spec import SpecCluster
+
+    for half_started in list(SpecCluster._instances):
+        SpecCluster._instances.discard(half_started)
 
 
 def _partition_sums(

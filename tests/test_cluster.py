@@ -226,3 +226,31 @@ def test_a_scheduler_without_workers_says_so(in_tmp, monkeypatch, tmp_path):
     finally:
         alone.terminate()
         alone.wait(timeout=30)
+
+
+def test_ctrl_c_stops_a_cluster_run_and_leaves_nothing_running(in_tmp):
+    import signal
+
+    import psutil
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300_000, 5))
+    frame = pd.DataFrame(np.column_stack([X, X.sum(axis=1)]), columns=[*"abcde", "y"])
+    frame.to_csv("big.csv", index=False)
+    run_ = subprocess.Popen(
+        [sys.executable, "-m", "babynn_cli", "fit", "big.csv", "--scheduler", "local"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=in_tmp,
+    )  # fmt: skip
+    parent = psutil.Process(run_.pid)
+    deadline = time.monotonic() + 60
+    while len(parent.children(recursive=True)) < 2:  # the workers have started
+        assert time.monotonic() < deadline and run_.poll() is None, run_.stderr
+        time.sleep(0.1)
+    started = parent.children(recursive=True)
+    run_.send_signal(signal.SIGINT)
+    _, err = run_.communicate(timeout=60)
+    assert run_.returncode == 130
+    assert err == "Interrupted.\n"
+    time.sleep(1)
+    assert [p.pid for p in started if p.is_running() and p.status() != psutil.STATUS_ZOMBIE] == []
+    assert not (in_tmp / "model.json").exists()
