@@ -99,6 +99,47 @@ def client(scheduler: str) -> Iterator[Any]:
         c.close()
 
 
+class NoWorkers(DataError):
+    """The cluster lost every worker and none came back."""
+
+
+def computed(c: Any, tasks: Any) -> list[Any]:
+    """Each partition's result, in order. Dask retries a task whose worker died; a cluster left
+    with no worker at all for CONNECT_SECONDS would wait for one forever, so that fails instead."""
+    from distributed import wait
+
+    futures = c.compute(tasks.to_delayed())
+    without_workers = 0.0
+    while True:
+        try:
+            wait(futures, timeout=1)
+            return c.gather(futures)
+        except TimeoutError:
+            if c.scheduler_info().get("workers"):
+                without_workers = 0.0
+                continue
+            without_workers += 1
+            if without_workers >= CONNECT_SECONDS:
+                c.cancel(futures)
+                raise NoWorkers(
+                    f"the Dask cluster has had no worker for {CONNECT_SECONDS} s (they died or "
+                    "left): start workers and run again"
+                ) from None
+
+
+def _first_row(c: Any, frame: Any) -> np.ndarray:
+    """The source's first row, the shift for every partition's sums: read from the first
+    partition only (from all only when that one is empty), its missing cells as 0 (any finite
+    shift is exact; one near the data keeps the digits)."""
+    for npartitions in (1, -1):
+        heads = computed(c, frame.head(1, npartitions=npartitions, compute=False))
+        rows = [h.to_numpy(dtype=np.float64) for h in heads if len(h)]
+        if rows:
+            row = rows[0][0]
+            return np.where(np.isfinite(row), row, 0.0)
+    raise DataError("the data has no rows")
+
+
 def _forget_half_started_clusters() -> None:
     """A LocalCluster interrupted while starting cannot be closed (Dask asserts its workers are
     up), and Dask's exit hook would try, printing a traceback: forget it instead. Its worker
@@ -163,7 +204,7 @@ def moments(
                 usecols=columns,
                 dtype=dict.fromkeys(columns, "float64"),
             )[columns]
-        shift_row = frame.head(1, npartitions=-1).to_numpy(dtype=np.float64)  # on the cluster
+        shift = _first_row(c, frame)
     except (ValueError, TypeError) as e:
         raise _located(e, parts, sep, features, targets, dropna) from None
 
@@ -173,7 +214,9 @@ def moments(
         nonlocal rows
         start = time.perf_counter()
         try:
-            results = c.compute(tasks.to_delayed(), sync=True)
+            results = computed(c, tasks)
+        except NoWorkers:
+            raise
         except (DataError, ValueError, TypeError) as e:
             raise _located(e, parts, sep, features, targets, dropna) from None
         except Exception as e:  # a worker lost, a scheduler gone: one line, not a traceback
@@ -189,12 +232,8 @@ def moments(
             )
         return pieces
 
-    if not len(shift_row):
-        raise DataError("the data has no rows")
     meta = (None, object)
-    sums = frame.map_partitions(
-        _partition_sums, features, targets, dropna, np.asarray(shift_row[0]), meta=meta
-    )
+    sums = frame.map_partitions(_partition_sums, features, targets, dropna, shift, meta=meta)
     pieces = run(sums, "1 (the moments)")
     if not pieces:
         raise DataError("every row has a missing value")
@@ -245,7 +284,9 @@ def predictions(
         tasks = frame.map_partitions(
             _partition_predictions, features, targets, model, meta=(None, object)
         )
-        results = c.compute(tasks.to_delayed(), sync=True)
+        results = computed(c, tasks)
+    except NoWorkers:
+        raise
     except (DataError, ValueError, TypeError) as e:
         raise _located(e, parts, sep, features, targets, False) from None
     except Exception as e:  # a worker lost, a scheduler gone: one line, not a traceback

@@ -254,3 +254,68 @@ def test_ctrl_c_stops_a_cluster_run_and_leaves_nothing_running(in_tmp):
     time.sleep(1)
     assert [p.pid for p in started if p.is_running() and p.status() != psutil.STATUS_ZOMBIE] == []
     assert not (in_tmp / "model.json").exists()
+
+
+def test_dropna_on_a_cluster_when_the_first_row_has_a_hole(in_tmp, scheduler):
+    frame = pd.read_csv(NOTES)
+    frame.loc[[0, 57], "x1"] = np.nan  # the first row too: no shift may carry a NaN
+    frame.to_csv("holes.csv", index=False)
+    here = run_json("fit", "holes.csv", "--dropna", "-o", "a.json")
+    there = run_json("fit", "holes.csv", "--dropna", "--scheduler", scheduler, "-o", "b.json")
+    assert there["n_train"] == here["n_train"] == 198
+    np.testing.assert_allclose(there["weights"], here["weights"], rtol=1e-10)
+    assert there["optimum_loss"] == pytest.approx(here["optimum_loss"], rel=1e-10)
+
+
+def test_a_cluster_that_loses_its_workers_fails_in_bounded_time(in_tmp, monkeypatch, tmp_path):
+    """The only worker dies inside a task (no nanny to restart it): one line, no hang."""
+    import importlib
+    import json
+    import os
+
+    import babynn_cli.cluster as cluster
+
+    # a partition function that kills its worker, importable by the driver, scheduler and worker
+    (tmp_path / "babynn_test_killer.py").write_text(
+        "import os\n\ndef die(*a, **k):\n    os._exit(1)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    killer = importlib.import_module("babynn_test_killer")
+    monkeypatch.setattr(cluster, "_partition_sums", killer.die)
+    monkeypatch.setattr(cluster, "CONNECT_SECONDS", 2)
+    file = tmp_path / "lossy.json"
+    dask = [sys.executable, "-m", "dask"]
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    quiet = {
+        "stdout": subprocess.DEVNULL,
+        "stderr": subprocess.DEVNULL,
+        "cwd": tmp_path,
+        "env": env,
+    }
+    procs = [
+        subprocess.Popen([*dask, "scheduler", "--host", "127.0.0.1", "--port", "0",
+                          "--no-dashboard", "--scheduler-file", str(file)], **quiet),
+        subprocess.Popen([*dask, "worker", "--scheduler-file", str(file), "--nthreads", "1",
+                          "--no-nanny", "--no-dashboard"], **quiet),
+    ]  # fmt: skip
+    try:
+        deadline, address = time.monotonic() + 60, None
+        while address is None:
+            assert time.monotonic() < deadline, "the dask scheduler did not start"
+            time.sleep(0.2)
+            with contextlib.suppress(OSError, ValueError, KeyError):
+                address = json.loads(file.read_text())["address"]
+        start = time.monotonic()
+        result = run("fit", NOTES, "--scheduler", address, "-o", "m.json")
+        assert time.monotonic() - start < 30
+        assert result.exit_code == 1
+        assert result.stderr == (
+            "Error: the Dask cluster has had no worker for 2 s (they died or left): start "
+            "workers and run again\n"
+        )
+        assert not (in_tmp / "m.json").exists()
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(timeout=30)
