@@ -127,6 +127,20 @@ def computed(c: Any, tasks: Any) -> list[Any]:
                 ) from None
 
 
+def _frame(parts: list[str], sep: str, columns: list[str]) -> Any:
+    """The parts' `columns` as a Dask DataFrame of float64: BLOCKSIZE of CSV per partition, or
+    Parquet files as Dask splits them."""
+    import dask.dataframe as dd
+
+    parquet = [p.lower().endswith(".parquet") for p in parts]
+    if any(parquet) and not all(parquet):
+        raise DataError("on a cluster the parts must be all CSV or all Parquet, not both")
+    if all(parquet):
+        return dd.read_parquet(parts, columns=columns)
+    dtype = dict.fromkeys(columns, "float64")
+    return dd.read_csv(parts, sep=sep, blocksize=BLOCKSIZE, usecols=columns, dtype=dtype)[columns]
+
+
 def _first_row(c: Any, frame: Any) -> np.ndarray:
     """The source's first row, the shift for every partition's sums: read from the first
     partition only (from all only when that one is empty), its missing cells as 0 (any finite
@@ -187,23 +201,8 @@ def moments(
     """The raw data's `Moments`, computed on the cluster behind client `c` in two passes over
     the parts' partitions. `said` hears one line per pass (rows, time, rate). A bad cell is
     found again on this machine, when the parts are readable here, to name its part and row."""
-    import dask.dataframe as dd
-
-    columns = [*features, *targets]
-    parquet = [p.lower().endswith(".parquet") for p in parts]
-    if any(parquet) and not all(parquet):
-        raise DataError("on a cluster the parts must be all CSV or all Parquet, not both")
     try:  # Dask reads a sample here, and the first row below
-        if all(parquet):
-            frame = dd.read_parquet(parts, columns=columns)
-        else:
-            frame = dd.read_csv(
-                parts,
-                sep=sep,
-                blocksize=BLOCKSIZE,
-                usecols=columns,
-                dtype=dict.fromkeys(columns, "float64"),
-            )[columns]
+        frame = _frame(parts, sep, [*features, *targets])
         shift = _first_row(c, frame)
     except (ValueError, TypeError) as e:
         raise _located(e, parts, sep, features, targets, dropna) from None
@@ -263,24 +262,9 @@ def predictions(
     """A saved model's predictions for every row of the parts, computed on the cluster behind
     client `c` partition by partition, and gathered here in the parts' order; the targets' rows
     too when `targets` (the model's, all present in DATA) are given, for the MSE and R²."""
-    import dask.dataframe as dd
-
     features = list(model.features)
-    columns = [*features, *targets]
-    parquet = [p.lower().endswith(".parquet") for p in parts]
-    if any(parquet) and not all(parquet):
-        raise DataError("on a cluster the parts must be all CSV or all Parquet, not both")
     try:
-        if all(parquet):
-            frame = dd.read_parquet(parts, columns=columns)
-        else:
-            frame = dd.read_csv(
-                parts,
-                sep=sep,
-                blocksize=BLOCKSIZE,
-                usecols=columns,
-                dtype=dict.fromkeys(columns, "float64"),
-            )[columns]
+        frame = _frame(parts, sep, [*features, *targets])
         tasks = frame.map_partitions(
             _partition_predictions, features, targets, model, meta=(None, object)
         )

@@ -502,7 +502,7 @@ class _BlockCache:
                 "minibatches read from it; choose another folder with --cache DIR"
             )
         rows = self.path.stat().st_size // (8 * self.width)
-        return RowFile(str(self.path), rows, self.m, self.width)
+        return RowFile(str(self.path), rows, self.width)
 
     def _read(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         block = STREAM_BLOCK_ROWS * self.width

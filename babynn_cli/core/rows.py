@@ -100,8 +100,7 @@ class RowFile:
 
     path: str
     n_rows: int
-    m: int  # features; the rest of each row are targets
-    width: int
+    width: int  # features, then targets
 
     def block(self, b: int) -> np.ndarray:
         """Block b's rows, (≤ SHUFFLE_BLOCK_ROWS, width), read from the file."""
@@ -118,7 +117,7 @@ class StreamedRows(Rows):
     `blocks`, which reads the raw rows again, block by block, whenever another pass is needed.
     For minibatches the rows are read from `file`, the stream's binary copy, a block at a time,
     in the order `order` draws; at full batch no rows are read but the passes' (X and Y are
-    empty). Networks and data with fewer rows than columns are not trained from streamed rows."""
+    empty), which a network's full-batch epochs make one more of each (`core.model`)."""
 
     file: RowFile | None = field(default=None, compare=False)
     # these rows' places in `file`, when they are not all its rows (a validation split)
