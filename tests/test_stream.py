@@ -161,6 +161,9 @@ def test_each_pass_says_what_it_read(in_tmp):
     passes = [line for line in result.stderr.splitlines() if line.startswith("stream pass")]
     assert [p.split(":")[0] for p in passes] == ["stream pass 1", "stream pass 2"]
     assert all("200 rows in" in p and "rows/s" in p for p in passes)
+    header = f"{NOTES} (streamed: read in blocks, never whole): 200 training rows"
+    assert header in result.stderr
+    assert "streamed" not in run("fit", NOTES, "-o", "w.json").stderr  # only when it is
 
 
 def test_the_second_pass_reads_a_binary_cache_that_is_removed_afterwards(in_tmp, monkeypatch):

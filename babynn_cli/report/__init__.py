@@ -53,6 +53,11 @@ def one_line(text: str) -> str:
     return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
 
 
+def _streamed(problem: Problem) -> str:
+    """What the header says of rows that were never in memory whole."""
+    return " (streamed: read in blocks, never whole)" if problem.train.streamed else ""
+
+
 def fmt(x: float | None, digits: int = 6) -> str:
     """A number for a table: significant digits, '-' for missing."""
     if x is None or (isinstance(x, float) and math.isnan(x)):
@@ -87,7 +92,8 @@ class Reporter:
         what += [f"{saved} saved model(s)"] if saved else []
         held = f", {problem.n_val} held out for validation" if problem.n_val else ""
         self.status(
-            f"{name}: {problem.n_train} training rows{held}; {' and '.join(what)} against the "
+            f"{name}{_streamed(problem)}: {problem.n_train} training rows{held}; "
+            f"{' and '.join(what)} against the "
             "least-squares optimum" + ("" if configs else " (nothing trained)")
         )
 
@@ -135,7 +141,7 @@ class Reporter:
         name = "standard input" if source == "-" else source
         val = f", {problem.n_val} held out for validation" if problem.n_val else ""
         self.status(
-            f"{name}: {problem.n_train} training rows{val}; "
+            f"{name}{_streamed(problem)}: {problem.n_train} training rows{val}; "
             f"{len(features)} feature(s) → {', '.join(targets)}"
         )
         if batch_size is None or batch_size >= problem.n_train:
