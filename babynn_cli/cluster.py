@@ -1,12 +1,13 @@
-"""The moments on a Dask cluster: the only module that imports Dask (lazily: it takes seconds).
+"""Work on a Dask cluster: the only module that imports Dask (lazily: it takes seconds).
 
 Full-batch descent on the affine model needs only the data's centred moments, a sum over rows, so
 a cluster computes them where the data is: `dask.dataframe` reads the source's parts (CSV or
 Parquet) in partitions, each partition's checked rows become a `MomentSum` (all moved by one shift,
 the source's first row, so large means keep their digits), and this machine merges them as a
 balanced tree; a second pass computes L* output by output. The fit then goes on exactly as on one
-machine. Workers must be able to import babynn (installed in their environment), since the
-partition functions are babynn's, and to read the source's paths.
+machine. `predict --scheduler` has the workers predict, partition by partition. Workers must be
+able to import babynn (installed in their environment), since the partition functions are
+babynn's, and to read the source's paths.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from babynn_cli.core.moments import Moments, MomentSum, merged_pairwise
 from babynn_cli.data import checked_frame, first_problem
 from babynn_cli.errors import DataError, UsageError
 
-CONNECT_SECONDS = 10  # an unreachable scheduler fails after this long
+CONNECT_SECONDS = (
+    10  # an unreachable scheduler, or a cluster without workers, fails after this long
+)
 BLOCKSIZE = "32MB"  # of CSV text per partition (Dask rounds the count down)
 LOCAL_WORKERS = 2
 
@@ -82,9 +85,9 @@ def client(scheduler: str) -> Iterator[Any]:
     try:
         c = Client(address, timeout=f"{CONNECT_SECONDS}s")
     except (OSError, TimeoutError, ValueError) as e:
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise DataError(
-            f"cannot reach the Dask scheduler at {address} within {CONNECT_SECONDS} s: {reason}"
+            f"cannot reach the Dask scheduler at {address} within {CONNECT_SECONDS} s: "
+            f"{_first_line(e)}"
         ) from None
     try:
         try:

@@ -100,7 +100,8 @@ def load_stream(
 ) -> tuple[Stream, Problem]:
     """The problem from a stream of blocks: one pass for the moments, one for L* (the final loss
     comes from the moments); each pass says how many rows it read and how fast. Minibatches read
-    the rows from the first pass's binary copy, mapped from its file."""
+    the rows from the first pass's binary copy, in shuffled blocks; a validation split costs one
+    more pass (to count the rows) and its own two."""
     from babynn_cli import data as datamod
     from babynn_cli.core.problem import ProblemError, make_streamed_problem
 
