@@ -456,7 +456,8 @@ class _BlockCache:
         try:
             folder = tempfile.mkdtemp(prefix="babynn-stream-", dir=under)
         except OSError as e:
-            raise DataError(f"cannot keep the stream's cache in '{under}': {e.strerror}") from None
+            where = under if under is not None else tempfile.gettempdir()
+            raise DataError(f"cannot keep the stream's cache in '{where}': {e.strerror}") from None
         self.path = Path(folder) / "rows.f64"
         self.width = 0
         self.complete = False
