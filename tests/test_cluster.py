@@ -319,3 +319,10 @@ def test_a_cluster_that_loses_its_workers_fails_in_bounded_time(in_tmp, monkeypa
             p.terminate()
         for p in procs:
             p.wait(timeout=30)
+
+
+@pytest.mark.parametrize("command", ["fit", "sweep-lr", "compare", "predict"])
+def test_help_names_the_extra_the_cluster_needs(command):
+    result = run(command, "--help")
+    assert result.exit_code == 0
+    assert "--scheduler" in result.stdout and "'babynn[dask]'" in result.stdout

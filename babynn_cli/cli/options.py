@@ -177,7 +177,8 @@ class DataOptions:
             panel=DATA,
             help="Compute the moments on a Dask cluster: its scheduler's address "
             "(tcp://host:8786), 'env' for $DASK_SCHEDULER_ADDRESS, or 'local' for two worker "
-            "processes on this machine. Streams (see --stream); needs babynn[dask].",
+            "processes on this machine. Streams (see --stream); needs "
+            "pip install 'babynn\\[dask]'.",
         ),
     ] = None
 

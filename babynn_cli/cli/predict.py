@@ -54,7 +54,7 @@ def predict(
             panel=DATA,
             help="Predict on a Dask cluster (tcp://host:8786, 'env' or 'local', as for fit): "
             "the workers read DATA and predict, this machine writes one CSV in DATA's row "
-            "order. Needs babynn[dask].",
+            "order. Needs pip install 'babynn\\[dask]'.",
             show_default=False,
         ),
     ] = None,
