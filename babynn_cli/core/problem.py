@@ -216,14 +216,13 @@ def make_streamed_problem(
     first pass copied the rows to, for minibatches. With `val_frac`, a first pass counts the
     rows, the same rows as in memory are held out (`held_out`), and the training and validation
     rows each get their moments; minibatches read the training rows' places in the file."""
-    val, held = None, None
+    held, val_blocks = None, None
     if val_frac > 0:
         assert raw is None
         N = sum(len(X) for X, _ in blocks())
         held = held_out(N, n_validation_rows(N, val_frac), seed)
         if held is not None:
             val_blocks, blocks = _masked(blocks, held), _masked(blocks, ~held)
-            val = Moments.of_blocks(val_blocks), val_blocks
     if raw is None:
         raw = Moments.of_blocks(blocks)
     m, n = raw.xx.shape[0], len(raw.y_mean)
@@ -242,11 +241,11 @@ def make_streamed_problem(
     file = None if mapped is None else mapped()
     in_file = None if held is None or file is None else np.flatnonzero(~held)
     train = StreamedRows.of(blocks, raw, scaler.mean, scaler.scale, file, in_file)
-    val_rows = None
-    if val is not None:
-        val_rows = StreamedRows.of(val[1], val[0], scaler.mean, scaler.scale)
+    val = None
+    if val_blocks is not None:
+        val = StreamedRows.of(val_blocks, Moments.of_blocks(val_blocks), scaler.mean, scaler.scale)
     model = MLP(m, tuple(hidden), n, activation) if hidden else AffineModel(m, n, intercept)
-    return Problem(train, val_rows, scaler, standardize, model)
+    return Problem(train, val, scaler, standardize, model)
 
 
 @dataclass(frozen=True)
