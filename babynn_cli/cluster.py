@@ -30,6 +30,7 @@ CONNECT_SECONDS = (
 )
 BLOCKSIZE = "32MB"  # of CSV text per partition (Dask rounds the count down)
 LOCAL_WORKERS = 2
+UNREADABLE = (FileNotFoundError, PermissionError, IsADirectoryError)  # a part, seen by a worker
 
 
 def require_dask() -> None:
@@ -41,6 +42,22 @@ def require_dask() -> None:
         raise UsageError(
             "--scheduler needs Dask, which is not installed: pip install 'babynn[dask]'"
         ) from None
+
+
+def worker_parts(source: str) -> list[str]:
+    """The parts of `source` for the workers to read: files, not standard input or a sample
+    that lives inside babynn."""
+    from babynn_cli.data import SAMPLE, STDIN, source_parts
+
+    if source == STDIN:
+        raise UsageError("--scheduler reads DATA on the workers: it needs files, not stdin")
+    if source.startswith(SAMPLE):
+        name = source.removeprefix(SAMPLE)
+        raise UsageError(
+            f"--scheduler reads DATA on the workers: write the sample to a file first "
+            f"(babynn sample {name} -o {name}.csv)"
+        )
+    return source_parts(source)
 
 
 def address_of(scheduler: str) -> str:
@@ -207,7 +224,7 @@ def moments(
     try:  # Dask reads a sample here, and the first row below
         frame = _frame(parts, sep, [*features, *targets])
         shift = _first_row(c, frame)
-    except (ValueError, TypeError) as e:
+    except (*UNREADABLE, ValueError, TypeError) as e:
         raise _located(e, parts, sep, features, targets, dropna) from None
 
     rows = 0
@@ -219,7 +236,7 @@ def moments(
             results = computed(c, tasks)
         except NoWorkers:
             raise
-        except (DataError, ValueError, TypeError) as e:
+        except (DataError, *UNREADABLE, ValueError, TypeError) as e:
             raise _located(e, parts, sep, features, targets, dropna) from None
         except Exception as e:  # a worker lost, a scheduler gone: one line, not a traceback
             raise DataError(f"the Dask cluster failed during {what}: {_first_line(e)}") from None
@@ -274,7 +291,7 @@ def predictions(
         results = computed(c, tasks)
     except NoWorkers:
         raise
-    except (DataError, ValueError, TypeError) as e:
+    except (DataError, *UNREADABLE, ValueError, TypeError) as e:
         raise _located(e, parts, sep, features, targets, False) from None
     except Exception as e:  # a worker lost, a scheduler gone: one line, not a traceback
         raise DataError(f"the Dask cluster failed while predicting: {_first_line(e)}") from None

@@ -326,3 +326,14 @@ def test_help_names_the_extra_the_cluster_needs(command):
     result = run(command, "--help")
     assert result.exit_code == 0
     assert "--scheduler" in result.stdout and "'babynn[dask]'" in result.stdout
+
+
+@pytest.mark.parametrize("command", [("fit",), ("predict", "m.json")])
+def test_a_sample_must_be_written_out_for_the_workers(in_tmp, command):
+    assert run("fit", NOTES, "-q", "-o", "m.json").exit_code == 0
+    result = run(*command, "sample:notes_example", "--scheduler", "local")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "Error: --scheduler reads DATA on the workers: write the sample to a file first "
+        "(babynn sample notes_example -o notes_example.csv)\n"
+    )

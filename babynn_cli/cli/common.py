@@ -131,12 +131,11 @@ def cluster_moments(data: DataOptions, source: Stream, quiet: bool) -> Moments:
     """The source's moments computed on the Dask cluster of --scheduler; the client (and a
     LocalCluster it started) closes when the command ends."""
     from babynn_cli import cluster
-    from babynn_cli import data as datamod
 
     cluster.require_dask()
+    parts = cluster.worker_parts(data.data)
     c = COMMAND_RESOURCES.enter_context(cluster.client(data.scheduler or "local"))
     said = None if quiet else (lambda line: typer.echo(line, err=True))
-    parts = datamod.source_parts(data.data)
     return cluster.moments(
         c, parts, data.separator, source.features, source.targets, data.dropna, said
     )

@@ -18,7 +18,7 @@ from babynn_cli.cli.options import (
     option,
     reports_errors,
 )
-from babynn_cli.errors import DataError, UsageError
+from babynn_cli.errors import DataError
 
 
 @app.command(
@@ -112,9 +112,7 @@ def _on_cluster(scheduler: str, data: str, sep: str, saved: Any) -> tuple[Any, A
     from babynn_cli.cli.options import COMMAND_RESOURCES
 
     cluster.require_dask()
-    if data == "-":
-        raise UsageError("--scheduler reads DATA on the workers: it needs files, not stdin")
-    parts = datamod.source_parts(data)
+    parts = cluster.worker_parts(data)
     header = datamod.read_header(datamod.open_source(parts[0], sep))
     missing = [c for c in saved.features if c not in header]
     if missing:
