@@ -99,13 +99,16 @@ def client(scheduler: str) -> Iterator[Any]:
         finally:
             cluster.close()
         return
+    if not address.strip():  # Dask would start a cluster of its own for an empty address
+        raise UsageError("--scheduler needs an address (tcp://host:8786), 'env' or 'local'")
     try:
         c = Client(address, timeout=f"{CONNECT_SECONDS}s")
-    except (OSError, TimeoutError, ValueError) as e:
-        raise DataError(
-            f"cannot reach the Dask scheduler at {address} within {CONNECT_SECONDS} s: "
-            f"{_first_line(e)}"
+    except ValueError as e:  # not an address at all: a bad option value
+        raise UsageError(
+            f"--scheduler '{address}' is not a scheduler's address: {_first_line(e)}"
         ) from None
+    except (OSError, TimeoutError) as e:
+        raise DataError(f"cannot reach the Dask scheduler at {address}: {_first_line(e)}") from None
     try:
         try:
             c.wait_for_workers(1, timeout=CONNECT_SECONDS)

@@ -337,3 +337,20 @@ def test_a_sample_must_be_written_out_for_the_workers(in_tmp, command):
         "Error: --scheduler reads DATA on the workers: write the sample to a file first "
         "(babynn sample notes_example -o notes_example.csv)\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("address", "message"),
+    [
+        ("", "Error: --scheduler needs an address (tcp://host:8786), 'env' or 'local'\n"),
+        ("  ", "Error: --scheduler needs an address (tcp://host:8786), 'env' or 'local'\n"),
+        ("garbage://x:1", "Error: --scheduler 'garbage://x:1' is not a scheduler's address: "),
+        ("tcp://127.0.0.1:port", "Error: --scheduler 'tcp://127.0.0.1:port' is not a scheduler's"),
+    ],
+)
+@pytest.mark.parametrize("command", [("fit",), ("predict", "m.json")])
+def test_what_is_not_an_address_is_a_usage_error(in_tmp, command, address, message):
+    assert run("fit", NOTES, "-q", "-o", "m.json").exit_code == 0
+    result = run(*command, NOTES, "--scheduler", address)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(message) and result.stderr.count("\n") == 1

@@ -134,7 +134,8 @@ def cluster_moments(data: DataOptions, source: Stream, quiet: bool) -> Moments:
 
     cluster.require_dask()
     parts = cluster.worker_parts(data.data)
-    c = COMMAND_RESOURCES.enter_context(cluster.client(data.scheduler or "local"))
+    assert data.scheduler is not None
+    c = COMMAND_RESOURCES.enter_context(cluster.client(data.scheduler))
     said = None if quiet else (lambda line: typer.echo(line, err=True))
     return cluster.moments(
         c, parts, data.separator, source.features, source.targets, data.dropna, said
