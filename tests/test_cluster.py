@@ -151,6 +151,7 @@ def test_without_dask_the_flag_names_the_extra(in_tmp, monkeypatch):
     [
         (("--hidden", "4"), "Error: --scheduler trains the affine model at full batch"),
         (("-b", "8"), "Error: --scheduler trains the affine model at full batch"),
+        (("--val-frac", "0.2"), "Error: --scheduler trains the affine model at full batch"),
     ],
 )
 def test_what_a_cluster_cannot_train_says_so(in_tmp, args, message):
