@@ -164,17 +164,17 @@ def _frame(parts: list[str], sep: str, columns: list[str]) -> Any:
     return dd.read_csv(parts, sep=sep, blocksize=BLOCKSIZE, usecols=columns, dtype=dtype)[columns]
 
 
-def _first_row(c: Any, frame: Any) -> np.ndarray:
+def _first_row(c: Any, frame: Any) -> np.ndarray | None:
     """The source's first row, the shift for every partition's sums: read from the first
     partition only (from all only when that one is empty), its missing cells as 0 (any finite
-    shift is exact; one near the data keeps the digits)."""
+    shift is exact; one near the data keeps the digits); None when there are no rows."""
     for npartitions in (1, -1):
         heads = computed(c, frame.head(1, npartitions=npartitions, compute=False))
         rows = [h.to_numpy(dtype=np.float64) for h in heads if len(h)]
         if rows:
             row = rows[0][0]
             return np.where(np.isfinite(row), row, 0.0)
-    raise DataError("the data has no rows")
+    return None
 
 
 def _forget_half_started_clusters() -> None:
@@ -224,25 +224,20 @@ def moments(
     """The raw data's `Moments`, computed on the cluster behind client `c` in two passes over
     the parts' partitions. `said` hears one line per pass (rows, time, rate). A bad cell is
     found again on this machine, when the parts are readable here, to name its part and row."""
-    try:  # Dask reads a sample here, and the first row below
+    # Dask reads a sample here, and the first row below
+    with _failures_said("while reading the first row", parts, sep, features, targets, dropna):
         frame = _frame(parts, sep, [*features, *targets])
         shift = _first_row(c, frame)
-    except (*UNREADABLE, ValueError, TypeError) as e:
-        raise _located(e, parts, sep, features, targets, dropna) from None
+    if shift is None:
+        raise DataError("the data has no rows")
 
     rows = 0
 
     def run(tasks: Any, what: str) -> list[Any]:
         nonlocal rows
         start = time.perf_counter()
-        try:
+        with _failures_said(f"during {what}", parts, sep, features, targets, dropna):
             results = computed(c, tasks)
-        except NoWorkers:
-            raise
-        except (DataError, *UNREADABLE, ValueError, TypeError) as e:
-            raise _located(e, parts, sep, features, targets, dropna) from None
-        except Exception as e:  # a worker lost, a scheduler gone: one line, not a traceback
-            raise DataError(f"the Dask cluster failed during {what}: {_first_line(e)}") from None
         pieces = [piece for chunk in results for piece in chunk]
         rows = rows or sum(p.n for p in pieces)
         if said is not None:
@@ -286,23 +281,38 @@ def predictions(
     client `c` partition by partition, and gathered here in the parts' order; the targets' rows
     too when `targets` (the model's, all present in DATA) are given, for the MSE and R²."""
     features = list(model.features)
-    try:
+    with _failures_said("while predicting", parts, sep, features, targets, False):
         frame = _frame(parts, sep, [*features, *targets])
         tasks = frame.map_partitions(
             _partition_predictions, features, targets, model, meta=(None, object)
         )
         results = computed(c, tasks)
-    except NoWorkers:
-        raise
-    except (DataError, *UNREADABLE, ValueError, TypeError) as e:
-        raise _located(e, parts, sep, features, targets, False) from None
-    except Exception as e:  # a worker lost, a scheduler gone: one line, not a traceback
-        raise DataError(f"the Dask cluster failed while predicting: {_first_line(e)}") from None
     pieces = [piece for chunk in results for piece in chunk]
     if not sum(len(y) for y, _ in pieces):
         raise DataError("the data has no rows")
     Y_hat = np.concatenate([y for y, _ in pieces])
     return Y_hat, (np.concatenate([t for _, t in pieces]) if targets else None)
+
+
+@contextmanager
+def _failures_said(
+    when: str,
+    parts: list[str],
+    sep: str,
+    features: list[str],
+    targets: list[str],
+    dropna: bool,
+) -> Iterator[None]:
+    """What goes wrong on the cluster as one DataError: bad data named by part and row
+    (`_located`), anything else (a worker lost, a scheduler gone) in Dask's first line."""
+    try:
+        yield
+    except NoWorkers:
+        raise
+    except (DataError, *UNREADABLE, ValueError, TypeError) as e:
+        raise _located(e, parts, sep, features, targets, dropna) from None
+    except Exception as e:
+        raise DataError(f"the Dask cluster failed {when}: {_first_line(e)}") from None
 
 
 def _located(

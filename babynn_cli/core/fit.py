@@ -106,16 +106,13 @@ def evaluate(problem: Problem, params: Params, rows: Rows) -> tuple[float, np.nd
     if problem.affine:
         return rows.moments.loss_and_r2(params)
     raw = rows.raw_moments  # a network: one pass for each output's squared error
-    assert raw is not None and raw.spread_per_output is not None
+    assert raw is not None
     sse = np.zeros(len(raw.y_mean))
     for X, Y in rows.passes():
         R = Y - predict_raw(problem, params, X)
         sse += np.einsum("ij,ij->j", R, R)
     per_output = sse / rows.n_rows
-    spread = raw.spread_per_output
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r2 = np.where(spread > 0, 1.0 - per_output / spread, np.nan)
-    return float(per_output.sum()), r2
+    return float(per_output.sum()), raw.r2(per_output)
 
 
 def fit(

@@ -208,10 +208,15 @@ class Moments:
             d = d - params["w0"]
         excess = ((self.xx @ E + 2 * self.res) * E).sum(axis=0) + d * d  # per output
         per_output = self.optimum_per_output + np.maximum(excess, 0.0)
+        return float(per_output.sum()), self.r2(per_output)
+
+    def r2(self, per_output: np.ndarray) -> np.ndarray:
+        """Each output's R² = 1 − loss/variance, given each output's loss (nan for a constant
+        target)."""
+        assert self.spread_per_output is not None
         spread = self.spread_per_output
         with np.errstate(divide="ignore", invalid="ignore"):
-            r2 = np.where(spread > 0, 1.0 - per_output / spread, np.nan)
-        return float(per_output.sum()), r2
+            return np.where(spread > 0, 1.0 - per_output / spread, np.nan)
 
     @property
     def finite(self) -> bool:

@@ -153,17 +153,21 @@ def make_problem(
             f"values up to {biggest:.3g}, whose squares overflow double precision; rescale "
             "the columns (divide them by a power of ten) and try again"
         )
-    center = intercept or bool(hidden)  # a network's biases absorb the shift
-    if standardize:
-        scaler = Standardizer.from_statistics(raw.x_mean, raw.variance, center=center)
-    else:
-        scaler = Standardizer.identity(m)
+    scaler = _scaler(raw, standardize, center=intercept or bool(hidden))
     train = Rows(X_tr, Y_tr, scaler.mean, scaler.scale, raw)
     val = None
     if X_va is not None and Y_va is not None:
         val = Rows(X_va, Y_va, scaler.mean, scaler.scale)
     model = MLP(m, tuple(hidden), n, activation) if hidden else AffineModel(m, n, intercept)
     return Problem(train, val, scaler, standardize, model)
+
+
+def _scaler(raw: Moments, standardize: bool, center: bool) -> Standardizer:
+    """The training rows' standardisation (`center`: subtract the mean; a network's biases and
+    the affine model's w0 absorb the shift), or none."""
+    if standardize:
+        return Standardizer.from_statistics(raw.x_mean, raw.variance, center=center)
+    return Standardizer.identity(len(raw.x_mean))
 
 
 def held_out(N: int, n_val: int, seed: int) -> np.ndarray | None:
@@ -233,11 +237,7 @@ def make_streamed_problem(
             "values whose squares overflow double precision; rescale the columns (divide them "
             "by a power of ten) and try again"
         )
-    center = intercept or bool(hidden)  # a network's biases absorb the shift
-    if standardize:
-        scaler = Standardizer.from_statistics(raw.x_mean, raw.variance, center=center)
-    else:
-        scaler = Standardizer.identity(m)
+    scaler = _scaler(raw, standardize, center=intercept or bool(hidden))
     file = None if mapped is None else mapped()
     in_file = None if held is None or file is None else np.flatnonzero(~held)
     train = StreamedRows.of(blocks, raw, scaler.mean, scaler.scale, file, in_file)
