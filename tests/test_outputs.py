@@ -145,7 +145,10 @@ def test_sigterm_during_training_stops_like_ctrl_c_and_saves(tmp_path):
         ["fit", NOTES, "-b", 1, "--epochs", 10**6, "--tol", 0, "--lr", 0.001, "-o", "m.json"],
         tmp_path,
     )
-    time.sleep(3)  # past the imports, into the epochs
+    deadline = time.monotonic() + 60  # the header is printed once the data is loaded
+    while not proc.stderr.readline().startswith("method:"):
+        assert time.monotonic() < deadline and proc.poll() is None, "fit did not start"
+    time.sleep(1)  # into the epochs
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 143, stderr
