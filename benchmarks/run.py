@@ -22,7 +22,7 @@ import textwrap
 import time
 from pathlib import Path
 
-import numpy as np
+import sgd
 from datasets import linear_csv
 
 HERE = Path(__file__).resolve().parent
@@ -101,19 +101,6 @@ seconds = time.perf_counter() - start
 print(json.dumps({"loss": float(np.mean((y - model.predict(X)) ** 2)), "epochs": int(model.n_iter_),
                   "seconds": seconds}))
 """
-SGD_EPOCH = """
-import sys, json, time, numpy as np, pandas as pd
-from sklearn.linear_model import SGDRegressor
-frame = pd.read_csv(sys.argv[1])
-X = frame.iloc[:, :-1].to_numpy(); X = (X - X.mean(0)) / X.std(0); y = frame.iloc[:, -1].to_numpy()
-model = SGDRegressor(random_state=0, learning_rate="constant", eta0=1e-4)
-model.partial_fit(X[:1000], y[:1000])
-best = 1e9
-for _ in range(3):
-    start = time.perf_counter(); model.partial_fit(X, y)
-    best = min(best, time.perf_counter() - start)
-print(json.dumps({"samples_per_second": len(X) / best}))
-"""
 TORCH_GD = """
 import sys, json, numpy as np, pandas as pd, torch
 torch.set_num_threads(2)
@@ -177,11 +164,13 @@ def main() -> None:
             lr_t, _, _ = timed([*script(LINEAR_REGRESSION), str(narrow)], a.repeat, tmp)
             row("1", "fit / sklearn LinearRegression script", fit_t / lr_t, "report")
             sgd_t, out, _ = timed([*script(SGD), str(narrow)], a.repeat, tmp)
-            sgd = json.loads(out)
-            sgd_gap = (sgd["loss"] - optimum) / optimum
+            sgd_fit = json.loads(out)
+            sgd_gap = (sgd_fit["loss"] - optimum) / optimum
             results["sgdregressor_relative_gap"] = sgd_gap
             row("1", "fit / sklearn SGDRegressor script", fit_t / sgd_t, "report")
-            lines.append(("", f"  SGDRegressor: {sgd['epochs']} epochs, gap {sgd_gap:.1e}", "", ""))
+            lines.append(
+                ("", f"  SGDRegressor: {sgd_fit['epochs']} epochs, gap {sgd_gap:.1e}", "", "")
+            )
         if torch:
             epochs = str(fitted["epochs_run"])
             torch_t, out, _ = timed([*script(TORCH_GD), str(narrow), epochs, "0.5"], a.repeat, tmp)
@@ -220,23 +209,20 @@ def main() -> None:
         imports, _, _ = timed([PY, "-c", "import typer, rich"], a.repeat + 4, tmp)
         row("6", "babynn --version / import typer, rich", version / imports, "≤ 1.5")
 
-        # 7. minibatch throughput against SGDRegressor's
-        mb = [bab, "fit", str(narrow), "--tol", "0", "--json", "-q", "--lr", "0.01"]
-        _, out, _ = timed([*mb, "-b", "256", "--epochs", "3"], 1, tmp)
-        seconds = np.diff([h["seconds"] for h in json.loads(out)["history"]])
-        ours_256 = rows / float(seconds.min())
-        results["batch256_samples_per_second"] = ours_256
-        small = linear_csv(rows // 10, 10)
-        mb[2] = str(small)
-        _, out, _ = timed([*mb, "-b", "1", "--epochs", "1"], 1, tmp)
-        ours_1 = (rows // 10) / float(json.loads(out)["history"][1]["seconds"])
-        results["batch1_samples_per_second"] = ours_1
+        # 7. stochastic and minibatch throughput against SGDRegressor's (benchmarks/sgd.py: more)
         if sklearn:
-            _, out, _ = timed([*script(SGD_EPOCH), str(narrow)], 1, tmp)
-            theirs = json.loads(out)["samples_per_second"]
+            theirs = sgd.peer(sgd.SGD_REGRESSOR, narrow, 3)
             results["sgdregressor_samples_per_second"] = theirs
-            row("7", "batch 256 samples/s / SGDRegressor's", ours_256 / theirs, "≥ 10")
-            row("7", "batch 1 samples/s / SGDRegressor's", ours_1 / theirs, "report")
+            compiled = sgd.compiled_installed()
+            for batch, numpy_limit, limit in ((1, "≥ 0.5", "≥ 1.0"), (32, "report", "report"),
+                                              (256, "report", "≥ 5")):  # fmt: skip
+                ours = sgd.babynn(narrow, rows, batch, 3, compiled=False)
+                row("7", f"batch {batch} samples/s / SGDRegressor's, numpy", ours / theirs,
+                    numpy_limit)  # fmt: skip
+                if compiled:
+                    ours = sgd.babynn(narrow, rows, batch, 3, compiled=True)
+                    row("7", f"batch {batch} samples/s / SGDRegressor's, babynn[fast]",
+                        ours / theirs, limit)  # fmt: skip
 
     width = max(len(w) for _, w, _, _ in lines)
     print(f"{rows} rows; best of {a.repeat}; skipped: {', '.join(skipped) or 'nothing'}")

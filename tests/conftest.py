@@ -17,6 +17,21 @@ TWO = SAMPLES / "two_outputs.csv"
 DIABETES = SAMPLES / "diabetes.csv"
 
 
+@pytest.fixture(params=["numpy", "compiled"])
+def descent_path(request, monkeypatch):
+    """Minibatch descent of the affine model both ways: numpy's batch maps, and the compiled loop
+    (numba, babynn[fast]; skipped where it is not installed)."""
+    from babynn_cli.core import compiled
+
+    if request.param == "numpy":
+        monkeypatch.setattr(compiled, "kernel", lambda: None)
+    elif compiled.kernel() is None:
+        pytest.skip("numba is not installed")
+    else:
+        monkeypatch.setattr(compiled, "pays", lambda *_: True)  # whatever the run
+    return request.param
+
+
 def run(*args: str | Path, input: str | None = None):
     """Invoke the CLI in-process; stdout and stderr are kept apart."""
     return CliRunner().invoke(app, [str(a) for a in args], input=input)

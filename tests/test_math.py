@@ -141,7 +141,7 @@ class DirectAffine(AffineModel):
     def evaluator(self, data):
         return lambda p: self.losses(p, data.X, data.Y)
 
-    def descent(self, data, batch_size, rng):
+    def descent(self, data, batch_size, rng, epochs=None, runs=1):
         return plain_descent(self, data, batch_size, rng, exact=True)  # the rule as written
 
 
@@ -275,6 +275,75 @@ def test_minibatch_epochs_as_products_of_maps_give_the_batch_by_batch_iterates(b
     for name in fast.params:
         np.testing.assert_allclose(fast.params[name], plain.params[name], rtol=1e-11, atol=1e-13)
     np.testing.assert_allclose(fast.history.train_loss, plain.history.train_loss, rtol=1e-11)
+
+
+@pytest.mark.parametrize(("batch", "intercept"), [(1, True), (3, True), (1, False)])
+def test_per_sample_descent_is_the_update_applied_row_after_row(batch, intercept, descent_path):
+    """Stochastic descent as babynn runs it (numpy: maps tracked over runs of batches, composed;
+    or the compiled loop) against the notes' update written as a Python loop over the shuffled
+    rows, one batch at a time: the same order from the same seed, the same iterates to 1e-12."""
+    from babynn_cli.core.schedules import Inverse
+    from babynn_cli.core.train import TrainSettings, train
+
+    rng = np.random.default_rng(8)
+    N, m = 301, 3  # several tracked maps, the last one and the last batch short
+    X = rng.normal(size=(N, m)) * [1, 2, 0.5] + [0.3, -1, 2]
+    Y = X @ rng.normal(size=(m, 1)) + 1 + 0.1 * rng.normal(size=(N, 1))
+    schedules = [Constant(0.01), Inverse(0.02, 0.01)]
+    model = AffineModel(m, 1, intercept)
+    start = model.init_params(np.random.default_rng(0))
+    settings = TrainSettings(epochs=3, batch_size=batch, tol=0)
+    fast = train(model, start, as_design(X, Y), schedules, settings, np.random.default_rng(1))
+
+    order_rng = np.random.default_rng(1)
+    orders = [order_rng.permutation(N) for _ in range(3)]
+    for run, schedule in enumerate(schedules):
+        W, w0 = start["W"].copy(), start.get("w0", np.zeros(1)).copy()
+        t = 0
+        for order in orders:
+            for lo in range(0, N, batch):
+                idx = order[lo : lo + batch]
+                eta = schedule.rates(np.array([t]))[0]
+                residual = Y[idx] - (X[idx] @ W + w0)  # y − ŷ
+                W = W + eta * 2 / len(idx) * X[idx].T @ residual  # W ← W − η∇L_W
+                if intercept:
+                    w0 = w0 + eta * 2 / len(idx) * residual.sum(axis=0)  # w0 ← w0 − η∇L_w0
+                t += 1
+        np.testing.assert_allclose(fast.params["W"][run], W, rtol=1e-12, atol=1e-12)
+        if intercept:
+            np.testing.assert_allclose(fast.params["w0"][run], w0, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("batch", [1, 2, 5, 64, 500])
+def test_the_compiled_loop_gives_the_numpy_iterates(batch, monkeypatch):
+    """babynn[fast]'s compiled loop against numpy's batch maps (tracked and per batch): several
+    runs at once, one of them stopping, two outputs, raw columns standardised on the fly."""
+    from babynn_cli.core import compiled
+    from babynn_cli.core.schedules import Inverse
+    from babynn_cli.core.train import TrainSettings, train
+
+    if compiled.kernel() is None:
+        pytest.skip("numba is not installed")
+    monkeypatch.setattr(compiled, "pays", lambda *_: True)  # whatever the run
+    rng = np.random.default_rng(9)
+    X = rng.normal(size=(403, 4)) * [1, 20, 0.5, 3] + [5, -1, 2, 100]
+    Y = X @ rng.normal(size=(4, 2)) + 1 + 0.1 * rng.normal(size=(403, 2))
+    data = Rows(X, Y, X.mean(axis=0), X.std(axis=0))
+    schedules = [Constant(0.002), Inverse(0.01, 0.01), Constant(0.5)]  # the last one diverges
+    settings = TrainSettings(epochs=4, batch_size=batch, tol=0)
+    results = {}
+    for path in ("compiled", "numpy"):
+        if path == "numpy":
+            monkeypatch.setattr(compiled, "kernel", lambda: None)
+        model = AffineModel(4, 2)
+        start = model.init_params(np.random.default_rng(0))
+        results[path] = train(model, start, data, schedules, settings, np.random.default_rng(1))
+    fast, plain = results["compiled"], results["numpy"]
+    assert fast.runs == plain.runs
+    for name in ("W", "w0"):
+        np.testing.assert_allclose(fast.params[name][:2], plain.params[name][:2], rtol=1e-12)
+    losses = fast.history.train_loss[:, :2], plain.history.train_loss[:, :2]
+    np.testing.assert_allclose(*losses, rtol=1e-11)  # near L*, a loss magnifies weights' rounding
 
 
 def test_curvature_from_the_rows_of_wide_data_is_the_hessians():

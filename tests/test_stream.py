@@ -73,7 +73,7 @@ def test_standard_input_cannot_stream(in_tmp):
     )
 
 
-def test_streamed_minibatches_beside_a_validation_split(in_tmp, monkeypatch):
+def test_streamed_minibatches_beside_a_validation_split(in_tmp, monkeypatch, descent_path):
     import babynn_cli.core.rows as rows_module
     import babynn_cli.data as data
     from babynn_cli.core.problem import make_problem, make_streamed_problem

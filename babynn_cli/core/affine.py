@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from babynn_cli.core import compiled
+from babynn_cli.core.compiled import CompiledDescent
 from babynn_cli.core.descent import (
     BatchMapDescent,
     Descent,
@@ -99,9 +101,18 @@ class AffineModel(Model):
             return super().evaluator(data)
         return data.moments.losses
 
-    def descent(self, data: Rows, batch_size: int | None, rng: np.random.Generator) -> Descent:
-        """The notes' rule re-arranged: from the moments at full batch, as a product of batch maps
-        with minibatches (while θ is narrow enough for that to pay); as written otherwise."""
+    def descent(
+        self,
+        data: Rows,
+        batch_size: int | None,
+        rng: np.random.Generator,
+        epochs: int | None = None,
+        runs: int = 1,
+    ) -> Descent:
+        """The notes' rule re-arranged: from the moments at full batch; with minibatches, compiled
+        row by row when numba is installed and that is the faster way (`compiled.pays`), else as
+        a product of batch maps (while θ is narrow enough for that to pay); as written
+        otherwise."""
         full = batch_size is None or batch_size >= data.n_rows
         if data.streamed and not full and not data.mapped:
             raise ValueError("streamed rows without their mapped copy train at full batch only")
@@ -110,6 +121,10 @@ class AffineModel(Model):
         if full:
             return MomentDescent(data.moments, self.intercept)
         assert batch_size is not None
+        p = self.n_inputs + int(self.intercept)
+        faster = compiled.pays(data.n_rows, epochs, runs, batch_size, p, self.n_outputs)
+        if faster and compiled.kernel() is not None:
+            return CompiledDescent(data, batch_size, self.intercept, rng, self.evaluator(data))
         if BatchMapDescent.supports(self.n_inputs, self.n_outputs, self.intercept):
             return BatchMapDescent(data, batch_size, self.intercept, rng, self.evaluator(data))
         return plain_descent(self, data, batch_size, rng, exact=False)

@@ -237,20 +237,28 @@ class MomentDescent:
 # Up to this many columns in θ̂ (m + 1 + n), composing maps costs less than a Python step per batch.
 MAX_WIDTH = 48
 ROWS_PER_BLOCK = 1 << 16  # rows gathered at a time
-FLOATS_PER_BLOCK = 1 << 22  # bounds the block's maps: batches × K × width²
+FLOATS_PER_BLOCK = 1 << 22  # bounds the block's maps: maps × K × width²
+TRACKED_BATCHES = 64  # batches in one tracked map (see `BatchMapDescent._tracked_maps`)
 
 
 class BatchMapDescent:
-    """Minibatch descent on the affine model, a whole epoch in a few array operations. Proven
-    equal to `MinibatchDescent` (to 1e-11) by tests/test_math.py::
-    test_minibatch_epochs_as_products_of_maps_give_the_batch_by_batch_iterates.
+    """Minibatch (and per-sample) descent on the affine model, a whole epoch in a few array
+    operations. Proven equal to `MinibatchDescent` (to 1e-11) by tests/test_math.py::
+    test_minibatch_epochs_as_products_of_maps_give_the_batch_by_batch_iterates, and to a plain
+    Python loop of the update, sample after sample, by
+    test_per_sample_descent_is_the_update_applied_row_after_row.
 
-    With the batch's moments Ĝ = (1/B) Σ x̃x̃ᵀ and ĉ = (1/B) Σ x̃yᵀ (x̃ = [x; 1]), the gradient of
-    θ = [W; w0] is ∇L_θ = 2(Ĝθ − ĉ) (answers 1.d and 1.e, averaged over the batch), so the update
-    θ ← θ − η∇L_θ is the affine map θ̂ ← (I − η·D)·θ̂ on θ̂ = [θ; I], D = 2[[Ĝ, −ĉ], [0, 0]]. An
-    epoch is the product of its batches' maps, in order: the maps of a block of batches are built at
-    once from the batches' moments, multiplied together pairwise in a tree, and applied to the K
-    runs' θ̂, with no Python loop over the batches.
+    The gradient of θ = [W; w0] on a batch of B rows is ∇L_θ = −(2/B) Σ x̃(y − θᵀx̃)ᵀ with x̃ = [x; 1]
+    (answers 1.d and 1.e, averaged over the batch): linear in θ, so the update θ ← θ − η∇L_θ is an
+    affine map of θ, a linear map of θ̂ = [θ; I]. An epoch is the product of its batches' maps, in
+    order. The maps of a block of rows are built at once, in one of two ways, and multiplied
+    together pairwise in a tree, with no Python loop over the batches:
+
+    - one map per batch from its moments, I − η·D with D = 2[[Ĝ, −ĉ], [0, 0]], Ĝ = (1/B) Σ x̃x̃ᵀ,
+      ĉ = (1/B) Σ x̃yᵀ (`_batch_maps`): cheapest for large batches, whose moments are one product;
+    - one map per TRACKED_BATCHES batches, found by applying the update rule to the map itself
+      (`_tracked_maps`): cheapest for small batches and single rows, where a map per row would
+      cost a (width × width) product per row to compose.
     """
 
     exact = False
@@ -285,16 +293,29 @@ class BatchMapDescent:
             self.params = self._epoch(self.params, order, table)
             yield Epochs.one(self.params, self.losses(self.params), table[-1])
 
+    def tracks(self, K: int) -> bool:
+        """Whether tracked maps cost less than one map per batch (see `map_costs`)."""
+        tracked, per_batch = map_costs(self.p, self.n, K, self.batch)
+        return tracked < per_batch
+
     def _epoch(self, stack: Params, order: np.ndarray, rates: np.ndarray) -> Params:
         """One epoch: batches of `order`'s rows in turn; rates: (batches, K), one row a batch."""
         theta = self._theta(stack)
         K = theta.shape[0]
         B = self.batch
-        per_block = max(1, min(ROWS_PER_BLOCK // B, FLOATS_PER_BLOCK // (K * self.width**2)))
+        tracked = self.tracks(K)
+        per_map = TRACKED_BATCHES if tracked else 1
+        maps_per_block = FLOATS_PER_BLOCK // (K * self.width**2)
+        per_block = max(per_map, min(ROWS_PER_BLOCK // B, maps_per_block * per_map))
+        per_block -= per_block % per_map
         batches = len(rates)
         for first in range(0, batches, per_block):
             last = min(batches, first + per_block)
-            maps = self._maps(order[first * B : last * B], rates[first:last])
+            rows, block_rates = order[first * B : last * B], rates[first:last]
+            if tracked:
+                maps = self._tracked_maps(rows, block_rates)
+            else:
+                maps = self._batch_maps(rows, block_rates)
             theta = _compose(maps) @ theta
         params = {"W": theta[:, : self.m, :].copy()}
         if self.intercept:
@@ -310,39 +331,79 @@ class BatchMapDescent:
         parts.append(np.broadcast_to(np.eye(self.n), (K, self.n, self.n)))
         return np.concatenate(parts, axis=1)
 
-    def _maps(self, rows: np.ndarray, rates: np.ndarray) -> np.ndarray:
-        """I − η·D for each batch of `rows` and each run: (batches, K, width, width)."""
+    def _padded(self, rows: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """x̃ = [x; 1] (or x) and y of `rows`, padded with zero rows to `count` whole batches
+        (a zero row changes nothing), and each batch's number of rows (≥ 1)."""
         B, m, p = self.batch, self.m, self.p
-        count = len(rates)
-        Z = self.data.rows(rows)
-        Y = self.data.targets(rows)
-        short = count * B - len(rows)  # the epoch's last batch may be short: pad with zeros
-        if short:
-            Z = np.concatenate([Z, np.zeros((short, m))])
-            Y = np.concatenate([Y, np.zeros((short, Y.shape[1]))])
-        Zb, Yb = Z.reshape(count, B, m), Y.reshape(count, B, -1)
-        D = np.empty((count, self.width, self.width))
+        Z = np.zeros((count * B, p))
+        Z[: len(rows), :m] = self.data.rows(rows)
+        if self.intercept:
+            Z[: len(rows), m] = 1.0
+        Y = np.zeros((count * B, self.n))
+        Y[: len(rows)] = self.data.targets(rows)
+        sizes = np.clip(len(rows) - B * np.arange(count), 1, B).astype(float)
+        return Z, Y, sizes
+
+    def _batch_maps(self, rows: np.ndarray, rates: np.ndarray) -> np.ndarray:
+        """I − η·D for each batch of `rows` and each run: (batches, K, width, width)."""
+        B, p, count = self.batch, self.p, len(rates)
+        Z, Y, sizes = self._padded(rows, count)
+        Zb, Yb = Z.reshape(count, B, p), Y.reshape(count, B, -1)
+        D = np.zeros((count, self.width, self.width))
         if B == 1:  # outer products: faster than a product of 1-row matrices
-            D[:, :m, :m] = Z[:, :, None] * Z[:, None, :]  # Σ xxᵀ
-            D[:, :m, p:] = -Z[:, :, None] * Y[:, None, :]  # -Σ xyᵀ
+            D[:, :p, :p] = Z[:, :, None] * Z[:, None, :]  # Σ x̃x̃ᵀ
+            D[:, :p, p:] = -Z[:, :, None] * Y[:, None, :]  # -Σ x̃yᵀ
         else:
-            D[:, :m, :m] = np.matmul(Zb.transpose(0, 2, 1), Zb)
-            D[:, :m, p:] = -np.matmul(Zb.transpose(0, 2, 1), Yb)
-        if self.intercept:  # x̃ = [x; 1]: the sums of x and y, and the batch's size
-            sums = Zb.sum(axis=1)
-            D[:, :m, m] = sums
-            D[:, m, :m] = sums
-            D[:, m, m] = B
-            D[:, m, p:] = -Yb.sum(axis=1)
-        D[:, p:, :] = 0.0
-        sizes = np.full(count, float(B))
-        sizes[-1] -= short
-        if short and self.intercept:
-            D[-1, m, m] = sizes[-1]
+            D[:, :p, :p] = np.matmul(Zb.transpose(0, 2, 1), Zb)
+            D[:, :p, p:] = -np.matmul(Zb.transpose(0, 2, 1), Yb)
         D *= (2.0 / sizes)[:, None, None]
         maps = -rates[:, :, None, None] * D[:, None]  # −η·D, (batches, K, width, width)
         maps += np.eye(self.width)
         return maps
+
+    def _tracked_maps(self, rows: np.ndarray, rates: np.ndarray) -> np.ndarray:
+        """The map of each run of TRACKED_BATCHES batches of `rows`: (maps, K, width, width).
+
+        The maps of all the runs of batches are tracked side by side. Each starts as the
+        identity Φ = [I 0] (θ's rows of a map of θ̂) and takes its batches in turn, applying the
+        update rule to Φ as to θ: the residuals y − ŷ of the batch's rows as maps of θ̂ are
+        [0 yᵀ] − x̃ᵀΦ, and θ ← θ + (2η/B) Σ x̃(y − ŷ)ᵀ becomes Φ ← Φ + (2η/B) Σ x̃([0 yᵀ] − x̃ᵀΦ).
+        """
+        B, p, n, w = self.batch, self.p, self.n, self.width
+        k = TRACKED_BATCHES
+        count = -(-len(rates) // k) * k  # whole runs of k batches: the padding ones change nothing
+        Z, Y, sizes = self._padded(rows, count)
+        step = np.zeros((count, rates.shape[1]))
+        step[: len(rates)] = 2.0 * rates / sizes[: len(rates), None]  # 2η/B, (batches, K)
+        maps = count // k
+        X = Z.reshape(maps, k, 1, B, p)  # each batch's rows x̃ᵀ
+        Yt = Y.reshape(maps, k, 1, B, n).swapaxes(-1, -2)  # and their targets, (maps, k, 1, n, B)
+        steps = step.reshape(maps, k, -1, 1, 1)
+        # Φᵀ, (maps, K, width, p): the transpose keeps a row's products contiguous
+        Phi_t = np.zeros((maps, len(rates[0]), w, p))
+        Phi_t[..., :p, :] = np.eye(p)
+        for i in range(k):
+            x = X[:, i]
+            r = np.matmul(Phi_t, x.swapaxes(-1, -2))  # ŷ as a map of θ̂, transposed ...
+            np.negative(r, out=r)
+            r[..., p:, :] += Yt[:, i]  # ... and y − ŷ
+            if B == 1:  # an outer product: faster broadcast than as a product
+                Phi_t += r * (x * steps[:, i])
+            else:
+                Phi_t += np.matmul(r, x * steps[:, i])
+        full = np.zeros((maps, len(rates[0]), w, w))
+        full[..., :p, :] = Phi_t.swapaxes(-1, -2)
+        full[..., p:, p:] = np.eye(n)
+        return full
+
+
+def map_costs(p: int, n: int, K: int, batch: int) -> tuple[float, float]:
+    """What `BatchMapDescent` does a row for K runs of θ with p rows and n columns, counted in
+    multiplications, its two ways: tracked maps do 2·p·width a run, which numpy does element-wise
+    at about a third of the speed of the products (measured), so counted thrice; a map per batch
+    costs p² for the batch's moments and width³/B a run to compose."""
+    w = p + n
+    return 3.0 * 2 * p * w * K, p * p + K * w**3 / batch
 
 
 def _compose(maps: np.ndarray) -> np.ndarray:

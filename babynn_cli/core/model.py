@@ -60,9 +60,17 @@ class Model(Protocol):
         X = data.standardized()
         return lambda stack: self.losses(stack, X, data.Y)
 
-    def descent(self, data: Rows, batch_size: int | None, rng: np.random.Generator) -> Descent:
+    def descent(
+        self,
+        data: Rows,
+        batch_size: int | None,
+        rng: np.random.Generator,
+        epochs: int | None = None,
+        runs: int = 1,
+    ) -> Descent:
         """How this model descends on `data` with batches of `batch_size` rows (None: all), the
-        rows shuffled by `rng`: the notes' rule as written, unless the model knows better."""
+        rows shuffled by `rng`, for at most `epochs` epochs (None: not known), `runs` runs at once:
+        the notes' rule as written, unless the model knows better."""
         return plain_descent(self, data, batch_size, rng, exact=False)
 
 

@@ -67,6 +67,16 @@ class Rows:
         """Y[idx] (a copy of just those rows)."""
         return np.take(self.Y, idx, axis=0)
 
+    def raw(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The raw rows idx as [x, y], without a copy where they sit in memory: (rows, at), with
+        rows[at[i]] the raw row idx[i], features then targets, row-major."""
+        return self._rows_and_targets, idx
+
+    @cached_property
+    def _rows_and_targets(self) -> np.ndarray:
+        """[X Y] in row order: a row's features and targets in one place, read together."""
+        return np.ascontiguousarray(np.column_stack([self.X, self.Y]), dtype=float)
+
     @cached_property
     def _row_major(self) -> np.ndarray:
         """X in row order (a copy only when X is column-major): rows gathered at random stay
@@ -175,6 +185,9 @@ class StreamedRows(Rows):
 
     def targets(self, idx: np.ndarray) -> np.ndarray:
         return self._gather(idx)[:, len(self.mean) :]
+
+    def raw(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self._gather(idx), np.arange(len(idx))
 
     def _gather(self, idx: np.ndarray) -> np.ndarray:
         """The raw rows idx ([x, y]), from the blocks they lie in (one or two, in `order`)."""

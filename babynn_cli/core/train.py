@@ -168,7 +168,7 @@ def train(
     if settings.early_stopping and val is None:
         raise ValueError("early stopping needs validation data")
     K, E = len(schedules), settings.epochs
-    descent = model.descent(data, settings.batch_size, rng)
+    descent = model.descent(data, settings.batch_size, rng, epochs=E, runs=K)
     val_losses = model.evaluator(val) if val is not None else None
     params = stack(params, K)
     record = _Record.start(E, descent.restart(params), val_losses, params)
