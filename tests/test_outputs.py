@@ -133,7 +133,7 @@ def test_signals_wait_while_files_are_written(in_tmp):
 
 
 def _start(args, cwd):
-    env = {**os.environ, "NO_COLOR": "1"}
+    env = {**os.environ, "NO_COLOR": "1", "BABYNN_COMPILED": "0"}  # no compiling to wait through
     return subprocess.Popen(
         [str(BIN), *map(str, args)], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         env=env, text=True,
@@ -170,3 +170,16 @@ def test_a_reader_that_closes_the_pipe_costs_no_file(tmp_path):
     assert proc.returncode in (0, 141)  # 141: the pipe closed before all of it was written
     assert "Traceback" not in stderr and "Error" not in stderr
     assert '"babynn-model"' in (tmp_path / "m.json").read_text()
+
+
+def test_an_interrupt_while_numba_compiles_is_acted_on_afterwards():
+    """numba's compiler swallows a Ctrl-C that lands inside it (printing a traceback and going
+    on): babynn holds it back while compiling and raises it once the compiler is done."""
+    from babynn_cli.core.compiled import _signals_held
+
+    reached = False
+    with pytest.raises(KeyboardInterrupt), _signals_held():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)  # a handler that raised would have raised by now
+        reached = True
+    assert reached
