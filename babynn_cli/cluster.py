@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from babynn_cli.core.moments import Moments, MomentSum, merged_pairwise
+from babynn_cli.core.reference import Fit, Terms
 from babynn_cli.data import checked_frame, first_problem
 from babynn_cli.errors import DataError, UsageError
 
@@ -198,18 +199,18 @@ def _partition_sums(
     return [MomentSum.of(X, Y, (shift[:m], shift[m:]))]
 
 
-def _partition_residuals(
+def _partition_terms(
     frame: Any,
     features: list[str],
     targets: list[str],
     dropna: bool,
-    fit: tuple[np.ndarray, np.ndarray, np.ndarray],
-) -> list[np.ndarray]:
-    """One partition's Σ (y - ȳ - (x - x̄)ᵀW)², output by output."""
+    fits: list[tuple[Fit, bool]],
+) -> list[list[Terms]]:
+    """One partition's share of each least-squares fit's refinement and L* (`Fit.terms`)."""
     X, Y = checked_frame(frame, features, targets, dropna)
-    x_mean, y_mean, W = fit
-    R = (Y - y_mean) - (X - x_mean) @ W
-    return [np.einsum("ij,ij->j", R, R)]
+    if not len(X):
+        return []
+    return [[fit.terms(X, Y, extended) for fit, extended in fits]]
 
 
 def moments(
@@ -256,14 +257,12 @@ def moments(
         raise DataError("every row has a missing value")
     total = merged_pairwise(pieces)
 
-    def squared_residuals(x_mean: np.ndarray, y_mean: np.ndarray, W: np.ndarray) -> np.ndarray:
-        fit = (x_mean, y_mean, W)
-        tasks = frame.map_partitions(
-            _partition_residuals, features, targets, dropna, fit, meta=meta
-        )
-        return np.sum(run(tasks, "2 (the least-squares loss)"), axis=0)
+    def second_pass(fits: list[tuple[Fit, bool]]) -> list[Terms]:
+        tasks = frame.map_partitions(_partition_terms, features, targets, dropna, fits, meta=meta)
+        shares = run(tasks, "2 (the least-squares fit and loss)")
+        return [merged_pairwise([share[k] for share in shares]) for k in range(len(fits))]
 
-    return Moments.of_sums(total, squared_residuals)
+    return Moments.of_sums(total, second_pass)
 
 
 def _partition_predictions(

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from conftest import DIABETES, NOTES, TWO, lstsq_solution, run, run_json
 
-from babynn_cli.core.reference import least_squares
+from babynn_cli.core.moments import least_squares
 
 
 def test_reference_matches_lstsq_on_well_conditioned_data():

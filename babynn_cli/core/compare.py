@@ -15,7 +15,7 @@ import numpy as np
 
 from babynn_cli.core.fit import Fitted, train_problem
 from babynn_cli.core.problem import Problem, updates_per_epoch
-from babynn_cli.core.reference import LeastSquares, least_squares
+from babynn_cli.core.reference import LeastSquares
 from babynn_cli.core.schedules import ScheduleSpec
 from babynn_cli.core.train import EpochInfo, StopReason, TrainSettings
 from babynn_cli.core.verdict import Verdict, relative_gap
@@ -140,11 +140,8 @@ def compare(
 ) -> Comparison:
     """Run every configuration and set them, and the saved models, beside the optimum: the
     least-squares affine fit (for networks too: the table shows how far they get past it)."""
-    if problem.train.streamed:  # from the moments: the same solution, no rows in memory
-        W, w0 = problem.optimum_in_data_units()
-        ref = LeastSquares(W, w0, problem.optimum_loss)
-    else:
-        ref = least_squares(problem.train.X, problem.train.Y, problem.model.intercept)
+    W, w0 = problem.optimum_in_data_units()  # the one least-squares fit: fit's L* is its loss
+    ref = LeastSquares(W, w0, problem.optimum_loss, problem.optimum_unique)
     val = problem.val
     ref_val = None
     if val is not None and val.raw_moments is not None and val.streamed:  # no pass over rows

@@ -148,6 +148,7 @@ def run_record(fitted: Fitted, problem: Problem) -> dict[str, Any]:
         "best_epoch": end.best_epoch,
         "final_loss": fitted.train_loss,
         "optimum_loss": problem.optimum_loss,
+        "optimum_unique": problem.optimum_unique,
         "r2": fitted.train_r2.tolist(),
         "val_loss": fitted.val_loss,
         "val_r2": None if fitted.val_r2 is None else fitted.val_r2.tolist(),

@@ -8,29 +8,36 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 
+from babynn_cli.core.reference import Fit, LeastSquares, Terms, Triangle, units_near
 from babynn_cli.core.vocabulary import Params
+
+# The second pass over the rows (wherever they are): each fit's `Terms` over all the rows, with the
+# refinement's triangle where the flag says so (`Fit.terms`).
+SecondPass = Callable[[list[tuple[Fit, bool]]], list[Terms]]
 
 CHUNK_ROWS = 1 << 16  # rows per block when gathering moments: bounded extra memory
 
 
 @dataclass(frozen=True)
 class MomentSum:
-    """The moments of the rows seen so far, as sums that merge exactly and stably.
+    """The moments of the rows seen so far, held as the triangle R of QR of the rows
+    [1, x − x0, y − y0] (`core.reference.Triangle`), which merges stably: R of two sets of rows
+    is R of their triangles stacked. The means and centred moments follow from R exactly (its
+    first row holds the means, the rest is the centred rows' triangle, RᵀR their Gram matrix), and
+    the least-squares fit is solved from it without squaring κ.
 
     Rows are first moved by one fixed shift (the first row seen), so a column with mean 10⁶ and
-    spread 1 keeps its digits; each block contributes its count, mean and centred sums of
-    products, and two sums merge as Chan, Golub and LeVeque's pairwise update:
-    n = na + nb, δ = mean_b − mean_a, M = Ma + Mb + δδᵀ·na·nb/n.
+    spread 1 keeps its digits.
     """
 
     shift: tuple[np.ndarray, np.ndarray]  # (x0, y0) subtracted from every row
     n: int
-    mean: np.ndarray  # (m + n,) of the shifted rows [x; y]
-    M: np.ndarray  # (m + n, m + n) centred sums of products
+    triangle: Triangle
 
     @classmethod
     def of(
@@ -39,29 +46,43 @@ class MomentSum:
         """One block's sums (the block's first row as the shift, unless one is given)."""
         if shift is None:
             shift = (X[0].copy(), Y[0].copy())
-        Z = np.hstack([X - shift[0], Y - shift[1]])
-        mean = Z.mean(axis=0)
-        Z -= mean
-        return cls(shift, len(Z), mean, Z.T @ Z)
+        units = (units_near(shift[0]), units_near(shift[1]))
+        return cls(shift, len(X), Triangle.of(X, Y, shift, units))
 
     def merged(self, other: MomentSum | None) -> MomentSum:
         """These rows and `other`'s together (same shift)."""
         if other is None:
             return self
-        n = self.n + other.n
-        delta = self.mean - other.mean
-        M = self.M + other.M + np.outer(delta, delta) * (self.n * other.n / n)
-        return MomentSum(self.shift, n, other.mean + delta * (self.n / n), M)
+        return MomentSum(self.shift, self.n + other.n, self.triangle.merged(other.triangle))
 
     def moments(self) -> tuple[np.ndarray, ...]:
         """x̄, ȳ and the centred xx, xy, yy (divided by N)."""
-        m = len(self.shift[0])
-        x_mean, y_mean = self.mean[:m] + self.shift[0], self.mean[m:] + self.shift[1]
-        C = self.M / self.n
-        return x_mean, y_mean, C[:m, :m], C[:m, m:], C[m:, m:]
+        return self.triangle.moments(self.n)
 
 
-def merged_pairwise(sums: list[MomentSum]) -> MomentSum:
+class Origin:
+    """The least-squares fit through the origin (`--no-intercept`), found from the triangle with
+    its own second pass over the rows, and only when asked for: most runs have an intercept."""
+
+    def __init__(self, triangle: Triangle, n_rows: int, second_pass: SecondPass) -> None:
+        self.triangle, self.n_rows, self.second_pass = triangle, n_rows, second_pass
+        self._found: tuple[np.ndarray, float] | None = None
+
+    def found(self) -> tuple[np.ndarray, float]:
+        """W (raw units) and L* of the fit through the origin."""
+        if self._found is None:
+            fit = self.triangle.fit(False, self.n_rows)
+            refine = fit.worth_refining
+            (terms,) = self.second_pass([(fit, refine)])
+            fit, losses = fit.refined(terms) if refine else (fit, fit.losses(terms))
+            self._found = fit.W, float(losses.sum())
+        return self._found
+
+
+Mergeable = TypeVar("Mergeable", MomentSum, Terms)
+
+
+def merged_pairwise(sums: list[Mergeable]) -> Mergeable:
     """Many sums (one shift) merged as a balanced tree: each row's rounding passes through
     log₂(len(sums)) merges, not len(sums)."""
     if not sums:
@@ -70,6 +91,20 @@ def merged_pairwise(sums: list[MomentSum]) -> MomentSum:
         pairs = [a.merged(b) for a, b in zip(sums[0::2], sums[1::2], strict=False)]
         sums = pairs + sums[len(pairs) * 2 :]
     return sums[0]
+
+
+def _second_pass(
+    blocks: Iterable[tuple[np.ndarray, np.ndarray]], fits: list[tuple[Fit, bool]]
+) -> list[Terms]:
+    """Each fit's `Terms` over all the blocks' rows."""
+    shares: list[Terms | None] = [None] * len(fits)
+    for X, Y in blocks:
+        if len(X):
+            shares = [
+                f.terms(X, Y, refine).merged(t) for t, (f, refine) in zip(shares, fits, strict=True)
+            ]
+    assert all(t is not None for t in shares)
+    return [t for t in shares if t is not None]
 
 
 def _power_of_two_scale(A: np.ndarray, mean: np.ndarray) -> np.ndarray:
@@ -105,13 +140,21 @@ class Moments:
     optimum_loss: float
     spread: float = math.nan  # the loss of ŷ = ȳ: the targets' variance, summed over outputs
     n_rows: int = 0  # N (0 when not recorded)
-    # per output: L*'s share and the target's variance (from `of_blocks`, for R² without rows)
+    # per output: L*'s share and the target's variance (for R² without rows)
     optimum_per_output: np.ndarray | None = None
     spread_per_output: np.ndarray | None = None
+    w0_star: np.ndarray | None = None  # the least-squares intercept
+    unique: bool = True  # whether the least-squares fit is the only one (full rank)
+    # the least-squares fit through the origin (no intercept), found when asked for, and the
+    # scale of these coordinates (z = x / scale) against the raw ones it is found in
+    origin: Origin | None = field(default=None, compare=False)
+    origin_scale: np.ndarray | None = None
 
     @classmethod
     def of(cls, X: np.ndarray, Y: np.ndarray) -> Moments:
-        """Two passes over X: (N, m), Y: (N, n): the moments, then L* on the data itself.
+        """Two passes over X: (N, m), Y: (N, n): the triangle of the rows (`Triangle`), which
+        holds the moments and the least-squares fit, then L* (and the fit's refinement) on the
+        data itself.
 
         Each centred column is divided by a power of two near its largest value before any
         product (exact in floating point), so sums of squares stay finite for any finite data
@@ -119,45 +162,28 @@ class Moments:
         """
         N = len(X)
         x_mean, y_mean = X.mean(axis=0), Y.mean(axis=0)
-        ux, uy = _power_of_two_scale(X, x_mean), _power_of_two_scale(Y, y_mean)
+        units = _power_of_two_scale(X, x_mean), _power_of_two_scale(Y, y_mean)
+        triangle = Triangle.of(X, Y, (x_mean, y_mean), units)  # block by block: no copy of X
         m, n = X.shape[1], Y.shape[1]
-        xx, xy = np.zeros((m, m)), np.zeros((m, n))
-        for lo in range(0, N, CHUNK_ROWS):  # centre block by block: no copy of the whole X
-            Xc = X[lo : lo + CHUNK_ROWS] - x_mean
-            Xc /= ux  # one temporary block, scaled in place
-            xx += Xc.T @ Xc
-            xy += Xc.T @ ((Y[lo : lo + CHUNK_ROWS] - y_mean) / uy)
-        with np.errstate(over="ignore"):  # moments past double precision: inf, checked by callers
-            xx, xy = xx / N * np.outer(ux, ux), xy / N * np.outer(ux, uy)
+        x_mean, y_mean, xx, xy, yy = triangle.moments(N)
         if not (np.isfinite(xx).all() and np.isfinite(xy).all()):
             nan = np.full((m, n), np.nan)
             return cls(x_mean, y_mean, xx, nan, nan, math.inf, math.inf, N)
-        # W* from the equilibrated system (unit diagonal), which is far better conditioned; with
-        # fewer rows than columns, from the rows themselves (O(N²m), the minimum-norm W*)
-        s = np.sqrt(np.diag(xx))
-        s = np.where(s > 0, s, 1.0)
-        if m > N:
-            Xs, Ys = (X - x_mean) / s, Y - y_mean
-            W_star = np.linalg.lstsq(Xs, Ys, rcond=None)[0] / s[:, None]
-        else:
-            W_star = np.linalg.lstsq(xx / np.outer(s, s), xy / s[:, None], rcond=None)[0]
-            W_star /= s[:, None]
-        sse, sst = np.zeros(n), np.zeros(n)
-        for lo in range(0, N, CHUNK_ROWS):  # L* on the data itself: its digits are all there
-            Yc = Y[lo : lo + CHUNK_ROWS] - y_mean
-            Yc /= uy
-            R = Yc - ((X[lo : lo + CHUNK_ROWS] - x_mean) @ W_star) / uy
-            sse += np.einsum("ij,ij->j", R, R)
-            sst += np.einsum("ij,ij->j", Yc, Yc)
-        with np.errstate(over="ignore"):  # uy² alone may overflow
-            optimum, spread = (float(np.sum(s / N * uy * uy)) for s in (sse, sst))
-        return cls(x_mean, y_mean, xx, W_star, xx @ W_star - xy, optimum, spread, N)
+
+        def second_pass(fits: list[tuple[Fit, bool]]) -> list[Terms]:
+            blocks = (
+                (X[lo : lo + CHUNK_ROWS], Y[lo : lo + CHUNK_ROWS]) for lo in range(0, N, CHUNK_ROWS)
+            )
+            return _second_pass(blocks, fits)
+
+        return cls.solved(x_mean, y_mean, xx, xy, np.diag(yy), triangle, N, second_pass)
 
     @classmethod
     def of_blocks(cls, blocks: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]]) -> Moments:
         """The same moments from data that never sits in memory whole: `blocks()` yields the rows
-        in blocks (X (b, m), Y (b, n)) and is called twice — once for the moments, merged stably
-        (`MomentSum`), once for L* on the data itself, as `of` computes it."""
+        in blocks (X (b, m), Y (b, n)) and is called twice — once for the moments and the
+        triangle, merged stably (`MomentSum`), once for L* on the data itself, as `of` computes
+        it."""
         total: MomentSum | None = None
         for X, Y in blocks():
             if len(X):
@@ -165,36 +191,45 @@ class Moments:
         if total is None:
             raise ValueError("no rows")
 
-        def squared_residuals(x_mean: np.ndarray, y_mean: np.ndarray, W: np.ndarray) -> np.ndarray:
-            sse = np.zeros(W.shape[1])
-            for X, Y in blocks():  # the second pass: L* on the rows themselves
-                R = (Y - y_mean) - (X - x_mean) @ W
-                sse += np.einsum("ij,ij->j", R, R)
-            return sse
+        def second_pass(fits: list[tuple[Fit, bool]]) -> list[Terms]:
+            return _second_pass(blocks(), fits)
 
-        return cls.of_sums(total, squared_residuals)
+        return cls.of_sums(total, second_pass)
 
     @classmethod
-    def of_sums(
-        cls,
-        total: MomentSum,
-        squared_residuals: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray],
-    ) -> Moments:
-        """The moments from merged sums, W* solved from them, and L* from
-        `squared_residuals(x̄, ȳ, W*)`: each output's Σ (y - ȳ - (x - x̄)ᵀW*)² over the rows,
-        a second pass over the data wherever it is (blocks here, partitions on a cluster)."""
+    def of_sums(cls, total: MomentSum, second_pass: SecondPass) -> Moments:
+        """The moments from merged sums, the least-squares fit from their triangle, refined and
+        its L* found by `second_pass`, a second pass over the data wherever it is (blocks here,
+        partitions on a cluster)."""
         x_mean, y_mean, xx, xy, yy = total.moments()
         m, n = xx.shape[0], xy.shape[1]
         if not (np.isfinite(xx).all() and np.isfinite(xy).all()):
             nan = np.full((m, n), np.nan)
             return cls(x_mean, y_mean, xx, nan, nan, math.inf, math.inf, total.n)
-        s = np.sqrt(np.diag(xx))
-        s = np.where(s > 0, s, 1.0)
-        W_star = np.linalg.lstsq(xx / np.outer(s, s), xy / s[:, None], rcond=None)[0] / s[:, None]
-        optimum = squared_residuals(x_mean, y_mean, W_star) / total.n
+        return cls.solved(x_mean, y_mean, xx, xy, np.diag(yy), total.triangle, total.n, second_pass)
+
+    @classmethod
+    def solved(
+        cls,
+        x_mean: np.ndarray,
+        y_mean: np.ndarray,
+        xx: np.ndarray,
+        xy: np.ndarray,
+        yy: np.ndarray,
+        triangle: Triangle,
+        N: int,
+        second_pass: SecondPass,
+    ) -> Moments:
+        """The moments with both least-squares fits (with and without an intercept) from the
+        triangle, refined where that pays and measured in one more pass (`core.reference`)."""
+        fit = triangle.fit(True, N)
+        refine = fit.worth_refining
+        (terms,) = second_pass([(fit, refine)])
+        best, losses = fit.refined(terms) if refine else (fit, fit.losses(terms))
+        W = best.W
         return cls(
-            x_mean, y_mean, xx, W_star, xx @ W_star - xy, float(optimum.sum()),
-            float(np.trace(yy)), total.n, optimum, np.diag(yy).copy(),
+            x_mean, y_mean, xx, W, xx @ W - xy, float(losses.sum()), float(yy.sum()), N, losses,
+            yy, best.w0, best.unique, Origin(triangle, N, second_pass),
         )  # fmt: skip
 
     def loss_and_r2(self, params: Params) -> tuple[float, np.ndarray]:
@@ -241,6 +276,11 @@ class Moments:
             n_rows=self.n_rows,
             optimum_per_output=self.optimum_per_output,
             spread_per_output=self.spread_per_output,
+            # ŷ = Wᵀx + w0 = (W·scale)ᵀz + (w0 + meanᵀW); through the origin, mean is 0
+            w0_star=None if self.w0_star is None else self.w0_star + mean @ self.W_star,
+            unique=self.unique,
+            origin=self.origin,
+            origin_scale=scale if self.origin_scale is None else self.origin_scale * scale,
         )
 
     def gram(self, intercept: bool) -> np.ndarray:
@@ -253,17 +293,14 @@ class Moments:
 
     def optimum(self, intercept: bool) -> tuple[np.ndarray, np.ndarray, float]:
         """The least-squares W, w0 and loss; without an intercept, through the origin."""
-        n = len(self.y_mean)
         if intercept:
-            w0 = self.y_mean - self.x_mean @ self.W_star
-            return self.W_star, w0, self.optimum_loss
-        G = self.xx + np.outer(self.x_mean, self.x_mean)  # (1/N) Σ x xᵀ
-        xy = self.xx @ self.W_star - self.res + np.outer(self.x_mean, self.y_mean)  # (1/N) Σ x yᵀ
-        s = np.sqrt(np.diag(G))
-        s = np.where(s > 0, s, 1.0)
-        W = np.linalg.lstsq(G / np.outer(s, s), xy / s[:, None], rcond=None)[0] / s[:, None]
-        loss = float(self.losses({"W": W[None]})[0])
-        return W, np.zeros(n), loss
+            assert self.w0_star is not None
+            return self.W_star, self.w0_star, self.optimum_loss
+        assert self.origin is not None
+        W, loss = self.origin.found()
+        if self.origin_scale is not None:
+            W = W * self.origin_scale[:, None]
+        return W, np.zeros(len(self.y_mean)), loss
 
     def _terms(self, stack: Params) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The losses (K,), xx·E + res (K, m, n) and d (K, n) of stacked W: (K, m, n), w0: (K, n).
@@ -292,3 +329,9 @@ class Moments:
         if "w0" in stack:
             grads["w0"] = -2.0 * d  # ∇L_w0 = (2/N) Σ (ŷ - y) (answer 1.e, averaged) = -2d
         return losses, grads
+
+
+def least_squares(X: np.ndarray, Y: np.ndarray, intercept: bool = True) -> LeastSquares:
+    """The least-squares affine fit of Y: (N, n) on X: (N, m) in memory (`core.reference`)."""
+    W, w0, loss = Moments.of(X, Y).optimum(intercept)
+    return LeastSquares(W, w0, loss)

@@ -97,11 +97,16 @@ class Problem:
     def optimum_loss(self) -> float:
         return self.optimum[2]
 
+    @property
+    def optimum_unique(self) -> bool:
+        """Whether the least-squares fit is the only one (else: the one of least norm)."""
+        return self.train.unscaled_moments.unique
+
     def optimum_in_data_units(self) -> tuple[np.ndarray, np.ndarray]:
-        """W* and w0* of the least-squares fit for the raw features, as the model file writes W."""
-        W, w0, _ = self.optimum
-        params = {"W": W, "w0": w0} if self.model.intercept else {"W": W}
-        return to_raw_units(params, self.scaler.mean, self.scaler.scale)
+        """W* and w0* of the least-squares fit for the raw features, as the model file writes W:
+        solved in those units (`core.reference`), not converted from the standardised ones."""
+        W, w0, _ = self.train.unscaled_moments.optimum(self.model.intercept)
+        return W, w0
 
     @property
     def gap_scale(self) -> float:

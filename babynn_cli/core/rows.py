@@ -94,8 +94,12 @@ class Rows:
     @cached_property
     def moments(self) -> Moments:
         """The moments of (z, y)."""
-        raw = self.raw_moments if self.raw_moments is not None else Moments.of(self.X, self.Y)
-        return raw.scaled(self.mean, self.scale)
+        return self.unscaled_moments.scaled(self.mean, self.scale)
+
+    @cached_property
+    def unscaled_moments(self) -> Moments:
+        """The moments of the raw (x, y), with the least-squares fit in the data's own units."""
+        return self.raw_moments if self.raw_moments is not None else Moments.of(self.X, self.Y)
 
 
 SHUFFLE_BLOCK_ROWS = 1 << 16  # streamed rows are shuffled within blocks of this many rows

@@ -26,6 +26,11 @@ NARROW = 80  # below this many columns the table leaves out the final losses too
 def show(report: Reporter, result: Comparison, gap_tol: float) -> None:
     width = report.width
     report.print(table(result, gap_tol, wide=width >= WIDE, narrow=width < NARROW))
+    if not result.reference.unique:
+        report.status(
+            "the features are collinear: the least-squares optimum is not unique (many weights "
+            "reach the same L*); its row shows the one of least norm"
+        )
     if _runs(result):  # saved models alone have no curves
         report.print(curves(result, report.width))
 
@@ -196,6 +201,7 @@ def as_json(
             "val_loss": result.reference_val_loss,
             "weights": ref.W.tolist(),
             "bias": ref.w0.tolist(),
+            "unique": ref.unique,
         },
         "rows": rows,
         "best": None if result.best is None else result.rows[result.best].label,
