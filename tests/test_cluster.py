@@ -185,7 +185,7 @@ def test_predict_on_a_cluster_writes_what_one_machine_writes(in_tmp, monkeypatch
     monkeypatch.setattr(cluster, "BLOCKSIZE", "16KB")  # many partitions: their order must hold
     awkward_parts(in_tmp / "parts", rows=4000)
     assert run("fit", "parts", "-e", "50", "-q", "-o", "affine.json").exit_code == 0
-    hidden = ("--hidden", "4", "-e", "5", "-q", "-o", "net.json")
+    hidden = ("--hidden", "4", "-e", "5", "--lr", "1e-7", "-q", "-o", "net.json")
     assert run("fit", "parts", *hidden).exit_code == 0
     for model in ("affine.json", "net.json"):
         here = run("predict", model, "parts", "-o", "here.csv")

@@ -81,7 +81,8 @@ def test_reference_row_and_ranking(in_tmp):
     assert doc["best"] == doc["rows"][0]["label"]
     assert len(doc["rows"]) == 4  # the default set
     labels = [r["label"] for r in doc["rows"]]
-    assert "inverse η0=0.1, batch 32" in labels and "constant η0=0.1, full batch" in labels
+    # full batch starts at fit's auto rate, η* (rounded down), batch 32 at 0.1
+    assert "inverse η0=0.1, batch 32" in labels and "constant η0=0.4856, full batch" in labels
     for row in doc["rows"]:
         assert row["gap"] == pytest.approx(row["final_loss"] - ref["final_loss"], abs=1e-12)
         assert np.array(row["weights"]).shape == (3, 1) and len(row["bias"]) == 1

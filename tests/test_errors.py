@@ -326,7 +326,7 @@ def test_unwritable_prediction_output(in_tmp):
         (("fit", NOTES, "--epochs", "1e9"), "Error: Invalid value for '--epochs' / '-e': "),
         (("fit", NOTES, "--epochs", "0"), "Error: Invalid value for '--epochs' / '-e': "),
         (("fit", NOTES, "--tol", "nan"), "Error: Invalid value for '--tol': "),
-        (("fit", NOTES, "--lr", "abc"), "Error: Invalid value for '--lr': "),
+        (("fit", NOTES, "--lr", "abc"), "Error: --lr takes a number above 0 or 'auto' (got 'abc')"),
         (("fit",), "Error: Missing argument 'DATA'."),
         (("nope",), "Error: No such command 'nope'."),
         (("fit", NOTES, "--bogus"), "Error: No such option: --bogus"),

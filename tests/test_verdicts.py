@@ -89,7 +89,7 @@ def test_a_network_that_blows_up_is_diverged_in_fit_and_in_sweep_lr(in_tmp):
 def test_a_small_rate_is_still_falling_and_theory_says_exactly_how_far_it_has_to_go(in_tmp):
     """The notes' η = 0.001 on their example: 5.5× L* after 1000 epochs; the next step's numbers
     come from theory and are checked by running them."""
-    code, doc, stderr = fit_json(NOTES, "--lr", 0.001)
+    code, doc, stderr = fit_json(NOTES, "--lr", 0.001, "--epochs", 1000)
     _, _, optimum = lstsq_solution(NOTES)
     assert code == 0 and doc["verdict"] == "still falling"
     assert doc["relative_gap"] == pytest.approx((doc["final_loss"] - optimum) / optimum, rel=1e-9)
@@ -175,7 +175,8 @@ def test_compare_json_and_csv_are_byte_identical_but_for_times(in_tmp):
 # -- exit codes ---------------------------------------------------------------------------------
 def test_require_converged_is_a_gate_for_makefiles(in_tmp):
     (in_tmp / "m.json").write_text("old")
-    code, doc, stderr = fit_json(NOTES, "--lr", 0.001, "-o", "m.json", "--require-converged")
+    args = ("--lr", 0.001, "--epochs", 1000, "-o", "m.json", "--require-converged")
+    code, doc, stderr = fit_json(NOTES, *args)
     assert code == 4 and doc["verdict"] == "still falling" and doc["model_file"] is None
     assert (in_tmp / "m.json").read_text() == "old"
     assert stderr.startswith("Error: still falling: ") and "--require-converged" in stderr

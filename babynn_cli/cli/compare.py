@@ -33,10 +33,12 @@ from babynn_cli.errors import DivergedError, UsageError
 DEFAULT_LR = 0.1
 # With no --schedule, --lr or --batch-size: a constant rate and two decaying schedules at full
 # batch, and minibatch stochastic gradient descent with a schedule that meets the notes' conditions.
-DEFAULT_SET = (
-    ("constant", DEFAULT_LR, None),
-    ("inverse", DEFAULT_LR, None),
-    ("exponential", DEFAULT_LR, None),
+# The full-batch ones start at fit's auto rate for the affine model, η* = 2/(λmax+λmin) (None
+# here: it is known once the data is); the rest at DEFAULT_LR.
+DEFAULT_SET: tuple[tuple[str, float | None, int | None], ...] = (
+    ("constant", None, None),
+    ("inverse", None, None),
+    ("exponential", None, None),
     ("inverse", DEFAULT_LR, 32),
 )
 
@@ -99,7 +101,8 @@ ModelsOpt = Annotated[
     "epochs to reach --gap-tol, verdict (as `babynn fit` gives it: see fit --help) and time; "
     "saved models (--model) join as rows. Every "
     "combination of the --schedule, --lr and --batch-size values given runs; with none given, "
-    "constant, inverse and exponential at full batch and inverse at batch 32, all at η0 = 0.1, "
+    "constant, inverse and exponential at full batch, at η0 = η* = 2/(λmax+λmin) (fit's auto rate; "
+    "0.1 for a network), and inverse at batch 32 at η0 = 0.1, "
     "or, with --model, no training at all: the saved models against the optimum. "
     "With --hidden every configuration trains that network; the optimum stays the best affine "
     "fit, so the table shows how far the network gets past it.",
@@ -128,8 +131,8 @@ def compare(
         check_lr(lr)
     model.check(early_stopping)
     combos = combinations(schedules, lrs, [parse_batch(b) for b in batch_sizes or []], models)
-    for name, lr, _ in combos:
-        rate.check(name, lr)
+    for name, eta, _ in combos:
+        rate.check(name, eta if eta is not None else DEFAULT_LR)
     if plot is not None and not combos:
         raise UsageError("--plot draws the runs' curves; with --model alone nothing is trained")
 
@@ -157,11 +160,14 @@ def compare(
     check_memory(problem, None, len(combos))
     features, targets = dataset.features, dataset.targets
     saved = [file.evaluated(path, features, targets, problem) for path, file in saved_files]
-    configs = list(dict.fromkeys(Config(rate.spec(s), lr, b) for s, lr, b in combos))
+    auto = problem.curvature().suggested_lr if problem.affine else DEFAULT_LR
+    configs = list(
+        dict.fromkeys(Config(rate.spec(s), auto if lr is None else lr, b) for s, lr, b in combos)
+    )
     params = initial_params(problem, model.seed, model.init.value)
-    settings = TrainSettings(stop.epochs, None, stop.tol, stop.patience, early_stopping)
+    settings = TrainSettings(stop.most_epochs, None, stop.tolerance, stop.patience, early_stopping)
     report.compare_header(data.data, problem, len(configs), len(saved))
-    with report.progress(stop.epochs, label="compare") as on_epoch:
+    with report.progress(stop.most_epochs, label="compare") as on_epoch:
         result = compare(
             problem, params, configs, settings, model.seed, stop.gap_tol, on_epoch, saved
         )
@@ -188,7 +194,7 @@ def combinations(
     lrs: list[float] | None,
     batches: list[int | None],
     models: list[Path] | None,
-) -> list[tuple[str, float, int | None]]:
+) -> list[tuple[str, float | None, int | None]]:
     """(schedule, η0, batch size) of every run asked for: every combination of the values given;
     none given: the default set, or nothing at all when saved models are compared."""
     if schedules or lrs or batches:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -12,11 +12,11 @@ from babynn_cli.cli.app import Command, app
 from babynn_cli.cli.common import check_memory, load_problem
 from babynn_cli.cli.options import (
     OUTPUT,
+    RATE,
     TRAINING,
     BatchOpt,
     DataOptions,
     JsonOpt,
-    LrOpt,
     ModelOptions,
     PlotOpt,
     QuietOpt,
@@ -30,7 +30,23 @@ from babynn_cli.cli.options import (
     reports_errors,
 )
 from babynn_cli.core.choices import VERDICTS
-from babynn_cli.errors import DivergedError, NotConvergedError
+from babynn_cli.errors import DivergedError, NotConvergedError, UsageError
+
+if TYPE_CHECKING:
+    from babynn_cli.core.auto import Plan
+
+AutoLrOpt = Annotated[
+    str | None,
+    option(
+        "--lr",
+        metavar="ETA0|auto",
+        panel=RATE,
+        help="Initial learning rate η0 (> 0), or auto (the default): at full batch on the affine "
+        "model η* = 2/(λmax+λmin), the fastest constant rate for this data; otherwise the rate a "
+        "short sweep picks (7 rates, a few epochs each). The header says which.",
+        show_default=False,
+    ),
+]
 
 EarlyStoppingOpt = Annotated[
     bool,
@@ -81,7 +97,7 @@ OutputOpt = Annotated[
     + "; ".join(f"{name}: {meaning}" for name, meaning in VERDICTS)
     + ". Exit codes: 0, or 3 when diverged or unstable (no model file written), or 4 with "
     "--require-converged when not converged.",
-    epilog="Example: babynn fit sample:notes_example --lr 0.1 --epochs 500",
+    epilog="Example: babynn fit sample:notes_example",
 )
 @reports_errors
 @option_groups
@@ -89,7 +105,7 @@ def fit(
     data: DataOptions,
     *,
     schedule: ScheduleOpt = ScheduleName.constant,  # type: ignore[attr-defined]
-    lr: LrOpt = 0.1,
+    lr: AutoLrOpt = None,
     rate: ScheduleParameters,
     stop: StopOptions,
     batch_size: BatchOpt = None,
@@ -108,17 +124,19 @@ def fit(
     Longer than most functions here (a 20-line signature, a screen of body) because it is the
     command's whole story in order — check, load, train, judge, save, show, exit — each step one
     call into the layer that owns it."""
-    check_lr(lr)
-    rate.check(schedule.value, lr)
+    given_lr = parse_lr(lr)
+    if given_lr is not None:
+        rate.check(schedule.value, given_lr)
     model.check(early_stopping)
 
     from babynn_cli import data as datamod
     from babynn_cli import persistence
+    from babynn_cli.core import auto
     from babynn_cli.core.fit import fit as fit_problem
     from babynn_cli.core.fit import run_record
     from babynn_cli.core.problem import initial_params, updates_per_epoch
     from babynn_cli.core.schedules import describe
-    from babynn_cli.core.train import StopReason, TrainSettings
+    from babynn_cli.core.train import StopReason
     from babynn_cli.core.verdict import Verdict, advise
     from babynn_cli.report import Reporter, fit_document, history_columns, next_step, what_happened
     from babynn_cli.report import fit as fit_report
@@ -138,22 +156,40 @@ def fit(
     if start_from is not None:
         warm = start_from.warm_start(dataset.features, dataset.targets, problem)
     params = initial_params(problem, model.seed, model.init.value, warm)
-    settings = TrainSettings(stop.epochs, batch_size, stop.tol, stop.patience, early_stopping)
-    total = stop.epochs * updates_per_epoch(problem.n_train, batch_size)
-    sched = rate.spec(schedule.value, total).at(lr)
-    report.fit_header(data.data, dataset.features, dataset.targets, problem, sched, batch_size)
-    with report.progress(stop.epochs) as on_epoch:
+    # a schedule's length T is the run's updates: --epochs, or the default (cosine never runs
+    # until converged, the one schedule whose shape needs T)
+    total = stop.most_epochs * updates_per_epoch(problem.n_train, batch_size)
+    spec = rate.spec(schedule.value, total)
+    probing = given_lr is None and not (problem.affine and auto.full_batch(problem, batch_size))
+    probe_epochs = auto.probe_epochs(problem, batch_size, stop.most_epochs) if probing else 1
+    with report.progress(probe_epochs, label="choosing --lr") as on_probe:
+        try:
+            plan = auto.plan(
+                problem, params, lr=given_lr, epochs=stop.epochs, tol=stop.tol,
+                batch_size=batch_size, spec=spec, seed=model.seed, gap_tol=stop.gap_tol,
+                patience=stop.patience, on_epoch=on_probe,
+            )  # fmt: skip
+        except ValueError as error:
+            raise DivergedError(str(error)) from None
+    rate.check(schedule.value, plan.lr)
+    settings = plan.settings(problem, batch_size, stop.patience, early_stopping, stop.gap_tol)
+    sched = spec.at(plan.lr)
+    report.fit_header(
+        data.data, dataset.features, dataset.targets, problem, sched, batch_size, plan=plan,
+        gap_tol=stop.gap_tol,
+    )  # fmt: skip
+    with report.progress(plan.epochs) as on_epoch:
         fitted = fit_problem(problem, params, sched, settings, model.seed, on_epoch, stop.gap_tol)
     verdict = fitted.verdict
     advice = advise(
         problem, params, fitted.params, fitted.history, batch_size, stop.gap_tol, verdict
     )
     happened = what_happened(fitted, stop.gap_tol, stop.patience)
-    step = next_step(fitted, problem, advice, batch_size, lr)
+    step = next_step(fitted, problem, advice, batch_size, plan.lr)
     keep = not verdict.failed and (verdict is Verdict.CONVERGED or not require_converged)
-    result = run_record(fitted, problem) | {"next_step": step}
+    result = run_record(fitted, problem) | {"next_step": step} | plan_record(plan)
     init = "warm-start" if warm is not None else model.init.value
-    training = training_record(data, describe(sched), lr, batch_size, stop, model, init) | {
+    training = training_record(data, describe(sched), plan, batch_size, stop, model, init) | {
         "warm_start": str(warm_start) if warm_start is not None else None,
         "early_stopping": early_stopping,
     }
@@ -170,7 +206,7 @@ def fit(
     if json_out:
         report.emit_json(fit_document(fitted, problem, saved, result, describe(sched), written))
     else:
-        gaps = (stop.tol, stop.patience, stop.gap_tol)
+        gaps = (plan.tol, stop.patience, stop.gap_tol)
         report.fit_tables(fitted, problem, dataset.features, dataset.targets, gaps, written)
     outputs.commit()
     report.flush()
@@ -188,7 +224,7 @@ def fit(
 def training_record(
     data: DataOptions,
     formula: str,
-    lr: float,
+    plan: Plan,
     batch_size: int | None,
     stop: StopOptions,
     model: ModelOptions,
@@ -198,13 +234,35 @@ def training_record(
     return {
         "data": data.data,
         "schedule": {"name": formula.split(":")[0], "formula": formula},
-        "lr": lr,
+        "lr": plan.lr,
         "batch_size": batch_size,
-        "epochs": stop.epochs,
-        "tol": stop.tol,
+        "epochs": plan.epochs,
+        "tol": plan.tol,
         "patience": stop.patience,
         "gap_tol": stop.gap_tol,
         "seed": model.seed,
         "init": init,
         "val_frac": model.val_frac,
     }
+
+
+def plan_record(plan: Plan) -> dict[str, Any]:
+    """What babynn chose, as the result records it."""
+    return {
+        "lr": plan.lr,
+        "lr_rule": plan.lr_rule,
+        "until_converged": plan.until_converged,
+        "epochs_predicted": plan.predicted,
+    }
+
+
+def parse_lr(text: str | None) -> float | None:
+    """--lr: a rate above 0, or None for auto (not given, or `auto`)."""
+    if text is None or text.strip().lower() == "auto":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise UsageError(f"--lr takes a number above 0 or 'auto' (got {text!r})") from None
+    check_lr(value)
+    return value

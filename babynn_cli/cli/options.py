@@ -29,8 +29,11 @@ import typer
 from babynn_cli import interrupts
 from babynn_cli.core.choices import (
     ACTIVATIONS,
+    DEFAULT_EPOCHS,
     DEFAULT_GAMMA,
+    DEFAULT_TOL,
     INITIALISATIONS,
+    MAX_EPOCHS,
     SCHEDULE_DEFAULTS,
     SCHEDULE_NAMES,
     SCHEDULES,
@@ -340,22 +343,32 @@ class StopOptions:
     """How long to train."""
 
     epochs: Annotated[
-        int,
+        int | None,
         option(
-            "--epochs", "-e", metavar="N", panel=TRAINING, min=1, help="The most epochs to run."
+            "--epochs",
+            "-e",
+            metavar="N",
+            panel=TRAINING,
+            min=1,
+            help=f"The most epochs to run. Default: {DEFAULT_EPOCHS}; for fit at full batch on "
+            "the affine model, until converged ((L - L*)/L* ≤ --gap-tol), at most 10× the epochs "
+            f"theory predicts (at least {DEFAULT_EPOCHS:,}, at most {MAX_EPOCHS:,}).",
+            show_default=False,
         ),
-    ] = 1000
+    ] = None
     tol: Annotated[
-        float,
+        float | None,
         option(
             "--tol",
             metavar="TOL",
             panel=TRAINING,
             min=0.0,
             help="Stop when the loss improves by less than TOL (relative) for --patience epochs "
-            "in a row; 0 runs every epoch.",
+            f"in a row; 0 runs every epoch. Default: {DEFAULT_TOL:g}; 0 for a fit that runs "
+            "until converged.",
+            show_default=False,
         ),
-    ] = 1e-10
+    ] = None
     gap_tol: Annotated[
         float,
         option(
@@ -373,6 +386,16 @@ class StopOptions:
             "--patience", metavar="N", panel=TRAINING, min=1, help="Epochs without improvement."
         ),
     ] = 5
+
+    @property
+    def most_epochs(self) -> int:
+        """--epochs, or its default where babynn does not choose it (sweep-lr, compare)."""
+        return DEFAULT_EPOCHS if self.epochs is None else self.epochs
+
+    @property
+    def tolerance(self) -> float:
+        """--tol, or its default where babynn does not choose it (sweep-lr, compare)."""
+        return DEFAULT_TOL if self.tol is None else self.tol
 
 
 GROUPS = (DataOptions, ModelOptions, ScheduleParameters, StopOptions)

@@ -129,13 +129,14 @@ def sweep_lr(
     dataset, problem = load_problem(data, model, quiet or json_out, full_batch=batch_size is None)
     check_memory(problem, batch_size, len(rates) + 1)
     params = initial_params(problem, model.seed, model.init.value)
-    settings = TrainSettings(stop.epochs, batch_size, stop.tol, stop.patience)
-    spec = rate.spec(schedule.value, stop.epochs * updates_per_epoch(problem.n_train, batch_size))
+    epochs = stop.most_epochs
+    settings = TrainSettings(epochs, batch_size, stop.tolerance, stop.patience)
+    spec = rate.spec(schedule.value, epochs * updates_per_epoch(problem.n_train, batch_size))
     text = f"{schedule.value} schedule, η0 = each rate of the grid"
     report.fit_header(
         data.data, dataset.features, dataset.targets, problem, spec.at(rates[0]), batch_size, text
     )
-    with report.progress(stop.epochs, label="sweep") as on_epoch:
+    with report.progress(epochs, label="sweep") as on_epoch:
         result = sweep(problem, params, rates, spec, settings, model.seed, stop.gap_tol, on_epoch)
 
     if output is not None:

@@ -67,3 +67,9 @@ VERDICTS = (
         "batch, or ended above where it started",
     ),
 )
+
+# How long runs are when --epochs and --tol are not given (see `core.auto`: a full-batch fit of the
+# affine model runs until converged instead, at most MAX_EPOCHS epochs, with no --tol rule)
+DEFAULT_EPOCHS = 1000
+MAX_EPOCHS = 1_000_000
+DEFAULT_TOL = 1e-10

@@ -109,6 +109,8 @@ def _row(
     """A row measured against the optimum `ref`, its gap relative to `scale` (see
     `Problem.gap_scale`)."""
     gap = train_loss - ref.loss
+    if W is not None and gap < 0:  # an affine model's loss is never below L*: this is rounding
+        gap = 0.0
     return Row(
         label=label,
         config=config,
@@ -117,7 +119,7 @@ def _row(
         train_loss=train_loss,
         val_loss=val_loss,
         gap=gap,
-        relative_gap=relative_gap(train_loss, ref.loss, scale),
+        relative_gap=relative_gap(ref.loss + gap, ref.loss, scale),
         weight_distance=distance(W, bias, ref),
         reached_epoch=reached_epoch,
         verdict=verdict,

@@ -76,8 +76,9 @@ class Triangle:
             rows[: len(R)] = R
             block = rows[len(R) :]
             block[:, 0] = 1.0
-            np.divide(Xb - shift[0], units[0], out=block[:, 1 : 1 + m])
-            np.divide(Yb - shift[1], units[1], out=block[:, 1 + m :])
+            np.subtract(Xb, shift[0], out=block[:, 1 : 1 + m])
+            np.subtract(Yb, shift[1], out=block[:, 1 + m :])
+            block[:, 1:] /= np.concatenate(units)
             R = _triangle(rows)
         return cls(R if len(R) else np.zeros((q, q)), shift, units)
 

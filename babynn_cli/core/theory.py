@@ -82,8 +82,10 @@ class Curvature:
         lr = self.best_lr
         if not np.isfinite(lr) or lr <= 0:
             return lr
-        unit = 10.0 ** (np.floor(np.log10(lr)) - 3)
-        return float(np.floor(lr / unit) * unit)
+        power = int(np.floor(np.log10(lr))) - 3
+        count = float(np.floor(lr / 10.0**power))  # four digits, rounded down ...
+        # ... and the double nearest count·10^power (a product of doubles would miss it)
+        return count / 10.0**-power if power < 0 else count * 10.0**power
 
     @property
     def condition_number(self) -> float:

@@ -61,6 +61,7 @@ class StopReason(StrEnum):
     EARLY_STOPPING = "early_stopping"  # validation loss stopped improving
     DIVERGED = "diverged"
     INTERRUPTED = "interrupted"
+    GAP_TOL = "gap_tol"  # the training loss came within --gap-tol of L* (`target_loss`)
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,9 @@ class TrainSettings:
     tol: float = 1e-10
     patience: int = 5
     early_stopping: bool = False
+    # stop a run once its training loss is at or below this (the affine model within --gap-tol
+    # of L*: a run until convergence); None: no such goal
+    target_loss: float | None = None
 
 
 @dataclass(frozen=True)
@@ -348,12 +352,18 @@ class _Stops:
     lowest: np.ndarray  # the lowest training loss up to each epoch (B, K)
     reason: StopReason  # what a stop on the tol rule is called
     exact: bool
+    reached: np.ndarray  # the training loss at or below `target_loss` (B, K)
 
     def decide(self, k: int, first: int, record: _Record) -> tuple[RunEnd | None, int]:
         """How run k ends in this block (None: it goes on), and how many of the block's epochs
         it keeps (its weights are those of the last one kept; 0: the block's start)."""
         last = first + len(self.diverges) - 1
         j_div, j_conv = _first(self.diverges[:, k]), _first(self.converges[:, k])
+        j_goal = _first(self.reached[:, k])
+        if j_goal is not None and (j_conv is None or j_goal <= j_conv):
+            j_conv, reason = j_goal, StopReason.GAP_TOL
+        else:
+            reason = self.reason
         if j_div is not None and (j_conv is None or j_div <= j_conv):
             epoch = first + j_div
             record.end_run(k, epoch, last)  # the diverged epoch stays in the history
@@ -369,7 +379,7 @@ class _Stops:
             return end, j_div
         if j_conv is not None:
             record.end_run(k, first + j_conv, last)
-            return RunEnd(self.reason, first + j_conv), j_conv + 1
+            return RunEnd(reason, first + j_conv), j_conv + 1
         return None, len(self.diverges)  # it goes on: every epoch of the block kept
 
 
@@ -429,7 +439,13 @@ class _Rules:
         stales = _run_lengths(~improved, self.stale)
         converges = stales >= s.patience if s.tol > 0 else np.zeros_like(improved)
         reason = StopReason.EARLY_STOPPING if s.early_stopping else StopReason.TOL
-        return _Stops(diverges, far, converges, rises, stales, M, lowest, reason, self.exact)
+        reached = np.zeros_like(diverges)
+        if s.target_loss is not None:
+            with np.errstate(invalid="ignore"):
+                reached = s.target_loss >= L
+        return _Stops(
+            diverges, far, converges, rises, stales, M, lowest, reason, self.exact, reached
+        )
 
     def apply(
         self,

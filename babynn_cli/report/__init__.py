@@ -29,11 +29,13 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from babynn_cli.core.choices import MAX_EPOCHS
 from babynn_cli.core.train import DivergenceRule, StopReason
 from babynn_cli.core.verdict import Verdict
 from babynn_cli.jsontext import dumps
 
 if TYPE_CHECKING:
+    from babynn_cli.core.auto import IllConditioned, Plan
     from babynn_cli.core.fit import Fitted
     from babynn_cli.core.mlp import MLP
     from babynn_cli.core.problem import Problem
@@ -132,8 +134,11 @@ class Reporter:
         schedule: Schedule,
         batch_size: int | None,
         schedule_text: str | None = None,
+        plan: Plan | None = None,
+        gap_tol: float = 1e-6,
     ) -> None:
-        """What is about to run: the data, the method, and what theory says of the rate."""
+        """What is about to run: the data, the method, what theory says of the rate, and what
+        babynn chose for the user (`plan`)."""
         from babynn_cli.core.schedules import describe
 
         if self.quiet:
@@ -182,6 +187,9 @@ class Reporter:
             )
         if problem.affine and schedule_text is None:
             self.status(theory_in_words(problem.curvature()))
+        if plan is not None:
+            for line in plan_in_words(plan, features, gap_tol):
+                self.status(line)
 
     def fit_tables(
         self,
@@ -444,7 +452,60 @@ def stop_message(run: RunEnd, tol: float, patience: int) -> str:
         )
     if reason == "interrupted":
         return f"interrupted (Ctrl-C) during epoch {run.epochs_run + 1}"
+    if reason == "gap_tol":
+        return f"(L − L*)/L* fell to --gap-tol at epoch {run.epochs_run}: converged, as asked"
     return f"the divergence rule, at epoch {run.diverged_epoch} ({run.diverged_by})"
+
+
+def plan_in_words(plan: Plan, features: Sequence[str], gap_tol: float) -> list[str]:
+    """What babynn chose for the run, in words: the rate when none was given, the epochs when it
+    runs until converged, and why a run may not get there."""
+    lines = []
+    if plan.lr_rule == "theory":
+        lines.append(
+            f"η = {fmt(plan.lr, 4)}, the fastest constant rate for this data (η* = 2/(λmax+λmin), "
+            "rounded down); pass --lr to choose your own"
+        )
+    elif plan.lr_rule == "sweep" and plan.probe is not None:
+        rates, epochs = plan.probe.rates, plan.probe.epochs
+        lines.append(
+            f"η = {fmt(plan.lr, 4)}, picked by a short sweep: {len(rates)} rates from "
+            f"{fmt(rates[0], 3)} to {fmt(rates[-1], 3)}, {epochs} epoch{'s' * (epochs != 1)} "
+            "each, the one that came lowest fastest; pass --lr to choose your own"
+        )
+    if plan.until_converged:
+        if plan.predicted is not None:
+            predicted = f"theory predicts {plan.predicted:,} at this rate"
+        elif plan.lr_rule == "given" or plan.ill is None:
+            predicted = f"theory predicts more than {MAX_EPOCHS:,} at this rate"
+        else:
+            predicted = f"theory predicts more than {MAX_EPOCHS:,} even at the fastest rate"
+        lines.append(
+            f"epochs: until (L − L*)/L* ≤ {gap_tol:g} (--gap-tol); {predicted} (at most "
+            f"{plan.epochs:,}; pass --epochs to fix the number)"
+        )
+    if plan.ill is not None:
+        lines.append(ill_conditioned_in_words(plan.ill, features))
+    return lines
+
+
+def ill_conditioned_in_words(ill: IllConditioned, features: Sequence[str]) -> str:
+    """Why the data needs more epochs than a run until converged may take, and what helps."""
+    helps = []
+    if not ill.standardized:
+        helps.append("standardising the features (drop --no-standardize)")
+    if ill.pair is not None and abs(ill.correlation) > 0.9:
+        a, b = (features[i] for i in ill.pair)
+        helps.append(
+            f"dropping one of {a!r} and {b!r}, nearly a copy of each other (correlation "
+            f"{ill.correlation:.6g})"
+        )
+    advice = "; or ".join(helps) if helps else "fewer, or less correlated, features"
+    return (
+        f"this data is ill-conditioned (κ = {fmt(ill.condition_number, 3)}): even the fastest "
+        f"constant rate needs more than {MAX_EPOCHS:,} epochs to come within --gap-tol of L*; "
+        f"what would help: {advice}"
+    )
 
 
 def theory_in_words(c: Curvature) -> str:
