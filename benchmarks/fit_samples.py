@@ -1,10 +1,13 @@
-"""How close `babynn fit` comes to least squares on each sample file, and how long it takes.
+"""`babynn fit DATA` with no options: epochs theory predicted against epochs taken, the gap left,
+and the time, on every sample file and on data sets made offline.
 
-    python benchmarks/fit_samples.py [--repeat 5]
+    python benchmarks/fit_samples.py [--repeat 3]
 
-For each file in sample_data/ it runs the installed `babynn fit` with its defaults (and once more
-with --tol 0 --epochs 5000 --lr at the fastest constant rate it reports), compares the weights with
-np.linalg.lstsq on the same columns, and times the whole process (best of --repeat runs).
+The data: the files in sample_data/; the regression sets that ship inside scikit-learn (diabetes,
+Linnerud's three outputs) and Friedman's three synthetic ones (make_friedman1/2/3, seeded), when
+scikit-learn is installed; and two features with a correlation that makes κ exactly 10, 10³, 10⁵
+and 10⁷ (the construction of tests/test_auto.py). Each runs the installed `babynn fit` with no
+option but --json, whole process, best of --repeat.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -34,55 +38,76 @@ def babynn() -> str:
     return str(here) if here.exists() else (shutil.which("babynn") or "babynn")
 
 
-def lstsq(path: Path, targets: list[str]) -> tuple[np.ndarray, float]:
-    frame = pd.read_csv(path)
-    X = frame.drop(columns=targets).to_numpy(float)
-    Y = frame[targets].to_numpy(float)
-    design = np.column_stack([X, np.ones(len(X))])
-    sol = np.linalg.lstsq(design, Y, rcond=None)[0]
-    return sol, float(((Y - design @ sol) ** 2).sum() / len(X))
+def conditioned(kappa: float, rows: int = 2000) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    Z = rng.normal(size=(rows, 2))
+    Q, _ = np.linalg.qr(Z - Z.mean(axis=0))
+    rho = (kappa - 1) / (kappa + 1)
+    a = Q[:, 0] * np.sqrt(rows)
+    b = (rho * Q[:, 0] + np.sqrt(1 - rho**2) * Q[:, 1]) * np.sqrt(rows)
+    return pd.DataFrame({"a": a * 5 + 10, "b": b - 2, "y": 3 + a + 2 * b + rng.normal(size=rows)})
 
 
-def timed_fit(path: Path, targets: list[str], extra: list[str], repeat: int) -> tuple[dict, float]:
-    args = [babynn(), "fit", str(path), "--json", "-o", "m.json", *extra]
+def data_sets(folder: Path) -> Iterator[tuple[str, Path, list[str]]]:
+    for name, targets in SAMPLES.items():
+        yield name, ROOT / "sample_data" / name, targets
+    try:
+        from sklearn import datasets
+    except ImportError:
+        print("scikit-learn is not installed: its data sets are skipped")
+    else:
+        frames = {
+            "sklearn diabetes": datasets.load_diabetes(as_frame=True).frame,
+            "sklearn linnerud": pd.concat(
+                datasets.load_linnerud(return_X_y=True, as_frame=True), axis=1
+            ),
+        }
+        for k, make in enumerate(
+            (datasets.make_friedman1, datasets.make_friedman2, datasets.make_friedman3), 1
+        ):
+            X, y = make(n_samples=2000, random_state=0)
+            frames[f"friedman{k}"] = pd.DataFrame(X).add_prefix("x").assign(y=y)
+        for name, frame in frames.items():
+            path = folder / f"{name.replace(' ', '_')}.csv"
+            frame.to_csv(path, index=False)
+            targets = ["Weight", "Waist", "Pulse"] if "linnerud" in name else [frame.columns[-1]]
+            yield name, path, targets
+    for kappa in (1e1, 1e3, 1e5, 1e7):
+        path = folder / f"kappa_{kappa:.0e}.csv"
+        conditioned(kappa).to_csv(path, index=False)
+        yield f"κ = {kappa:.0e}", path, ["y"]
+
+
+def timed_fit(path: Path, targets: list[str], repeat: int, cwd: str) -> tuple[dict, float]:
+    args = [babynn(), "fit", str(path), "--json", "-o", "m.json"]
     for t in targets:
         args += ["-t", t]
     best = float("inf")
-    with tempfile.TemporaryDirectory() as tmp:
-        for _ in range(repeat):
-            start = time.perf_counter()
-            out = subprocess.run(args, cwd=tmp, capture_output=True, text=True, check=True).stdout
-            best = min(best, time.perf_counter() - start)
+    for _ in range(repeat):
+        start = time.perf_counter()
+        out = subprocess.run(args, cwd=cwd, capture_output=True, text=True).stdout
+        best = min(best, time.perf_counter() - start)
     return json.loads(out), best
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=5)
-    args = parser.parse_args()
-    print(
-        f"{'file':<20} {'run':<28} {'epochs':>6} {'max rel err W̃':>14} {'L - L*':>10} {'time s':>7}"
-    )
-    for name, targets in SAMPLES.items():
-        path = ROOT / "sample_data" / name
-        ref, best_loss = lstsq(path, targets)
-        doc, _ = timed_fit(path, targets, ["--epochs", "1"], 1)
-        fastest = f"{doc['fastest_lr_full_batch']:.4g}"
-        runs = (
-            ("defaults", []),
-            (
-                f"--lr {fastest} --tol 0 -e 5000",
-                ["--lr", fastest, "--tol", "0", "--epochs", "5000"],
-            ),
-        )
-        for label, extra in runs:
-            doc, seconds = timed_fit(path, targets, extra, args.repeat)
-            got = np.vstack([np.array(doc["weights"]), np.array(doc["bias"])[None, :]])
-            err = float(np.max(np.abs(got - ref) / np.abs(ref)))
-            gap = doc["final_loss"] - best_loss
+    parser.add_argument("--repeat", type=int, default=3)
+    a = parser.parse_args()
+    header = f"{'data':<22} {'κ':>9} {'η':>8} {'predicted':>9} {'taken':>9} {'(L-L*)/L*':>10}"
+    print(header + f" {'verdict':<10} {'time s':>7}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, path, targets in data_sets(Path(tmp)):
+            doc, seconds = timed_fit(path, targets, a.repeat, tmp)
+            kappa = doc["stable_lr_full_batch"] and (
+                (2 / doc["stable_lr_full_batch"])
+                / (2 / doc["fastest_lr_full_batch"] - 2 / doc["stable_lr_full_batch"])
+            )
+            predicted = doc["epochs_predicted"]
             print(
-                f"{name:<20} {label:<28} {doc['epochs_run']:>6} {err:>14.2e} {gap:>10.1e}"
-                f" {seconds:>7.3f}"
+                f"{name:<22} {kappa:>9.3g} {doc['lr']:>8.4g} "
+                f"{predicted if predicted is not None else '>1e6':>9} {doc['epochs_run']:>9} "
+                f"{doc['relative_gap']:>10.2e} {doc['verdict']:<10} {seconds:>7.2f}"
             )
 
 
