@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -76,6 +77,19 @@ HistoryOpt = Annotated[
         show_default=False,
     ),
 ]
+HistoryEveryOpt = Annotated[
+    int | None,
+    option(
+        "--history-every",
+        metavar="N",
+        panel=OUTPUT,
+        min=1,
+        help="Keep every Nth epoch in the history (--json, --history, the tables) instead of "
+        "every epoch to 2,000 and then about 200 a decade (log-spaced); epoch 0, the best and "
+        "the last are always kept.",
+        show_default=False,
+    ),
+]
 RequireConvergedOpt = Annotated[
     bool,
     option(
@@ -113,6 +127,7 @@ def fit(
     early_stopping: EarlyStoppingOpt = False,
     warm_start: WarmStartOpt = None,
     history: HistoryOpt = None,
+    history_every: HistoryEveryOpt = None,
     output: OutputOpt = "model.json",
     plot: PlotOpt = None,
     require_converged: RequireConvergedOpt = False,
@@ -173,6 +188,7 @@ def fit(
             raise DivergedError(str(error)) from None
     rate.check(schedule.value, plan.lr)
     settings = plan.settings(problem, batch_size, stop.patience, early_stopping, stop.gap_tol)
+    settings = dataclasses.replace(settings, history_every=history_every)
     sched = spec.at(plan.lr)
     report.fit_header(
         data.data, dataset.features, dataset.targets, problem, sched, batch_size, plan=plan,

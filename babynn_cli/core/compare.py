@@ -66,7 +66,8 @@ class Row:
     stop_reason: StopReason | None
     epochs_run: int | None
     seconds: float | None  # wall time of its training (runs of one stack share it)
-    curve: np.ndarray | None  # relative gap at epochs 0, 1, ...
+    curve: np.ndarray | None  # relative gap at the epochs of `curve_epochs`
+    curve_epochs: np.ndarray | None = None  # epoch 0, 1, ... (a long run's history keeps some)
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,7 @@ def _row(
     epochs_run: int | None = None,
     seconds: float | None = None,
     curve: np.ndarray | None = None,
+    curve_epochs: np.ndarray | None = None,
 ) -> Row:
     """A row measured against the optimum `ref`, its gap relative to `scale` (see
     `Problem.gap_scale`)."""
@@ -127,6 +129,7 @@ def _row(
         epochs_run=epochs_run,
         seconds=seconds,
         curve=curve,
+        curve_epochs=curve_epochs,
     )
 
 
@@ -184,13 +187,14 @@ def _runs(
     for batch_size, group in groups.items():
         total = settings.epochs * updates_per_epoch(problem.n_train, batch_size)
         schedules = [replace(c.schedule, total_updates=total).at(c.lr) for c in group]
-        group_settings = replace(settings, batch_size=batch_size)
+        watch = ref.loss + gap_tol * problem.gap_scale  # (L − L*)/L* ≤ gap_tol, noted exactly
+        group_settings = replace(settings, batch_size=batch_size, watch_loss=watch)
         result = train_problem(problem, params, schedules, group_settings, seed, on_epoch)
         for k, config in enumerate(group):
             fitted = Fitted.of(problem, result, k, gap_tol)
             losses = fitted.history.train_loss[:, 0]
             curve = np.array([relative_gap(L, ref.loss, problem.gap_scale) for L in losses])
-            hits = np.flatnonzero(curve <= gap_tol)
+            reached = fitted.history.reached[0] if fitted.history.reached else None
             rows.append(
                 _row(
                     config.label,
@@ -203,10 +207,11 @@ def _runs(
                     problem.gap_scale,
                     verdict=fitted.verdict,
                     stop_reason=fitted.end.stop_reason,
-                    reached_epoch=int(fitted.history.epoch[hits[0]]) if hits.size else None,
+                    reached_epoch=reached,
                     epochs_run=fitted.end.epochs_run,
                     seconds=float(fitted.history.seconds[-1]),
                     curve=curve,
+                    curve_epochs=fitted.history.epoch,
                 )
             )
         if any(r.stop_reason is StopReason.INTERRUPTED for r in result.runs):

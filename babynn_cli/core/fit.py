@@ -75,7 +75,9 @@ class Fitted:
         train_loss, train_r2 = evaluate(problem, params, problem.train)
         optimum = problem.optimum_loss if problem.affine else None
         scale = problem.gap_scale if problem.affine else None
-        judgement = judge(history.train_loss[:, 0], result.runs[k], optimum, gap_tol, scale)
+        judgement = judge(
+            history.train_loss[:, 0], result.runs[k], optimum, gap_tol, scale, history.epoch
+        )
         W = bias = None
         if problem.affine:
             W, bias = to_raw_units(params, problem.scaler.mean, problem.scaler.scale)

@@ -108,6 +108,8 @@ def sweep(
     """
     full_batch = settings.batch_size is None or settings.batch_size >= problem.n_train
     th = theory(problem, params, gap_tol)
+    if problem.affine:  # the epoch each run comes within gap_tol of L*, noted exactly
+        settings = replace(settings, watch_loss=th.optimum_loss + gap_target(problem, gap_tol))
     rates = sorted({float(lr) for lr in lrs})
     theory_lr = None
     if problem.affine and full_batch and spec.name == "constant" and not settings.early_stopping:
@@ -133,9 +135,7 @@ def sweep(
     measured = None
     if theory_lr is not None:
         k = rates.index(theory_lr)
-        target = th.optimum_loss + gap_target(problem, gap_tol)
-        hits = np.flatnonzero(result.history.train_loss[:, k] <= target)
-        measured = int(result.history.epoch[hits[0]]) if hits.size else None
+        measured = _reached_optimum(result, k)
     return Sweep(
         rows=tuple(rows),
         theory=th,
@@ -172,8 +172,7 @@ def _rows(
         last = end.weights_epoch
         measured = predicted = None
         if optimum is not None:
-            hits = np.flatnonzero(h.train_loss[: end.epochs_run + 1, k] <= optimum + target)
-            measured = int(h.epoch[hits[0]]) if hits.size else None
+            measured = _reached_optimum(result, k)
         if initial is not None and rates[k] < curvature.stable_lr:
             error = problem.error(initial)
             horizon = max(100 * int(h.epoch[-1]), 10_000)  # past that, off any plot
@@ -181,12 +180,12 @@ def _rows(
         rows.append(
             SweepRow(
                 lr=rates[k],
-                final_loss=float(h.train_loss[last, k]),
-                final_val_loss=float(h.val_loss[last, k]) if h.val_loss is not None else None,
-                final_monitored=float(monitored[last, k]),
-                best_loss=float(np.nanmin(monitored[: last + 1, k])),
+                final_loss=float(h.train_loss[h.row(last), k]),
+                final_val_loss=None if h.val_loss is None else float(h.val_loss[h.row(last), k]),
+                final_monitored=float(monitored[h.row(last), k]),
+                best_loss=float(np.nanmin(monitored[: h.row(last) + 1, k])),
                 reached_epoch=None,
-                verdict=judge(h.train_loss[:, k], end, optimum, gap_tol, scale).verdict,
+                verdict=judge(h.train_loss[:, k], end, optimum, gap_tol, scale, h.epoch).verdict,
                 stop_reason=end.stop_reason,
                 epochs_to_optimum=measured,
                 stopped_epoch=end.epochs_run,
@@ -195,6 +194,13 @@ def _rows(
             )
         )
     return rows
+
+
+def _reached_optimum(result: TrainResult, k: int) -> int | None:
+    """The first epoch run k came within gap_tol of L* (noted in training, exactly)."""
+    reached = result.history.reached
+    epoch = None if reached is None else reached[k]
+    return epoch if epoch is not None and epoch <= result.runs[k].epochs_run else None
 
 
 def _reached(rows: list[SweepRow], result: TrainResult, within: float) -> list[SweepRow]:

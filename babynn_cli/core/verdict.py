@@ -88,17 +88,21 @@ def judge(
     optimum_loss: float | None,
     gap_tol: float,
     gap_scale: float | None = None,
+    epochs: np.ndarray | None = None,
 ) -> Judgement:
-    """The verdict of one run from its training losses by epoch (epoch 0 first, nan after it
-    stopped), why it stopped, L* (None for a network) and what gaps are measured against
-    (`Problem.gap_scale`; None: L*)."""
+    """The verdict of one run from its training losses at `epochs` (None: every epoch, epoch 0
+    first; a long run's history keeps some, always the first, the best, the last and the one
+    whose weights were kept; nan after it stopped), why it stopped, L* (None for a network) and
+    what gaps are measured against (`Problem.gap_scale`; None: L*)."""
     curve = np.asarray(losses, dtype=float)
+    at = np.arange(len(curve)) if epochs is None else np.asarray(epochs)
     last = end.epochs_run if end.stop_reason is StopReason.DIVERGED else end.weights_epoch
-    ran = curve[: last + 1]
+    ran = curve[: int(np.searchsorted(at, last)) + 1]
     L0, Lend = float(ran[0]), float(ran[-1])
     finite = np.where(np.isfinite(ran), ran, np.inf)
-    best_epoch = int(np.argmin(finite))
-    Lbest = float(finite[best_epoch])
+    best_row = int(np.argmin(finite))
+    best_epoch = int(at[best_row])
+    Lbest = float(finite[best_row])
 
     def verdict() -> Verdict:
         if end.stop_reason is StopReason.DIVERGED or not math.isfinite(Lend) or Lend > L0:

@@ -702,8 +702,11 @@ def fit_document(
                 "scale": problem.scaler.scale.tolist(),
             },
         }
+    history = records(history_columns(fitted.history))
     return (
-        doc | result | {"schedule": schedule, "history": records(history_columns(fitted.history))}
+        doc
+        | result
+        | {"schedule": schedule, "history_kept": fitted.history.kept, "history": history}
     )
 
 

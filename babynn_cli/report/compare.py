@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from rich import box
 from rich.table import Table
 
@@ -109,9 +110,14 @@ def _runs(result: Comparison) -> list[tuple[int, Any]]:
     return [(k, r) for k, r in enumerate(result.rows) if r.curve is not None]
 
 
+def _epochs(row: Any) -> np.ndarray:
+    """The epochs of a row's curve."""
+    return row.curve_epochs if row.curve_epochs is not None else np.arange(len(row.curve))
+
+
 def _log_epochs(result: Comparison) -> bool:
     """A log epoch axis when the runs differ in length (or are long): short runs stay visible."""
-    lengths = [len(row.curve) for _, row in _runs(result)]
+    lengths = [int(_epochs(row)[-1]) + 1 for _, row in _runs(result)]
     return bool(lengths) and (max(lengths) > 30 or max(lengths) > 3 * min(lengths))
 
 
@@ -121,7 +127,7 @@ def curves(result: Comparison, columns: int = 100) -> Any:
     series = []
     for k, row in _runs(result):
         mark = MARKS[k] if k < len(MARKS) else "·"
-        epochs = list(range(len(row.curve)))
+        epochs = [int(e) for e in _epochs(row)]
         values = list(row.curve + 1.0) if networks else list(row.curve)
         series.append(Series(epochs, values, mark, STYLES[k % len(STYLES)], row.label))
     label = "L/L*, log scale (below 1: past the best affine fit)" if networks else None
@@ -212,7 +218,7 @@ def plot_png(result: Comparison, gap_tol: float) -> bytes:
     figure, ax = new_figure(width=9.0)
     for _, row in _runs(result):
         curve = row.curve
-        epochs = range(len(curve))
+        epochs = _epochs(row)
         positive = [(e, g) for e, g in zip(epochs, curve, strict=True) if g > 0]
         if positive:
             xs, ys = zip(*positive, strict=True)

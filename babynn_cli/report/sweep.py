@@ -99,7 +99,7 @@ def theory_block(result: Sweep, gap_tol: float) -> Table:
         predicted = "more than 10⁶" if th.predicted_epochs is None else str(th.predicted_epochs)
         t.add_row(f"epochs η* needs to reach (L - L*)/L* ≤ {gap_tol:g}", predicted)
     if any(r.from_theory for r in result.rows):
-        epochs = len(result.result.history.epoch) - 1
+        epochs = int(result.result.history.epoch[-1])
         seen = result.measured_epochs
         t.add_row(
             "  … measured in this sweep", f"more than {epochs}" if seen is None else str(seen)
