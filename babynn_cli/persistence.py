@@ -20,7 +20,7 @@ from babynn_cli.core.choices import ACTIVATIONS
 from babynn_cli.core.compare import ModelPredictions
 from babynn_cli.core.fit import Fitted
 from babynn_cli.core.mlp import MLP, layers_of, params_of
-from babynn_cli.core.problem import Problem, WarmStart
+from babynn_cli.core.problem import Problem, WarmStart, in_target_units
 from babynn_cli.core.rows import Rows
 from babynn_cli.core.scaling import Standardizer
 from babynn_cli.errors import ModelFileError, OutputError, UsageError
@@ -55,6 +55,9 @@ class ModelFile:
     scale: np.ndarray | None = None
     training: dict[str, Any] = field(default_factory=dict)
     result: dict[str, Any] = field(default_factory=dict)
+    # a network's targets as it learnt them, (y − mean)/scale, already folded into its last layer
+    # (recorded for the reader; files without it, written before, mean the same)
+    target_scaling: dict[str, Any] | None = None
 
     @classmethod
     def of(
@@ -68,13 +71,20 @@ class ModelFile:
     ) -> ModelFile:
         """The file of a finished fit: `training` records how it was made, `result` how it went."""
         network = problem.model if isinstance(problem.model, MLP) else None
+        layers = None
+        if network is not None:  # in the targets' own units, as before: `in_target_units`
+            layers = layers_of(in_target_units(problem, fitted.params))
+        target_scaling = None
+        if network is not None and problem.target_mean is not None:
+            target_scaling = {"mean": problem.target_mean, "scale": problem.target_scale}
         return cls(
             features=features,
             targets=targets,
             weights=fitted.W,
             bias=fitted.bias,
             kind="affine" if network is None else "mlp",
-            layers=None if network is None else layers_of(fitted.params),
+            layers=layers,
+            target_scaling=target_scaling,
             activation=None if network is None else network.activation,
             intercept=problem.model.intercept,
             standardized=problem.standardized,
@@ -312,6 +322,12 @@ def to_json(model: ModelFile) -> str:
             "hidden": [W.shape[1] for W, _ in model.layers[:-1]],
             "layers": [{"weights": _floats(W), "bias": _floats(b)} for W, b in model.layers],
         }
+        if model.target_scaling is not None:
+            spec["target_scaling"] = {
+                "mean": _floats(model.target_scaling["mean"]),
+                "scale": float(model.target_scaling["scale"]),
+                "in_last_layer": True,
+            }
     doc = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -33,9 +33,19 @@ def train_problem(
     seed: int,
     on_epoch: Callable[[EpochInfo], None] | None = None,
 ) -> TrainResult:
-    """Train one run per schedule, all from `params` and the same shuffling (seeded)."""
+    """Train one run per schedule, all from `params` and the same shuffling (seeded). Losses
+    come back in the targets' own units, whatever units the model learns them in."""
     _, _, shuffle_rng = streams(seed)
-    return train(
+    units = problem.target_scale**2 if problem.target_mean is not None else 1.0
+    if units != 1.0:  # a network learns ỹ = (y − mean)/scale: its losses are L / scale²
+        settings = replace(
+            settings,
+            target_loss=None if settings.target_loss is None else settings.target_loss / units,
+            watch_loss=None if settings.watch_loss is None else settings.watch_loss / units,
+        )
+        if on_epoch is not None:
+            on_epoch = _in_units(on_epoch, units)
+    result = train(
         problem.model,
         params,
         problem.train,
@@ -45,6 +55,22 @@ def train_problem(
         val=problem.val,
         on_epoch=on_epoch,
     )
+    if units == 1.0:
+        return result
+    h = result.history
+    val_loss = None if h.val_loss is None else h.val_loss * units
+    history = replace(h, train_loss=h.train_loss * units, val_loss=val_loss)
+    return replace(result, history=history)
+
+
+def _in_units(on_epoch: Callable[[EpochInfo], None], units: float) -> Callable[[EpochInfo], None]:
+    """Progress with its losses in the targets' own units."""
+
+    def shown(info: EpochInfo) -> None:
+        val_loss = None if info.val_loss is None else info.val_loss * units
+        on_epoch(replace(info, train_loss=info.train_loss * units, val_loss=val_loss))
+
+    return shown
 
 
 @dataclass(frozen=True)

@@ -50,15 +50,15 @@ class Model(Protocol):
         each block's averages weighted by its rows."""
         if data.streamed:
             return lambda stack: _blockwise(data, lambda Z, Y: self.losses_and_grads(stack, Z, Y))
-        X = data.standardized()
-        return lambda stack: self.losses_and_grads(stack, X, data.Y)
+        X, Y = data.standardized(), data.standardized_targets()
+        return lambda stack: self.losses_and_grads(stack, X, Y)
 
     def evaluator(self, data: Rows) -> Evaluator:
         """Losses on all the rows, for the epoch's loss and the validation loss."""
         if data.streamed:
             return lambda stack: _blockwise(data, lambda Z, Y: (self.losses(stack, Z, Y), {}))[0]
-        X = data.standardized()
-        return lambda stack: self.losses(stack, X, data.Y)
+        X, Y = data.standardized(), data.standardized_targets()
+        return lambda stack: self.losses(stack, X, Y)
 
     def descent(
         self,
@@ -85,7 +85,7 @@ def _blockwise(
         if not len(X):
             continue
         share = len(X) / data.n_rows
-        block_losses, block_grads = average(data.standardize(X), Y)
+        block_losses, block_grads = average(data.standardize(X), data.standardize_targets(Y))
         losses = block_losses * share if losses is None else losses + block_losses * share
         for k, g in block_grads.items():
             grads[k] = g * share if k not in grads else grads[k] + g * share

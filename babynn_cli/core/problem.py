@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
@@ -55,6 +55,9 @@ class Problem:
     scaler: Standardizer
     standardized: bool
     model: AffineModel | MLP
+    # a network learns (y − target_mean) / target_scale (`target_scaling`); None: y itself
+    target_mean: np.ndarray | None = None
+    target_scale: float = 1.0
 
     @property
     def affine(self) -> bool:
@@ -159,12 +162,25 @@ def make_problem(
             "the columns (divide them by a power of ten) and try again"
         )
     scaler = _scaler(raw, standardize, center=intercept or bool(hidden))
-    train = Rows(X_tr, Y_tr, scaler.mean, scaler.scale, raw)
+    target = target_scaling(raw, standardize and bool(hidden))
+    train = Rows(X_tr, Y_tr, scaler.mean, scaler.scale, raw, None, *target)
     val = None
     if X_va is not None and Y_va is not None:
-        val = Rows(X_va, Y_va, scaler.mean, scaler.scale)
+        val = Rows(X_va, Y_va, scaler.mean, scaler.scale, None, None, *target)
     model = MLP(m, tuple(hidden), n, activation) if hidden else AffineModel(m, n, intercept)
-    return Problem(train, val, scaler, standardize, model)
+    return Problem(train, val, scaler, standardize, model, *target)
+
+
+def target_scaling(raw: Moments, network: bool) -> tuple[np.ndarray | None, float]:
+    """How a network sees the targets: centred on each output's mean and divided by one scale,
+    the root mean square of the outputs' standard deviations (one scale keeps the loss a
+    multiple of the targets' own, so every loss converts back exactly). The rates and the sweep
+    then mean the same on any target scale. The affine model sees y itself: its curvature, and
+    so every rate's behaviour, does not depend on y."""
+    if not network:
+        return None, 1.0
+    scale = math.sqrt(raw.spread / len(raw.y_mean)) if raw.spread > 0 else 1.0
+    return raw.y_mean.copy(), scale
 
 
 def _scaler(raw: Moments, standardize: bool, center: bool) -> Standardizer:
@@ -245,12 +261,16 @@ def make_streamed_problem(
     scaler = _scaler(raw, standardize, center=intercept or bool(hidden))
     file = None if mapped is None else mapped()
     in_file = None if held is None or file is None else np.flatnonzero(~held)
+    target_mean, target_scale = target_scaling(raw, standardize and bool(hidden))
     train = StreamedRows.of(blocks, raw, scaler.mean, scaler.scale, file, in_file)
+    train = replace(train, target_mean=target_mean, target_scale=target_scale)
     val = None
     if val_blocks is not None:
-        val = StreamedRows.of(val_blocks, Moments.of_blocks(val_blocks), scaler.mean, scaler.scale)
+        val_raw = Moments.of_blocks(val_blocks)
+        val = StreamedRows.of(val_blocks, val_raw, scaler.mean, scaler.scale)
+        val = replace(val, target_mean=target_mean, target_scale=target_scale)
     model = MLP(m, tuple(hidden), n, activation) if hidden else AffineModel(m, n, intercept)
-    return Problem(train, val, scaler, standardize, model)
+    return Problem(train, val, scaler, standardize, model, target_mean, target_scale)
 
 
 @dataclass(frozen=True)
@@ -281,6 +301,10 @@ def initial_params(
     shift = (s.mean - warm_start.mean) / warm_start.scale
     params["b1"] = params["b1"] + shift @ params["W1"]
     params["W1"] = params["W1"] * ratio[:, None]
+    if problem.target_mean is not None and isinstance(problem.model, MLP):
+        last = len(problem.model.hidden) + 1  # the saved last layer gives y; this one learns ỹ
+        params[f"W{last}"] = params[f"W{last}"] / problem.target_scale
+        params[f"b{last}"] = (params[f"b{last}"] - problem.target_mean) / problem.target_scale
     return params
 
 
@@ -289,4 +313,16 @@ def predict_raw(problem: Problem, params: Params, X: np.ndarray) -> np.ndarray:
     if problem.affine:
         W, w0 = to_raw_units(params, problem.scaler.mean, problem.scaler.scale)
         return AffineModel(W.shape[0], W.shape[1]).predict({"W": W, "w0": w0}, X)
-    return problem.model.predict(params, problem.scaler.transform(X))
+    return problem.model.predict(in_target_units(problem, params), problem.scaler.transform(X))
+
+
+def in_target_units(problem: Problem, params: Params) -> Params:
+    """A network's parameters predicting y itself: it learnt ỹ = (y − mean)/scale, so its last
+    layer times scale, plus mean, gives y (the model file holds these)."""
+    if problem.target_mean is None or not isinstance(problem.model, MLP):
+        return params
+    last = len(problem.model.hidden) + 1
+    folded = dict(params)
+    folded[f"W{last}"] = params[f"W{last}"] * problem.target_scale
+    folded[f"b{last}"] = params[f"b{last}"] * problem.target_scale + problem.target_mean
+    return folded

@@ -29,6 +29,9 @@ class Rows:
     blocks: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]] | None = field(
         default=None, compare=False
     )
+    # a network's targets are standardised too: it sees (y − target_mean) / target_scale
+    target_mean: np.ndarray | None = field(default=None, compare=False)
+    target_scale: float = field(default=1.0, compare=False)
 
     @property
     def streamed(self) -> bool:
@@ -64,8 +67,17 @@ class Rows:
         return Z
 
     def targets(self, idx: np.ndarray) -> np.ndarray:
-        """Y[idx] (a copy of just those rows)."""
-        return np.take(self.Y, idx, axis=0)
+        """Y[idx] (a copy of just those rows), standardised when the model sees it so."""
+        return self.standardize_targets(np.take(self.Y, idx, axis=0))
+
+    def standardize_targets(self, Y: np.ndarray) -> np.ndarray:
+        """Targets as the model sees them: (y − target_mean) / target_scale, or as they are."""
+        if self.target_mean is None:
+            return Y
+        return (Y - self.target_mean) / self.target_scale
+
+    def standardized_targets(self) -> np.ndarray:
+        return self.standardize_targets(self.Y)
 
     def raw(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The raw rows idx as [x, y], without a copy where they sit in memory: (rows, at), with
@@ -148,7 +160,8 @@ class StreamedRows(Rows):
         in_file: np.ndarray | None = None,
     ) -> StreamedRows:
         m, n = len(mean), len(raw.y_mean)
-        return cls(np.empty((0, m)), np.empty((0, n)), mean, scale, raw, blocks, file, in_file)
+        X, Y = np.empty((0, m)), np.empty((0, n))
+        return cls(X, Y, mean, scale, raw, blocks, file=file, in_file=in_file)
 
     @property
     def streamed(self) -> bool:
@@ -188,7 +201,7 @@ class StreamedRows(Rows):
         return Z
 
     def targets(self, idx: np.ndarray) -> np.ndarray:
-        return self._gather(idx)[:, len(self.mean) :]
+        return self.standardize_targets(self._gather(idx)[:, len(self.mean) :])
 
     def raw(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self._gather(idx), np.arange(len(idx))
