@@ -210,3 +210,28 @@ def test_memory_follows_the_epochs_run_not_the_epochs_asked_for():
     tracemalloc.stop()
     assert fitted.end.stop_reason is StopReason.TOL and fitted.end.epochs_run < 1000
     assert peak < 5 * 2**20  # a preallocated history alone would be 3 × 10⁷ × 8 B = 229 MiB
+
+
+def test_minibatch_training_holds_blas_to_one_thread_and_gives_it_back():
+    """Small products run on one thread (benchmarks/threads.py: faster overall, above all beside
+    a busy core); the thread count is restored after, and nothing changes where it cannot be
+    told (no OpenBLAS found, or the user set OPENBLAS_NUM_THREADS)."""
+    from babynn_cli.core import threads
+
+    found = threads._openblas()
+    if found is None:
+        pytest.skip("no OpenBLAS to tell")
+    _, get = found
+    before = get()
+    seen = []
+    with threads.blas_threads(1):
+        seen.append(get())
+    assert seen == [1] and get() == before
+    X, Y = linear_data(N=120, m=4, n=1)
+    problem = make_problem(X, Y)
+    counts = []
+    train_problem(
+        problem, initial_params(problem, 0), [make_schedule("constant", 0.01)],
+        TrainSettings(epochs=3, batch_size=8, tol=0), 0, on_epoch=lambda info: counts.append(get()),
+    )  # fmt: skip
+    assert counts and set(counts) == {1} and get() == before

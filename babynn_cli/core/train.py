@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
@@ -23,6 +24,7 @@ from babynn_cli.core.descent import Descent, Epochs, Rates
 from babynn_cli.core.model import Model
 from babynn_cli.core.rows import Rows
 from babynn_cli.core.schedules import Schedule
+from babynn_cli.core.threads import blas_threads
 from babynn_cli.core.vocabulary import Evaluator, Params, stack
 
 # The divergence rule: a run stops as diverged at the first epoch whose training loss
@@ -210,31 +212,36 @@ def train(
         t = np.arange(t0, t0 + count, dtype=float)
         return np.stack([s.rates(t) for s in schedules], axis=1) * running
 
-    while done < E and running.any() and not interrupted:
-        first, last = done + 1, min(E, done + size)
-        block_start = time.perf_counter()
-        # -- schedule → update → record: the notes' rule, epoch after epoch, each run at its rates
-        snapshots, interrupted = _descend(descent, first, last, rates, record, val_losses, clock)
-        if not snapshots:
-            break
-        last = first + len(snapshots) - 1
-        if time.perf_counter() - block_start < BLOCK_SECONDS:
-            size = min(2 * size, MAX_BLOCK)
-        # -- stopping rules: read over the block at once; a run that stops keeps its weights -------
-        params, stopped = rules.apply(record, first, snapshots, params, running, ends)
-        running &= ~stopped
-        if stopped.any():
-            descent.restart(params, changed=stopped)
-            for k in map(int, np.flatnonzero(stopped)):
-                end = ends[k]
-                assert end is not None
-                pins |= {end.epochs_run, max(end.epochs_run - 1, 0)}
-        done = last
-        # -- progress: show the caller where the runs are ------------------------------------------
-        if on_epoch is not None:
-            info = record.info(last, E, descent.updates_per_epoch, running, val is not None)
-            interrupted = _call(on_epoch, info) or interrupted
-        record.slide(last, pins)
+    # a minibatch's products are small: one BLAS thread is faster, above all beside busy cores
+    minibatch = settings.batch_size is not None and settings.batch_size < data.n_rows
+    with blas_threads(1) if minibatch else nullcontext():
+        while done < E and running.any() and not interrupted:
+            first, last = done + 1, min(E, done + size)
+            block_start = time.perf_counter()
+            # -- schedule → update → record: the notes' rule, epoch after epoch, each run's rates
+            snapshots, interrupted = _descend(
+                descent, first, last, rates, record, val_losses, clock
+            )
+            if not snapshots:
+                break
+            last = first + len(snapshots) - 1
+            if time.perf_counter() - block_start < BLOCK_SECONDS:
+                size = min(2 * size, MAX_BLOCK)
+            # -- stopping rules: read over the block at once; a run that stops keeps its weights
+            params, stopped = rules.apply(record, first, snapshots, params, running, ends)
+            running &= ~stopped
+            if stopped.any():
+                descent.restart(params, changed=stopped)
+                for k in map(int, np.flatnonzero(stopped)):
+                    end = ends[k]
+                    assert end is not None
+                    pins |= {end.epochs_run, max(end.epochs_run - 1, 0)}
+            done = last
+            # -- progress: show the caller where the runs are --------------------------------------
+            if on_epoch is not None:
+                info = record.info(last, E, descent.updates_per_epoch, running, val is not None)
+                interrupted = _call(on_epoch, info) or interrupted
+            record.slide(last, pins)
 
     end_reason = StopReason.INTERRUPTED if interrupted else StopReason.MAX_EPOCHS
     runs = [e if e is not None else RunEnd(end_reason, done) for e in ends]
