@@ -136,9 +136,9 @@ def fit(
 ) -> None:
     """Train, judge the run, save the model unless it failed, and say what happened.
 
-    Longer than most functions here (a 20-line signature, a screen of body) because it is the
-    command's whole story in order — check, load, train, judge, save, show, exit — each step one
-    call into the layer that owns it."""
+    Longer than most functions here (a 20-line signature, two screens of body) because it is the
+    command's whole story in order — check, load, choose the rate and epochs, train, judge, save,
+    show, exit — each step one call into the layer that owns it."""
     given_lr = parse_lr(lr)
     if given_lr is not None:
         rate.check(schedule.value, given_lr)
@@ -175,17 +175,24 @@ def fit(
     # until converged, the one schedule whose shape needs T)
     total = stop.most_epochs * updates_per_epoch(problem.n_train, batch_size)
     spec = rate.spec(schedule.value, total)
-    probing = given_lr is None and not (problem.affine and auto.full_batch(problem, batch_size))
-    probe_epochs = auto.probe_epochs(problem, batch_size, stop.most_epochs) if probing else 1
-    with report.progress(probe_epochs, label="choosing --lr") as on_probe:
+
+    def planned(on_probe: Any = None) -> auto.Plan:
+        """The rate and epochs, babynn's where not given (a short sweep may run: see core.auto)."""
         try:
-            plan = auto.plan(
+            return auto.plan(
                 problem, params, lr=given_lr, epochs=stop.epochs, tol=stop.tol,
                 batch_size=batch_size, spec=spec, seed=model.seed, gap_tol=stop.gap_tol,
                 patience=stop.patience, on_epoch=on_probe,
             )  # fmt: skip
         except ValueError as error:
             raise DivergedError(str(error)) from None
+
+    if auto.probes(problem, batch_size, given_lr):
+        probe = auto.probe_epochs(problem, batch_size, stop.most_epochs)
+        with report.progress(probe, label="choosing --lr") as on_probe:
+            plan = planned(on_probe)
+    else:
+        plan = planned()
     rate.check(schedule.value, plan.lr)
     settings = plan.settings(problem, batch_size, stop.patience, early_stopping, stop.gap_tol)
     settings = dataclasses.replace(settings, history_every=history_every)

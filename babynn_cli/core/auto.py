@@ -84,6 +84,12 @@ def full_batch(problem: Problem, batch_size: int | None) -> bool:
     return batch_size is None or batch_size >= problem.n_train
 
 
+def probes(problem: Problem, batch_size: int | None, lr: float | None) -> bool:
+    """Whether choosing the rate takes a short sweep: none given, and no formula for it (a
+    minibatch run, or a network)."""
+    return lr is None and not (problem.affine and full_batch(problem, batch_size))
+
+
 def theory_times(problem: Problem, batch_size: int | None, schedule: str) -> bool:
     """Whether theory can say how many epochs the run needs: the affine model at full batch with
     a constant rate."""
@@ -107,15 +113,14 @@ def plan(
     """The rate and epochs for a run: what was given, and for what was not, babynn's choice."""
     rule = "given"
     probe = None
-    if lr is None:
-        if problem.affine and full_batch(problem, batch_size):
-            lr, rule = problem.curvature().suggested_lr, "theory"
-        else:
-            budget = DEFAULT_EPOCHS if epochs is None else epochs
-            lr, probe = probed_rate(
-                problem, params, batch_size, spec, seed, gap_tol, patience, budget, on_epoch
-            )
-            rule = "sweep"
+    if probes(problem, batch_size, lr):
+        budget = DEFAULT_EPOCHS if epochs is None else epochs
+        lr, probe = probed_rate(
+            problem, params, batch_size, spec, seed, gap_tol, patience, budget, on_epoch
+        )
+        rule = "sweep"
+    elif lr is None:
+        lr, rule = problem.curvature().suggested_lr, "theory"
     until = epochs is None and problem.affine and full_batch(problem, batch_size)
     until = until and spec.name != "cosine"  # cosine's shape needs the run's length: not open
     predicted = None
