@@ -364,8 +364,8 @@ class StopOptions:
             panel=TRAINING,
             min=0.0,
             help="Stop when the loss improves by less than TOL (relative) for --patience epochs "
-            f"in a row; 0 runs every epoch. Default: {DEFAULT_TOL:g}; 0 for a fit that runs "
-            "until converged.",
+            f"in a row; 0 runs every epoch. Default: {DEFAULT_TOL:g}; 0 for a constant-rate fit "
+            "that runs until converged.",
             show_default=False,
         ),
     ] = None
