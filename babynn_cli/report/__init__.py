@@ -361,12 +361,15 @@ class Reporter:
             self._stdout.append(captured.get())
 
     def loss_table(self, history: History, rows: int = 12) -> None:
-        """Epochs spread on a log scale, plus the first and the last."""
+        """Epochs spread on a log scale, plus the first and the last (of a long run's kept epochs,
+        the first at or after each point of the scale)."""
 
         last = int(history.epoch[-1])
         wanted = {0, last}
         if last > 0:
-            wanted |= {int(e) for e in np.unique(np.round(np.geomspace(1, last, rows)))}
+            points = np.unique(np.round(np.geomspace(1, last, rows)))
+            kept = history.epoch[np.searchsorted(history.epoch, points)]
+            wanted |= {int(e) for e in kept}
         table = Table(title="Loss by epoch", title_justify="left")
         table.add_column("epoch", justify="right")
         table.add_column("updates", justify="right")
