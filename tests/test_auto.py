@@ -109,3 +109,29 @@ def test_data_too_ill_conditioned_for_the_cap_says_so_and_names_the_pair(in_tmp,
     assert result.exit_code == 0  # it still runs, to the cap, and says what is left
     raw = run("fit", path, "--no-standardize", "-o", "r.json")
     assert "standardising the features (drop --no-standardize)" in raw.stderr
+
+
+def test_when_every_probed_rate_fails_the_run_says_so_and_exits_3(in_tmp, monkeypatch):
+    """A grid whose every rate diverges (the ceiling pushed far past the bound): one line, exit 3,
+    no model file."""
+    from babynn_cli.core.theory import Curvature
+
+    monkeypatch.setattr(Curvature, "stable_lr", property(lambda self: 1e6))
+    result = run("fit", DIABETES, "-b", 32, "-o", "m.json")
+    assert result.exit_code == 3
+    assert result.stderr.startswith(
+        "Error: every rate --lr auto tried (7 rates from 1e+03 to 1e+06"
+    )
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert not (in_tmp / "m.json").exists()
+
+
+def test_babynn_compiled_0_keeps_numpy(monkeypatch):
+    from babynn_cli.core import compiled
+
+    monkeypatch.setenv("BABYNN_COMPILED", "0")
+    compiled.kernel.cache_clear()
+    try:
+        assert compiled.kernel() is None
+    finally:
+        compiled.kernel.cache_clear()

@@ -327,6 +327,8 @@ def test_unwritable_prediction_output(in_tmp):
         (("fit", NOTES, "--epochs", "0"), "Error: Invalid value for '--epochs' / '-e': "),
         (("fit", NOTES, "--tol", "nan"), "Error: Invalid value for '--tol': "),
         (("fit", NOTES, "--lr", "abc"), "Error: --lr takes a number above 0 or 'auto' (got 'abc')"),
+        (("fit", NOTES, "--lr", "-1"), "Error: --lr must be a finite number above 0 (got -1)"),
+        (("fit", NOTES, "--history-every", "0"), "Error: Invalid value for '--history-every': "),
         (("fit",), "Error: Missing argument 'DATA'."),
         (("nope",), "Error: No such command 'nope'."),
         (("fit", NOTES, "--bogus"), "Error: No such option: --bogus"),

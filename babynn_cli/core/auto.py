@@ -49,7 +49,6 @@ class Probe:
 class IllConditioned:
     """Why even MAX_EPOCHS will not bring the run to --gap-tol, and what would help."""
 
-    predicted: int | None  # epochs theory predicts at the fastest rate (None: past MAX_EPOCHS)
     condition_number: float
     standardized: bool
     pair: tuple[int, int] | None  # the two features most correlated ...
@@ -129,11 +128,11 @@ def plan(
         curvature = problem.curvature()
         target = gap_target(problem, gap_tol)
         predicted = curvature.epochs_to_reach(problem.error(params), lr, target, MAX_EPOCHS)
-        fastest = curvature.epochs_to_reach(
-            problem.error(params), curvature.best_lr, target, MAX_EPOCHS
-        )
-        if until and fastest is None:
-            ill = ill_conditioned(problem, fastest)
+        if until and (
+            curvature.epochs_to_reach(problem.error(params), curvature.best_lr, target, MAX_EPOCHS)
+            is None
+        ):  # not even the fastest rate gets there within the cap: say why before training
+            ill = ill_conditioned(problem)
     if epochs is None:
         epochs = DEFAULT_EPOCHS
         if until:
@@ -182,7 +181,7 @@ def probed_rate(
     return found.suggested_lr, Probe(rates, epochs)
 
 
-def ill_conditioned(problem: Problem, predicted: int | None) -> IllConditioned:
+def ill_conditioned(problem: Problem) -> IllConditioned:
     """Why the data needs so many epochs: its κ, and the pair of features whose correlation is
     nearest ±1 (a feature that is nearly a combination of others)."""
     curvature = problem.curvature()
@@ -196,9 +195,7 @@ def ill_conditioned(problem: Problem, predicted: int | None) -> IllConditioned:
         np.fill_diagonal(corr, 0.0)
         i, j = np.unravel_index(int(np.argmax(np.abs(corr))), corr.shape)
         pair, correlation = (int(min(i, j)), int(max(i, j))), float(corr[i, j])
-    return IllConditioned(
-        predicted, curvature.condition_number, problem.standardized, pair, correlation
-    )
+    return IllConditioned(curvature.condition_number, problem.standardized, pair, correlation)
 
 
 def _span(rates: tuple[float, ...]) -> str:
