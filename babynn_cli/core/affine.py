@@ -29,7 +29,7 @@ from babynn_cli.core.descent import (
 )
 from babynn_cli.core.model import Model
 from babynn_cli.core.rows import Rows
-from babynn_cli.core.vocabulary import Evaluator, Oracle, Params
+from babynn_cli.core.vocabulary import Evaluator, Oracle, Params, rows_times
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,8 @@ class AffineModel(Model):
         return params
 
     def predict(self, params: Params, X: np.ndarray) -> np.ndarray:
-        Y_hat = X @ params["W"]  # ŷ = Wᵀx for every row
+        """ŷ of one model for every row, each row alone (`rows_times`): (N, m) -> (N, n)."""
+        Y_hat = rows_times(X, params["W"])  # ŷ = Wᵀx for every row
         if "w0" in params:
             Y_hat += params["w0"]  # ... + w0
         return Y_hat

@@ -20,7 +20,7 @@ import numpy as np
 
 from babynn_cli.core.choices import ACTIVATIONS
 from babynn_cli.core.model import Model
-from babynn_cli.core.vocabulary import Params
+from babynn_cli.core.vocabulary import Params, rows_times
 
 ROWS_PER_BLOCK = 1 << 14  # rows evaluated at a time when only the loss is needed
 
@@ -95,9 +95,12 @@ class MLP(Model):
         return pres, acts
 
     def predict(self, params: Params, X: np.ndarray) -> np.ndarray:
-        """ŷ of one network: (N, m) -> (N, n)."""
-        stacked = {k: v[None] for k, v in params.items()}
-        return self._forward(stacked, X)[1][-1][0]
+        """ŷ of one network: (N, m) -> (N, n), each row alone (`rows_times`)."""
+        a = X
+        for layer in range(1, self.depth + 1):
+            z = rows_times(a, params[f"W{layer}"]) + params[f"b{layer}"]  # z = Wᵀa + b
+            a = z if layer == self.depth else activate(self.activation, z)
+        return a
 
     def losses(self, stack: Params, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
         total = np.zeros(len(stack["W1"]))
