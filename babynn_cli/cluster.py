@@ -25,6 +25,7 @@ from babynn_cli.core.moments import Moments, MomentSum, merged_pairwise
 from babynn_cli.core.reference import Fit, Terms
 from babynn_cli.data import checked_frame, first_problem
 from babynn_cli.errors import DataError, UsageError
+from babynn_cli.text import first_line
 
 CONNECT_SECONDS = (
     10  # an unreachable scheduler, or a cluster without workers, fails after this long
@@ -106,10 +107,10 @@ def client(scheduler: str) -> Iterator[Any]:
         c = Client(address, timeout=f"{CONNECT_SECONDS}s")
     except ValueError as e:  # not an address at all: a bad option value
         raise UsageError(
-            f"--scheduler '{address}' is not a scheduler's address: {_first_line(e)}"
+            f"--scheduler '{address}' is not a scheduler's address: {first_line(e)}"
         ) from None
     except (OSError, TimeoutError) as e:
-        raise DataError(f"cannot reach the Dask scheduler at {address}: {_first_line(e)}") from None
+        raise DataError(f"cannot reach the Dask scheduler at {address}: {first_line(e)}") from None
     try:
         try:
             c.wait_for_workers(1, timeout=CONNECT_SECONDS)
@@ -311,7 +312,7 @@ def _failures_said(
     except (DataError, *UNREADABLE, ValueError, TypeError) as e:
         raise _located(e, parts, sep, features, targets, dropna) from None
     except Exception as e:
-        raise DataError(f"the Dask cluster failed {when}: {_first_line(e)}") from None
+        raise DataError(f"the Dask cluster failed {when}: {first_line(e)}") from None
 
 
 def _located(
@@ -328,9 +329,4 @@ def _located(
         found = first_problem(parts, sep, features, targets, dropna)
         if found is not None:
             return DataError(found)
-    return DataError(f"cannot read the data on the cluster: {_first_line(e)}")
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
+    return DataError(f"cannot read the data on the cluster: {first_line(e)}")

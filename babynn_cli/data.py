@@ -26,7 +26,7 @@ import threading
 import warnings
 import weakref
 import zipfile
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +37,7 @@ import pandas as pd
 
 from babynn_cli.core.rows import RowFile
 from babynn_cli.errors import DataError, UsageError
+from babynn_cli.text import first_line, listing
 
 STDIN = "-"
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -798,11 +799,11 @@ def _reading(src: Source) -> Iterator[None]:
             raise DataError(
                 f"row {line - 1} of {name} has {saw} fields; the header has {header}"
             ) from None
-        raise DataError(f"cannot parse {name}: {_first_line(e)}") from None
+        raise DataError(f"cannot parse {name}: {first_line(e)}") from None
     except UnicodeDecodeError:
         raise DataError(f"cannot read {name}: it is not UTF-8 text") from None
     except ImportError as e:  # .zst without its package
-        raise DataError(f"cannot read {name}: {_first_line(e)}") from None
+        raise DataError(f"cannot read {name}: {first_line(e)}") from None
     except (
         OSError,
         EOFError,
@@ -812,7 +813,7 @@ def _reading(src: Source) -> Iterator[None]:
         tarfile.TarError,
     ) as e:
         # permission denied, a damaged .gz, a zip with no member or several ...
-        reason = e.strerror if isinstance(e, OSError) and e.strerror else _first_line(e)
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else first_line(e)
         raise DataError(f"cannot read {name}: {reason}") from None
 
 
@@ -821,20 +822,9 @@ def table_csv(columns: Mapping[str, Iterable[Any]]) -> str:
     return str(pd.DataFrame(columns).to_csv(index=False, lineterminator="\n"))
 
 
-def _first_line(e: BaseException) -> str:
-    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-
-
 def _require_column(col: str, columns: list[str], name: str) -> None:
     if col not in columns:
         raise DataError(f"no column '{col}' in {name} (columns: {listing(columns)})")
-
-
-def listing(names: Sequence[str], most: int = 8) -> str:
-    """Names for a message, cut after `most`: 'a, b, c, and 1,234 more'."""
-    if len(names) <= most:
-        return ", ".join(names)
-    return f"{', '.join(names[:most])}, and {len(names) - most:,} more"
 
 
 def _non_numeric(series: pd.Series, col: str) -> tuple[int, str] | None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import NOTES, run
 
-from babynn_cli import interrupts, persistence
+from babynn_cli import interrupts, outputs
 from babynn_cli.errors import OutputError
 
 BIN = Path(sys.executable).parent / "babynn"
@@ -85,14 +85,14 @@ def test_no_output_over_an_input_or_another_output(in_tmp, args, message):
 
 
 def test_a_failing_second_output_leaves_no_new_first_output(in_tmp, monkeypatch):
-    real = persistence._temporary
+    real = outputs._temporary
 
     def full_disk(target, path, data):
         if Path(path).name == "h.csv":
             raise OutputError(f"cannot write '{path}': No space left on device")
         return real(target, path, data)
 
-    monkeypatch.setattr(persistence, "_temporary", full_disk)
+    monkeypatch.setattr(outputs, "_temporary", full_disk)
     result = run("fit", NOTES, "-o", "m.json", "--history", "h.csv")
     assert result.exit_code == 1
     assert result.stderr.strip().splitlines()[-1] == (
@@ -122,12 +122,12 @@ def test_the_longest_legal_output_name_works(in_tmp):
 
 
 def test_signals_wait_while_files_are_written(in_tmp):
-    outputs = persistence.Outputs()
-    outputs.name("-o", in_tmp / "a.json")
-    outputs.stage(in_tmp / "a.json", "x" * 10_000)
+    files = outputs.Outputs()
+    files.name("-o", in_tmp / "a.json")
+    files.stage(in_tmp / "a.json", "x" * 10_000)
     with pytest.raises(interrupts.Terminated), interrupts.deferred():
         os.kill(os.getpid(), signal.SIGTERM)  # held back ...
-        outputs.commit()  # ... while the file is written whole
+        files.commit()  # ... while the file is written whole
     assert (in_tmp / "a.json").read_text() == "x" * 10_000
     assert [p.name for p in in_tmp.iterdir()] == ["a.json"]
 

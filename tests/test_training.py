@@ -10,7 +10,8 @@ import pytest
 from babynn_cli.core.fit import fit, train_problem
 from babynn_cli.core.problem import WarmStart, initial_params, make_problem
 from babynn_cli.core.schedules import make_schedule
-from babynn_cli.core.train import StopReason, TrainSettings
+from babynn_cli.core.stopping import StopReason
+from babynn_cli.core.train import TrainSettings
 
 
 def linear_data(N=200, m=3, n=1, noise=0.1, seed=0):

@@ -14,7 +14,7 @@ from conftest import DIABETES, NOTES, SAMPLES, lstsq_solution, run, run_json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from babynn_cli.core.train import RunEnd, StopReason
+from babynn_cli.core.stopping import RunEnd, StopReason
 from babynn_cli.core.verdict import UNSTABLE_FACTOR, Verdict, judge
 
 NONLINEAR = SAMPLES / "nonlinear.csv"

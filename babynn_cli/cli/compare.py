@@ -140,14 +140,16 @@ def compare(
     from babynn_cli import persistence
     from babynn_cli.core.compare import Config, compare
     from babynn_cli.core.problem import initial_params
-    from babynn_cli.core.train import StopReason, TrainSettings
+    from babynn_cli.core.stopping import StopReason
+    from babynn_cli.core.train import TrainSettings
+    from babynn_cli.outputs import Outputs
     from babynn_cli.report import Reporter
     from babynn_cli.report import compare as compare_report
     from babynn_cli.report import plot as plots
 
     inputs: list[tuple[str, str | Path | None]] = [("the DATA file", data.data)]
     inputs += [("--model", m) for m in models or []]
-    outputs = persistence.Outputs(inputs)
+    outputs = Outputs(inputs)
     outputs.name("--output", output)
     outputs.name("--plot", plot)
     if plot is not None:

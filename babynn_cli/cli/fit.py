@@ -151,13 +151,14 @@ def fit(
     from babynn_cli.core.fit import run_record
     from babynn_cli.core.problem import initial_params, updates_per_epoch
     from babynn_cli.core.schedules import describe
-    from babynn_cli.core.train import StopReason
+    from babynn_cli.core.stopping import StopReason
     from babynn_cli.core.verdict import Verdict, advise
+    from babynn_cli.outputs import Outputs
     from babynn_cli.report import Reporter, fit_document, history_columns, next_step, what_happened
     from babynn_cli.report import fit as fit_report
     from babynn_cli.report.plot import require_matplotlib
 
-    outputs = persistence.Outputs([("the DATA file", data.data), ("--warm-start", warm_start)])
+    outputs = Outputs([("the DATA file", data.data), ("--warm-start", warm_start)])
     outputs.name("--output", output)
     outputs.name("--history", history)
     outputs.name("--plot", plot)

@@ -39,6 +39,7 @@ from babynn_cli.core.choices import (
     SCHEDULES,
 )
 from babynn_cli.errors import BabynnError, UsageError
+from babynn_cli.text import one_line
 
 if TYPE_CHECKING:
     from babynn_cli.core.schedules import ScheduleSpec
@@ -486,11 +487,6 @@ def reports_errors(command: F) -> F:
             raise typer.Exit(code=1) from None
 
     return wrapper  # type: ignore[return-value]
-
-
-def one_line(text: str) -> str:
-    """Line breaks and other control characters written as escapes (a name may hold them)."""
-    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
 
 
 def check_lr(lr: float, flag: str = "--lr") -> None:

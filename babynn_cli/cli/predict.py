@@ -19,6 +19,7 @@ from babynn_cli.cli.options import (
     reports_errors,
 )
 from babynn_cli.errors import DataError
+from babynn_cli.text import listing
 
 
 @app.command(
@@ -73,9 +74,10 @@ def predict(
     from babynn_cli import data as datamod
     from babynn_cli import persistence
     from babynn_cli.core.vocabulary import mse, r2_per_output
+    from babynn_cli.outputs import Outputs
     from babynn_cli.report import Reporter
 
-    outputs = persistence.Outputs([("the DATA file", data), ("the MODEL file", model)])
+    outputs = Outputs([("the DATA file", data), ("the MODEL file", model)])
     outputs.name("--output", output)
     report = Reporter(quiet=quiet)
     saved = persistence.load_model(model)
@@ -117,8 +119,7 @@ def _on_cluster(scheduler: str, data: str, sep: str, saved: Any) -> tuple[Any, A
     missing = [c for c in saved.features if c not in header]
     if missing:
         raise DataError(
-            f"{datamod.display_name(data)} lacks the model's feature column(s): "
-            f"{datamod.listing(missing)}"
+            f"{datamod.display_name(data)} lacks the model's feature column(s): {listing(missing)}"
         )
     targets = list(saved.targets) if all(t in header for t in saved.targets) else []
     c = COMMAND_RESOURCES.enter_context(cluster.client(scheduler))

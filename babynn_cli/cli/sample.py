@@ -39,7 +39,7 @@ def sample(
 ) -> None:
     """Write one of the sample data sets that ship with babynn (CSV), or list them."""
     from babynn_cli import data as datamod
-    from babynn_cli import persistence
+    from babynn_cli.outputs import Outputs
     from babynn_cli.report import Reporter
 
     report = Reporter()
@@ -49,7 +49,7 @@ def sample(
         report.emit_text(listing)
         report.flush()
         return
-    outputs = persistence.Outputs()
+    outputs = Outputs()
     outputs.name("--output", output)
     text = datamod.sample_text(name)
     if output is None:

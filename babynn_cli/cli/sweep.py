@@ -112,15 +112,16 @@ def sweep_lr(
     model.check()
 
     from babynn_cli import data as datamod
-    from babynn_cli import persistence
     from babynn_cli.core.problem import initial_params, updates_per_epoch
+    from babynn_cli.core.stopping import StopReason
     from babynn_cli.core.sweep import sweep
-    from babynn_cli.core.train import StopReason, TrainSettings
+    from babynn_cli.core.train import TrainSettings
+    from babynn_cli.outputs import Outputs
     from babynn_cli.report import Reporter, stable_rate_hint
     from babynn_cli.report import plot as plots
     from babynn_cli.report import sweep as sweep_report
 
-    outputs = persistence.Outputs([("the DATA file", data.data)])
+    outputs = Outputs([("the DATA file", data.data)])
     outputs.name("--output", output)
     outputs.name("--plot", plot)
     if plot is not None:

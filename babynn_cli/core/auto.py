@@ -25,9 +25,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from babynn_cli.core.choices import DEFAULT_EPOCHS, DEFAULT_TOL, MAX_EPOCHS
+from babynn_cli.core.history import EpochInfo
 from babynn_cli.core.problem import Problem
 from babynn_cli.core.schedules import ScheduleSpec
-from babynn_cli.core.train import EpochInfo, TrainSettings
+from babynn_cli.core.train import TrainSettings
 from babynn_cli.core.verdict import gap_target
 from babynn_cli.core.vocabulary import Params
 

@@ -14,10 +14,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from babynn_cli.core.fit import Fitted, train_problem
+from babynn_cli.core.history import EpochInfo
 from babynn_cli.core.problem import Problem, updates_per_epoch
 from babynn_cli.core.reference import LeastSquares
 from babynn_cli.core.schedules import ScheduleSpec
-from babynn_cli.core.train import EpochInfo, StopReason, TrainSettings
+from babynn_cli.core.stopping import StopReason
+from babynn_cli.core.train import TrainSettings
 from babynn_cli.core.verdict import Verdict, relative_gap
 from babynn_cli.core.vocabulary import Params, mse
 

@@ -9,18 +9,12 @@ from typing import Any
 import numpy as np
 
 from babynn_cli.core.affine import to_raw_units
+from babynn_cli.core.history import EpochInfo, History
 from babynn_cli.core.problem import Problem, predict_raw, streams
 from babynn_cli.core.rows import Rows
 from babynn_cli.core.schedules import Schedule
-from babynn_cli.core.train import (
-    EpochInfo,
-    History,
-    RunEnd,
-    StopReason,
-    TrainResult,
-    TrainSettings,
-    train,
-)
+from babynn_cli.core.stopping import RunEnd, StopReason
+from babynn_cli.core.train import TrainResult, TrainSettings, train
 from babynn_cli.core.verdict import Judgement, Verdict, judge
 from babynn_cli.core.vocabulary import Params, mse, r2_per_output, unstack
 

@@ -15,10 +15,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from babynn_cli.core.fit import train_problem
+from babynn_cli.core.history import EpochInfo
 from babynn_cli.core.problem import Problem
 from babynn_cli.core.schedules import ScheduleSpec
+from babynn_cli.core.stopping import StopReason
 from babynn_cli.core.theory import Curvature
-from babynn_cli.core.train import EpochInfo, StopReason, TrainResult, TrainSettings
+from babynn_cli.core.train import TrainResult, TrainSettings
 from babynn_cli.core.verdict import Verdict, gap_target, judge
 from babynn_cli.core.vocabulary import Params
 

@@ -26,8 +26,9 @@ from enum import StrEnum
 import numpy as np
 
 from babynn_cli.core.choices import VERDICTS
+from babynn_cli.core.history import History
 from babynn_cli.core.problem import Problem
-from babynn_cli.core.train import History, RunEnd, StopReason
+from babynn_cli.core.stopping import RunEnd, StopReason
 from babynn_cli.core.vocabulary import Params
 
 UNSTABLE_FACTOR = 10.0

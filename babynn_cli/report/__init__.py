@@ -30,29 +30,25 @@ from rich.progress import (
 from rich.table import Table
 
 from babynn_cli.core.choices import MAX_EPOCHS
-from babynn_cli.core.train import DivergenceRule, StopReason
+from babynn_cli.core.stopping import DivergenceRule, StopReason
 from babynn_cli.core.verdict import Verdict
 from babynn_cli.jsontext import dumps
+from babynn_cli.text import one_line
 
 if TYPE_CHECKING:
     from babynn_cli.core.auto import IllConditioned, Plan
     from babynn_cli.core.fit import Fitted
+    from babynn_cli.core.history import EpochInfo, History
     from babynn_cli.core.mlp import MLP
     from babynn_cli.core.problem import Problem
     from babynn_cli.core.schedules import Schedule
+    from babynn_cli.core.stopping import RunEnd
     from babynn_cli.core.theory import Curvature
-    from babynn_cli.core.train import EpochInfo, History, RunEnd
     from babynn_cli.core.verdict import Advice, Judgement
     from babynn_cli.persistence import ModelFile
 
 LOG_WIDTH = 160  # columns for tables when stdout is not a terminal
 PLAIN_LINE_EVERY = 10.0  # seconds between plain progress lines when stderr is not a terminal
-
-
-def one_line(text: str) -> str:
-    """Line breaks and other control characters written as escapes: one line, whatever the
-    user's names hold."""
-    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
 
 
 def _streamed(problem: Problem) -> str:

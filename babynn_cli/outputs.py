@@ -1,0 +1,133 @@
+"""Every file a command writes: named and checked before any work starts, written together at the
+end, atomically (see `Outputs`)."""
+
+from __future__ import annotations
+
+import os
+import stat
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from babynn_cli import interrupts
+from babynn_cli.errors import OutputError, UsageError
+
+
+class Outputs:
+    """The files one command writes: named before any work starts, written together at the end.
+
+    `name` checks each output before the work: a file name whose folder exists and is writable
+    (not a folder, not a name ending in '/'), and neither one of the command's inputs nor another of
+    its outputs (a usage error naming both). `commit` writes them: every regular file to a
+    temporary file beside it (beside the real file, when the name is a symbolic link) and, only
+    once all are written, each renamed into place, so a failed command leaves no new file and a
+    crash never half a file; a file that existed keeps its permissions. A device or a FIFO
+    (/dev/null, /dev/stdout, a named pipe) is written through, never replaced. Ctrl-C and SIGTERM
+    wait until the files are in place. (A hard-linked file is replaced by the rename: its other
+    names keep the old content.)
+    """
+
+    def __init__(self, inputs: Sequence[tuple[str, str | Path | None]] = ()) -> None:
+        self._inputs = [(what, Path(p)) for what, p in inputs if p is not None and str(p) != "-"]
+        self._named: list[tuple[str, Path]] = []
+        self._staged: dict[Path, bytes] = {}
+
+    def name(self, flag: str, path: str | Path | None) -> None:
+        """Check that `path`, given to `flag`, can be written by this command."""
+        if path is None:
+            return
+        _check_writable(str(path))
+        for what, other in [*self._inputs, *self._named]:
+            if _same_file(Path(path), other):
+                also = "also " if what.startswith("-") else ""
+                raise UsageError(
+                    f"{flag} '{path}' is {also}{what} '{other}': babynn does not write over "
+                    "its own inputs or outputs; choose another name"
+                )
+        self._named.append((flag, Path(path)))
+
+    def stage(self, path: str | Path, content: str | bytes) -> None:
+        """`content` for `path`, written at `commit`."""
+        data = content.encode("utf-8") if isinstance(content, str) else content
+        self._staged[Path(path)] = data
+
+    def commit(self) -> None:
+        """Write every staged file, all or none (see the class)."""
+        with interrupts.deferred():
+            temps: list[tuple[str, Path, Path]] = []  # (temporary, real file, name given)
+            through: list[tuple[Path, Path, bytes]] = []
+            try:
+                for path, data in self._staged.items():
+                    real = path.resolve()
+                    if real.exists() and not stat.S_ISREG(real.stat().st_mode):
+                        through.append((real, path, data))
+                    else:
+                        temps.append((_temporary(real, path, data), real, path))
+                for real, path, data in through:
+                    with _reporting(path), open(real, "wb") as f:
+                        f.write(data)
+                for tmp, real, path in temps:
+                    with _reporting(path):
+                        os.replace(tmp, real)
+            finally:
+                for tmp, _, _ in temps:
+                    Path(tmp).unlink(missing_ok=True)
+        self._staged.clear()
+
+
+def _temporary(real: Path, path: Path, data: bytes) -> str:
+    """`data` in a new temporary file beside `real`, synced, with the permissions `real` has (or
+    the usual ones for a new file). Short name: the target's own may already be the longest the
+    file system allows."""
+    with _reporting(path):
+        fd, tmp = tempfile.mkstemp(dir=real.parent, prefix=".babynn-", suffix=".tmp")
+    try:
+        with _reporting(path), os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if real.exists():
+            mode = stat.S_IMODE(real.stat().st_mode)
+        else:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask  # mkstemp makes 0600; give the usual permissions
+        with _reporting(path):
+            os.chmod(tmp, mode)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+@contextmanager
+def _reporting(path: Path) -> Iterator[None]:
+    """An OSError while writing `path` as babynn's one-line error."""
+    try:
+        yield
+    except OSError as e:
+        raise OutputError(f"cannot write '{path}': {e.strerror or e}") from None
+
+
+def _check_writable(text: str) -> None:
+    """Fail early when `text` cannot be written: a folder, no such folder, no permission."""
+    path = Path(text)
+    if text.endswith(("/", os.sep)) or path.is_dir():
+        raise OutputError(f"cannot write '{text}': it is a directory")
+    real = path.resolve()
+    folder = real.parent
+    if not folder.is_dir():
+        raise OutputError(f"cannot write '{path}': no folder '{path.parent}'")
+    if not real.exists() and not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write '{path}': permission denied in '{path.parent}'")
+    if real.exists() and not os.access(real, os.W_OK):
+        raise OutputError(f"cannot write '{path}': permission denied")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two names reach one file (through links, or as the same path)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return Path(a).resolve() == Path(b).resolve()
