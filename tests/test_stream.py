@@ -223,7 +223,7 @@ def test_parquet_without_pyarrow_names_the_extra(in_tmp, monkeypatch):
 
 def test_a_long_pass_says_how_far_it_got_in_logs(in_tmp, monkeypatch):
     import babynn_cli.data as data
-    import babynn_cli.report as report
+    import babynn_cli.report.console as report
 
     monkeypatch.setattr(report, "PLAIN_LINE_EVERY", 0.0)  # a line for every block
     monkeypatch.setattr(data, "STREAM_BLOCK_ROWS", 50)

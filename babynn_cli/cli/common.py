@@ -147,7 +147,7 @@ def _counted(
 ) -> Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]]:
     """The same blocks, shown while they are read (a Rich line on a terminal, a plain line every
     few seconds in logs) and summed up in a line on stderr after each pass: rows, time, rate."""
-    from babynn_cli.report import Reporter
+    from babynn_cli.report.console import Reporter
 
     report = Reporter()
     passes, known = 0, None

@@ -143,9 +143,9 @@ def compare(
     from babynn_cli.core.stopping import StopReason
     from babynn_cli.core.train import TrainSettings
     from babynn_cli.outputs import Outputs
-    from babynn_cli.report import Reporter
     from babynn_cli.report import compare as compare_report
     from babynn_cli.report import plot as plots
+    from babynn_cli.report.console import Reporter
 
     inputs: list[tuple[str, str | Path | None]] = [("the DATA file", data.data)]
     inputs += [("--model", m) for m in models or []]
@@ -168,7 +168,7 @@ def compare(
     )
     params = initial_params(problem, model.seed, model.init.value)
     settings = TrainSettings(stop.most_epochs, None, stop.tolerance, stop.patience, early_stopping)
-    report.compare_header(data.data, problem, len(configs), len(saved))
+    compare_report.header(report, data.data, problem, len(configs), len(saved))
     with report.progress(stop.most_epochs, label="compare") as on_epoch:
         result = compare(
             problem, params, configs, settings, model.seed, stop.gap_tol, on_epoch, saved

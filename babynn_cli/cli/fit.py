@@ -154,9 +154,10 @@ def fit(
     from babynn_cli.core.stopping import StopReason
     from babynn_cli.core.verdict import Verdict, advise
     from babynn_cli.outputs import Outputs
-    from babynn_cli.report import Reporter, fit_document, history_columns, next_step, what_happened
     from babynn_cli.report import fit as fit_report
+    from babynn_cli.report.console import Reporter
     from babynn_cli.report.plot import require_matplotlib
+    from babynn_cli.report.words import next_step, what_happened
 
     outputs = Outputs([("the DATA file", data.data), ("--warm-start", warm_start)])
     outputs.name("--output", output)
@@ -198,9 +199,9 @@ def fit(
     settings = plan.settings(problem, batch_size, stop.patience, early_stopping, stop.gap_tol)
     settings = dataclasses.replace(settings, history_every=history_every)
     sched = spec.at(plan.lr)
-    report.fit_header(
-        data.data, dataset.features, dataset.targets, problem, sched, batch_size, plan=plan,
-        gap_tol=stop.gap_tol,
+    fit_report.header(
+        report, data.data, dataset.features, dataset.targets, problem, sched, batch_size, plan,
+        stop.gap_tol,
     )  # fmt: skip
     with report.progress(plan.epochs) as on_epoch:
         fitted = fit_problem(problem, params, sched, settings, model.seed, on_epoch, stop.gap_tol)
@@ -223,15 +224,17 @@ def fit(
     if keep:
         outputs.stage(output, persistence.to_json(saved))
     if history is not None:
-        outputs.stage(history, datamod.table_csv(history_columns(fitted.history)))
+        outputs.stage(history, datamod.table_csv(fit_report.columns(fitted.history)))
     if plot is not None:
         outputs.stage(plot, fit_report.plot_png(fitted, problem))
     written = output if keep else None
     if json_out:
-        report.emit_json(fit_document(fitted, problem, saved, result, describe(sched), written))
+        report.emit_json(
+            fit_report.as_json(fitted, problem, saved, result, describe(sched), written)
+        )
     else:
         gaps = (plan.tol, stop.patience, stop.gap_tol)
-        report.fit_tables(fitted, problem, dataset.features, dataset.targets, gaps, written)
+        fit_report.show(report, fitted, problem, dataset.features, dataset.targets, gaps, written)
     outputs.commit()
     report.flush()
     line = happened if step is None else f"{happened}; {step}"

@@ -75,7 +75,8 @@ def predict(
     from babynn_cli import persistence
     from babynn_cli.core.vocabulary import mse, r2_per_output
     from babynn_cli.outputs import Outputs
-    from babynn_cli.report import Reporter
+    from babynn_cli.report import predict as predict_report
+    from babynn_cli.report.console import Reporter
 
     outputs = Outputs([("the DATA file", data), ("the MODEL file", model)])
     outputs.name("--output", output)
@@ -97,11 +98,11 @@ def predict(
     elif not json_out:
         report.emit_text(datamod.table_csv(predictions))
     if json_out:
-        report.emit_json({"targets": saved.targets, "predictions": Y_hat.tolist(), **metrics})
+        report.emit_json(predict_report.as_json(saved.targets, Y_hat, metrics))
     outputs.commit()
     report.flush()
-    if metrics and not json_out:
-        report.metrics_line(metrics["mse"], metrics["r2"], saved.targets)
+    if not json_out:
+        predict_report.show(report, metrics, saved.targets)
     if unusable:
         report.status(f"no MSE or R²: {unusable} (the predictions do not need the targets)")
 

@@ -40,7 +40,7 @@ def sample(
     """Write one of the sample data sets that ship with babynn (CSV), or list them."""
     from babynn_cli import data as datamod
     from babynn_cli.outputs import Outputs
-    from babynn_cli.report import Reporter
+    from babynn_cli.report.console import Reporter
 
     report = Reporter()
     if name is None:

@@ -117,9 +117,10 @@ def sweep_lr(
     from babynn_cli.core.sweep import sweep
     from babynn_cli.core.train import TrainSettings
     from babynn_cli.outputs import Outputs
-    from babynn_cli.report import Reporter, stable_rate_hint
     from babynn_cli.report import plot as plots
     from babynn_cli.report import sweep as sweep_report
+    from babynn_cli.report.console import Reporter
+    from babynn_cli.report.words import stable_rate_hint
 
     outputs = Outputs([("the DATA file", data.data)])
     outputs.name("--output", output)
@@ -133,9 +134,8 @@ def sweep_lr(
     epochs = stop.most_epochs
     settings = TrainSettings(epochs, batch_size, stop.tolerance, stop.patience)
     spec = rate.spec(schedule.value, epochs * updates_per_epoch(problem.n_train, batch_size))
-    text = f"{schedule.value} schedule, η0 = each rate of the grid"
-    report.fit_header(
-        data.data, dataset.features, dataset.targets, problem, spec.at(rates[0]), batch_size, text
+    sweep_report.header(
+        report, data.data, dataset.features, dataset.targets, problem, spec.at(rates[0]), batch_size
     )
     with report.progress(epochs, label="sweep") as on_epoch:
         result = sweep(problem, params, rates, spec, settings, model.seed, stop.gap_tol, on_epoch)

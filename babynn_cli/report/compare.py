@@ -8,11 +8,13 @@ import numpy as np
 from rich import box
 from rich.table import Table
 
-from babynn_cli.report import Reporter, fmt, verdict_cell
+from babynn_cli.report.console import Reporter
 from babynn_cli.report.plot import Series, TextPlot, new_figure, png_bytes
+from babynn_cli.report.words import compare_header, fmt, verdict_cell
 
 if TYPE_CHECKING:
     from babynn_cli.core.compare import Comparison
+    from babynn_cli.core.problem import Problem
 
 MARKS = "123456789abcdefghijklmnopqrstuvwxyz"
 STYLES = ("cyan", "magenta", "green", "yellow", "blue", "red", "bright_cyan", "bright_magenta")
@@ -22,6 +24,11 @@ WIDE = 120  # below this many columns the table leaves out L - L*, the weights' 
 
 
 NARROW = 80  # below this many columns the table leaves out the final losses too
+
+
+def header(report: Reporter, source: str, problem: Problem, configs: int, saved: int) -> None:
+    """What compare is about to do, on stderr."""
+    report.status(compare_header(source, problem, configs, saved))
 
 
 def show(report: Reporter, result: Comparison, gap_tol: float) -> None:

@@ -1,16 +1,243 @@
-"""fit's pictures: the loss by epoch in the terminal and as a PNG."""
+"""fit's report: its header, the tables and the loss curve after the run, the summary, --json's
+document and --history's columns, and the PNG of --plot."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from rich.table import Table
 
+from babynn_cli.report.console import Reporter
 from babynn_cli.report.plot import HLine, Series, TextPlot, new_figure, png_bytes
+from babynn_cli.report.words import fmt, per_target, run_header, stop_message, what_happened
 
 if TYPE_CHECKING:
+    from babynn_cli.core.auto import Plan
     from babynn_cli.core.fit import Fitted
+    from babynn_cli.core.history import History
+    from babynn_cli.core.mlp import MLP
     from babynn_cli.core.problem import Problem
+    from babynn_cli.core.schedules import Schedule
+    from babynn_cli.persistence import ModelFile
+
+
+def header(
+    report: Reporter,
+    source: str,
+    features: Sequence[str],
+    targets: Sequence[str],
+    problem: Problem,
+    schedule: Schedule,
+    batch_size: int | None,
+    plan: Plan | None = None,
+    gap_tol: float = 1e-6,
+) -> None:
+    """What is about to run, on stderr (see `words.run_header`)."""
+    for line in run_header(
+        source, features, targets, problem, schedule, batch_size, None, plan, gap_tol
+    ):
+        report.status(line)
+
+
+def show(
+    report: Reporter,
+    fitted: Fitted,
+    problem: Problem,
+    features: Sequence[str],
+    targets: Sequence[str],
+    stop: tuple[float, int, float],
+    output: str | None,
+) -> None:
+    """After a fit: the loss by epoch as a table and a curve, the summary, the weights beside
+    the least-squares ones (or the network's layers). stop: (tol, patience, gap_tol); output:
+    the model file written, None when none was."""
+    report.print(loss_table(fitted.history))
+    report.print(curve(fitted, problem, report.width))
+    report.summary(summary(fitted, problem, targets, stop, output))
+    if fitted.W is not None and fitted.bias is not None:
+        W_opt, b_opt = problem.optimum_in_data_units()
+        report.print(weights_table(features, targets, (fitted.W, fitted.bias), (W_opt, b_opt)))
+    else:
+        report.print(network_table(problem.model))  # type: ignore[arg-type]
+
+
+def summary(
+    fitted: Fitted,
+    problem: Problem,
+    targets: Sequence[str],
+    stop: tuple[float, int, float],
+    output: str | None,
+) -> list[tuple[str, str]]:
+    """The summary table's rows: the verdict, why it stopped, the losses beside L*, R², time, and
+    which weights were saved where."""
+    tol, patience, gap_tol = stop
+    end, optimum = fitted.end, problem.optimum_loss
+    gap = fitted.train_loss - optimum
+    relative = f" ({fmt(100 * gap / optimum, 3)} % of L*)" if optimum > 0 else ""
+    name = "least-squares optimum L*" if fitted.W is not None else "best affine fit L*"
+    if output is None:
+        saved = "none: no model file written"
+    elif end.best_epoch is not None:
+        saved = f"epoch {end.weights_epoch} (the best validation loss) in {output}"
+    else:
+        saved = f"epoch {end.weights_epoch} (the last) in {output}"
+    items = [
+        ("verdict", what_happened(fitted, gap_tol, patience)),
+        ("epochs run", str(end.epochs_run)),
+        ("stopped because", stop_message(end, tol, patience)),
+        ("training loss", fmt(fitted.train_loss, 10)),
+        (name, fmt(optimum, 10)),
+        ("gap L - L*", f"{fmt(gap, 3)}{relative}"),
+        ("R²", per_target(targets, fitted.train_r2)),
+    ]
+    if fitted.val_loss is not None and fitted.val_r2 is not None:
+        items.append(("validation loss", fmt(fitted.val_loss, 10)))
+        items.append(("validation R²", per_target(targets, fitted.val_r2)))
+    items.append(("training time", f"{fitted.history.seconds[-1]:.3f} s (the epochs only)"))
+    items.append(("weights saved", saved))
+    return items
+
+
+def loss_table(history: History, rows: int = 12) -> Table:
+    """Epochs spread on a log scale, plus the first and the last (of a long run's kept epochs,
+    the first at or after each point of the scale)."""
+
+    last = int(history.epoch[-1])
+    wanted = {0, last}
+    if last > 0:
+        points = np.unique(np.round(np.geomspace(1, last, rows)))
+        kept = history.epoch[np.searchsorted(history.epoch, points)]
+        wanted |= {int(e) for e in kept}
+    table = Table(title="Loss by epoch", title_justify="left")
+    table.add_column("epoch", justify="right")
+    table.add_column("updates", justify="right")
+    table.add_column("η", justify="right")
+    table.add_column("training loss", justify="right")
+    if history.val_loss is not None:
+        table.add_column("validation loss", justify="right")
+    for i, epoch in enumerate(history.epoch):
+        if int(epoch) not in wanted:
+            continue
+        cells = [
+            str(epoch),
+            str(history.updates[i]),
+            fmt(float(history.lr[i, 0]), 4),
+            fmt(float(history.train_loss[i, 0]), 8),
+        ]
+        if history.val_loss is not None:
+            cells.append(fmt(float(history.val_loss[i, 0]), 8))
+        table.add_row(*cells)
+    return table
+
+
+def network_table(model: MLP) -> Table:
+    """Layer by layer: its shape, activation and parameters."""
+    table = Table(title="Network (on standardised features)", title_justify="left")
+    table.add_column("layer", justify="right")
+    table.add_column("inputs → outputs")
+    table.add_column("activation")
+    table.add_column("parameters", justify="right")
+    sizes = model.sizes
+    for i in range(model.depth):
+        act = model.activation if i < model.depth - 1 else "none (output)"
+        params = (sizes[i] + 1) * sizes[i + 1]
+        table.add_row(str(i + 1), f"{sizes[i]} → {sizes[i + 1]}", act, str(params))
+    return table
+
+
+def weights_table(
+    features: Sequence[str],
+    targets: Sequence[str],
+    learned: tuple[np.ndarray, np.ndarray],
+    optimum: tuple[np.ndarray, np.ndarray],
+) -> Table:
+    """The learned W and w0 beside the least-squares ones, weight by weight."""
+    (W, bias), (W_opt, b_opt) = learned, optimum
+    table = Table(
+        title="Weights, learned and least squares (data's own units)", title_justify="left"
+    )
+    table.add_column("feature")
+    for t in targets:
+        name = t if len(targets) > 1 else ""
+        table.add_column(f"{name} learned".strip(), justify="right")
+        table.add_column(f"{name} least squares".strip(), justify="right")
+    for i, f in enumerate(features):
+        cells = [c for j in range(len(targets)) for c in (W[i, j], W_opt[i, j])]
+        table.add_row(f, *(fmt(float(c), 8) for c in cells))
+    cells = [c for j in range(len(targets)) for c in (bias[j], b_opt[j])]
+    table.add_row("(bias)", *(fmt(float(c), 8) for c in cells), style="italic")
+    return table
+
+
+def columns(h: History) -> dict[str, Any]:
+    """One run's history as the columns of --history and of --json's `history`."""
+    return {
+        "epoch": h.epoch,
+        "updates": h.updates,
+        "lr": h.lr[:, 0],
+        "train_loss": h.train_loss[:, 0],
+        "val_loss": h.val_loss[:, 0] if h.val_loss is not None else [None] * len(h.epoch),
+        "seconds": h.seconds,
+    }
+
+
+def as_json(
+    fitted: Fitted,
+    problem: Problem,
+    saved: ModelFile,
+    result: dict[str, Any],
+    schedule: str,
+    output: str | None,
+) -> dict[str, Any]:
+    """What `fit --json` prints: the model, how the run went, its history. `output`: the model
+    file written (None when none was)."""
+    doc: dict[str, Any] = {
+        "model_file": None if output is None else str(output),
+        "kind": saved.kind,
+        "features": saved.features,
+        "targets": saved.targets,
+    }
+    if fitted.W is not None and fitted.bias is not None:
+        curvature = problem.curvature()
+        doc |= {
+            "weights": fitted.W.tolist(),
+            "bias": fitted.bias.tolist(),
+            "stable_lr_full_batch": curvature.stable_lr,
+            "fastest_lr_full_batch": curvature.best_lr,
+        }
+    else:
+        assert saved.layers is not None
+        doc |= {
+            "activation": saved.activation,
+            "hidden": list(saved.hidden),
+            "layers": [{"weights": W.tolist(), "bias": b.tolist()} for W, b in saved.layers],
+            "standardization": {
+                "mean": problem.scaler.mean.tolist(),
+                "scale": problem.scaler.scale.tolist(),
+            },
+        }
+    history = records(columns(fitted.history))
+    return (
+        doc
+        | result
+        | {"schedule": schedule, "history_kept": fitted.history.kept, "history": history}
+    )
+
+
+def records(columns: dict[str, Any]) -> list[dict[str, Any]]:
+    """Columns of equal length as a list of row dicts, numbers as Python numbers."""
+    names = list(columns)
+    rows = zip(*(columns[n] for n in names), strict=True)
+    return [
+        {
+            n: (None if v is None else v.item() if hasattr(v, "item") else v)
+            for n, v in zip(names, row, strict=True)
+        }
+        for row in rows
+    ]
+
 
 LOG_EPOCHS_FROM = 30  # runs longer than this get a log epoch axis: the early epochs show
 

@@ -7,11 +7,31 @@ from typing import TYPE_CHECKING, Any
 from rich.table import Table
 from rich.text import Text
 
-from babynn_cli.report import Reporter, fmt, theory_in_words, verdict_cell
+from babynn_cli.report.console import Reporter
 from babynn_cli.report.plot import Series, TextPlot, VLine, new_figure, png_bytes
+from babynn_cli.report.words import fmt, run_header, theory_in_words, verdict_cell
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from babynn_cli.core.problem import Problem
+    from babynn_cli.core.schedules import Schedule
     from babynn_cli.core.sweep import Sweep, SweepRow
+
+
+def header(
+    report: Reporter,
+    source: str,
+    features: Sequence[str],
+    targets: Sequence[str],
+    problem: Problem,
+    schedule: Schedule,
+    batch_size: int | None,
+) -> None:
+    """What the sweep is about to run, on stderr: fit's header, with the grid for the rate."""
+    text = f"{schedule.name} schedule, η0 = each rate of the grid"
+    for line in run_header(source, features, targets, problem, schedule, batch_size, text):
+        report.status(line)
 
 
 def show(report: Reporter, result: Sweep, gap_tol: float) -> None:

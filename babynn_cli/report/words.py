@@ -1,0 +1,357 @@
+"""babynn's sentences: what a run was, what happened, why it stopped and what to try next, each
+with the run's own numbers. Plain text (no Rich): the report modules print it, `--json` quotes it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from babynn_cli.core.choices import MAX_EPOCHS
+from babynn_cli.core.stopping import DivergenceRule, StopReason
+from babynn_cli.core.verdict import Verdict
+
+if TYPE_CHECKING:
+    from babynn_cli.core.auto import IllConditioned, Plan
+    from babynn_cli.core.fit import Fitted
+    from babynn_cli.core.mlp import MLP
+    from babynn_cli.core.problem import Problem
+    from babynn_cli.core.schedules import Schedule
+    from babynn_cli.core.stopping import RunEnd
+    from babynn_cli.core.theory import Curvature
+    from babynn_cli.core.verdict import Advice, Judgement
+
+
+def fmt(x: float | None, digits: int = 6) -> str:
+    """A number for a table: significant digits, '-' for missing."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    return f"{x:.{digits}g}"
+
+
+def streamed_note(problem: Problem) -> str:
+    """What a header says of rows that were never in memory whole."""
+    return " (streamed: read in blocks, never whole)" if problem.train.streamed else ""
+
+
+def run_header(
+    source: str,
+    features: Sequence[str],
+    targets: Sequence[str],
+    problem: Problem,
+    schedule: Schedule,
+    batch_size: int | None,
+    schedule_text: str | None = None,
+    plan: Plan | None = None,
+    gap_tol: float = 1e-6,
+) -> list[str]:
+    """What is about to run, a line each: the data, the method, what theory says of the rate,
+    and what babynn chose for the user (`plan`)."""
+    from babynn_cli.core.schedules import describe
+
+    lines = []
+    name = "standard input" if source == "-" else source
+    val = f", {problem.n_val} held out for validation" if problem.n_val else ""
+    lines.append(
+        f"{name}{streamed_note(problem)}: {problem.n_train} training rows{val}; "
+        f"{len(features)} feature(s) → {', '.join(targets)}"
+    )
+    if batch_size is None or batch_size >= problem.n_train:
+        method = "full-batch gradient descent"
+    elif batch_size == 1:
+        method = "stochastic gradient descent (batch size 1)"
+    else:
+        method = f"minibatch gradient descent (batch size {batch_size})"
+    scaled = "standardised features" if problem.standardized else "raw features"
+    if not problem.affine:
+        model: MLP = problem.model  # type: ignore[assignment]
+        shape = " → ".join(str(size) for size in model.sizes)
+        act = model.activation
+        params = model.n_params()
+        lines.append(f"network: {shape} ({act} after each hidden layer), {params} parameters")
+    lines.append(f"method: {method} on {scaled}; {schedule_text or describe(schedule)}")
+    if batch_size is not None and batch_size < problem.n_train:
+        # the notes' conditions are about noisy (stochastic) gradients: only then do they apply
+        c = schedule.conditions()
+        if c.both:
+            meaning = "the rate decays fast enough for the noise to die out, yet slowly enough "
+            meaning += "to travel any distance: the loss can settle"
+        elif not c.sum_of_squares_converges:
+            meaning = "the rate does not decay enough for the gradient's noise to die out: "
+            meaning += "expect the loss to settle at a noise floor above the optimum"
+        else:
+            meaning = "the rate decays so fast that the weights can only travel a bounded "
+            meaning += "distance: the loss may stop short"
+        lines.append(
+            f"the notes' conditions for stochastic descent: Σ η(t) = ∞ "
+            f"{_mark(c.sum_diverges)}, Σ η(t)² < ∞ {_mark(c.sum_of_squares_converges)}: " + meaning
+        )
+    if problem.affine and problem.curvature().singular:
+        lines.append(
+            "the features are collinear (H = (2/N) X̃ᵀX̃ is singular): the optimum is not "
+            "unique, many weights reach the same L*; λmin is its smallest non-zero eigenvalue"
+        )
+    if problem.affine and schedule_text is None:
+        lines.append(theory_in_words(problem.curvature()))
+    if plan is not None:
+        lines += plan_in_words(plan, features, gap_tol)
+    return lines
+
+
+def compare_header(source: str, problem: Problem, configs: int, saved: int) -> str:
+    """What compare is about to do, in one line."""
+    name = "standard input" if source == "-" else f"'{source}'"
+    what = [f"{configs} configuration(s)"] if configs else []
+    what += [f"{saved} saved model(s)"] if saved else []
+    held = f", {problem.n_val} held out for validation" if problem.n_val else ""
+    return (
+        f"{name}{streamed_note(problem)}: {problem.n_train} training rows{held}; "
+        f"{' and '.join(what)} against the "
+        "least-squares optimum" + ("" if configs else " (nothing trained)")
+    )
+
+
+def metrics_sentence(mse: float, r2: Sequence[float], targets: Sequence[str]) -> str:
+    """The loss and R² of predictions, in one line."""
+    r2_text = ", ".join(f"{t} {fmt(v, 4)}" for t, v in zip(targets, r2, strict=True))
+    if len(targets) == 1:
+        return f"MSE {fmt(mse, 8)}  R² {r2_text}"
+    # babynn's loss sums over outputs; scikit-learn's MSE averages over them
+    per = fmt(mse / len(targets), 8)
+    return (
+        f"MSE {fmt(mse, 8)} summed over the {len(targets)} outputs (the notes' loss; "
+        f"{per} averaged over them, as scikit-learn reports it)  R² {r2_text}"
+    )
+
+
+def stop_message(run: RunEnd, tol: float, patience: int) -> str:
+    """Why training stopped, in words."""
+    reason = run.stop_reason
+    if reason == "max_epochs":
+        return f"ran all {run.epochs_run} epochs asked for"
+    if reason == "tol":
+        return (
+            f"the --tol rule: training loss improved by less than {tol:g} (relative) for "
+            f"{patience} epochs"
+        )
+    if reason == "early_stopping":
+        return (
+            f"validation loss improved by less than {tol:g} (relative) for {patience} epochs; "
+            f"kept the weights of epoch {run.best_epoch}"
+        )
+    if reason == "interrupted":
+        return f"interrupted (Ctrl-C) during epoch {run.epochs_run + 1}"
+    if reason == "gap_tol":
+        return f"(L − L*)/L* fell to --gap-tol at epoch {run.epochs_run}: converged, as asked"
+    return f"the divergence rule, at epoch {run.diverged_epoch} ({run.diverged_by})"
+
+
+def plan_in_words(plan: Plan, features: Sequence[str], gap_tol: float) -> list[str]:
+    """What babynn chose for the run, in words: the rate when none was given, the epochs when it
+    runs until converged, and why a run may not get there."""
+    lines = []
+    if plan.lr_rule == "theory":
+        lines.append(
+            f"η = {fmt(plan.lr, 4)}, the fastest constant rate for this data (η* = 2/(λmax+λmin), "
+            "rounded down); pass --lr to choose your own"
+        )
+    elif plan.lr_rule == "sweep" and plan.probe is not None:
+        rates, epochs = plan.probe.rates, plan.probe.epochs
+        lines.append(
+            f"η = {fmt(plan.lr, 4)}, picked by a short sweep: {len(rates)} rates from "
+            f"{fmt(rates[0], 3)} to {fmt(rates[-1], 3)}, {epochs} epoch{'s' * (epochs != 1)} "
+            "each, the one that came lowest fastest; pass --lr to choose your own"
+        )
+    if plan.until_converged:
+        if plan.predicted is not None:
+            predicted = f"theory predicts {plan.predicted:,} at this rate"
+        elif plan.lr_rule == "given" or plan.ill is None:
+            predicted = f"theory predicts more than {MAX_EPOCHS:,} at this rate"
+        else:
+            predicted = f"theory predicts more than {MAX_EPOCHS:,} even at the fastest rate"
+        lines.append(
+            f"epochs: until (L − L*)/L* ≤ {gap_tol:g} (--gap-tol); {predicted} (at most "
+            f"{plan.epochs:,}; pass --epochs to fix the number)"
+        )
+    if plan.ill is not None:
+        lines.append(ill_conditioned_in_words(plan.ill, features))
+    return lines
+
+
+def ill_conditioned_in_words(ill: IllConditioned, features: Sequence[str]) -> str:
+    """Why the data needs more epochs than a run until converged may take, and what helps."""
+    helps = []
+    if not ill.standardized:
+        helps.append("standardising the features (drop --no-standardize)")
+    if ill.pair is not None and abs(ill.correlation) > 0.9:
+        a, b = (features[i] for i in ill.pair)
+        helps.append(
+            f"dropping one of {a!r} and {b!r}, nearly a copy of each other (correlation "
+            f"{ill.correlation:.6g})"
+        )
+    advice = "; or ".join(helps) if helps else "fewer, or less correlated, features"
+    return (
+        f"this data is ill-conditioned (κ = {fmt(ill.condition_number, 3)}): even the fastest "
+        f"constant rate needs more than {MAX_EPOCHS:,} epochs to come within --gap-tol of L*; "
+        f"what would help: {advice}"
+    )
+
+
+def theory_in_words(c: Curvature) -> str:
+    """What the Hessian's eigenvalues mean for this run's rates, in one line."""
+    kappa = c.condition_number
+    slow = (
+        f"κ = λmax/λmin = {fmt(kappa, 3)}: the slowest direction of the weights learns "
+        f"{fmt(kappa, 3)}× slower than the fastest"
+        if kappa > 1.5
+        else f"κ = {fmt(kappa, 3)}: every direction learns about as fast"
+    )
+    return (
+        f"theory of full-batch descent on this data (H = (2/N) X̃ᵀX̃, the loss's curvature): "
+        f"constant rates above {fmt(c.stable_lr, 4)} (2/λmax) make the loss grow; "
+        f"{fmt(c.suggested_lr, 4)} (η* = 2/(λmax+λmin)) is the fastest; {slow}"
+    )
+
+
+def verdict_cell(verdict: Verdict, epoch: int) -> str:
+    """A verdict in a table cell: the word, and where a diverged run stopped."""
+    return f"diverged at epoch {epoch}" if verdict is Verdict.DIVERGED else verdict.value
+
+
+def stable_rate_hint(problem: Problem, batch_size: int | None, lr: float) -> str:
+    """What rate would be stable, after a run that diverged or went unstable."""
+    smaller = fmt(lr / 10, 3)  # an order of magnitude down
+    if not problem.affine:
+        return (
+            f"try a smaller --lr, e.g. {smaller}, or let babynn sweep-lr find one (2/λmax is the "
+            "affine model's bound, not a network's)"
+        )
+    curvature = problem.curvature()
+    bound = fmt(curvature.stable_lr, 4)
+    text = f"full-batch gradient descent on this data is stable below {bound} (2/λmax)"
+    if batch_size is not None and batch_size < problem.n_train:
+        smaller = fmt(min(lr / 10, curvature.suggested_lr), 3)
+        return (
+            f"{text}, and --batch-size {batch_size} needs a smaller rate still: try --lr "
+            f"{smaller}, or let babynn sweep-lr --batch-size {batch_size} find one"
+        )
+    return f"{text}, e.g. --lr {fmt(curvature.suggested_lr)}"
+
+
+def _gap_words(j: Judgement) -> str:
+    if j.optimum_loss is None:
+        return f"loss {fmt(j.final_loss, 6)}"
+    if j.gap_scale is None or j.gap_scale == j.optimum_loss:
+        return f"(L − L*)/L* = {fmt(j.relative_gap, 3)}"
+    return (
+        f"(L − L*)/var(y) = {fmt(j.relative_gap, 3)} (L* is 0 to rounding: an exact fit, so "
+        "the gap is measured against the targets' variance)"
+    )
+
+
+def what_happened(fitted: Fitted, gap_tol: float, patience: int) -> str:
+    """The verdict in a sentence, with this run's numbers."""
+    j, end = fitted.judgement, fitted.end
+    best = f"its best {fmt(j.best_loss, 6)} at epoch {j.best_epoch}"
+    if j.best_epoch == 0:
+        best = f"where it started ({fmt(j.best_loss, 6)}), its best"
+    if j.verdict is Verdict.CONVERGED:
+        if j.optimum_loss is None:
+            return f"converged: the loss settled at {fmt(j.final_loss, 8)} by epoch {j.final_epoch}"
+        return f"converged: {_gap_words(j)} ≤ {gap_tol:g} (--gap-tol) at epoch {j.final_epoch}"
+    if j.verdict is Verdict.STILL_FALLING:
+        return f"still falling: {_gap_words(j)} after {j.final_epoch} epochs"
+    if j.verdict is Verdict.PLATEAU:
+        above = 100 * (j.final_loss / j.best_loss - 1)
+        return (
+            f"plateau: {_gap_words(j)} after {j.final_epoch} epochs, the loss "
+            f"{fmt(above, 2)} % above {best}: it no longer falls"
+        )
+    if j.verdict is Verdict.UNSTABLE:
+        return (
+            f"unstable: the loss ended at {fmt(j.final_loss, 6)} after {j.final_epoch} epochs, "
+            f"{fmt(j.final_loss / j.best_loss, 3)}× {best}"
+        )
+    e, L, L0 = j.final_epoch, fmt(j.final_loss, 6), fmt(j.initial_loss, 6)
+    at = f" at epoch {e} with learning rate {fmt(end.diverged_lr)}" if end.diverged_lr else ""
+    rule = end.diverged_by
+    if rule is DivergenceRule.NOT_FINITE:
+        became = "NaN (not a number)" if math.isnan(j.final_loss) else "infinity"
+        why = f"the loss overflowed to {became} at epoch {e}"
+    elif rule is DivergenceRule.FAR_ABOVE_START:
+        why = f"the loss grew to {L} at epoch {e}, more than 10⁴ times where it started ({L0})"
+    elif rule is DivergenceRule.STEADY_RISE:
+        why = (
+            f"the loss rose in each of {patience} epochs in a row, to {L} at epoch {e} from "
+            f"{best} (at full batch a stable rate never raises the loss)"
+        )
+    elif rule is DivergenceRule.BLOW_UP:
+        why = f"the loss rose to {L} at epoch {e}, {fmt(j.final_loss / j.best_loss, 3)}× {best}"
+        if j.best_epoch > 0:
+            why += f", and above where it started ({L0})"
+    else:
+        L, L0 = _apart(j.final_loss, j.initial_loss)
+        why = f"the loss ended at {L} after {e} epochs, above where it started ({L0})"
+    return f"diverged{at}: {why}"
+
+
+def _apart(a: float, b: float) -> tuple[str, str]:
+    """a and b with enough digits (6 at least) to tell them apart."""
+    for digits in range(6, 18):
+        if fmt(a, digits) != fmt(b, digits):
+            break
+    return fmt(a, digits), fmt(b, digits)
+
+
+def next_step(
+    fitted: Fitted, problem: Problem, advice: Advice, batch_size: int | None, lr: float
+) -> str | None:
+    """What to try after a run that did not converge, with numbers from this run."""
+    j, end = fitted.judgement, fitted.end
+    last_lr = float(fitted.history.lr[-1, 0]) if len(fitted.history.lr) > 1 else lr
+    if j.verdict is Verdict.CONVERGED:
+        return None
+    if j.verdict.failed:
+        return stable_rate_hint(problem, batch_size, last_lr)
+    if j.verdict is Verdict.PLATEAU:
+        return (
+            f"the noise of stochastic descent at η = {fmt(last_lr, 4)} keeps it there; a decaying "
+            "schedule (e.g. --schedule inverse) or a smaller --lr lowers the floor"
+        )
+    if end.stop_reason is StopReason.EARLY_STOPPING:
+        return (
+            f"early stopping kept epoch {end.weights_epoch}, the best validation loss; the "
+            "training loss was still falling there, as it does when validation stops improving"
+        )
+    E = j.final_epoch
+    tol = " --tol 0" if end.stop_reason is StopReason.TOL else ""
+    faster = ""
+    if advice.best_lr is not None and advice.best_lr_epochs is not None:
+        how = "" if advice.more_epochs is not None else "full-batch descent (no --batch-size) at "
+        faster = f", or {how}--lr {fmt(advice.best_lr, 4)} gets there in {advice.best_lr_epochs}"
+    rates = fitted.history.lr[1:, 0]
+    if advice.more_epochs is not None and np.all(rates == rates[0]):  # a constant rate
+        return (
+            f"about {advice.more_epochs} more epochs at η = {fmt(last_lr, 4)} "
+            f"(--epochs {E + advice.more_epochs}{tol}){faster}"
+        )
+    if advice.more_epochs is not None:  # a decaying rate: hold its last value from here
+        return (
+            f"about {advice.more_epochs} more epochs at η = {fmt(last_lr, 4)} held constant "
+            f"(--warm-start from this model with --lr {fmt(last_lr, 10)} --epochs "
+            f"{advice.more_epochs}{tol}){faster}"
+        )
+    return f"more epochs (e.g. --epochs {2 * max(E, 1)}{tol}){faster}"
+
+
+def _mark(ok: bool) -> str:
+    return "yes" if ok else "no"
+
+
+def per_target(targets: Sequence[str], values: Sequence[float] | np.ndarray) -> str:
+    if len(targets) == 1:
+        return fmt(float(values[0]), 6)
+    return ", ".join(f"{t} {fmt(float(v), 6)}" for t, v in zip(targets, values, strict=True))
