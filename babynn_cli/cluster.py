@@ -23,7 +23,8 @@ import numpy as np
 
 from babynn_cli.core.moments import Moments, MomentSum, merged_pairwise
 from babynn_cli.core.reference import Fit, Terms
-from babynn_cli.data import checked_frame, first_problem
+from babynn_cli.data.columns import checked_frame
+from babynn_cli.data.stream import first_problem
 from babynn_cli.errors import DataError, UsageError
 from babynn_cli.text import first_line
 
@@ -49,7 +50,7 @@ def require_dask() -> None:
 def worker_parts(source: str) -> list[str]:
     """The parts of `source` for the workers to read: files, not standard input or a sample
     that lives inside babynn."""
-    from babynn_cli.data import SAMPLE, STDIN, source_parts
+    from babynn_cli.data.sources import SAMPLE, STDIN, source_parts
 
     if source == STDIN:
         raise UsageError("--scheduler reads DATA on the workers: it needs files, not stdin")

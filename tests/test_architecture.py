@@ -48,7 +48,7 @@ def test_no_import_circle_inside_the_package():
 
 
 def test_each_outside_library_is_imported_by_its_own_layer_only():
-    owners = {"pandas": {"babynn_cli.data"}, "rich": "babynn_cli.report", "typer": "babynn_cli.cli"}
+    owners = {"pandas": "babynn_cli.data", "rich": "babynn_cli.report", "typer": "babynn_cli.cli"}
     for path in PACKAGE.rglob("*.py"):
         name = ".".join(path.relative_to(ROOT).with_suffix("").parts)
         for node in ast.walk(ast.parse(path.read_text())):

@@ -11,16 +11,17 @@ import pandas as pd
 import pytest
 from conftest import NOTES
 
-from babynn_cli import data
+from babynn_cli.data import parallel
+from babynn_cli.data.read import load
 from babynn_cli.errors import DataError
 
 
 @pytest.fixture
 def parts(monkeypatch):
     """Read every plain file in parts, in small blocks, as if it were large, on 3 cores."""
-    monkeypatch.setattr(data, "LARGE_FILE_BYTES", 0)
-    monkeypatch.setattr(data, "BLOCK_BYTES", 2000)
-    monkeypatch.setattr(data.os, "cpu_count", lambda: 3)
+    monkeypatch.setattr(parallel, "LARGE_FILE_BYTES", 0)
+    monkeypatch.setattr(parallel, "BLOCK_BYTES", 2000)
+    monkeypatch.setattr(parallel.os, "cpu_count", lambda: 3)
 
 
 def table(tmp_path, rows=5000, seed=0):
@@ -34,7 +35,7 @@ def table(tmp_path, rows=5000, seed=0):
 
 def test_parts_give_what_pandas_reads(tmp_path, parts):
     path, _ = table(tmp_path)
-    got = data.load(str(path))
+    got = load(str(path))
     expected = pd.read_csv(path)
     np.testing.assert_array_equal(got.X, expected[list("abcd")].to_numpy())
     np.testing.assert_array_equal(got.Y, expected[["y"]].to_numpy())
@@ -43,13 +44,13 @@ def test_parts_give_what_pandas_reads(tmp_path, parts):
 
 def test_whole_file_compressed_and_stdin_agree(tmp_path, monkeypatch):
     path, _ = table(tmp_path, rows=300)
-    whole = data.load(str(path))
+    whole = load(str(path))
     gz = tmp_path / "t.csv.gz"
     gz.write_bytes(gzip.compress(path.read_bytes()))
-    compressed = data.load(str(gz))
+    compressed = load(str(gz))
     with open(path, "rb") as handle:
         monkeypatch.setattr(sys, "stdin", type("S", (), {"buffer": handle})())
-        stdin = data.load("-")
+        stdin = load("-")
     for other in (compressed, stdin):
         np.testing.assert_array_equal(other.X, whole.X)
         np.testing.assert_array_equal(other.Y, whole.Y)
@@ -61,12 +62,12 @@ def test_errors_name_the_row_across_parts(tmp_path, parts):
     frame.loc[4000, "b"] = np.inf
     frame.to_csv(path, index=False)
     with pytest.raises(DataError, match=r"column 'b' has an infinite value in row 4001$"):
-        data.load(str(path))
+        load(str(path))
     frame.loc[4000, "b"] = 1.0
     frame.to_csv(path, index=False)
     with pytest.raises(DataError, match="column 'c' has a missing value in row 4322; pass"):
-        data.load(str(path))
-    dropped = data.load(str(path), dropna=True)
+        load(str(path))
+    dropped = load(str(path), dropna=True)
     assert len(dropped.X) == 4999
 
 
@@ -76,7 +77,7 @@ def test_text_in_a_later_part(tmp_path, parts):
     frame.loc[3999, "a"] = "n/a?"
     frame.to_csv(path, index=False)
     with pytest.raises(DataError, match=r"column 'a' is not numeric: row 4000 holds 'n/a\?'"):
-        data.load(str(path))
+        load(str(path))
 
 
 def test_a_row_with_too_many_fields_is_an_error_in_parts_too(tmp_path, parts):
@@ -85,21 +86,21 @@ def test_a_row_with_too_many_fields_is_an_error_in_parts_too(tmp_path, parts):
     lines[3000] += ",99"
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(DataError, match=r"^row 3000 of '.*t.csv' has 6 fields; the header has 5$"):
-        data.load(str(path))
+        load(str(path))
 
 
 def test_quoted_fields_fall_back_to_one_reader(tmp_path, parts):
     path = tmp_path / "q.csv"
     path.write_text('"a","y"\n' + "".join(f'"{i}",{2 * i}\n' for i in range(3000)))
-    got = data.load(str(path))
+    got = load(str(path))
     np.testing.assert_array_equal(got.X[:, 0], np.arange(3000))
 
 
 def test_rows_longer_than_the_estimate(tmp_path, parts, monkeypatch):
     """Parts whose rows outgrow the space reserved for them are read again as one."""
-    monkeypatch.setattr(data, "SLACK", 0.1)
+    monkeypatch.setattr(parallel, "SLACK", 0.1)
     path, _ = table(tmp_path, rows=2000)
-    got = data.load(str(path))
+    got = load(str(path))
     np.testing.assert_array_equal(got.X, pd.read_csv(path)[list("abcd")].to_numpy())
 
 
@@ -129,9 +130,9 @@ def _split(tmp_path, frame, parts, suffix=".csv"):
 def test_a_folder_or_a_glob_of_parts_is_one_data_set(tmp_path):
     frame = pd.read_csv(NOTES)
     folder = _split(tmp_path, frame, 4)
-    whole = data.load(str(NOTES))
+    whole = load(str(NOTES))
     for source in (str(folder), str(folder / "part*.csv")):
-        got = data.load(source)
+        got = load(source)
         np.testing.assert_array_equal(got.X, whole.X)
         np.testing.assert_array_equal(got.Y, whole.Y)
         assert got.features == whole.features
@@ -142,12 +143,12 @@ def test_parts_must_share_the_header_and_errors_name_the_part(tmp_path):
     folder = _split(tmp_path, frame, 3)
     frame.iloc[:5].rename(columns={"x1": "z"}).to_csv(folder / "part3.csv", index=False)
     with pytest.raises(DataError, match=r"part3.csv' has the columns x0, z, x2, y; the first part"):
-        data.load(str(folder))
+        load(str(folder))
     broken = frame.iloc[:5].astype(object)
     broken.loc[2, "x1"] = "oops"
     broken.to_csv(folder / "part3.csv", index=False)
     with pytest.raises(DataError, match=r"^'.*part3.csv': column 'x1' is not numeric: row 3"):
-        data.load(str(folder))
+        load(str(folder))
 
 
 def test_fit_and_predict_read_parts(tmp_path, monkeypatch):

@@ -25,7 +25,7 @@ def awkward_parts(folder, rows=5003, parts=3):
 
 @pytest.mark.parametrize("source", ["diabetes", "parts"])
 def test_a_streamed_fit_is_the_in_memory_fit(in_tmp, monkeypatch, source):
-    import babynn_cli.data as data
+    import babynn_cli.data.stream as data
 
     monkeypatch.setattr(data, "STREAM_BLOCK_ROWS", 100)  # many blocks, a short last one
     if source == "parts":
@@ -75,7 +75,7 @@ def test_standard_input_cannot_stream(in_tmp):
 
 def test_streamed_minibatches_beside_a_validation_split(in_tmp, monkeypatch, descent_path):
     import babynn_cli.core.rows as rows_module
-    import babynn_cli.data as data
+    import babynn_cli.data.stream as data
     from babynn_cli.core.problem import make_problem, make_streamed_problem
 
     args = ("--val-frac", "0.25", "-b", "16", "-e", "12", "--lr", "0.01", "--tol", "0")
@@ -88,7 +88,7 @@ def test_streamed_minibatches_beside_a_validation_split(in_tmp, monkeypatch, des
     monkeypatch.setattr(data, "STREAM_BLOCK_ROWS", 64)
     source = data.stream(str(DIABETES))
     streamed_problem = make_streamed_problem(
-        source.blocks, mapped=source.cached_rows, val_frac=0.25, seed=3
+        source.blocks, row_file=source.row_file, val_frac=0.25, seed=3
     )
     frame = pd.read_csv(DIABETES)
     X, Y = frame.iloc[:, :-1].to_numpy(), frame.iloc[:, -1:].to_numpy()
@@ -109,7 +109,7 @@ def test_streamed_minibatches_beside_a_validation_split(in_tmp, monkeypatch, des
     ],
 )
 def test_a_streamed_network_is_the_in_memory_one(in_tmp, monkeypatch, args):
-    import babynn_cli.data as data
+    import babynn_cli.data.stream as data
 
     monkeypatch.setattr(data, "STREAM_BLOCK_ROWS", 128)  # full-batch gradients over 8 blocks
     common = ("--hidden", "8", "--activation", "tanh", "-e", "25", "--tol", "0", *args)
@@ -132,7 +132,7 @@ def test_a_streamed_network_is_the_in_memory_one(in_tmp, monkeypatch, args):
 
 
 def test_a_streamed_validation_split_is_the_in_memory_one(in_tmp, monkeypatch):
-    import babynn_cli.data as data
+    import babynn_cli.data.stream as data
 
     monkeypatch.setattr(data, "STREAM_BLOCK_ROWS", 50)  # the held-out rows span blocks
     args = ("--val-frac", "0.2", "--early-stopping", "-e", "300", "--seed", "4")
@@ -222,7 +222,7 @@ def test_parquet_without_pyarrow_names_the_extra(in_tmp, monkeypatch):
 
 
 def test_a_long_pass_says_how_far_it_got_in_logs(in_tmp, monkeypatch):
-    import babynn_cli.data as data
+    import babynn_cli.data.stream as data
     import babynn_cli.report.console as report
 
     monkeypatch.setattr(report, "PLAIN_LINE_EVERY", 0.0)  # a line for every block
@@ -249,13 +249,13 @@ def test_streamed_minibatches_are_the_in_memory_ones_when_one_block_holds_the_da
 
 def test_streamed_rows_are_shuffled_in_blocks_and_read_back_exactly(in_tmp, monkeypatch):
     import babynn_cli.core.rows as rows_module
-    import babynn_cli.data as data
+    import babynn_cli.data.stream as data
     from babynn_cli.core.problem import make_streamed_problem
 
     monkeypatch.setattr(rows_module, "SHUFFLE_BLOCK_ROWS", 30)
     monkeypatch.setattr(data, "STREAM_BLOCK_ROWS", 17)
     source = data.stream(str(NOTES))
-    problem = make_streamed_problem(source.blocks, mapped=source.cached_rows)
+    problem = make_streamed_problem(source.blocks, row_file=source.row_file)
     train = problem.train
     order = train.order(np.random.default_rng(5))
     assert sorted(order) == list(range(200))  # every row once

@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import os
 import sys
-import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import typer
 
 from babynn_cli.cli.options import COMMAND_RESOURCES, DataOptions, ModelOptions
-from babynn_cli.errors import UsageError
+from babynn_cli.errors import DataError, UsageError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
-
-    import numpy as np
-
     from babynn_cli.core.moments import Moments
     from babynn_cli.core.problem import Problem
-    from babynn_cli.data import Dataset, Stream
+    from babynn_cli.data.columns import Dataset
+    from babynn_cli.data.stream import Stream
 
 
 BIG_FILE = 32_000_000  # bytes: a file this large takes a second or more to read: say so first
@@ -32,8 +30,8 @@ def load_problem(
     """The dataset (or its stream) and the problem as trained (split, standardised); DataError
     when it can't be. Streams with --stream or --scheduler, or unasked when the source (files,
     not standard input) is too large for memory."""
-    from babynn_cli import data as datamod
-    from babynn_cli.core.problem import ProblemError, make_problem
+    from babynn_cli.core.problem import make_problem
+    from babynn_cli.data.read import load
 
     if stream_wanted(data, model, full_batch, quiet):
         return load_stream(data, model, quiet, full_batch)
@@ -42,8 +40,8 @@ def load_problem(
     elif not quiet and os.path.isfile(data.data) and os.path.getsize(data.data) >= BIG_FILE:
         size = os.path.getsize(data.data) / 1e6
         typer.echo(f"reading '{data.data}' ({size:,.0f} MB)…", err=True)
-    dataset = datamod.load(data.data, data.separator, data.target, data.feature_list, data.dropna)
-    try:
+    dataset = load(data.data, data.separator, data.target, data.feature_list, data.dropna)
+    with problem_of(data.data):
         problem = make_problem(
             dataset.X,
             dataset.Y,
@@ -54,9 +52,19 @@ def load_problem(
             hidden=model.layers,
             activation=model.activation.value,
         )
-    except ProblemError as e:
-        raise datamod.DataError(f"{datamod.display_name(data.data)} has {e}") from None
     return dataset, problem
+
+
+@contextmanager
+def problem_of(source: str) -> Iterator[None]:
+    """The data's problem (too few rows, values too large) as a DataError naming the data."""
+    from babynn_cli.core.problem import ProblemError
+    from babynn_cli.data.sources import display_name
+
+    try:
+        yield
+    except ProblemError as e:
+        raise DataError(f"{display_name(source)} has {e}") from None
 
 
 def stream_wanted(data: DataOptions, model: ModelOptions, full_batch: bool, quiet: bool) -> bool:
@@ -77,11 +85,11 @@ def stream_wanted(data: DataOptions, model: ModelOptions, full_batch: bool, quie
         raise UsageError("--cache is where --stream keeps its copy of the rows: add --stream")
     if asked or not can:
         return asked
-    from babynn_cli import data as datamod
+    from babynn_cli.data.sources import source_parts
 
     try:
-        size = sum(os.path.getsize(p) for p in datamod.source_parts(data.data) if os.path.isfile(p))
-    except datamod.DataError:
+        size = sum(os.path.getsize(p) for p in source_parts(data.data) if os.path.isfile(p))
+    except DataError:
         return False  # the in-memory reader says what is wrong
     free = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
     if size > AUTO_STREAM * free:
@@ -102,28 +110,27 @@ def load_stream(
     comes from the moments); each pass says how many rows it read and how fast. Minibatches read
     the rows from the first pass's binary copy, in shuffled blocks; a validation split costs one
     more pass (to count the rows) and its own two."""
-    from babynn_cli import data as datamod
-    from babynn_cli.core.problem import ProblemError, make_streamed_problem
+    from babynn_cli.core.problem import make_streamed_problem
+    from babynn_cli.data.stream import stream
+    from babynn_cli.report.console import Reporter
 
-    source = datamod.stream(
-        data.data, data.separator, data.target, data.feature_list, data.dropna, data.cache
+    watch = None if quiet else Reporter().stream_pass
+    source = stream(
+        data.data, data.separator, data.target, data.feature_list, data.dropna, data.cache, watch
     )
-    blocks = source.blocks if quiet else _counted(source.blocks)
     raw = None if data.scheduler is None else cluster_moments(data, source, quiet)
-    try:
+    with problem_of(data.data):
         problem = make_streamed_problem(
-            blocks,
+            source.blocks,
             standardize=model.standardize,
             intercept=model.intercept,
             raw=raw,
-            mapped=None if full_batch else source.cached_rows,
+            row_file=None if full_batch else source.row_file,
             val_frac=model.val_frac,
             seed=model.seed,
             hidden=model.layers,
             activation=model.activation.value,
         )
-    except ProblemError as e:
-        raise datamod.DataError(f"{datamod.display_name(data.data)} has {e}") from None
     return source, problem
 
 
@@ -140,35 +147,6 @@ def cluster_moments(data: DataOptions, source: Stream, quiet: bool) -> Moments:
     return cluster.moments(
         c, parts, data.separator, source.features, source.targets, data.dropna, said
     )
-
-
-def _counted(
-    blocks: Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]],
-) -> Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]]:
-    """The same blocks, shown while they are read (a Rich line on a terminal, a plain line every
-    few seconds in logs) and summed up in a line on stderr after each pass: rows, time, rate."""
-    from babynn_cli.report.console import Reporter
-
-    report = Reporter()
-    passes, known = 0, None
-
-    def counted() -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        nonlocal passes, known
-        passes += 1
-        rows, start = 0, time.perf_counter()
-        with report.reading(f"stream pass {passes}", known) as shown:
-            for X, Y in blocks():
-                rows += len(X)
-                shown(rows)
-                yield X, Y
-        known = rows
-        took = time.perf_counter() - start
-        rate = rows / took if took > 0 else float("inf")
-        typer.echo(
-            f"stream pass {passes}: {rows:,} rows in {took:.1f} s ({rate:,.0f} rows/s)", err=True
-        )
-
-    return counted
 
 
 def check_memory(problem: Problem, batch_size: int | None, runs: int = 1) -> None:

@@ -136,12 +136,12 @@ def compare(
     if plot is not None and not combos:
         raise UsageError("--plot draws the runs' curves; with --model alone nothing is trained")
 
-    from babynn_cli import data as datamod
     from babynn_cli import persistence
     from babynn_cli.core.compare import Config, compare
     from babynn_cli.core.problem import initial_params
     from babynn_cli.core.stopping import StopReason
     from babynn_cli.core.train import TrainSettings
+    from babynn_cli.data.read import table_csv
     from babynn_cli.outputs import Outputs
     from babynn_cli.report import compare as compare_report
     from babynn_cli.report import plot as plots
@@ -175,7 +175,7 @@ def compare(
         )
 
     if output is not None:
-        outputs.stage(output, datamod.table_csv(compare_report.columns(result, features)))
+        outputs.stage(output, table_csv(compare_report.columns(result, features)))
     if plot is not None:
         outputs.stage(plot, compare_report.plot_png(result, stop.gap_tol))
     if json_out:

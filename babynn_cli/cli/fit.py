@@ -144,7 +144,6 @@ def fit(
         rate.check(schedule.value, given_lr)
     model.check(early_stopping)
 
-    from babynn_cli import data as datamod
     from babynn_cli import persistence
     from babynn_cli.core import auto
     from babynn_cli.core.fit import fit as fit_problem
@@ -153,6 +152,7 @@ def fit(
     from babynn_cli.core.schedules import describe
     from babynn_cli.core.stopping import StopReason
     from babynn_cli.core.verdict import Verdict, advise
+    from babynn_cli.data.read import table_csv
     from babynn_cli.outputs import Outputs
     from babynn_cli.report import fit as fit_report
     from babynn_cli.report.console import Reporter
@@ -224,7 +224,7 @@ def fit(
     if keep:
         outputs.stage(output, persistence.to_json(saved))
     if history is not None:
-        outputs.stage(history, datamod.table_csv(fit_report.columns(fitted.history)))
+        outputs.stage(history, table_csv(fit_report.columns(fitted.history)))
     if plot is not None:
         outputs.stage(plot, fit_report.plot_png(fitted, problem))
     written = output if keep else None

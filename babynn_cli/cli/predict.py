@@ -71,9 +71,9 @@ def predict(
     ] = False,
 ) -> None:
     """Predict the targets of every row of DATA with a saved model; CSV on stdout or in -o."""
-    from babynn_cli import data as datamod
     from babynn_cli import persistence
     from babynn_cli.core.vocabulary import mse, r2_per_output
+    from babynn_cli.data.read import load_for_prediction, table_csv
     from babynn_cli.outputs import Outputs
     from babynn_cli.report import predict as predict_report
     from babynn_cli.report.console import Reporter
@@ -85,18 +85,16 @@ def predict(
     if scheduler is not None:
         Y_hat, Y, unusable = _on_cluster(scheduler, data, check_sep(sep), saved)
     else:
-        X, Y, unusable = datamod.load_for_prediction(
-            data, check_sep(sep), saved.features, saved.targets
-        )
+        X, Y, unusable = load_for_prediction(data, check_sep(sep), saved.features, saved.targets)
         Y_hat = saved.predict(X)
     metrics: dict[str, Any] = {}
     if Y is not None:
         metrics = {"mse": mse(Y, Y_hat), "r2": r2_per_output(Y, Y_hat).tolist()}
     predictions = {t: Y_hat[:, j] for j, t in enumerate(saved.targets)}
     if output is not None:
-        outputs.stage(output, datamod.table_csv(predictions))
+        outputs.stage(output, table_csv(predictions))
     elif not json_out:
-        report.emit_text(datamod.table_csv(predictions))
+        report.emit_text(table_csv(predictions))
     if json_out:
         report.emit_json(predict_report.as_json(saved.targets, Y_hat, metrics))
     outputs.commit()
@@ -111,16 +109,17 @@ def _on_cluster(scheduler: str, data: str, sep: str, saved: Any) -> tuple[Any, A
     """Predictions (and the targets' rows, when DATA has the model's targets) computed on the
     cluster; the header is read here, to choose the columns and say what is missing."""
     from babynn_cli import cluster
-    from babynn_cli import data as datamod
     from babynn_cli.cli.options import COMMAND_RESOURCES
+    from babynn_cli.data.columns import read_header
+    from babynn_cli.data.sources import display_name, open_source
 
     cluster.require_dask()
     parts = cluster.worker_parts(data)
-    header = datamod.read_header(datamod.open_source(parts[0], sep))
+    header = read_header(open_source(parts[0], sep))
     missing = [c for c in saved.features if c not in header]
     if missing:
         raise DataError(
-            f"{datamod.display_name(data)} lacks the model's feature column(s): {listing(missing)}"
+            f"{display_name(data)} lacks the model's feature column(s): {listing(missing)}"
         )
     targets = list(saved.targets) if all(t in header for t in saved.targets) else []
     c = COMMAND_RESOURCES.enter_context(cluster.client(scheduler))

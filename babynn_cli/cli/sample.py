@@ -38,20 +38,20 @@ def sample(
     ] = None,
 ) -> None:
     """Write one of the sample data sets that ship with babynn (CSV), or list them."""
-    from babynn_cli import data as datamod
+    from babynn_cli.data.sources import SAMPLES, sample_text
     from babynn_cli.outputs import Outputs
     from babynn_cli.report.console import Reporter
 
     report = Reporter()
     if name is None:
-        width = max(len(n) for n in datamod.SAMPLES)
-        listing = "".join(f"{n.ljust(width)}  {what}\n" for n, what in datamod.SAMPLES.items())
+        width = max(len(n) for n in SAMPLES)
+        listing = "".join(f"{n.ljust(width)}  {what}\n" for n, what in SAMPLES.items())
         report.emit_text(listing)
         report.flush()
         return
     outputs = Outputs()
     outputs.name("--output", output)
-    text = datamod.sample_text(name)
+    text = sample_text(name)
     if output is None:
         report.emit_text(text.decode("utf-8"))
     else:

@@ -111,11 +111,11 @@ def sweep_lr(
     rate.check(schedule.value, min(rates))
     model.check()
 
-    from babynn_cli import data as datamod
     from babynn_cli.core.problem import initial_params, updates_per_epoch
     from babynn_cli.core.stopping import StopReason
     from babynn_cli.core.sweep import sweep
     from babynn_cli.core.train import TrainSettings
+    from babynn_cli.data.read import table_csv
     from babynn_cli.outputs import Outputs
     from babynn_cli.report import plot as plots
     from babynn_cli.report import sweep as sweep_report
@@ -141,7 +141,7 @@ def sweep_lr(
         result = sweep(problem, params, rates, spec, settings, model.seed, stop.gap_tol, on_epoch)
 
     if output is not None:
-        outputs.stage(output, datamod.table_csv(sweep_report.columns(result)))
+        outputs.stage(output, table_csv(sweep_report.columns(result)))
     if plot is not None:
         outputs.stage(plot, sweep_report.plot_png(result))
     if json_out:

@@ -115,8 +115,8 @@ class AffineModel(Model):
         a product of batch maps (while θ is narrow enough for that to pay); as written
         otherwise."""
         full = batch_size is None or batch_size >= data.n_rows
-        if data.streamed and not full and not data.mapped:
-            raise ValueError("streamed rows without their mapped copy train at full batch only")
+        if not full and not data.random_access:
+            raise ValueError("streamed rows without their row file train at full batch only")
         if full and data.n_rows < data.n_features:
             return GradientDescent(self.full_batch(data), exact=True)
         if full:

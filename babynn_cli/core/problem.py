@@ -153,20 +153,48 @@ def make_problem(
         X_tr, Y_tr, X_va, Y_va = X[train_idx], Y[train_idx], X[val_idx], Y[val_idx]
     else:
         X_tr, Y_tr, X_va, Y_va = X, Y, None, None
-    m, n = X.shape[1], Y.shape[1]
     raw = Moments.of(X_tr, Y_tr)
+
+    def rows(scaler: Standardizer, target: TargetScaling) -> tuple[Rows, Rows | None]:
+        train = Rows(X_tr, Y_tr, scaler.mean, scaler.scale, raw, None, *target)
+        if X_va is None or Y_va is None:
+            return train, None
+        return train, Rows(X_va, Y_va, scaler.mean, scaler.scale, None, None, *target)
+
+    def biggest() -> float:
+        return float(max(np.abs(X_tr).max(), np.abs(Y_tr).max()))
+
+    return _assembled(raw, rows, standardize, intercept, hidden, activation, biggest)
+
+
+TargetScaling = tuple[np.ndarray | None, float]  # (target_mean, target_scale): see `target_scaling`
+
+
+def _assembled(
+    raw: Moments,
+    rows: Callable[[Standardizer, TargetScaling], tuple[Rows, Rows | None]],
+    standardize: bool,
+    intercept: bool,
+    hidden: Sequence[int],
+    activation: str,
+    biggest: Callable[[], float | None] = lambda: None,
+) -> Problem:
+    """The problem from the training rows' moments `raw`, whichever way the rows come: their
+    standardisation (and a network's target scaling), the rows as trained (`rows`), the model.
+    `biggest()`: the largest value, to name it when the moments overflow."""
+    if raw.n_rows < MIN_TRAINING_ROWS:
+        raise ProblemError(f"{raw.n_rows} row(s); a fit needs at least {MIN_TRAINING_ROWS}")
     if not raw.finite:
-        biggest = float(max(np.abs(X_tr).max(), np.abs(Y_tr).max()))
+        largest = biggest()
+        values = "values" if largest is None else f"values up to {largest:.3g},"
         raise ProblemError(
-            f"values up to {biggest:.3g}, whose squares overflow double precision; rescale "
-            "the columns (divide them by a power of ten) and try again"
+            f"{values} whose squares overflow double precision; rescale the columns (divide "
+            "them by a power of ten) and try again"
         )
     scaler = _scaler(raw, standardize, center=intercept or bool(hidden))
     target = target_scaling(raw, standardize and bool(hidden))
-    train = Rows(X_tr, Y_tr, scaler.mean, scaler.scale, raw, None, *target)
-    val = None
-    if X_va is not None and Y_va is not None:
-        val = Rows(X_va, Y_va, scaler.mean, scaler.scale, None, None, *target)
+    train, val = rows(scaler, target)
+    m, n = raw.xx.shape[0], len(raw.y_mean)
     model = MLP(m, tuple(hidden), n, activation) if hidden else AffineModel(m, n, intercept)
     return Problem(train, val, scaler, standardize, model, *target)
 
@@ -228,7 +256,7 @@ def make_streamed_problem(
     standardize: bool = True,
     intercept: bool = True,
     raw: Moments | None = None,
-    mapped: Callable[[], RowFile] | None = None,
+    row_file: Callable[[], RowFile] | None = None,
     val_frac: float = 0.0,
     seed: int = 0,
     hidden: Sequence[int] = (),
@@ -237,8 +265,8 @@ def make_streamed_problem(
     """The affine model (or a network with `hidden` layers) on rows that never sit in memory:
     `blocks()` yields them (X, Y) block by block, and is called for each pass (two for the
     moments and L*, when `raw`, the moments computed elsewhere, is not given; a network's epochs
-    at full batch make one more each). `mapped()`, called after those passes, gives the file the
-    first pass copied the rows to, for minibatches. With `val_frac`, a first pass counts the
+    at full batch make one more each). `row_file()`, called after those passes, gives the row file
+    the first pass wrote, for minibatches. With `val_frac`, a first pass counts the
     rows, the same rows as in memory are held out (`held_out`), and the training and validation
     rows each get their moments; minibatches read the training rows' places in the file."""
     held, val_blocks = None, None
@@ -250,27 +278,21 @@ def make_streamed_problem(
             val_blocks, blocks = _masked(blocks, held), _masked(blocks, ~held)
     if raw is None:
         raw = Moments.of_blocks(blocks)
-    m, n = raw.xx.shape[0], len(raw.y_mean)
-    if raw.n_rows < MIN_TRAINING_ROWS:
-        raise ProblemError(f"{raw.n_rows} row(s); a fit needs at least {MIN_TRAINING_ROWS}")
-    if not raw.finite:
-        raise ProblemError(
-            "values whose squares overflow double precision; rescale the columns (divide them "
-            "by a power of ten) and try again"
-        )
-    scaler = _scaler(raw, standardize, center=intercept or bool(hidden))
-    file = None if mapped is None else mapped()
-    in_file = None if held is None or file is None else np.flatnonzero(~held)
-    target_mean, target_scale = target_scaling(raw, standardize and bool(hidden))
-    train = StreamedRows.of(blocks, raw, scaler.mean, scaler.scale, file, in_file)
-    train = replace(train, target_mean=target_mean, target_scale=target_scale)
-    val = None
-    if val_blocks is not None:
-        val_raw = Moments.of_blocks(val_blocks)
-        val = StreamedRows.of(val_blocks, val_raw, scaler.mean, scaler.scale)
-        val = replace(val, target_mean=target_mean, target_scale=target_scale)
-    model = MLP(m, tuple(hidden), n, activation) if hidden else AffineModel(m, n, intercept)
-    return Problem(train, val, scaler, standardize, model, target_mean, target_scale)
+    moments = raw
+    training = blocks
+
+    def rows(scaler: Standardizer, target: TargetScaling) -> tuple[Rows, Rows | None]:
+        file = None if row_file is None else row_file()
+        in_file = None if held is None or file is None else np.flatnonzero(~held)
+        scaled = scaler.mean, scaler.scale
+        train = StreamedRows.of(training, moments, *scaled, file, in_file)
+        train = replace(train, target_mean=target[0], target_scale=target[1])
+        if val_blocks is None:
+            return train, None
+        val = StreamedRows.of(val_blocks, Moments.of_blocks(val_blocks), *scaled)
+        return train, replace(val, target_mean=target[0], target_scale=target[1])
+
+    return _assembled(raw, rows, standardize, intercept, hidden, activation)
 
 
 @dataclass(frozen=True)

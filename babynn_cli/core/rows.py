@@ -47,8 +47,9 @@ class Rows:
         return len(self.X)
 
     @property
-    def mapped(self) -> bool:
-        """Whether the rows can be read in any order (minibatches); rows in memory can."""
+    def random_access(self) -> bool:
+        """Whether the rows can be read in any order (minibatches): rows in memory can, streamed
+        rows once they have their row file."""
         return True
 
     def order(self, rng: np.random.Generator) -> np.ndarray:
@@ -120,9 +121,9 @@ HELD_BLOCKS = 3  # blocks of a row file held at once (a batch may straddle two, 
 
 @dataclass(frozen=True)
 class RowFile:
-    """Raw rows [x, y] as float64 in a file, row after row (a stream's copy of its rows), read
-    one block of SHUFFLE_BLOCK_ROWS rows at a time: memory holds HELD_BLOCKS blocks, however many
-    rows the file has."""
+    """A stream's row file: its checked rows [x, y] as raw float64, row after row, written by its
+    first pass (`data.stream.RowFileWriter`), read one block of SHUFFLE_BLOCK_ROWS rows at a
+    time: memory holds HELD_BLOCKS blocks, however many rows the file has."""
 
     path: str
     n_rows: int
@@ -141,12 +142,12 @@ class RowFile:
 class StreamedRows(Rows):
     """Rows that never sit in memory whole (`--stream`): the moments were gathered in passes over
     `blocks`, which reads the raw rows again, block by block, whenever another pass is needed.
-    For minibatches the rows are read from `file`, the stream's binary copy, a block at a time,
+    For minibatches the rows are read from the stream's `row_file`, a block at a time,
     in the order `order` draws; at full batch no rows are read but the passes' (X and Y are
     empty), which a network's full-batch epochs make one more of each (`core.model`)."""
 
-    file: RowFile | None = field(default=None, compare=False)
-    # these rows' places in `file`, when they are not all its rows (a validation split)
+    row_file: RowFile | None = field(default=None, compare=False)
+    # these rows' places in the row file, when they are not all its rows (a validation split)
     in_file: np.ndarray | None = field(default=None, compare=False)
 
     @classmethod
@@ -156,12 +157,12 @@ class StreamedRows(Rows):
         raw: Moments,
         mean: np.ndarray,
         scale: np.ndarray,
-        file: RowFile | None = None,
+        row_file: RowFile | None = None,
         in_file: np.ndarray | None = None,
     ) -> StreamedRows:
         m, n = len(mean), len(raw.y_mean)
         X, Y = np.empty((0, m)), np.empty((0, n))
-        return cls(X, Y, mean, scale, raw, blocks, file=file, in_file=in_file)
+        return cls(X, Y, mean, scale, raw, blocks, row_file=row_file, in_file=in_file)
 
     @property
     def streamed(self) -> bool:
@@ -173,8 +174,8 @@ class StreamedRows(Rows):
         return self.raw_moments.n_rows
 
     @property
-    def mapped(self) -> bool:
-        return self.file is not None
+    def random_access(self) -> bool:
+        return self.row_file is not None
 
     def passes(self) -> Iterable[tuple[np.ndarray, np.ndarray]]:
         assert self.blocks is not None
@@ -208,11 +209,11 @@ class StreamedRows(Rows):
 
     def _gather(self, idx: np.ndarray) -> np.ndarray:
         """The raw rows idx ([x, y]), from the blocks they lie in (one or two, in `order`)."""
-        assert self.file is not None
+        assert self.row_file is not None
         if self.in_file is not None:
             idx = self.in_file[idx]
         which = idx // SHUFFLE_BLOCK_ROWS
-        out = np.empty((len(idx), self.file.width))
+        out = np.empty((len(idx), self.row_file.width))
         for b in np.unique(which):
             at = which == b
             out[at] = np.take(self._block(int(b)), idx[at] - b * SHUFFLE_BLOCK_ROWS, axis=0)
@@ -223,8 +224,8 @@ class StreamedRows(Rows):
         if b not in held:
             if len(held) >= HELD_BLOCKS:
                 del held[next(iter(held))]  # the block read longest ago
-            assert self.file is not None
-            held[b] = self.file.block(b)
+            assert self.row_file is not None
+            held[b] = self.row_file.block(b)
         return held[b]
 
     @cached_property

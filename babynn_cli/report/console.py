@@ -175,6 +175,25 @@ class Reporter:
 
             yield line
 
+    @contextmanager
+    def stream_pass(self, number: int, known: int | None) -> Iterator[Callable[[int], None]]:
+        """Pass `number` over streamed rows, shown while it reads (`reading`; `known`: the rows
+        it will read, when a pass before has counted them), then summed up in one line on stderr:
+        its rows, time and rate."""
+        rows, start = 0, time.perf_counter()
+        with self.reading(f"stream pass {number}", known) as shown:
+
+            def seen(count: int) -> None:
+                nonlocal rows
+                rows = count
+                shown(count)
+
+            yield seen
+        took = time.perf_counter() - start
+        rate = rows / took if took > 0 else float("inf")
+        self.status(f"stream pass {number}: {rows:,} rows in {took:.1f} s ({rate:,.0f} rows/s)")
+
+    # -- tables
     def print(self, renderable: object) -> None:
         """A table or a plot for stdout, rendered now, written by `flush`."""
         if isinstance(renderable, Table) and renderable.title and renderable.min_width is None:

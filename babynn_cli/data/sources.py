@@ -1,0 +1,219 @@
+"""Sources: naming and opening what DATA names (a file, standard input, a sample, a folder or a
+glob of parts), and the one place pandas and pyarrow open a file (`csv_frames`, `parquet_frames`),
+their errors turned into one line (`reading`)."""
+
+from __future__ import annotations
+
+import glob
+import io
+import lzma
+import re
+import sys
+import tarfile
+import warnings
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from babynn_cli.errors import DataError, UsageError
+from babynn_cli.text import first_line
+
+STDIN = "-"
+_GZIP_MAGIC = b"\x1f\x8b"
+_COMPRESSED = (".gz", ".bz2", ".zip", ".xz", ".zst", ".tar")
+SAMPLE = "sample:"  # DATA written sample:NAME reads one of the samples that ship with babynn
+SAMPLES = {
+    "notes_example": "the notes' example: x0, x1, x2 → y, 200 rows, a linear rule plus noise",
+    "two_outputs": "a, b, c, d → y1, y2, 300 rows: one affine map, two outputs",
+    "nonlinear": "x0, x1 → y, 1000 rows: sin(x0) + x1², no line can follow it",
+    "diabetes": "10 measurements of 442 patients → disease progression a year later (real data)",
+}
+
+
+def sample_text(name: str) -> bytes:
+    """The CSV of the sample called `name` (see SAMPLES), as shipped inside the package."""
+    from importlib.resources import files
+
+    if name not in SAMPLES:
+        raise DataError(f"no sample '{name}': the samples are {', '.join(SAMPLES)}")
+    try:  # an installed babynn: sample_data/ ships inside it as babynn_cli.samples
+        return (files("babynn_cli.samples") / f"{name}.csv").read_bytes()
+    except ModuleNotFoundError:  # a checkout (or an editable install): sample_data/ beside it
+        return (Path(__file__).resolve().parents[2] / "sample_data" / f"{name}.csv").read_bytes()
+
+
+def display_name(source: str) -> str:
+    if source.startswith(SAMPLE):
+        return f"the sample {source.removeprefix(SAMPLE)}"
+    return "standard input" if source == STDIN else f"'{source}'"
+
+
+@dataclass(frozen=True)
+class Source:
+    """An opened CSV: a path, or the bytes read from standard input."""
+
+    label: str
+    sep: str
+    path: Path | None = None
+    raw: bytes | None = None
+
+    @property
+    def name(self) -> str:
+        return display_name(self.label)
+
+    @property
+    def compression(self) -> str | None:
+        if self.raw is not None:
+            return "gzip" if self.raw.startswith(_GZIP_MAGIC) else None
+        return "infer"
+
+    def handle(self) -> Any:
+        return io.BytesIO(self.raw) if self.raw is not None else self.path
+
+    @property
+    def plain_file(self) -> bool:
+        return self.path is not None and self.path.suffix.lower() not in _COMPRESSED
+
+    @property
+    def parquet(self) -> bool:
+        return self.path is not None and self.path.suffix.lower() == ".parquet"
+
+
+def open_source(source: str, sep: str = ",") -> Source:
+    """The CSV at `source`. Standard input, a pipe (`<(cat f)`), a FIFO or a device can be read
+    only once: their bytes are read now, and parsed from memory."""
+    if source == STDIN:
+        return Source(source, sep, raw=sys.stdin.buffer.read())
+    if source.startswith(SAMPLE):
+        return Source(source, sep, raw=sample_text(source.removeprefix(SAMPLE)))
+    path = Path(source)
+    name = display_name(source)
+    if not path.exists():
+        raise DataError(f"cannot read {name}: no such file")
+    if path.is_dir():
+        raise DataError(f"cannot read {name}: it is a directory")
+    if not path.is_file():
+        try:
+            return Source(source, sep, raw=path.read_bytes())
+        except OSError as e:
+            raise DataError(f"cannot read {name}: {e.strerror}") from None
+    return Source(source, sep, path=path)
+
+
+_GLOB = re.compile(r"[*?\[]")
+_PART_SUFFIXES = (".csv", *(f".csv{z}" for z in _COMPRESSED), ".tsv", ".txt", ".parquet")
+
+
+def source_parts(source: str) -> list[str]:
+    """The files that make up `source`: itself; or, for a folder, its CSV and Parquet files
+    (.csv, .csv.gz, …, .parquet); or, for a glob pattern ('data/*.csv', quoted so the shell
+    leaves it), its matches; in name order."""
+    if source == STDIN or source.startswith(SAMPLE):
+        return [source]
+    path = Path(source)
+    if path.is_dir():
+        parts = sorted(str(p) for p in path.iterdir() if p.name.lower().endswith(_PART_SUFFIXES))
+        if not parts:
+            raise DataError(
+                f"cannot read {display_name(source)}: a folder with no CSV or Parquet files"
+            )
+        return parts
+    if not path.exists() and _GLOB.search(source):
+        parts = sorted(glob.glob(source))
+        if not parts:
+            raise DataError(f"no file matches {display_name(source)}")
+        return parts
+    return [source]
+
+
+@contextmanager
+def in_part(name: str, several: bool) -> Iterator[None]:
+    """A DataError about a part names the part, when there are several."""
+    try:
+        yield
+    except DataError as e:
+        if several and not str(e).startswith(name):
+            raise DataError(f"{name}: {e}") from None
+        raise
+
+
+@contextmanager
+def reading(src: Source) -> Iterator[None]:
+    """Turn pandas' and the file system's errors into one-line DataErrors."""
+    name = src.name
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            yield
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{name} is empty") from None
+    except pd.errors.ParserWarning:  # (an error here) the first row has a field too many
+        raise DataError(f"row 1 of {name} has more fields than its header") from None
+    except pd.errors.ParserError as e:
+        fields = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(e))
+        if fields:
+            header, line, saw = (int(g) for g in fields.groups())
+            raise DataError(
+                f"row {line - 1} of {name} has {saw} fields; the header has {header}"
+            ) from None
+        raise DataError(f"cannot parse {name}: {first_line(e)}") from None
+    except UnicodeDecodeError:
+        raise DataError(f"cannot read {name}: it is not UTF-8 text") from None
+    except ImportError as e:  # .zst without its package
+        raise DataError(f"cannot read {name}: {first_line(e)}") from None
+    except (
+        OSError,
+        EOFError,
+        ValueError,
+        zipfile.BadZipFile,
+        lzma.LZMAError,
+        tarfile.TarError,
+    ) as e:
+        # permission denied, a damaged .gz, a zip with no member or several ...
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else first_line(e)
+        raise DataError(f"cannot read {name}: {reason}") from None
+
+
+def csv_frames(
+    handle: Any,
+    sep: str,
+    names: list[str],
+    chunksize: int | None,
+    compression: str | None = None,
+    has_header: bool = True,
+) -> Any:
+    """The CSV text of `handle` parsed with the header's `names`: one frame, or an iterator of
+    frames of `chunksize` rows. `has_header`: the text starts with the header line (not a part
+    cut from the middle of a file). Every column is parsed and no index is taken from the
+    first one, so that a row with a field too many is an error rather than a silent shift."""
+    return pd.read_csv(
+        handle,
+        sep=sep,
+        header=0 if has_header else None,
+        names=names,
+        index_col=False,
+        chunksize=chunksize,
+        compression=compression,
+    )
+
+
+def pyarrow_parquet() -> Any:
+    try:
+        import pyarrow.parquet
+    except ImportError:
+        raise UsageError(
+            "reading Parquet needs pyarrow, which is not installed: pip install 'babynn[dask]'"
+        ) from None
+    return pyarrow.parquet
+
+
+def parquet_frames(src: Source, used: list[str], rows: int) -> Iterator[pd.DataFrame]:
+    """A Parquet file's `used` columns, `rows` rows at a time."""
+    file = pyarrow_parquet().ParquetFile(src.path)
+    for batch in file.iter_batches(batch_size=rows, columns=used):
+        yield batch.to_pandas()

@@ -1,0 +1,225 @@
+"""Streams: DATA read in blocks, never whole, again at each pass (`stream`). The first pass also
+writes the checked rows to the stream's row file (`RowFileWriter`): later passes read them back
+from it instead of parsing again, and minibatches read it in shuffled blocks (`core.rows.RowFile`).
+"""
+
+from __future__ import annotations
+
+import queue
+import shutil
+import tempfile
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from babynn_cli.core.rows import RowFile
+from babynn_cli.data.columns import (
+    Columns,
+    checked_parts,
+    choose_columns,
+    read_header,
+    same_header,
+)
+from babynn_cli.data.sources import (
+    STDIN,
+    Source,
+    csv_frames,
+    display_name,
+    in_part,
+    open_source,
+    parquet_frames,
+    reading,
+    source_parts,
+)
+from babynn_cli.errors import DataError
+
+STREAM_BLOCK_ROWS = 1 << 16  # rows parsed at a time when streaming
+Blocks = Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]]
+# watch(pass, rows the pass will read (None: not known yet)) → a context that is told the rows
+# read so far, and is left when the pass ends (with its rows and seconds): how a caller shows
+# each pass without the data layer knowing how
+Watch = Callable[[int, int | None], AbstractContextManager[Callable[[int], None]]]
+
+
+@dataclass(frozen=True)
+class Stream:
+    """A source read in blocks, never whole: its columns, and `blocks()` for each pass."""
+
+    features: list[str]
+    targets: list[str]
+    blocks: Blocks
+    writer: RowFileWriter
+
+    def row_file(self) -> RowFile:
+        """After a first pass: the stream's row file, for minibatches, which read it in shuffled
+        blocks."""
+        return self.writer.row_file()
+
+
+def stream(
+    source: str,
+    sep: str = ",",
+    targets: list[str] | None = None,
+    features: list[str] | None = None,
+    dropna: bool = False,
+    cache_dir: str | None = None,
+    watch: Watch | None = None,
+) -> Stream:
+    """`source` (a file, a folder or a glob of parts) as blocks of checked rows, read again at
+    each pass: memory holds one block at a time. Standard input, read once, cannot stream. The
+    first pass writes the stream's row file in a temporary folder inside `cache_dir` (the
+    system's temporary folder by default), removed with the stream. `watch`, when given, is told
+    of each pass as it goes (see `Watch`)."""
+    if source == STDIN:
+        raise DataError("standard input can be read only once: --stream needs a file")
+    parts = source_parts(source)
+    first = open_source(parts[0], sep)
+    header = read_header(first)
+    name = first.name if len(parts) == 1 else display_name(source)
+    chosen_features, chosen_targets = choose_columns(header, name, targets, features)
+    columns = Columns(chosen_features, chosen_targets, dropna)
+
+    def parse() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        total = 0
+        for path in parts:
+            src = open_source(path, sep)
+            with in_part(src.name, len(parts) > 1):
+                same_header(src, read_header(src), header)
+                for X, Y in source_blocks(src, header, columns):
+                    total += len(X)
+                    yield X, Y
+        if total == 0:
+            raise DataError(f"{name} has no rows to train on")
+
+    writer = RowFileWriter(len(chosen_features), cache_dir)
+    blocks = writer.wrap(parse)
+    return Stream(chosen_features, chosen_targets, _watched(blocks, watch), writer)
+
+
+def _watched(blocks: Blocks, watch: Watch | None) -> Blocks:
+    """The same blocks, each pass told to `watch` as it is read."""
+    if watch is None:
+        return blocks
+    passes, known = 0, None
+
+    def watched() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        nonlocal passes, known
+        passes += 1
+        rows = 0
+        with watch(passes, known) as shown:
+            for X, Y in blocks():
+                rows += len(X)
+                shown(rows)
+                yield X, Y
+        known = rows
+
+    return watched
+
+
+class RowFileWriter:
+    """Writes the checked rows of a stream's first pass to its row file, raw float64, row after
+    row, so that later passes read them back block by block instead of parsing the CSV again, and
+    minibatches in shuffled blocks. The file is removed with the writer (or when the process
+    ends)."""
+
+    def __init__(self, m: int, under: str | None = None) -> None:
+        self.m = m
+        try:
+            folder = tempfile.mkdtemp(prefix="babynn-stream-", dir=under)
+        except OSError as e:
+            where = under if under is not None else tempfile.gettempdir()
+            raise DataError(f"cannot keep the stream's cache in '{where}': {e.strerror}") from None
+        self.path = Path(folder) / "rows.f64"
+        self.width = 0
+        self.complete = False
+        weakref.finalize(self, shutil.rmtree, folder, True)
+
+    def wrap(self, parse: Blocks) -> Blocks:
+        """The parsed blocks, the first time written to the row file as they pass; from the
+        row file once it is complete."""
+
+        def blocks() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+            if self.complete:
+                yield from self._read()
+                return
+            # the rows are written by a second thread while the next block is parsed
+            pending: queue.Queue[np.ndarray | None] = queue.Queue(maxsize=4)
+            failed: list[BaseException] = []
+
+            def write() -> None:
+                with open(self.path, "wb") as f:
+                    while (block := pending.get()) is not None:
+                        try:
+                            block.tofile(f)
+                        except OSError as e:  # a full disk: the next pass parses again
+                            failed.append(e)
+
+            writer = threading.Thread(target=write, daemon=True)
+            writer.start()
+            try:
+                for X, Y in parse():
+                    self.width = X.shape[1] + Y.shape[1]
+                    pending.put(np.hstack([X, Y]))
+                    yield X, Y
+            finally:
+                pending.put(None)
+                writer.join()
+            self.complete = not failed
+
+        return blocks
+
+    def row_file(self) -> RowFile:
+        if not self.complete:
+            raise DataError(
+                f"cannot keep a copy of the rows in {self.path.parent} (is the disk full?): "
+                "minibatches read from it; choose another folder with --cache DIR"
+            )
+        rows = self.path.stat().st_size // (8 * self.width)
+        return RowFile(str(self.path), rows, self.width)
+
+    def _read(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        block = STREAM_BLOCK_ROWS * self.width
+        with open(self.path, "rb") as f:
+            while True:
+                Z = np.fromfile(f, count=block).reshape(-1, self.width)
+                if not len(Z):
+                    return
+                yield Z[:, : self.m], Z[:, self.m :]
+
+
+def source_blocks(
+    src: Source, header: list[str], columns: Columns
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """One source's rows, STREAM_BLOCK_ROWS at a time, checked as `read.read_columns` checks
+    them."""
+    with reading(src):
+        if src.parquet:
+            frames: Iterable[pd.DataFrame] = parquet_frames(src, columns.used, STREAM_BLOCK_ROWS)
+        else:
+            frames = csv_frames(src.handle(), src.sep, header, STREAM_BLOCK_ROWS, src.compression)
+        for part in checked_parts(frames, columns):
+            if len(part.X):
+                yield part.X, part.Y
+
+
+def first_problem(
+    parts: list[str], sep: str, features: list[str], targets: list[str], dropna: bool
+) -> str | None:
+    """The first bad cell of the parts, named by part file and row, as `stream` would report it;
+    None when every row is good. For errors found elsewhere (a cluster), found again here."""
+    columns = Columns(features, targets, dropna)
+    try:
+        for path in parts:
+            src = open_source(path, sep)
+            with in_part(src.name, len(parts) > 1):
+                for _ in source_blocks(src, read_header(src), columns):
+                    pass
+    except DataError as e:
+        return str(e)
+    return None
