@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -47,8 +47,15 @@ class Outputs:
                 )
         self._named.append((flag, Path(path)))
 
-    def stage(self, path: str | Path, content: str | bytes) -> None:
-        """`content` for `path`, written at `commit`."""
+    def stage(
+        self, path: str | Path | None, content: str | bytes | Callable[[], str | bytes]
+    ) -> None:
+        """`content` for `path`, written at `commit`; nothing when `path` is None (an output not
+        asked for). Content given as a function is made only when it is written (a picture is
+        drawn only when asked for)."""
+        if path is None:
+            return
+        content = content() if callable(content) else content
         data = content.encode("utf-8") if isinstance(content, str) else content
         self._staged[Path(path)] = data
 

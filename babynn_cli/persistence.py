@@ -14,11 +14,14 @@ from babynn_cli import __version__
 from babynn_cli.core.affine import AffineModel
 from babynn_cli.core.choices import ACTIVATIONS
 from babynn_cli.core.compare import ModelPredictions
-from babynn_cli.core.fit import Fitted
+from babynn_cli.core.fit import FitRequest, FitRun
+from babynn_cli.core.fitted import Fitted
 from babynn_cli.core.mlp import MLP, layers_of, params_of
 from babynn_cli.core.problem import Problem, WarmStart, in_target_units
 from babynn_cli.core.rows import Rows
 from babynn_cli.core.scaling import Standardizer
+from babynn_cli.core.schedules import describe
+from babynn_cli.core.stopping import StopReason
 from babynn_cli.errors import ModelFileError, UsageError
 from babynn_cli.jsontext import dumps
 
@@ -171,6 +174,66 @@ class ModelFile:
         params = params_of(self.layers)
         params["W1"] = params["W1"][order]
         return WarmStart(params, mean, scale)
+
+
+def training_record(
+    data: str, run: FitRun, request: FitRequest, init: str, val_frac: float, warm_start: str | None
+) -> dict[str, Any]:
+    """How a model was trained, as its file records it (`training`): the data's name, what was
+    asked (`request`) and what was planned (`run.plan`: the rate, epochs and --tol used), the
+    initial weights (`init`: normal, zeros or warm-start, from `warm_start`)."""
+    plan = run.plan
+    return {
+        "data": data,
+        "schedule": {"name": run.schedule.name, "formula": describe(run.schedule)},
+        "lr": plan.lr,
+        "batch_size": request.batch_size,
+        "epochs": plan.epochs,
+        "tol": plan.tol,
+        "patience": request.patience,
+        "gap_tol": request.gap_tol,
+        "seed": request.seed,
+        "init": init,
+        "val_frac": val_frac,
+        "warm_start": warm_start,
+        "early_stopping": request.early_stopping,
+    }
+
+
+def result_record(run: FitRun, problem: Problem, next_step: str | None) -> dict[str, Any]:
+    """How the run went, as the model file's `result` and `--json` give it: the verdict and its
+    numbers, why it stopped, the losses and R², what babynn chose (`lr_rule`, ...), and the next
+    step in words (None when it converged)."""
+    fitted, plan = run.fitted, run.plan
+    end = fitted.end
+    interrupted = end.stop_reason is StopReason.INTERRUPTED
+    j = fitted.judgement
+    return {
+        "verdict": j.verdict.value,
+        "epochs_run": end.epochs_run,
+        "stop_reason": end.stop_reason.value,
+        "weights_epoch": None if j.verdict.failed else end.weights_epoch,
+        "initial_loss": j.initial_loss,
+        "best_loss": j.best_loss,
+        "best_loss_epoch": j.best_epoch,
+        "relative_gap": j.relative_gap,
+        "interrupted": interrupted,
+        "interrupted_at_epoch": end.epochs_run + 1 if interrupted else None,
+        "best_epoch": end.best_epoch,
+        "final_loss": fitted.train_loss,
+        "optimum_loss": problem.optimum_loss,
+        "optimum_unique": problem.optimum_unique,
+        "r2": fitted.train_r2.tolist(),
+        "val_loss": fitted.val_loss,
+        "val_r2": None if fitted.val_r2 is None else fitted.val_r2.tolist(),
+        "n_train": problem.n_train,
+        "n_val": problem.n_val,
+        "next_step": next_step,
+        "lr": plan.lr,
+        "lr_rule": plan.lr_rule,
+        "until_converged": plan.until_converged,
+        "epochs_predicted": plan.predicted,
+    }
 
 
 def _floats(a: np.ndarray) -> Any:

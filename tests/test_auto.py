@@ -58,7 +58,7 @@ def test_the_auto_rate_is_the_fastest_constant_rate_of_the_condition_number(in_t
 def test_explicit_rate_and_epochs_train_exactly_as_before(in_tmp):
     """--lr and --epochs given: today's iterates bit for bit, against the training loop called
     with the former defaults (--tol 1e-10, no goal)."""
-    from babynn_cli.core.fit import fit as fit_problem
+    from babynn_cli.core.fitted import fit as fit_problem
     from babynn_cli.core.problem import initial_params, make_problem
     from babynn_cli.core.train import TrainSettings
 

@@ -7,7 +7,7 @@ import pytest
 from conftest import central_differences
 
 from babynn_cli.core.affine import AffineModel
-from babynn_cli.core.fit import fit
+from babynn_cli.core.fitted import fit
 from babynn_cli.core.mlp import MLP
 from babynn_cli.core.problem import initial_params, make_problem
 from babynn_cli.core.rows import Rows

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from babynn_cli.core.fit import fit, train_problem
+from babynn_cli.core.fitted import fit, train_problem
 from babynn_cli.core.problem import WarmStart, initial_params, make_problem
 from babynn_cli.core.schedules import make_schedule
 from babynn_cli.core.stopping import StopReason

@@ -6,18 +6,22 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 
+from babynn_cli import interrupts
 from babynn_cli.cli.options import COMMAND_RESOURCES, DataOptions, ModelOptions
-from babynn_cli.errors import DataError, UsageError
+from babynn_cli.errors import BabynnError, DataError, UsageError
 
 if TYPE_CHECKING:
     from babynn_cli.core.moments import Moments
     from babynn_cli.core.problem import Problem
     from babynn_cli.data.columns import Dataset
     from babynn_cli.data.stream import Stream
+    from babynn_cli.outputs import Outputs
+    from babynn_cli.report.console import Reporter
 
 
 BIG_FILE = 32_000_000  # bytes: a file this large takes a second or more to read: say so first
@@ -164,3 +168,45 @@ def check_memory(problem: Problem, batch_size: int | None, runs: int = 1) -> Non
             f"{layers} needs about {needed / 2**30:,.1f} GiB of memory to train; this machine "
             f"has {total / 2**30:,.1f} GiB: use fewer or smaller hidden layers"
         )
+
+
+def begin(
+    inputs: list[tuple[str, str | Path | None]], named: dict[str, str | None], quiet: bool
+) -> tuple[Outputs, Reporter]:
+    """The start every command that writes files shares: its outputs named and checked before any
+    work (`named`: option → path, None when not asked for), against its `inputs` and each other;
+    matplotlib found when a picture is asked for (--plot); and the report it speaks through."""
+    from babynn_cli.outputs import Outputs
+    from babynn_cli.report.console import Reporter
+
+    outputs = Outputs(inputs)
+    for flag, path in named.items():
+        outputs.name(flag, path)
+    if named.get("--plot") is not None:
+        from babynn_cli.report.plot import require_matplotlib
+
+        require_matplotlib()
+    return outputs, Reporter(quiet=quiet)
+
+
+def finish(
+    outputs: Outputs,
+    report: Reporter,
+    *,
+    interrupted: bool = False,
+    failure: BabynnError | None = None,
+    last_line: str | None = None,
+) -> None:
+    """The end every training command shares: its files written (all or none), then what it
+    composed for stdout, then its last line on stderr and its exit code — 130 or 143 after Ctrl-C
+    or SIGTERM, the failure's own code (3: diverged, 4: not converged), or 0."""
+    outputs.commit()
+    report.flush()
+    if interrupted:
+        if last_line is not None:
+            report.status(last_line)
+        raise typer.Exit(code=interrupts.exit_code())
+    if failure is not None:
+        raise failure
+    if last_line is not None:
+        report.status(last_line)

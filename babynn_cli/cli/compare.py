@@ -5,11 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import typer
-
-from babynn_cli import interrupts
 from babynn_cli.cli.app import Command, app
-from babynn_cli.cli.common import check_memory, load_problem
+from babynn_cli.cli.common import begin, check_memory, finish, load_problem
 from babynn_cli.cli.options import (
     RATE,
     SCHEDULE_HELP,
@@ -142,20 +139,12 @@ def compare(
     from babynn_cli.core.stopping import StopReason
     from babynn_cli.core.train import TrainSettings
     from babynn_cli.data.read import table_csv
-    from babynn_cli.outputs import Outputs
     from babynn_cli.report import compare as compare_report
-    from babynn_cli.report import plot as plots
-    from babynn_cli.report.console import Reporter
 
     inputs: list[tuple[str, str | Path | None]] = [("the DATA file", data.data)]
     inputs += [("--model", m) for m in models or []]
-    outputs = Outputs(inputs)
-    outputs.name("--output", output)
-    outputs.name("--plot", plot)
-    if plot is not None:
-        plots.require_matplotlib()
+    outputs, report = begin(inputs, {"--output": output, "--plot": plot}, quiet or json_out)
     saved_files = [(path, persistence.load_model(path)) for path in models or []]
-    report = Reporter(quiet=quiet or json_out)
     dataset, problem = load_problem(
         data, model, quiet or json_out, full_batch=all(b is None for _, _, b in combos)
     )
@@ -174,21 +163,18 @@ def compare(
             problem, params, configs, settings, model.seed, stop.gap_tol, on_epoch, saved
         )
 
-    if output is not None:
-        outputs.stage(output, table_csv(compare_report.columns(result, features)))
-    if plot is not None:
-        outputs.stage(plot, compare_report.plot_png(result, stop.gap_tol))
+    outputs.stage(output, lambda: table_csv(compare_report.columns(result, features)))
+    outputs.stage(plot, lambda: compare_report.plot_png(result, stop.gap_tol))
     if json_out:
         report.emit_json(compare_report.as_json(result, features, targets, stop.gap_tol))
     else:
         compare_report.show(report, result, stop.gap_tol)
-    outputs.commit()
-    report.flush()
     runs = [row for row in result.rows if row.verdict is not None]
+    failure = None
     if runs and all(row.verdict.failed for row in runs):  # type: ignore[union-attr]
-        raise DivergedError("every configuration diverged or went unstable")
-    if any(row.stop_reason is StopReason.INTERRUPTED for row in result.rows):
-        raise typer.Exit(code=interrupts.exit_code())
+        failure = DivergedError("every configuration diverged or went unstable")
+    stopped = any(row.stop_reason is StopReason.INTERRUPTED for row in result.rows)
+    finish(outputs, report, interrupted=stopped, failure=failure)
 
 
 def combinations(

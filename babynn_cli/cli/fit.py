@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
-import typer
-
-from babynn_cli import interrupts
 from babynn_cli.cli.app import Command, app
-from babynn_cli.cli.common import check_memory, load_problem
+from babynn_cli.cli.common import begin, check_memory, finish, load_problem
 from babynn_cli.cli.options import (
     OUTPUT,
     RATE,
@@ -31,10 +27,10 @@ from babynn_cli.cli.options import (
     reports_errors,
 )
 from babynn_cli.core.choices import VERDICTS
-from babynn_cli.errors import DivergedError, NotConvergedError, UsageError
+from babynn_cli.errors import BabynnError, DivergedError, NotConvergedError, UsageError
 
 if TYPE_CHECKING:
-    from babynn_cli.core.auto import Plan
+    from babynn_cli.core.verdict import Verdict
 
 AutoLrOpt = Annotated[
     str | None,
@@ -134,11 +130,7 @@ def fit(
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Train, judge the run, save the model unless it failed, and say what happened.
-
-    Longer than most functions here (a 20-line signature, two screens of body) because it is the
-    command's whole story in order — check, load, choose the rate and epochs, train, judge, save,
-    show, exit — each step one call into the layer that owns it."""
+    """Train, judge the run, save the model unless it failed, and say what happened."""
     given_lr = parse_lr(lr)
     if given_lr is not None:
         rate.check(schedule.value, given_lr)
@@ -146,141 +138,78 @@ def fit(
 
     from babynn_cli import persistence
     from babynn_cli.core import auto
-    from babynn_cli.core.fit import fit as fit_problem
-    from babynn_cli.core.fit import run_record
+    from babynn_cli.core.fit import FitRequest, run
     from babynn_cli.core.problem import initial_params, updates_per_epoch
     from babynn_cli.core.schedules import describe
     from babynn_cli.core.stopping import StopReason
-    from babynn_cli.core.verdict import Verdict, advise
+    from babynn_cli.core.verdict import Verdict
     from babynn_cli.data.read import table_csv
-    from babynn_cli.outputs import Outputs
     from babynn_cli.report import fit as fit_report
-    from babynn_cli.report.console import Reporter
-    from babynn_cli.report.plot import require_matplotlib
     from babynn_cli.report.words import next_step, what_happened
 
-    outputs = Outputs([("the DATA file", data.data), ("--warm-start", warm_start)])
-    outputs.name("--output", output)
-    outputs.name("--history", history)
-    outputs.name("--plot", plot)
-    if plot is not None:
-        require_matplotlib()
+    outputs, report = begin(
+        [("the DATA file", data.data), ("--warm-start", warm_start)],
+        {"--output": output, "--history": history, "--plot": plot}, quiet or json_out,
+    )  # fmt: skip
     start_from = persistence.load_model(warm_start) if warm_start is not None else None
-    report = Reporter(quiet=quiet or json_out)
     dataset, problem = load_problem(data, model, quiet or json_out, full_batch=batch_size is None)
     check_memory(problem, batch_size)
-    warm = None
-    if start_from is not None:
-        warm = start_from.warm_start(dataset.features, dataset.targets, problem)
+    features, targets = dataset.features, dataset.targets
+    warm = None if start_from is None else start_from.warm_start(features, targets, problem)
     params = initial_params(problem, model.seed, model.init.value, warm)
-    # a schedule's length T is the run's updates: --epochs, or the default (cosine never runs
-    # until converged, the one schedule whose shape needs T)
-    total = stop.most_epochs * updates_per_epoch(problem.n_train, batch_size)
-    spec = rate.spec(schedule.value, total)
-
-    def planned(on_probe: Any = None) -> auto.Plan:
-        """The rate and epochs, babynn's where not given (a short sweep may run: see core.auto)."""
-        try:
-            return auto.plan(
-                problem, params, lr=given_lr, epochs=stop.epochs, tol=stop.tol,
-                batch_size=batch_size, spec=spec, seed=model.seed, gap_tol=stop.gap_tol,
-                patience=stop.patience, on_epoch=on_probe,
-            )  # fmt: skip
-        except ValueError as error:
-            raise DivergedError(str(error)) from None
-
-    if auto.probes(problem, batch_size, given_lr):
-        probe = auto.probe_epochs(problem, batch_size, stop.most_epochs)
-        with report.progress(probe, label="choosing --lr") as on_probe:
-            plan = planned(on_probe)
-    else:
-        plan = planned()
-    rate.check(schedule.value, plan.lr)
-    settings = plan.settings(problem, batch_size, stop.patience, early_stopping, stop.gap_tol)
-    settings = dataclasses.replace(settings, history_every=history_every)
-    sched = spec.at(plan.lr)
-    fit_report.header(
-        report, data.data, dataset.features, dataset.targets, problem, sched, batch_size, plan,
-        stop.gap_tol,
+    total = stop.most_epochs * updates_per_epoch(problem.n_train, batch_size)  # cosine's T
+    request = FitRequest(
+        given_lr, stop.epochs, stop.tol, batch_size, rate.spec(schedule.value, total), model.seed,
+        stop.gap_tol, stop.patience, early_stopping, history_every,
     )  # fmt: skip
-    with report.progress(plan.epochs) as on_epoch:
-        fitted = fit_problem(problem, params, sched, settings, model.seed, on_epoch, stop.gap_tol)
-    verdict = fitted.verdict
-    advice = advise(
-        problem, params, fitted.params, fitted.history, batch_size, stop.gap_tol, verdict
-    )
-    happened = what_happened(fitted, stop.gap_tol, stop.patience)
-    step = next_step(fitted, problem, advice, batch_size, plan.lr)
+    watch = fit_report.Watch(
+        report, data.data, features, targets, problem, batch_size, stop.gap_tol,
+        check=lambda plan: rate.check(schedule.value, plan.lr),
+    )  # fmt: skip
+    try:
+        done = run(problem, params, request, watch)
+    except auto.NoRateFound as e:
+        raise DivergedError(str(e)) from None
+
+    fitted, verdict = done.fitted, done.fitted.verdict
+    step = next_step(fitted, problem, done.advice, batch_size, done.plan.lr)
     keep = not verdict.failed and (verdict is Verdict.CONVERGED or not require_converged)
-    result = run_record(fitted, problem) | {"next_step": step} | plan_record(plan)
+    result = persistence.result_record(done, problem, step)
     init = "warm-start" if warm is not None else model.init.value
-    training = training_record(data, describe(sched), plan, batch_size, stop, model, init) | {
-        "warm_start": str(warm_start) if warm_start is not None else None,
-        "early_stopping": early_stopping,
-    }
-    saved = persistence.ModelFile.of(
-        fitted, problem, dataset.features, dataset.targets, training, result
+    training = persistence.training_record(
+        data.data, done, request, init, model.val_frac, warm_start and str(warm_start)
     )
-    if keep:
-        outputs.stage(output, persistence.to_json(saved))
-    if history is not None:
-        outputs.stage(history, table_csv(fit_report.columns(fitted.history)))
-    if plot is not None:
-        outputs.stage(plot, fit_report.plot_png(fitted, problem))
+    saved = persistence.ModelFile.of(fitted, problem, features, targets, training, result)
     written = output if keep else None
+    outputs.stage(written, lambda: persistence.to_json(saved))
+    outputs.stage(history, lambda: table_csv(fit_report.columns(fitted.history)))
+    outputs.stage(plot, lambda: fit_report.plot_png(fitted, problem))
     if json_out:
-        report.emit_json(
-            fit_report.as_json(fitted, problem, saved, result, describe(sched), written)
-        )
+        text = describe(done.schedule)
+        report.emit_json(fit_report.as_json(fitted, problem, saved, result, text, written))
     else:
-        gaps = (plan.tol, stop.patience, stop.gap_tol)
-        fit_report.show(report, fitted, problem, dataset.features, dataset.targets, gaps, written)
-    outputs.commit()
-    report.flush()
+        stops = (done.plan.tol, stop.patience, stop.gap_tol)
+        fit_report.show(report, fitted, problem, features, targets, stops, written)
+    happened = what_happened(fitted, stop.gap_tol, stop.patience)
     line = happened if step is None else f"{happened}; {step}"
-    if fitted.end.stop_reason is StopReason.INTERRUPTED:
-        report.status(line)
-        raise typer.Exit(code=interrupts.exit_code())
+    interrupted = fitted.end.stop_reason is StopReason.INTERRUPTED
+    finish(
+        outputs,
+        report,
+        interrupted=interrupted,
+        failure=_failure(verdict, keep, line),
+        last_line=line,
+    )
+
+
+def _failure(verdict: Verdict, kept: bool, line: str) -> BabynnError | None:
+    """How a run that wrote no model file ends: exit 3 when it diverged or went unstable, 4
+    when --require-converged refused it."""
     if verdict.failed:
-        raise DivergedError(f"{line}; no model file written")
-    if not keep:
-        raise NotConvergedError(f"{line}; --require-converged: no model file written")
-    report.status(line)
-
-
-def training_record(
-    data: DataOptions,
-    formula: str,
-    plan: Plan,
-    batch_size: int | None,
-    stop: StopOptions,
-    model: ModelOptions,
-    init: str,
-) -> dict[str, Any]:
-    """How a model was trained, as its file records it."""
-    return {
-        "data": data.data,
-        "schedule": {"name": formula.split(":")[0], "formula": formula},
-        "lr": plan.lr,
-        "batch_size": batch_size,
-        "epochs": plan.epochs,
-        "tol": plan.tol,
-        "patience": stop.patience,
-        "gap_tol": stop.gap_tol,
-        "seed": model.seed,
-        "init": init,
-        "val_frac": model.val_frac,
-    }
-
-
-def plan_record(plan: Plan) -> dict[str, Any]:
-    """What babynn chose, as the result records it."""
-    return {
-        "lr": plan.lr,
-        "lr_rule": plan.lr_rule,
-        "until_converged": plan.until_converged,
-        "epochs_predicted": plan.predicted,
-    }
+        return DivergedError(f"{line}; no model file written")
+    if not kept:
+        return NotConvergedError(f"{line}; --require-converged: no model file written")
+    return None
 
 
 def parse_lr(text: str | None) -> float | None:

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from babynn_cli.cli.app import Command, app
+from babynn_cli.cli.common import begin
 from babynn_cli.cli.options import (
     DATA,
     OUTPUT,
@@ -74,13 +75,11 @@ def predict(
     from babynn_cli import persistence
     from babynn_cli.core.vocabulary import mse, r2_per_output
     from babynn_cli.data.read import load_for_prediction, table_csv
-    from babynn_cli.outputs import Outputs
     from babynn_cli.report import predict as predict_report
-    from babynn_cli.report.console import Reporter
 
-    outputs = Outputs([("the DATA file", data), ("the MODEL file", model)])
-    outputs.name("--output", output)
-    report = Reporter(quiet=quiet)
+    outputs, report = begin(
+        [("the DATA file", data), ("the MODEL file", model)], {"--output": output}, quiet
+    )
     saved = persistence.load_model(model)
     if scheduler is not None:
         Y_hat, Y, unusable = _on_cluster(scheduler, data, check_sep(sep), saved)

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import typer
-
-from babynn_cli import interrupts
 from babynn_cli.cli.app import Command, app
-from babynn_cli.cli.common import check_memory, load_problem
+from babynn_cli.cli.common import begin, check_memory, finish, load_problem
 from babynn_cli.cli.options import (
     BatchOpt,
     CsvOutOpt,
@@ -116,18 +113,12 @@ def sweep_lr(
     from babynn_cli.core.sweep import sweep
     from babynn_cli.core.train import TrainSettings
     from babynn_cli.data.read import table_csv
-    from babynn_cli.outputs import Outputs
-    from babynn_cli.report import plot as plots
     from babynn_cli.report import sweep as sweep_report
-    from babynn_cli.report.console import Reporter
     from babynn_cli.report.words import stable_rate_hint
 
-    outputs = Outputs([("the DATA file", data.data)])
-    outputs.name("--output", output)
-    outputs.name("--plot", plot)
-    if plot is not None:
-        plots.require_matplotlib()
-    report = Reporter(quiet=quiet or json_out)
+    outputs, report = begin(
+        [("the DATA file", data.data)], {"--output": output, "--plot": plot}, quiet or json_out
+    )
     dataset, problem = load_problem(data, model, quiet or json_out, full_batch=batch_size is None)
     check_memory(problem, batch_size, len(rates) + 1)
     params = initial_params(problem, model.seed, model.init.value)
@@ -140,21 +131,18 @@ def sweep_lr(
     with report.progress(epochs, label="sweep") as on_epoch:
         result = sweep(problem, params, rates, spec, settings, model.seed, stop.gap_tol, on_epoch)
 
-    if output is not None:
-        outputs.stage(output, table_csv(sweep_report.columns(result)))
-    if plot is not None:
-        outputs.stage(plot, sweep_report.plot_png(result))
+    outputs.stage(output, lambda: table_csv(sweep_report.columns(result)))
+    outputs.stage(plot, lambda: sweep_report.plot_png(result))
     if json_out:
         report.emit_json(sweep_report.as_json(result, SUGGESTION_RULE, stop.gap_tol))
     else:
         sweep_report.show(report, result, stop.gap_tol)
-    outputs.commit()
-    report.flush()
+    failure = None
     if all(row.verdict.failed for row in result.rows):
         hint = stable_rate_hint(problem, batch_size, min(rates))
-        raise DivergedError(f"every rate diverged or went unstable; {hint}")
-    if any(row.stop_reason is StopReason.INTERRUPTED for row in result.rows):
-        raise typer.Exit(code=interrupts.exit_code())
+        failure = DivergedError(f"every rate diverged or went unstable; {hint}")
+    stopped = any(row.stop_reason is StopReason.INTERRUPTED for row in result.rows)
+    finish(outputs, report, interrupted=stopped, failure=failure)
 
 
 def grid_from_options(

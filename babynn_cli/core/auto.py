@@ -38,6 +38,10 @@ PROBE_UPDATES = 1000  # a probe runs about this many updates a rate ...
 PROBE_SHARE = 20  # ... but no more than 1/20 of the run's epochs
 
 
+class NoRateFound(Exception):
+    """Every rate the short sweep tried failed: babynn found no rate to offer."""
+
+
 @dataclass(frozen=True)
 class Probe:
     """The short sweep that picked a rate."""
@@ -165,7 +169,7 @@ def probed_rate(
     budget: int,
     on_epoch: Callable[[EpochInfo], None] | None = None,
 ) -> tuple[float, Probe]:
-    """The rate a short sweep picks (see the module's docstring); ValueError when every probed
+    """The rate a short sweep picks (see the module's docstring); NoRateFound when every probed
     rate failed."""
     from babynn_cli.core.sweep import sweep
 
@@ -175,7 +179,7 @@ def probed_rate(
     settings = TrainSettings(epochs, batch_size, 0.0, patience, False)
     found = sweep(problem, params, rates, spec, settings, seed, gap_tol, on_epoch)
     if found.suggested_lr is None:
-        raise ValueError(
+        raise NoRateFound(
             f"every rate --lr auto tried ({_span(rates)}, {epochs} epoch(s) each) failed: "
             "pass a smaller --lr"
         )

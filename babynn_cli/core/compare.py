@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from babynn_cli.core.fit import Fitted, train_problem
+from babynn_cli.core.fitted import Fitted, train_problem
 from babynn_cli.core.history import EpochInfo
 from babynn_cli.core.problem import Problem, updates_per_epoch
 from babynn_cli.core.reference import LeastSquares

@@ -1,179 +1,98 @@
-"""One fit from start to end: train the problem's model, then read the run in the data's units."""
+"""`babynn fit` from start to end, as the notes tell it: choose the rate and the epochs
+(`core.auto`: what the user gave, babynn's choice for the rest), train (`core.train`), judge the
+run (`core.verdict`) and compute what theory says of the next step.
+
+The caller sees the run through a `FitWatch`: progress while a short sweep chooses the rate, the
+plan before training (where it may refuse it), progress while training. Nothing here prints.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Protocol
 
-import numpy as np
+from babynn_cli.core import auto
+from babynn_cli.core.choices import DEFAULT_EPOCHS
+from babynn_cli.core.fitted import Fitted, train_problem
+from babynn_cli.core.history import EpochInfo
+from babynn_cli.core.problem import Problem
+from babynn_cli.core.schedules import Schedule, ScheduleSpec
+from babynn_cli.core.verdict import Advice, advise
+from babynn_cli.core.vocabulary import Params
 
-from babynn_cli.core.affine import to_raw_units
-from babynn_cli.core.history import EpochInfo, History
-from babynn_cli.core.problem import Problem, predict_raw, streams
-from babynn_cli.core.rows import Rows
-from babynn_cli.core.schedules import Schedule
-from babynn_cli.core.stopping import RunEnd, StopReason
-from babynn_cli.core.train import TrainResult, TrainSettings, train
-from babynn_cli.core.verdict import Judgement, Verdict, judge
-from babynn_cli.core.vocabulary import Params, mse, r2_per_output, unstack
-
-
-def train_problem(
-    problem: Problem,
-    params: Params,
-    schedules: Sequence[Schedule],
-    settings: TrainSettings,
-    seed: int,
-    on_epoch: Callable[[EpochInfo], None] | None = None,
-) -> TrainResult:
-    """Train one run per schedule, all from `params` and the same shuffling (seeded). Losses
-    come back in the targets' own units, whatever units the model learns them in."""
-    _, _, shuffle_rng = streams(seed)
-    units = problem.target_scale**2 if problem.target_mean is not None else 1.0
-    if units != 1.0:  # a network learns ỹ = (y − mean)/scale: its losses are L / scale²
-        settings = replace(
-            settings,
-            target_loss=None if settings.target_loss is None else settings.target_loss / units,
-            watch_loss=None if settings.watch_loss is None else settings.watch_loss / units,
-        )
-        if on_epoch is not None:
-            on_epoch = _in_units(on_epoch, units)
-    result = train(
-        problem.model,
-        params,
-        problem.train,
-        schedules,
-        settings,
-        shuffle_rng,
-        val=problem.val,
-        on_epoch=on_epoch,
-    )
-    if units == 1.0:
-        return result
-    h = result.history
-    val_loss = None if h.val_loss is None else h.val_loss * units
-    history = replace(h, train_loss=h.train_loss * units, val_loss=val_loss)
-    return replace(result, history=history)
-
-
-def _in_units(on_epoch: Callable[[EpochInfo], None], units: float) -> Callable[[EpochInfo], None]:
-    """Progress with its losses in the targets' own units."""
-
-    def shown(info: EpochInfo) -> None:
-        val_loss = None if info.val_loss is None else info.val_loss * units
-        on_epoch(replace(info, train_loss=info.train_loss * units, val_loss=val_loss))
-
-    return shown
+Progress = AbstractContextManager[Callable[[EpochInfo], None]]
 
 
 @dataclass(frozen=True)
-class Fitted:
-    """One finished run, its metrics computed directly on the raw rows."""
+class FitRequest:
+    """What the user asked for; None where babynn chooses (see `core.auto`)."""
 
-    end: RunEnd
-    judgement: Judgement  # what happened: the verdict and the losses it was read from
-    history: History  # this run's column of the training history
-    params: Params  # as trained (standardised features)
-    W: np.ndarray | None  # (m, n), the affine model's, in the data's own units
-    bias: np.ndarray | None  # (n,)
-    train_loss: float
-    train_r2: np.ndarray
-    val_loss: float | None
-    val_r2: np.ndarray | None
-
-    @property
-    def verdict(self) -> Verdict:
-        return self.judgement.verdict
-
-    @classmethod
-    def of(cls, problem: Problem, result: TrainResult, k: int, gap_tol: float) -> Fitted:
-        """Run k of a result, in the data's own units, its losses computed on the raw data, and
-        its verdict (`gap_tol`: how close to L* counts as converged)."""
-        params = unstack(result.params, k)
-        history = result.history.column(k, result.runs[k].epochs_run)
-        train_loss, train_r2 = evaluate(problem, params, problem.train)
-        optimum = problem.optimum_loss if problem.affine else None
-        scale = problem.gap_scale if problem.affine else None
-        judgement = judge(
-            history.train_loss[:, 0], result.runs[k], optimum, gap_tol, scale, history.epoch
-        )
-        W = bias = None
-        if problem.affine:
-            W, bias = to_raw_units(params, problem.scaler.mean, problem.scaler.scale)
-        val_loss = val_r2 = None
-        if problem.val is not None:
-            val_loss, val_r2 = evaluate(problem, params, problem.val)
-        return cls(
-            end=result.runs[k],
-            judgement=judgement,
-            history=history,
-            params=params,
-            W=W,
-            bias=bias,
-            train_loss=train_loss,
-            train_r2=train_r2,
-            val_loss=val_loss,
-            val_r2=val_r2,
-        )
+    lr: float | None
+    epochs: int | None
+    tol: float | None
+    batch_size: int | None
+    schedule: ScheduleSpec
+    seed: int
+    gap_tol: float = 1e-6
+    patience: int = 5
+    early_stopping: bool = False
+    history_every: int | None = None
 
 
-def evaluate(problem: Problem, params: Params, rows: Rows) -> tuple[float, np.ndarray]:
-    """The loss L and R² of each output of one model (standardised units) on `rows`: directly on
-    the raw rows; for streamed rows, from their moments (L* + the excess, each output's, which
-    keeps every digit near the optimum) with no further pass, or, for a network, in one pass."""
-    if not rows.streamed:
-        Y_hat = predict_raw(problem, params, rows.X)
-        return mse(rows.Y, Y_hat), r2_per_output(rows.Y, Y_hat)
-    if problem.affine:
-        return rows.moments.loss_and_r2(params)
-    raw = rows.raw_moments  # a network: one pass for each output's squared error
-    assert raw is not None
-    sse = np.zeros(len(raw.y_mean))
-    for X, Y in rows.passes():
-        R = Y - predict_raw(problem, params, X)
-        sse += np.einsum("ij,ij->j", R, R)
-    per_output = sse / rows.n_rows
-    return float(per_output.sum()), raw.r2(per_output)
+class FitWatch(Protocol):
+    """How the caller sees a fit."""
+
+    def probing(self, epochs: int) -> Progress:
+        """Progress of the short sweep that chooses the rate (`epochs` a rate)."""
+        ...
+
+    def planned(self, plan: auto.Plan, schedule: Schedule) -> None:
+        """The plan, before any training: shown, or refused by raising."""
+        ...
+
+    def training(self, epochs: int) -> Progress:
+        """Progress of the run itself (at most `epochs` epochs)."""
+        ...
 
 
-def fit(
-    problem: Problem,
-    params: Params,
-    schedule: Schedule,
-    settings: TrainSettings,
-    seed: int,
-    on_epoch: Callable[[EpochInfo], None] | None = None,
-    gap_tol: float = 1e-6,
-) -> Fitted:
-    """Train one run with `schedule`."""
-    result = train_problem(problem, params, [schedule], settings, seed, on_epoch)
-    return Fitted.of(problem, result, 0, gap_tol)
+@dataclass(frozen=True)
+class FitRun:
+    """A finished fit: what was planned, the schedule it ran, the run in the data's units, and
+    theory's numbers for the next step."""
+
+    plan: auto.Plan
+    schedule: Schedule
+    fitted: Fitted
+    advice: Advice
 
 
-def run_record(fitted: Fitted, problem: Problem) -> dict[str, Any]:
-    """How the run went, as the model file's `result` and `--json` give it."""
-    end = fitted.end
-    interrupted = end.stop_reason is StopReason.INTERRUPTED
-    j = fitted.judgement
-    return {
-        "verdict": j.verdict.value,
-        "epochs_run": end.epochs_run,
-        "stop_reason": end.stop_reason.value,
-        "weights_epoch": None if j.verdict.failed else end.weights_epoch,
-        "initial_loss": j.initial_loss,
-        "best_loss": j.best_loss,
-        "best_loss_epoch": j.best_epoch,
-        "relative_gap": j.relative_gap,
-        "interrupted": interrupted,
-        "interrupted_at_epoch": end.epochs_run + 1 if interrupted else None,
-        "best_epoch": end.best_epoch,
-        "final_loss": fitted.train_loss,
-        "optimum_loss": problem.optimum_loss,
-        "optimum_unique": problem.optimum_unique,
-        "r2": fitted.train_r2.tolist(),
-        "val_loss": fitted.val_loss,
-        "val_r2": None if fitted.val_r2 is None else fitted.val_r2.tolist(),
-        "n_train": problem.n_train,
-        "n_val": problem.n_val,
-    }
+def run(problem: Problem, params: Params, request: FitRequest, watch: FitWatch) -> FitRun:
+    """Plan, train and judge one run from `params`; auto.NoRateFound when no probed rate worked."""
+    r = request
+
+    def planned(on_probe: Callable[[EpochInfo], None] | None = None) -> auto.Plan:
+        return auto.plan(
+            problem, params, lr=r.lr, epochs=r.epochs, tol=r.tol, batch_size=r.batch_size,
+            spec=r.schedule, seed=r.seed, gap_tol=r.gap_tol, patience=r.patience,
+            on_epoch=on_probe,
+        )  # fmt: skip
+
+    if auto.probes(problem, r.batch_size, r.lr):
+        budget = DEFAULT_EPOCHS if r.epochs is None else r.epochs
+        with watch.probing(auto.probe_epochs(problem, r.batch_size, budget)) as on_probe:
+            plan = planned(on_probe)
+    else:
+        plan = planned()
+    schedule = r.schedule.at(plan.lr)
+    watch.planned(plan, schedule)
+    settings = plan.settings(problem, r.batch_size, r.patience, r.early_stopping, r.gap_tol)
+    settings = replace(settings, history_every=r.history_every)
+    with watch.training(plan.epochs) as on_epoch:
+        result = train_problem(problem, params, [schedule], settings, r.seed, on_epoch)
+    fitted = Fitted.of(problem, result, 0, r.gap_tol)
+    advice = advise(
+        problem, params, fitted.params, fitted.history, r.batch_size, r.gap_tol, fitted.verdict
+    )
+    return FitRun(plan, schedule, fitted, advice)

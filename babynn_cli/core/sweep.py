@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from babynn_cli.core.fit import train_problem
+from babynn_cli.core.fitted import train_problem
 from babynn_cli.core.history import EpochInfo
 from babynn_cli.core.problem import Problem
 from babynn_cli.core.schedules import ScheduleSpec

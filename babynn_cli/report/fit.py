@@ -3,7 +3,7 @@ document and --history's columns, and the PNG of --plot."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -15,7 +15,8 @@ from babynn_cli.report.words import fmt, per_target, run_header, stop_message, w
 
 if TYPE_CHECKING:
     from babynn_cli.core.auto import Plan
-    from babynn_cli.core.fit import Fitted
+    from babynn_cli.core.fit import Progress
+    from babynn_cli.core.fitted import Fitted
     from babynn_cli.core.history import History
     from babynn_cli.core.mlp import MLP
     from babynn_cli.core.problem import Problem
@@ -39,6 +40,37 @@ def header(
         source, features, targets, problem, schedule, batch_size, None, plan, gap_tol
     ):
         report.status(line)
+
+
+class Watch:
+    """How fit shows a run while it happens (`core.fit.FitWatch`): progress while a short sweep
+    chooses the rate, the header once the plan is known (after `check`, which may refuse it),
+    progress while it trains."""
+
+    def __init__(
+        self,
+        report: Reporter,
+        source: str,
+        features: Sequence[str],
+        targets: Sequence[str],
+        problem: Problem,
+        batch_size: int | None,
+        gap_tol: float,
+        check: Callable[[Plan], None] = lambda plan: None,
+    ) -> None:
+        self.report, self.check = report, check
+        self.about = (source, features, targets, problem, batch_size, gap_tol)
+
+    def probing(self, epochs: int) -> Progress:
+        return self.report.progress(epochs, label="choosing --lr")
+
+    def planned(self, plan: Plan, schedule: Schedule) -> None:
+        self.check(plan)
+        source, features, targets, problem, batch_size, gap_tol = self.about
+        header(self.report, source, features, targets, problem, schedule, batch_size, plan, gap_tol)
+
+    def training(self, epochs: int) -> Progress:
+        return self.report.progress(epochs)
 
 
 def show(

@@ -16,7 +16,7 @@ from babynn_cli.core.verdict import Verdict
 
 if TYPE_CHECKING:
     from babynn_cli.core.auto import IllConditioned, Plan
-    from babynn_cli.core.fit import Fitted
+    from babynn_cli.core.fitted import Fitted
     from babynn_cli.core.mlp import MLP
     from babynn_cli.core.problem import Problem
     from babynn_cli.core.schedules import Schedule
