@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ from babynn_cli.jsontext import dumps
 FORMAT = "babynn-model"
 FORMAT_VERSION = 2  # 2 added networks ("kind": "mlp"); version 1 files (affine) still load
 READABLE_VERSIONS = (1, 2)
+MAX_MODEL_BYTES = 1 << 30  # a model file larger than this is not babynn's: refused unread
 
 
 @dataclass(frozen=True)
@@ -284,9 +286,6 @@ def to_json(model: ModelFile) -> str:
     return dumps(doc, indent=2) + "\n"
 
 
-MAX_MODEL_BYTES = 1 << 30  # a model file larger than this is not babynn's
-
-
 class _Damaged(Exception):
     """What is wrong with a model file's content, in words."""
 
@@ -295,13 +294,20 @@ def load_model(path: Path) -> ModelFile:
     """A model file, every field checked for type, shape, range and finiteness."""
     name = f"'{path}'"
     try:
-        raw = Path(path).read_bytes()
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size  # a file past the limit is not read at all ...
+            raw = b"" if size > MAX_MODEL_BYTES else f.read(MAX_MODEL_BYTES + 1)  # ... nor a pipe
+
     except FileNotFoundError:
         raise ModelFileError(f"cannot read model file {name}: no such file") from None
     except IsADirectoryError:
         raise ModelFileError(f"cannot read model file {name}: it is a directory") from None
     except OSError as e:
         raise ModelFileError(f"cannot read model file {name}: {e.strerror}") from None
+    if max(size, len(raw)) > MAX_MODEL_BYTES:
+        raise ModelFileError(
+            f"model file {name} is larger than {MAX_MODEL_BYTES:,} bytes: not a babynn model"
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

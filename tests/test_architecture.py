@@ -69,7 +69,7 @@ def test_the_core_imports_numpy_and_itself_only():
     graph = _imports()
     assert all(dep.startswith("babynn_cli.core") for n in core for dep in graph[n])
     code = (
-        "import sys, babynn_cli.core.fit, babynn_cli.core.fitted, babynn_cli.core.sweep, babynn_cli.core.compare; "
+        "import sys, babynn_cli.core.fit, babynn_cli.core.sweep, babynn_cli.core.compare; "
         "print(sorted(m for m in ('pandas', 'rich', 'typer', 'numba') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

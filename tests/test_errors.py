@@ -279,6 +279,14 @@ def test_not_a_model_file(in_tmp):
     assert fails("predict", "m.json", NOTES) == "Error: 'm.json' is not a babynn model file"
 
 
+def test_a_model_file_past_the_size_limit_is_refused_unread(in_tmp):
+    with open(in_tmp / "m.json", "wb") as f:  # sparse: 1 GiB and one byte, nothing on disk
+        f.truncate((1 << 30) + 1)
+    assert fails("predict", "m.json", NOTES) == (
+        "Error: model file 'm.json' is larger than 1,073,741,824 bytes: not a babynn model"
+    )
+
+
 def test_missing_model_file(in_tmp):
     assert fails("predict", "none.json", NOTES) == (
         "Error: cannot read model file 'none.json': no such file"

@@ -77,9 +77,6 @@ SCHEDULE_HELP = (
 ScheduleOpt = Annotated[
     ScheduleName, option("--schedule", metavar="NAME", panel=RATE, help=SCHEDULE_HELP)
 ]
-LrOpt = Annotated[
-    float, option("--lr", metavar="ETA0", panel=RATE, help="Initial learning rate η0 (> 0).")
-]
 BatchOpt = Annotated[
     int | None,
     option(

@@ -29,7 +29,7 @@ from babynn_cli.core.descent import (
 )
 from babynn_cli.core.model import Model
 from babynn_cli.core.rows import Rows
-from babynn_cli.core.vocabulary import Evaluator, Oracle, Params, rows_times
+from babynn_cli.core.vocabulary import Evaluator, Oracle, Params, full_batch, rows_times
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,7 @@ class AffineModel(Model):
         row by row when numba is installed and that is the faster way (`compiled.pays`), else as
         a product of batch maps (while θ is narrow enough for that to pay); as written
         otherwise."""
-        full = batch_size is None or batch_size >= data.n_rows
+        full = full_batch(batch_size, data.n_rows)
         if not full and not data.random_access:
             raise ValueError("streamed rows without their row file train at full batch only")
         if full and data.n_rows < data.n_features:

@@ -29,7 +29,6 @@ from babynn_cli.core.history import EpochInfo
 from babynn_cli.core.problem import Problem
 from babynn_cli.core.schedules import ScheduleSpec
 from babynn_cli.core.train import TrainSettings
-from babynn_cli.core.verdict import gap_target
 from babynn_cli.core.vocabulary import Params
 
 HEADROOM = 10  # a run until convergence may take this many times the epochs theory predicts
@@ -80,24 +79,20 @@ class Plan:
         """The training settings this plan asks for."""
         target = None
         if self.until_converged:
-            target = problem.optimum_loss + gap_target(problem, gap_tol)
+            target = problem.converged_loss(gap_tol)
         return TrainSettings(self.epochs, batch_size, self.tol, patience, early_stopping, target)
-
-
-def full_batch(problem: Problem, batch_size: int | None) -> bool:
-    return batch_size is None or batch_size >= problem.n_train
 
 
 def probes(problem: Problem, batch_size: int | None, lr: float | None) -> bool:
     """Whether choosing the rate takes a short sweep: none given, and no formula for it (a
     minibatch run, or a network)."""
-    return lr is None and not (problem.affine and full_batch(problem, batch_size))
+    return lr is None and not (problem.affine and problem.full_batch(batch_size))
 
 
 def theory_times(problem: Problem, batch_size: int | None, schedule: str) -> bool:
     """Whether theory can say how many epochs the run needs: the affine model at full batch with
     a constant rate."""
-    return problem.affine and full_batch(problem, batch_size) and schedule == "constant"
+    return problem.affine and problem.full_batch(batch_size) and schedule == "constant"
 
 
 def plan(
@@ -125,13 +120,13 @@ def plan(
         rule = "sweep"
     elif lr is None:
         lr, rule = problem.curvature().suggested_lr, "theory"
-    until = epochs is None and problem.affine and full_batch(problem, batch_size)
+    until = epochs is None and problem.affine and problem.full_batch(batch_size)
     until = until and spec.name != "cosine"  # cosine's shape needs the run's length: not open
     predicted = None
     ill = None
     if theory_times(problem, batch_size, spec.name):
         curvature = problem.curvature()
-        target = gap_target(problem, gap_tol)
+        target = problem.gap_target(gap_tol)
         predicted = curvature.epochs_to_reach(problem.error(params), lr, target, MAX_EPOCHS)
         if until and (
             curvature.epochs_to_reach(problem.error(params), curvature.best_lr, target, MAX_EPOCHS)

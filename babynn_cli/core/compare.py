@@ -189,7 +189,7 @@ def _runs(
     for batch_size, group in groups.items():
         total = settings.epochs * updates_per_epoch(problem.n_train, batch_size)
         schedules = [replace(c.schedule, total_updates=total).at(c.lr) for c in group]
-        watch = ref.loss + gap_tol * problem.gap_scale  # (L − L*)/L* ≤ gap_tol, noted exactly
+        watch = problem.converged_loss(gap_tol)  # (L − L*)/L* ≤ gap_tol, noted exactly
         group_settings = replace(settings, batch_size=batch_size, watch_loss=watch)
         result = train_problem(problem, params, schedules, group_settings, seed, on_epoch)
         for k, config in enumerate(group):

@@ -30,7 +30,7 @@ import numpy as np
 
 from babynn_cli.core.moments import Moments
 from babynn_cli.core.rows import Rows
-from babynn_cli.core.vocabulary import Evaluator, Oracle, Params
+from babynn_cli.core.vocabulary import Evaluator, Oracle, Params, full_batch
 
 # rates(t0, count) -> (count, K): the K runs' rates for updates t0, t0 + 1, ... (0 once stopped)
 Rates = Callable[[int, int], np.ndarray]
@@ -107,7 +107,7 @@ def plain_descent(
     model: Gradients, data: Rows, batch_size: int | None, rng: np.random.Generator, exact: bool
 ) -> Descent:
     """The rule as the notes write it: full batch when batch_size is None or covers every row."""
-    if batch_size is None or batch_size >= data.n_rows:
+    if full_batch(batch_size, data.n_rows):
         return GradientDescent(model.full_batch(data), exact)
     return MinibatchDescent(model, data, batch_size, rng)
 

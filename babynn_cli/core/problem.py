@@ -21,7 +21,7 @@ from babynn_cli.core.moments import Moments
 from babynn_cli.core.rows import RowFile, Rows, StreamedRows
 from babynn_cli.core.scaling import Standardizer
 from babynn_cli.core.theory import Curvature
-from babynn_cli.core.vocabulary import Params
+from babynn_cli.core.vocabulary import Params, full_batch
 
 MIN_TRAINING_ROWS = 2
 ROUNDING = 1e-13  # L* below this fraction of the targets' variance is 0 to rounding
@@ -70,6 +70,10 @@ class Problem:
     @property
     def n_val(self) -> int:
         return 0 if self.val is None else self.val.n_rows
+
+    def full_batch(self, batch_size: int | None) -> bool:
+        """Whether batches of `batch_size` rows (None: all) are the whole training set."""
+        return full_batch(batch_size, self.n_train)
 
     def curvature(self) -> Curvature:
         """H = (2/N) X̃ᵀX̃ of the affine model on the data as trained (computed once)."""
@@ -120,6 +124,15 @@ class Problem:
         if self.optimum_loss > ROUNDING * spread:
             return self.optimum_loss
         return spread if spread > 0 else 1.0
+
+    def gap_target(self, gap_tol: float) -> float:
+        """The largest L − L* that counts as converged: gap_tol × the gap scale."""
+        return gap_tol * self.gap_scale
+
+    def converged_loss(self, gap_tol: float) -> float:
+        """The training loss at or below which the affine model has converged: L* plus
+        `gap_target`."""
+        return self.optimum_loss + self.gap_target(gap_tol)
 
     def error(self, params: Params) -> np.ndarray:
         """W̃ − W̃* of one affine model's parameters, as `Curvature` reads it: (p, n)."""

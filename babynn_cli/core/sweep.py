@@ -21,7 +21,7 @@ from babynn_cli.core.schedules import ScheduleSpec
 from babynn_cli.core.stopping import StopReason
 from babynn_cli.core.theory import Curvature
 from babynn_cli.core.train import TrainResult, TrainSettings
-from babynn_cli.core.verdict import Verdict, gap_target, judge
+from babynn_cli.core.verdict import Verdict, judge
 from babynn_cli.core.vocabulary import Params
 
 
@@ -87,7 +87,7 @@ def theory(problem: Problem, params: Params, gap_tol: float) -> Theory:
         return Theory(curvature, optimum_loss, math.nan, None)
     error = problem.error(params)
     initial = optimum_loss + curvature.excess_loss(error)
-    target = gap_target(problem, gap_tol)
+    target = problem.gap_target(gap_tol)
     predicted = curvature.epochs_to_reach(error, curvature.best_lr, target)
     return Theory(curvature, optimum_loss, initial, predicted)
 
@@ -108,10 +108,10 @@ def sweep(
     those whose final loss is within gap_tol of the lowest final loss; of them, the one that got
     there in the fewest epochs (the smaller rate on a tie).
     """
-    full_batch = settings.batch_size is None or settings.batch_size >= problem.n_train
+    full_batch = problem.full_batch(settings.batch_size)
     th = theory(problem, params, gap_tol)
     if problem.affine:  # the epoch each run comes within gap_tol of L*, noted exactly
-        settings = replace(settings, watch_loss=th.optimum_loss + gap_target(problem, gap_tol))
+        settings = replace(settings, watch_loss=problem.converged_loss(gap_tol))
     rates = sorted({float(lr) for lr in lrs})
     theory_lr = None
     if problem.affine and full_batch and spec.name == "constant" and not settings.early_stopping:
@@ -168,7 +168,7 @@ def _rows(
     optimum = problem.optimum_loss if problem.affine else None
     scale = problem.gap_scale if problem.affine else None
     curvature = problem.curvature()
-    target = gap_target(problem, gap_tol) if problem.affine else 0.0
+    target = problem.gap_target(gap_tol) if problem.affine else 0.0
     rows = []
     for k, end in enumerate(result.runs):
         last = end.weights_epoch

@@ -27,7 +27,7 @@ from babynn_cli.core.rows import Rows
 from babynn_cli.core.schedules import Schedule
 from babynn_cli.core.stopping import Rules, RunEnd, StopReason, StopRules
 from babynn_cli.core.threads import blas_threads
-from babynn_cli.core.vocabulary import Evaluator, Params, stack
+from babynn_cli.core.vocabulary import Evaluator, Params, full_batch, stack
 
 # Epochs run in blocks that double while a block takes less than BLOCK_SECONDS; the stopping rules
 # are read over a block at once.
@@ -73,7 +73,7 @@ def train(
         return np.stack([s.rates(t) for s in schedules], axis=1) * running
 
     # a minibatch's products are small: one BLAS thread is faster, above all beside busy cores
-    minibatch = settings.batch_size is not None and settings.batch_size < data.n_rows
+    minibatch = not full_batch(settings.batch_size, data.n_rows)
     with blas_threads(1) if minibatch else nullcontext():
         while done < E and running.any() and not interrupted:
             first, last = done + 1, min(E, done + size)

@@ -42,10 +42,6 @@ class Verdict(StrEnum):
     DIVERGED = "diverged"
 
     @property
-    def meaning(self) -> str:
-        return dict(VERDICTS)[self.value]
-
-    @property
     def failed(self) -> bool:
         """The rate was too large: the run's weights are not worth keeping."""
         return self in (Verdict.UNSTABLE, Verdict.DIVERGED)
@@ -120,11 +116,6 @@ def judge(
     return Judgement(verdict(), L0, Lbest, best_epoch, Lend, last, optimum_loss, gap_scale)
 
 
-def gap_target(problem: Problem, gap_tol: float) -> float:
-    """The largest L − L* that counts as converged: gap_tol × the problem's gap scale."""
-    return gap_tol * problem.gap_scale
-
-
 @dataclass(frozen=True)
 class Advice:
     """Numbers for the next step after a run that did not converge (affine model; None where
@@ -133,7 +124,6 @@ class Advice:
     more_epochs: int | None  # epochs more at the run's last rate, at full batch, to reach gap_tol
     best_lr: float | None  # η* = 2/(λmax + λmin), rounded down to 4 digits as printed
     best_lr_epochs: int | None  # epochs η* needs from the run's initial weights
-    stable_lr: float | None  # 2/λmax
 
 
 def advise(
@@ -149,15 +139,14 @@ def advise(
     more full-batch epochs its last rate needs; from its initial weights, how many η* needs (both
     in the standardised units they trained in; `history`: the run's). Predictions are exact for
     the affine model at full batch (see `core.theory`). Other verdicts need no numbers."""
-    full_batch = batch_size is None or batch_size >= problem.n_train
     last_lr = float(history.lr[-1, 0]) if len(history.epoch) > 1 else 0.0
     if not problem.affine or verdict is not Verdict.STILL_FALLING:
-        return Advice(None, None, None, None)
+        return Advice(None, None, None)
     curvature = problem.curvature()
-    target = gap_target(problem, gap_tol)
+    target = problem.gap_target(gap_tol)
     best = curvature.suggested_lr  # η* as babynn prints it: the rate a user types
     best_epochs = curvature.epochs_to_reach(problem.error(initial), best, target)
     more = None
-    if full_batch and 0 < last_lr < curvature.stable_lr:
+    if problem.full_batch(batch_size) and 0 < last_lr < curvature.stable_lr:
         more = curvature.epochs_to_reach(problem.error(final), last_lr, target)
-    return Advice(more, best, best_epochs, curvature.stable_lr)
+    return Advice(more, best, best_epochs)

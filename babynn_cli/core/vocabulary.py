@@ -29,6 +29,13 @@ def unstack(stacked: Params, k: int) -> Params:
     return {name: value[k].copy() for name, value in stacked.items()}
 
 
+def full_batch(batch_size: int | None, n_rows: int) -> bool:
+    """Whether batches of `batch_size` rows (None: all of them) are the whole of `n_rows`: an
+    epoch is then one update with the gradient of every row, gradient descent as the notes
+    write it first."""
+    return batch_size is None or batch_size >= n_rows
+
+
 def rows_times(A: np.ndarray, W: np.ndarray) -> np.ndarray:
     """A @ W for rows A: (N, p), W: (p, q), each row's sums taken in one fixed order, so that a
     row's result never depends on the rows beside it. BLAS's kernels treat the rows at a block's

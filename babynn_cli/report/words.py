@@ -59,7 +59,7 @@ def run_header(
         f"{name}{streamed_note(problem)}: {problem.n_train} training rows{val}; "
         f"{len(features)} feature(s) → {', '.join(targets)}"
     )
-    if batch_size is None or batch_size >= problem.n_train:
+    if problem.full_batch(batch_size):
         method = "full-batch gradient descent"
     elif batch_size == 1:
         method = "stochastic gradient descent (batch size 1)"
@@ -73,7 +73,7 @@ def run_header(
         params = model.n_params()
         lines.append(f"network: {shape} ({act} after each hidden layer), {params} parameters")
     lines.append(f"method: {method} on {scaled}; {schedule_text or describe(schedule)}")
-    if batch_size is not None and batch_size < problem.n_train:
+    if not problem.full_batch(batch_size):
         # the notes' conditions are about noisy (stochastic) gradients: only then do they apply
         c = schedule.conditions()
         if c.both:
@@ -232,7 +232,7 @@ def stable_rate_hint(problem: Problem, batch_size: int | None, lr: float) -> str
     curvature = problem.curvature()
     bound = fmt(curvature.stable_lr, 4)
     text = f"full-batch gradient descent on this data is stable below {bound} (2/λmax)"
-    if batch_size is not None and batch_size < problem.n_train:
+    if not problem.full_batch(batch_size):
         smaller = fmt(min(lr / 10, curvature.suggested_lr), 3)
         return (
             f"{text}, and --batch-size {batch_size} needs a smaller rate still: try --lr "
