@@ -1,4 +1,4 @@
-"""The house rules of ../shared/STYLE.md that a test can hold: the layers and their imports."""
+"""The house rules of CONTRIBUTING.md that a test can hold: the layers and their imports."""
 
 from __future__ import annotations
 

@@ -72,7 +72,10 @@ def test_ctrl_c_saves_the_weights_so_far(tmp_path):
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**ENV, "BABYNN_COMPILED": "0"},  # numpy's descent: no compiling to wait through
     )  # fmt: skip
-    time.sleep(3)  # let it pass imports and a few epochs
+    deadline = time.monotonic() + 60  # the header is printed once the data is loaded
+    while not proc.stderr.readline().startswith("method:"):
+        assert time.monotonic() < deadline and proc.poll() is None, "fit did not start"
+    time.sleep(1)  # into the epochs (at batch 1 on 442 rows, an epoch takes about a millisecond)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 130, stderr
