@@ -110,6 +110,7 @@ def test_a_local_cluster_fits_and_leaves_nothing_running(in_tmp):
     assert report["optimum_loss"] == pytest.approx(loss, rel=1e-10)
     whole = run_json("fit", DIABETES, "-o", "w.json")
     np.testing.assert_allclose(report["weights"], whole["weights"], rtol=1e-10)
+
     def left() -> list[list[str]]:
         return [
             p.cmdline()

@@ -10,7 +10,7 @@ from conftest import NOTES, ROOT, SAMPLES, lstsq_solution, run, run_json
 
 NONLINEAR = SAMPLES / "nonlinear.csv"
 README_COMPARE = (
-    "--hidden 32 --lr 0.05 --batch-size 16 --epochs 200 --tol 0"  # the README's example
+    "--hidden 32 --lr 0.05 --batch-size 16 --epochs 200 --tol 0"  # docs/compare.md's example
 )
 
 
@@ -28,8 +28,8 @@ def test_fit_and_predict_a_network(in_tmp):
     assert predicted["mse"] == doc["final_loss"]  # predict reproduces fit's loss exactly
 
 
-def test_the_readme_compare_shows_a_network_far_past_the_best_affine_fit(in_tmp):
-    readme = (ROOT / "README.md").read_text()
+def test_the_documented_compare_shows_a_network_far_past_the_best_affine_fit(in_tmp):
+    readme = (ROOT / "docs" / "compare.md").read_text()
     assert f"babynn compare sample:nonlinear {README_COMPARE}" in readme
     doc = run_json("compare", NONLINEAR, *README_COMPARE.split())
     _, _, optimum = lstsq_solution(NONLINEAR)

@@ -160,7 +160,7 @@ def test_every_help_example_runs_from_an_installed_wheel_in_an_empty_folder(tmp_
 
 
 def _block_after(readme: str, marker: str) -> list[str]:
-    """The lines of the first ``` block after `marker` in the README, unindented."""
+    """The lines of the first ``` block after `marker` in the pages, unindented."""
     start = readme.index("```", readme.index(marker)) + 3
     end = readme.index("```", start)
     lines = readme[start:end].strip("\n").split("\n")
@@ -184,8 +184,8 @@ def _block_after(readme: str, marker: str) -> list[str]:
         ),
     ],
 )
-def test_the_readme_pictures_are_what_the_commands_draw(in_tmp, marker, args, first):
-    readme = (ROOT / "README.md").read_text()
+def test_the_documented_pictures_are_what_the_commands_draw(in_tmp, marker, args, first):
+    readme = "\n".join(p.read_text() for p in sorted((ROOT / "docs").glob("*.md")))
     shown = _block_after(readme, marker)
     result = CliRunner().invoke(app, args, env={"COLUMNS": "90", "NO_COLOR": "1"})
     lines = [line.rstrip() for line in result.stdout.split("\n")]

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 import typer
 
 from babynn_cli import interrupts
-from babynn_cli.cli.options import COMMAND_RESOURCES, DataOptions, ModelOptions
+from babynn_cli.cli.boundary import COMMAND_RESOURCES
+from babynn_cli.cli.options import DataOptions, ModelOptions
 from babynn_cli.errors import BabynnError, DataError, UsageError
 
 if TYPE_CHECKING:

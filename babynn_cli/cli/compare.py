@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 from babynn_cli.cli.app import Command, app
+from babynn_cli.cli.boundary import reports_errors
 from babynn_cli.cli.common import begin, check_memory, finish, load_problem
 from babynn_cli.cli.options import (
     RATE,
@@ -23,7 +24,6 @@ from babynn_cli.cli.options import (
     check_lr,
     option,
     option_groups,
-    reports_errors,
 )
 from babynn_cli.errors import DivergedError, UsageError
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 from babynn_cli.cli.app import Command, app
+from babynn_cli.cli.boundary import reports_errors
 from babynn_cli.cli.common import begin, check_memory, finish, load_problem
 from babynn_cli.cli.options import (
     OUTPUT,
@@ -24,7 +25,6 @@ from babynn_cli.cli.options import (
     check_lr,
     option,
     option_groups,
-    reports_errors,
 )
 from babynn_cli.core.choices import VERDICTS
 from babynn_cli.errors import BabynnError, DivergedError, NotConvergedError, UsageError

@@ -1,9 +1,9 @@
-"""Options shared by the commands, defined once, and the error boundary of every command.
+"""Options shared by the commands, defined once, and the checks of their values.
 
 The commands are the only modules that import typer. They parse options, check them before any work
-starts, call data, core, persistence and report, and turn babynn's exceptions into one
-`Error: ...` line and an exit code. numpy and pandas are imported inside the commands, so that
-`babynn --help` and `--version` start fast.
+starts, and call data, core, persistence and report; their errors become one `Error: ...` line and
+an exit code at their boundary (`cli.boundary`). numpy and pandas are imported inside the commands,
+so that `babynn --help` and `--version` start fast.
 
 Options that several commands take are grouped in small frozen dataclasses (`DataOptions`,
 `ModelOptions`, `ScheduleParameters`, `StopOptions`); a command names a group as one parameter and
@@ -12,21 +12,16 @@ Options that several commands take are grouped in small frozen dataclasses (`Dat
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import inspect
 import math
-import os
-import sys
-import warnings
 from collections.abc import Callable
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar, get_type_hints
 
 import typer
 
-from babynn_cli import interrupts
 from babynn_cli.core.choices import (
     ACTIVATIONS,
     DEFAULT_EPOCHS,
@@ -38,13 +33,10 @@ from babynn_cli.core.choices import (
     SCHEDULE_NAMES,
     SCHEDULES,
 )
-from babynn_cli.errors import BabynnError, UsageError
-from babynn_cli.text import one_line
+from babynn_cli.errors import UsageError
 
 if TYPE_CHECKING:
     from babynn_cli.core.schedules import ScheduleSpec
-
-EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE
 
 # Typer's choices, read from the core's declarations.
 ScheduleName = StrEnum("ScheduleName", [(name, name) for name in SCHEDULE_NAMES])  # type: ignore[misc]
@@ -433,57 +425,6 @@ def _keyword(name: str, annotation: Any, default: Any) -> inspect.Parameter:
     return inspect.Parameter(
         name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
     )
-
-
-# what a command opened that must close when it ends, however it ends (a Dask cluster)
-COMMAND_RESOURCES = contextlib.ExitStack()
-
-
-def reports_errors(command: F) -> F:
-    """Turn babynn's errors into `Error: <message>` on stderr and their exit code; Ctrl-C and
-    SIGTERM into 130 and 143; a reader that closed stdout early into a quiet exit 141, as Unix
-    tools do (the command's files are written before its stdout)."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        interrupts.install()
-        try:
-            with warnings.catch_warnings(), COMMAND_RESOURCES:
-                # every case a library warns about is handled and said in words; a warning
-                # that still slips through is noise to the user, never news
-                warnings.simplefilter("ignore")
-                return command(*args, **kwargs)
-        except BabynnError as e:
-            typer.echo(f"Error: {one_line(str(e))}", err=True)
-            raise typer.Exit(code=e.exit_code) from None
-        except KeyboardInterrupt as e:
-            code = interrupts.exit_code(e)
-            typer.echo(
-                "Terminated." if code == interrupts.EXIT_TERMINATED else "Interrupted.", err=True
-            )
-            raise typer.Exit(code=code) from None
-        except MemoryError:
-            typer.echo(
-                "Error: not enough memory for this run: use less data, fewer rates, a smaller "
-                "--batch-size or smaller --hidden layers",
-                err=True,
-            )
-            raise typer.Exit(code=1) from None
-        except BrokenPipeError:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())  # nothing more to write: no flush error at exit
-            raise typer.Exit(code=EXIT_BROKEN_PIPE) from None
-        except (typer.Exit, typer.Abort):
-            raise
-        except Exception as e:  # a bug: still one line, never a traceback
-            typer.echo(
-                f"Error: internal error, a bug in babynn ({type(e).__name__}: "
-                f"{one_line(str(e))}); please report it with the command that caused it",
-                err=True,
-            )
-            raise typer.Exit(code=1) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 def check_lr(lr: float, flag: str = "--lr") -> None:

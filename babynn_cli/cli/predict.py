@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from babynn_cli.cli.app import Command, app
+from babynn_cli.cli.boundary import reports_errors
 from babynn_cli.cli.common import begin
 from babynn_cli.cli.options import (
     DATA,
@@ -17,7 +18,6 @@ from babynn_cli.cli.options import (
     SepOpt,
     check_sep,
     option,
-    reports_errors,
 )
 from babynn_cli.errors import DataError
 from babynn_cli.text import listing
@@ -108,7 +108,7 @@ def _on_cluster(scheduler: str, data: str, sep: str, saved: Any) -> tuple[Any, A
     """Predictions (and the targets' rows, when DATA has the model's targets) computed on the
     cluster; the header is read here, to choose the columns and say what is missing."""
     from babynn_cli import cluster
-    from babynn_cli.cli.options import COMMAND_RESOURCES
+    from babynn_cli.cli.boundary import COMMAND_RESOURCES
     from babynn_cli.data.columns import read_header
     from babynn_cli.data.sources import display_name, open_source
 

@@ -7,7 +7,8 @@ from typing import Annotated
 import typer
 
 from babynn_cli.cli.app import Command, app
-from babynn_cli.cli.options import OUTPUT, option, reports_errors
+from babynn_cli.cli.boundary import reports_errors
+from babynn_cli.cli.options import OUTPUT, option
 
 
 @app.command(

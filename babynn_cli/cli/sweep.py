@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from babynn_cli.cli.app import Command, app
+from babynn_cli.cli.boundary import reports_errors
 from babynn_cli.cli.common import begin, check_memory, finish, load_problem
 from babynn_cli.cli.options import (
     BatchOpt,
@@ -21,7 +22,6 @@ from babynn_cli.cli.options import (
     check_lr,
     option,
     option_groups,
-    reports_errors,
     split_list,
 )
 from babynn_cli.errors import DivergedError, UsageError
