@@ -177,7 +177,12 @@ def fit(
     result = persistence.result_record(done, problem, step)
     init = "warm-start" if warm is not None else model.init.value
     training = persistence.training_record(
-        data.data, done, request, init, model.val_frac, warm_start and str(warm_start)
+        data.data,
+        done,
+        request,
+        init,
+        model.val_frac,
+        None if warm_start is None else str(warm_start),
     )
     saved = persistence.ModelFile.of(fitted, problem, features, targets, training, result)
     written = output if keep else None

@@ -107,7 +107,7 @@ def plain_descent(
     model: Gradients, data: Rows, batch_size: int | None, rng: np.random.Generator, exact: bool
 ) -> Descent:
     """The rule as the notes write it: full batch when batch_size is None or covers every row."""
-    if full_batch(batch_size, data.n_rows):
+    if batch_size is None or full_batch(batch_size, data.n_rows):
         return GradientDescent(model.full_batch(data), exact)
     return MinibatchDescent(model, data, batch_size, rng)
 
