@@ -118,12 +118,12 @@ with torch.no_grad():
 """
 LOADING = """
 import sys, time, json, pandas as pd
-from babynn_cli import data
+from babynn_cli.data.read import load
 best = {"pandas": 1e9, "babynn": 1e9}
 for _ in range(int(sys.argv[2])):
     start = time.perf_counter(); frame = pd.read_csv(sys.argv[1])
     best["pandas"] = min(best["pandas"], time.perf_counter() - start); del frame
-    start = time.perf_counter(); dataset = data.load(sys.argv[1])
+    start = time.perf_counter(); dataset = load(sys.argv[1])
     best["babynn"] = min(best["babynn"], time.perf_counter() - start); del dataset
 print(json.dumps(best))
 """
