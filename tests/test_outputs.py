@@ -175,10 +175,10 @@ def test_a_reader_that_closes_the_pipe_costs_no_file(tmp_path):
 def test_an_interrupt_while_numba_compiles_is_acted_on_afterwards():
     """numba's compiler swallows a Ctrl-C that lands inside it (printing a traceback and going
     on): babynn holds it back while compiling and raises it once the compiler is done."""
-    from babynn_cli.core.compiled import _signals_held
+    from babynn_cli.core.signals import held
 
     reached = False
-    with pytest.raises(KeyboardInterrupt), _signals_held():
+    with pytest.raises(KeyboardInterrupt), held():
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(0.05)  # a handler that raised would have raised by now
         reached = True

@@ -236,3 +236,36 @@ def test_minibatch_training_holds_blas_to_one_thread_and_gives_it_back():
         TrainSettings(epochs=3, batch_size=8, tol=0), 0, on_epoch=lambda info: counts.append(get()),
     )  # fmt: skip
     assert counts and set(counts) == {1} and get() == before
+
+
+def test_ctrl_c_at_any_moment_of_the_loop_ends_the_runs_with_their_records_whole(descent_path):
+    """SIGINT at 16 moments spread over the loop (inside an epoch, inside the stopping rules'
+    bookkeeping, inside the progress callback): once the loop has begun, train returns with
+    every run stopped as interrupted, its history consistent; it never raises."""
+    import signal
+
+    X, Y = linear_data(N=300, m=4)
+    problem = make_problem(X, Y)
+    params = initial_params(problem, 0)
+    scheds = [make_schedule("constant", lr) for lr in (0.01, 0.1, 0.3)]
+    settings = TrainSettings(epochs=10**7, batch_size=3, tol=0)
+    before = signal.signal(signal.SIGALRM, lambda *_: signal.raise_signal(signal.SIGINT))
+    try:
+        for delay in np.linspace(0.002, 0.1, 16):
+            begun = []
+            signal.setitimer(signal.ITIMER_REAL, float(delay))
+            try:
+                result = train_problem(
+                    problem, params, scheds, settings, 0, on_epoch=lambda info: begun.append(1)
+                )
+            except KeyboardInterrupt:
+                assert not begun, f"Ctrl-C after {delay:.3f} s escaped a loop that had begun"
+                continue
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+            assert {r.stop_reason for r in result.runs} == {StopReason.INTERRUPTED}
+            h = result.history
+            assert h.epoch[-1] == result.runs[0].epochs_run
+            assert np.isfinite(h.train_loss[-1]).all()
+    finally:
+        signal.signal(signal.SIGALRM, before)

@@ -13,18 +13,16 @@ BABYNN_COMPILED=0 to use numpy even when numba is there. Proven to give the nump
 from __future__ import annotations
 
 import os
-import signal
 import threading
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from functools import cache
-from types import FrameType
 
 import numpy as np
 
 from babynn_cli.core.descent import Epochs, Rates, map_costs
 from babynn_cli.core.rows import Rows
+from babynn_cli.core.signals import held
 from babynn_cli.core.vocabulary import Evaluator, Params
 
 # rows visited (rows × epochs) from which the compiled loop pays for loading numba and the compiled
@@ -95,7 +93,7 @@ def kernel() -> Kernel | None:
     if os.environ.get("BABYNN_COMPILED", "1") == "0":
         return None
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), held():  # an import cut in half cannot be tried again
             warnings.simplefilter("ignore")
             import numba
     except ImportError:
@@ -103,38 +101,12 @@ def kernel() -> Kernel | None:
     # compiled (or loaded from numba's cache) here, before any epoch, for the one signature the
     # descent calls it with: C-ordered float64 arrays
     signature = "void(f8[:, ::1], f8[::1], f8[::1], f8[:, ::1], i8, f8[:, :, ::1], f8[:, ::1], b1)"
-    with warnings.catch_warnings(), _signals_held():
+    with warnings.catch_warnings(), held():
         warnings.simplefilter("ignore")
         try:
             return numba.njit(signature, cache=True, nogil=True)(_batches)
         except RuntimeError:  # no writable place for the cache
             return numba.njit(signature, cache=False, nogil=True)(_batches)
-
-
-@contextmanager
-def _signals_held() -> Iterator[None]:
-    """Ctrl-C and SIGTERM held back while numba compiles, and acted on (as they would have
-    been) once it is done: numba's compiler swallows an interrupt that lands inside it, printing
-    a traceback and carrying on."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    held: list[tuple[int, FrameType | None]] = []
-    kinds = (signal.SIGINT, signal.SIGTERM)
-    before: dict[int, object] = {int(kind): signal.getsignal(kind) for kind in kinds}
-    for kind in kinds:
-        signal.signal(kind, lambda signum, frame: held.append((signum, frame)))
-    try:
-        yield
-    finally:
-        for kind in kinds:
-            signal.signal(kind, before[kind])  # type: ignore[arg-type]
-        for signum, frame in held[:1]:
-            handler = before[signum]
-            if callable(handler):
-                handler(signum, frame)
-            elif handler == signal.SIG_DFL:
-                signal.raise_signal(signum)
 
 
 class CompiledDescent:

@@ -25,6 +25,7 @@ from babynn_cli.core.history import EpochInfo, History, Record
 from babynn_cli.core.model import Model
 from babynn_cli.core.rows import Rows
 from babynn_cli.core.schedules import Schedule
+from babynn_cli.core.signals import Held, held
 from babynn_cli.core.stopping import Rules, RunEnd, StopReason, StopRules
 from babynn_cli.core.threads import blas_threads
 from babynn_cli.core.vocabulary import Evaluator, Params, full_batch, stack
@@ -74,13 +75,14 @@ def train(
 
     # a minibatch's products are small: one BLAS thread is faster, above all beside busy cores
     minibatch = not full_batch(settings.batch_size, data.n_rows)
-    with blas_threads(1) if minibatch else nullcontext():
+    # Ctrl-C and SIGTERM stop an epoch at once, but wait while the records are written (`held`)
+    with blas_threads(1) if minibatch else nullcontext(), held() as signals:
         while done < E and running.any() and not interrupted:
             first, last = done + 1, min(E, done + size)
             block_start = time.perf_counter()
             # -- schedule → update → record: the notes' rule, epoch after epoch, each run's rates
             snapshots, interrupted = _descend(
-                descent, first, last, rates, record, val_losses, clock
+                descent, first, last, rates, record, val_losses, clock, signals
             )
             if not snapshots:
                 break
@@ -92,15 +94,17 @@ def train(
             running &= ~stopped
             if stopped.any():
                 descent.restart(params, changed=stopped)
-                for k in map(int, np.flatnonzero(stopped)):
-                    end = ends[k]
-                    assert end is not None
-                    pins |= {end.epochs_run, max(end.epochs_run - 1, 0)}
+                pins |= {e for k in np.flatnonzero(stopped) for e in _ended(ends[k])}
             done = last
-            # -- progress: show the caller where the runs are --------------------------------------
-            if on_epoch is not None:
-                info = record.info(last, E, descent.updates_per_epoch, running, val is not None)
-                interrupted = _call(on_epoch, info) or interrupted
+            # -- progress: show the caller where the runs are ---------------------------------
+            try:
+                if on_epoch is not None:
+                    on_epoch(
+                        record.info(last, E, descent.updates_per_epoch, running, val is not None)
+                    )
+                signals.deliver()  # a Ctrl-C that came meanwhile ends the runs here
+            except KeyboardInterrupt:
+                interrupted = True
             record.slide(last, pins)
 
     end_reason = StopReason.INTERRUPTED if interrupted else StopReason.MAX_EPOCHS
@@ -157,14 +161,15 @@ def _descend(
     record: Record,
     val_losses: Evaluator | None,
     clock: float,
+    signals: Held,
 ) -> tuple[Sequence[Params], bool]:
     """Epochs first..last, recorded as they come: the weights after each, and whether Ctrl-C
-    stopped the block (the epochs it finished are kept)."""
+    stopped the block (the epochs it finished are kept; it acts at once here)."""
     parts: list[Epochs] = []
     done = first
     interrupted = False
     try:
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), signals.let_through():
             for epochs in descent.epochs(first, last, rates):
                 record.epochs(done, epochs, val_losses, time.perf_counter() - clock)
                 parts.append(epochs)
@@ -177,10 +182,7 @@ def _descend(
     return [params for part in parts for params in part.params], interrupted
 
 
-def _call(on_epoch: Callable[[EpochInfo], None], info: EpochInfo) -> bool:
-    """Show progress; True when Ctrl-C came meanwhile."""
-    try:
-        on_epoch(info)
-    except KeyboardInterrupt:
-        return True
-    return False
+def _ended(end: RunEnd | None) -> set[int]:
+    """The epochs a run's history must keep where it ended: its last, and the one before."""
+    assert end is not None
+    return {end.epochs_run, max(end.epochs_run - 1, 0)}
