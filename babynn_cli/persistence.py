@@ -192,13 +192,13 @@ def training_record(
         "batch_size": request.batch_size,
         "epochs": plan.epochs,
         "tol": plan.tol,
-        "patience": request.patience,
-        "gap_tol": request.gap_tol,
+        "patience": plan.patience,
+        "gap_tol": request.ask.gap,
         "seed": request.seed,
         "init": init,
         "val_frac": val_frac,
         "warm_start": warm_start,
-        "early_stopping": request.early_stopping,
+        "early_stopping": plan.early_stopping,
     }
 
 
@@ -233,6 +233,9 @@ def result_record(run: FitRun, problem: Problem, next_step: str | None) -> dict[
         "next_step": next_step,
         "lr": plan.lr,
         "lr_rule": plan.lr_rule,
+        "lr_probe": None
+        if plan.probe is None
+        else {"rates": list(plan.probe.rates), "epochs": plan.probe.epochs},
         "until_converged": plan.until_converged,
         "epochs_predicted": plan.predicted,
     }

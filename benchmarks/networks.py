@@ -78,7 +78,7 @@ def datasets() -> dict[str, pd.DataFrame]:
 def split(frame: pd.DataFrame, folder: Path) -> tuple[Path, Path]:
     rng = np.random.default_rng(SEED)
     order = rng.permutation(len(frame))
-    cut = int(round(0.8 * len(frame)))
+    cut = round(0.8 * len(frame))
     train, test = folder / "train.csv", folder / "test.csv"
     frame.iloc[order[:cut]].to_csv(train, index=False)
     frame.iloc[order[cut:]].to_csv(test, index=False)
@@ -203,7 +203,7 @@ def main() -> None:
                        "margin": ours["r2"] - best}  # fmt: skip
                 line = (
                     f"{name:10} {len(sets[name]):6d} {arch:11} {ours['r2']:9.4f} "
-                    f"{ours['seconds']:6.1f} {str(ours['epochs']):>6} "
+                    f"{ours['seconds']:6.1f} {ours['epochs']!s:>6} "
                     f"{ours.get('lr', float('nan')):8.3g} {ours['verdict']:14} "
                     f"{peer['r2']:7.4f} {seconds:6.1f} {linear:7.4f} {row['margin']:+7.3f}"
                 )

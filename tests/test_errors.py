@@ -149,9 +149,10 @@ def test_validation_fraction_leaving_too_few_training_rows(csv):
         (("--lr", "-0.1"), "Error: --lr must be a finite number above 0 (got -0.1)"),
         (("--val-frac", "1"), "Error: --val-frac must be below 1 (got 1)"),
         (
-            ("--early-stopping",),
-            "Error: --early-stopping needs a validation set: add --val-frac, e.g. 0.2",
+            ("--early-stopping", "--val-frac", "0"),
+            "Error: --early-stopping needs a validation set: drop --val-frac 0",
         ),
+        (("-b", "0"), "Error: --batch-size takes a whole number of rows ≥ 1 or 'full' (got '0')"),
     ],
 )
 def test_conflicting_or_out_of_range_options_exit_2(in_tmp, args, message):
@@ -341,7 +342,7 @@ def test_unwritable_prediction_output(in_tmp):
         (("nope",), "Error: No such command 'nope'."),
         (("fit", NOTES, "--bogus"), "Error: No such option: --bogus"),
         (("fit", NOTES, "--schedule", "nope"), "Error: Invalid value for '--schedule': "),
-        (("fit", NOTES, "-b", "full"), "Error: Invalid value for '--batch-size' / '-b': "),
+        (("fit", NOTES, "-b", "many"), "Error: --batch-size takes a whole number of rows"),
         (("fit", NOTES, "--sep", ""), "Error: --sep must be one character"),
         (("fit", NOTES, "--sep", ";;"), "Error: --sep must be one character"),
         (

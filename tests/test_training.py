@@ -252,12 +252,10 @@ def test_ctrl_c_at_any_moment_of_the_loop_ends_the_runs_with_their_records_whole
     before = signal.signal(signal.SIGALRM, lambda *_: signal.raise_signal(signal.SIGINT))
     try:
         for delay in np.linspace(0.002, 0.1, 16):
-            begun = []
+            begun: list[int] = []
             signal.setitimer(signal.ITIMER_REAL, float(delay))
             try:
-                result = train_problem(
-                    problem, params, scheds, settings, 0, on_epoch=lambda info: begun.append(1)
-                )
+                result = train_problem(problem, params, scheds, settings, 0, on_epoch=begun.append)
             except KeyboardInterrupt:
                 assert not begun, f"Ctrl-C after {delay:.3f} s escaped a loop that had begun"
                 continue

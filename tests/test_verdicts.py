@@ -40,10 +40,13 @@ def end(reason=StopReason.MAX_EPOCHS, epochs=None, curve=()):
         ([5.0, 0.1, 4.0], StopReason.MAX_EPOCHS, 0.05, Verdict.UNSTABLE),
         ([5.0, 0.1, 6.0], StopReason.MAX_EPOCHS, 0.05, Verdict.DIVERGED),  # above its start
         ([5.0, 4.0, np.inf], StopReason.DIVERGED, 1.0, Verdict.DIVERGED),
-        # a network: no optimum; settled at its best when the --tol rule stops it
+        # a network: no optimum; settled when its plateau rule (--tol, early stopping) stops it,
+        # wherever its last epoch lies in the noise
         ([5.0, 2.0, 2.0], StopReason.TOL, None, Verdict.CONVERGED),
+        ([5.0, 2.0, 2.5], StopReason.TOL, None, Verdict.CONVERGED),
+        ([5.0, 2.0, 2.5], StopReason.EARLY_STOPPING, None, Verdict.CONVERGED),
         ([5.0, 2.0, 2.0], StopReason.MAX_EPOCHS, None, Verdict.STILL_FALLING),
-        ([5.0, 2.0, 2.5], StopReason.TOL, None, Verdict.PLATEAU),
+        ([5.0, 2.0, 2.5], StopReason.MAX_EPOCHS, None, Verdict.PLATEAU),
     ],
 )
 def test_each_verdict_on_a_constructed_curve(curve, reason, optimum, expected):

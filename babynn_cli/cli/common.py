@@ -30,16 +30,30 @@ AUTO_STREAM = 1 / 3  # a source larger than this share of the free memory stream
 
 
 def load_problem(
-    data: DataOptions, model: ModelOptions, quiet: bool = False, full_batch: bool = True
+    data: DataOptions,
+    model: ModelOptions,
+    quiet: bool = False,
+    full_batch: bool = True,
+    epochs_given: bool = True,
+    early_stopping: bool = False,
 ) -> tuple[Dataset | Stream, Problem]:
     """The dataset (or its stream) and the problem as trained (split, standardised); DataError
     when it can't be. Streams with --stream or --scheduler, or unasked when the source (files,
-    not standard input) is too large for memory."""
+    not standard input) is too large for memory. Without --val-frac, the split is babynn's
+    (`core.auto.default_val_frac`: a network without --epochs, or --early-stopping)."""
+    from babynn_cli.core.auto import default_val_frac
     from babynn_cli.core.problem import make_problem
     from babynn_cli.data.read import load
 
+    network = bool(model.layers)
+
+    def split(n_rows: int | None) -> float:
+        if model.val_frac is not None:
+            return model.val_frac
+        return default_val_frac(n_rows, network, epochs_given, early_stopping)
+
     if stream_wanted(data, model, full_batch, quiet):
-        return load_stream(data, model, quiet, full_batch)
+        return load_stream(data, model, quiet, full_batch, split(None))
     if data.data == "-" and sys.stdin.isatty():
         typer.echo("reading the CSV from standard input: type or paste it, then Ctrl-D", err=True)
     elif not quiet and os.path.isfile(data.data) and os.path.getsize(data.data) >= BIG_FILE:
@@ -50,7 +64,7 @@ def load_problem(
         problem = make_problem(
             dataset.X,
             dataset.Y,
-            val_frac=model.val_frac,
+            val_frac=split(len(dataset.X)),
             standardize=model.standardize,
             intercept=model.intercept,
             seed=model.seed,
@@ -77,7 +91,7 @@ def stream_wanted(data: DataOptions, model: ModelOptions, full_batch: bool, quie
     the free memory."""
     can = data.data != "-"
     if data.scheduler is not None and not (
-        can and full_batch and model.val_frac == 0 and not model.layers
+        can and full_batch and not model.val_frac and not model.layers
     ):
         raise UsageError(
             "--scheduler trains the affine model at full batch, without --val-frac, from files: "
@@ -109,7 +123,7 @@ def stream_wanted(data: DataOptions, model: ModelOptions, full_batch: bool, quie
 
 
 def load_stream(
-    data: DataOptions, model: ModelOptions, quiet: bool, full_batch: bool = True
+    data: DataOptions, model: ModelOptions, quiet: bool, full_batch: bool, val_frac: float
 ) -> tuple[Stream, Problem]:
     """The problem from a stream of blocks: one pass for the moments, one for L* (the final loss
     comes from the moments); each pass says how many rows it read and how fast. Minibatches read
@@ -131,7 +145,7 @@ def load_stream(
             intercept=model.intercept,
             raw=raw,
             row_file=None if full_batch else source.row_file,
-            val_frac=model.val_frac,
+            val_frac=val_frac,
             seed=model.seed,
             hidden=model.layers,
             activation=model.activation.value,

@@ -24,6 +24,7 @@ from babynn_cli.cli.options import (
     check_lr,
     option,
     option_groups,
+    parse_batch,
 )
 from babynn_cli.errors import DivergedError, UsageError
 
@@ -31,12 +32,19 @@ DEFAULT_LR = 0.1
 # With no --schedule, --lr or --batch-size: a constant rate and two decaying schedules at full
 # batch, and minibatch stochastic gradient descent with a schedule that meets the notes' conditions.
 # The full-batch ones start at fit's auto rate for the affine model, η* = 2/(λmax+λmin) (None
-# here: it is known once the data is); the rest at DEFAULT_LR.
-DEFAULT_SET: tuple[tuple[str, float | None, int | None], ...] = (
+# here: it is known once the data is); the rest at DEFAULT_LR. A network trains by minibatches, as
+# fit trains it: the three schedules at its batch size, at the rate fit's short sweep picks.
+AUTO = "auto"  # the batch size fit chooses for the model
+DEFAULT_SET: tuple[tuple[str, float | None, int | str | None], ...] = (
     ("constant", None, None),
     ("inverse", None, None),
     ("exponential", None, None),
     ("inverse", DEFAULT_LR, 32),
+)
+NETWORK_SET: tuple[tuple[str, float | None, int | str | None], ...] = (
+    ("constant", None, AUTO),
+    ("inverse", None, AUTO),
+    ("exponential", None, AUTO),
 )
 
 
@@ -67,7 +75,8 @@ BatchSizesOpt = Annotated[
         "-b",
         metavar="B|full",
         panel=TRAINING,
-        help="Rows per update, or 'full' for gradient descent; repeatable. Default: full.",
+        help="Rows per update, or 'full' for gradient descent; repeatable. Default: full for the "
+        "affine model, the batch size fit gives a network for a network.",
         show_default=False,
     ),
 ]
@@ -98,9 +107,11 @@ ModelsOpt = Annotated[
     "epochs to reach --gap-tol, verdict (as `babynn fit` gives it: see fit --help) and time; "
     "saved models (--model) join as rows. Every "
     "combination of the --schedule, --lr and --batch-size values given runs; with none given, "
-    "constant, inverse and exponential at full batch, at η0 = η* = 2/(λmax+λmin) (fit's auto rate; "
-    "0.1 for a network), and inverse at batch 32 at η0 = 0.1, "
-    "or, with --model, no training at all: the saved models against the optimum. "
+    "constant, inverse and exponential at full batch, at η0 = η* = 2/(λmax+λmin) (fit's auto "
+    "rate), and inverse at batch 32 at η0 = 0.1 — for a network, the three schedules by "
+    "minibatches, as fit trains it, at the rate fit's short sweep picks — "
+    "or, with --model, no training at all: the saved models against the optimum. Each run stops "
+    "by the rules fit gives it. "
     "With --hidden every configuration trains that network; the optimum stays the best affine "
     "fit, so the table shows how far the network gets past it.",
     epilog="Example: babynn compare sample:notes_example --schedule constant "
@@ -127,17 +138,20 @@ def compare(
     for lr in lrs or []:
         check_lr(lr)
     model.check(early_stopping)
-    combos = combinations(schedules, lrs, [parse_batch(b) for b in batch_sizes or []], models)
+    network = bool(model.hidden)
+    batches = [parse_batch(b, network) for b in batch_sizes or []]
+    combos = combinations(schedules, lrs, batches, models, network)
     for name, eta, _ in combos:
         rate.check(name, eta if eta is not None else DEFAULT_LR)
     if plot is not None and not combos:
         raise UsageError("--plot draws the runs' curves; with --model alone nothing is trained")
 
     from babynn_cli import persistence
+    from babynn_cli.core import auto
     from babynn_cli.core.compare import Config, compare
     from babynn_cli.core.problem import initial_params
+    from babynn_cli.core.schedules import ScheduleSpec
     from babynn_cli.core.stopping import StopReason
-    from babynn_cli.core.train import TrainSettings
     from babynn_cli.data.read import table_csv
     from babynn_cli.report import compare as compare_report
 
@@ -145,30 +159,43 @@ def compare(
     inputs += [("--model", m) for m in models or []]
     outputs, report = begin(inputs, {"--output": output, "--plot": plot}, quiet or json_out)
     saved_files = [(path, persistence.load_model(path)) for path in models or []]
+    combos = [(s, lr, auto.default_batch_size(network) if b == AUTO else b) for s, lr, b in combos]
     dataset, problem = load_problem(
-        data, model, quiet or json_out, full_batch=all(b is None for _, _, b in combos)
-    )
+        data, model, quiet or json_out, all(b is None for _, _, b in combos),
+        stop.epochs is not None, early_stopping,
+    )  # fmt: skip
     check_memory(problem, None, len(combos))
     features, targets = dataset.features, dataset.targets
     saved = [file.evaluated(path, features, targets, problem) for path, file in saved_files]
-    auto = problem.curvature().suggested_lr if problem.affine else DEFAULT_LR
-    configs = list(
-        dict.fromkeys(Config(rate.spec(s), auto if lr is None else lr, b) for s, lr, b in combos)
-    )
     params = initial_params(problem, model.seed, model.init.value)
-    settings = TrainSettings(stop.most_epochs, None, stop.tolerance, stop.patience, early_stopping)
+    ask = stop.ask(None, early_stopping)
+    rates: dict[int | None, float] = {}  # fit's rate for each batch size, when none is given
+
+    def rate_for(batch: int | None) -> float:
+        if batch not in rates:
+            spec = ScheduleSpec("constant", total_updates=1)
+            chosen = auto.plan(problem, params, ask, batch_size=batch, spec=spec, seed=model.seed)
+            rates[batch] = chosen.lr
+        return rates[batch]
+
+    try:
+        configs = list(
+            dict.fromkeys(
+                Config(rate.spec(s), rate_for(b) if lr is None else lr, b) for s, lr, b in combos
+            )
+        )
+    except auto.NoRateFound as e:
+        raise DivergedError(str(e)) from None
     compare_report.header(report, data.data, problem, len(configs), len(saved))
     with report.progress(stop.most_epochs, label="compare") as on_epoch:
-        result = compare(
-            problem, params, configs, settings, model.seed, stop.gap_tol, on_epoch, saved
-        )
+        result = compare(problem, params, configs, ask, model.seed, on_epoch, saved)
 
     outputs.stage(output, lambda: table_csv(compare_report.columns(result, features)))
-    outputs.stage(plot, lambda: compare_report.plot_png(result, stop.gap_tol))
+    outputs.stage(plot, lambda: compare_report.plot_png(result, stop.gap))
     if json_out:
-        report.emit_json(compare_report.as_json(result, features, targets, stop.gap_tol))
+        report.emit_json(compare_report.as_json(result, features, targets, stop.gap))
     else:
-        compare_report.show(report, result, stop.gap_tol)
+        compare_report.show(report, result, stop.gap)
     runs = [row for row in result.rows if row.verdict is not None]
     failure = None
     if runs and all(row.verdict.failed for row in runs):  # type: ignore[union-attr]
@@ -182,26 +209,20 @@ def combinations(
     lrs: list[float] | None,
     batches: list[int | None],
     models: list[Path] | None,
-) -> list[tuple[str, float | None, int | None]]:
-    """(schedule, η0, batch size) of every run asked for: every combination of the values given;
-    none given: the default set, or nothing at all when saved models are compared."""
+    network: bool,
+) -> list[tuple[str, float | None, int | str | None]]:
+    """(schedule, η0 or None for fit's rate, batch size or AUTO) of every run asked for: every
+    combination of the values given (a batch size not given: the model's own, as fit's); none
+    given: the default set (a network's, or the affine model's), or nothing at all when saved
+    models are compared."""
     if schedules or lrs or batches:
+        sizes: list[int | str | None] = list(batches) if batches else [AUTO]
         return [
             (s.value, lr, b)
             for s in schedules or [ScheduleName.constant]  # type: ignore[attr-defined]
             for lr in lrs or [DEFAULT_LR]
-            for b in batches or [None]
+            for b in sizes
         ]
-    return [] if models else list(DEFAULT_SET)
-
-
-def parse_batch(value: str) -> int | None:
-    if value.strip().lower() in ("full", "all"):
-        return None
-    try:
-        size = int(value)
-    except ValueError:
-        size = 0
-    if size < 1:
-        raise UsageError(f"--batch-size takes a whole number of rows ≥ 1 or 'full' (got {value!r})")
-    return size
+    if models:
+        return []
+    return list(NETWORK_SET if network else DEFAULT_SET)

@@ -25,6 +25,7 @@ from babynn_cli.cli.options import (
     check_lr,
     option,
     option_groups,
+    parse_batch,
 )
 from babynn_cli.core.choices import VERDICTS
 from babynn_cli.errors import BabynnError, DivergedError, NotConvergedError, UsageError
@@ -138,6 +139,7 @@ def fit(
 
     from babynn_cli import persistence
     from babynn_cli.core import auto
+    from babynn_cli.core.auto import most_epochs
     from babynn_cli.core.fit import FitRequest, run
     from babynn_cli.core.problem import initial_params, updates_per_epoch
     from babynn_cli.core.schedules import describe
@@ -145,26 +147,29 @@ def fit(
     from babynn_cli.core.verdict import Verdict
     from babynn_cli.data.read import table_csv
     from babynn_cli.report import fit as fit_report
-    from babynn_cli.report.words import next_step, what_happened
+    from babynn_cli.report.words import Chose, next_step, what_happened
 
     outputs, report = begin(
         [("the DATA file", data.data), ("--warm-start", warm_start)],
         {"--output": output, "--history": history, "--plot": plot}, quiet or json_out,
     )  # fmt: skip
     start_from = persistence.load_model(warm_start) if warm_start is not None else None
-    dataset, problem = load_problem(data, model, quiet or json_out, full_batch=batch_size is None)
-    check_memory(problem, batch_size)
+    batch = parse_batch(batch_size, bool(model.hidden))
+    dataset, problem = load_problem(
+        data, model, quiet or json_out, batch is None, stop.epochs is not None, early_stopping
+    )
+    check_memory(problem, batch)
     features, targets = dataset.features, dataset.targets
     warm = None if start_from is None else start_from.warm_start(features, targets, problem)
     params = initial_params(problem, model.seed, model.init.value, warm)
-    total = stop.most_epochs * updates_per_epoch(problem.n_train, batch_size)  # cosine's T
-    request = FitRequest(
-        given_lr, stop.epochs, stop.tol, batch_size, rate.spec(schedule.value, total), model.seed,
-        stop.gap_tol, stop.patience, early_stopping, history_every,
-    )  # fmt: skip
+    ask = stop.ask(given_lr, early_stopping)
+    total = most_epochs(problem, batch, ask) * updates_per_epoch(problem.n_train, batch)  # T
+    spec = rate.spec(schedule.value, total)  # (cosine's T: the run's updates)
+    request = FitRequest(ask, batch, spec, model.seed, history_every)
     watch = fit_report.Watch(
-        report, data.data, features, targets, problem, batch_size, stop.gap_tol,
+        report, data.data, features, targets, problem, batch, stop.gap,
         check=lambda plan: rate.check(schedule.value, plan.lr),
+        chose=Chose(batch_size is None, model.val_frac is None, stop.epochs is None),
     )  # fmt: skip
     try:
         done = run(problem, params, request, watch)
@@ -172,7 +177,7 @@ def fit(
         raise DivergedError(str(e)) from None
 
     fitted, verdict = done.fitted, done.fitted.verdict
-    step = next_step(fitted, problem, done.advice, batch_size, done.plan.lr)
+    step = next_step(fitted, problem, done.advice, batch, done.plan)
     keep = not verdict.failed and (verdict is Verdict.CONVERGED or not require_converged)
     result = persistence.result_record(done, problem, step)
     init = "warm-start" if warm is not None else model.init.value
@@ -181,7 +186,7 @@ def fit(
         done,
         request,
         init,
-        model.val_frac,
+        problem.val_frac,
         None if warm_start is None else str(warm_start),
     )
     saved = persistence.ModelFile.of(fitted, problem, features, targets, training, result)
@@ -193,9 +198,9 @@ def fit(
         text = describe(done.schedule)
         report.emit_json(fit_report.as_json(fitted, problem, saved, result, text, written))
     else:
-        stops = (done.plan.tol, stop.patience, stop.gap_tol)
+        stops = (done.plan.tol, done.plan.patience, stop.gap)
         fit_report.show(report, fitted, problem, features, targets, stops, written)
-    happened = what_happened(fitted, stop.gap_tol, stop.patience)
+    happened = what_happened(fitted, stop.gap, done.plan.patience)
     line = happened if step is None else f"{happened}; {step}"
     interrupted = fitted.end.stop_reason is StopReason.INTERRUPTED
     finish(

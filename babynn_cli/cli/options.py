@@ -26,9 +26,16 @@ from babynn_cli.core.choices import (
     ACTIVATIONS,
     DEFAULT_EPOCHS,
     DEFAULT_GAMMA,
+    DEFAULT_GAP_TOL,
+    DEFAULT_PATIENCE,
     DEFAULT_TOL,
     INITIALISATIONS,
     MAX_EPOCHS,
+    NETWORK_BATCH,
+    NETWORK_VAL_FRAC,
+    ROUGH_PATIENCE,
+    ROUGH_PATIENCE_SHARE,
+    ROUGH_TOL,
     SCHEDULE_DEFAULTS,
     SCHEDULE_NAMES,
     SCHEDULES,
@@ -36,6 +43,7 @@ from babynn_cli.core.choices import (
 from babynn_cli.errors import UsageError
 
 if TYPE_CHECKING:
+    from babynn_cli.core.auto import Ask
     from babynn_cli.core.schedules import ScheduleSpec
 
 # Typer's choices, read from the core's declarations.
@@ -70,14 +78,15 @@ ScheduleOpt = Annotated[
     ScheduleName, option("--schedule", metavar="NAME", panel=RATE, help=SCHEDULE_HELP)
 ]
 BatchOpt = Annotated[
-    int | None,
+    str | None,
     option(
         "--batch-size",
         "-b",
-        metavar="B",
+        metavar="B|full",
         panel=TRAINING,
-        min=1,
-        help="Rows per update. Default: all (gradient descent); 1 is stochastic gradient descent.",
+        help="Rows per update: a whole number, 1 for stochastic gradient descent, or 'full' for "
+        "gradient descent on all of them. Default: full for the affine model; "
+        f"{NETWORK_BATCH} for a network, which the notes train by stochastic descent.",
         show_default=False,
     ),
 ]
@@ -244,26 +253,29 @@ class ModelOptions:
         ),
     ] = True
     val_frac: Annotated[
-        float,
+        float | None,
         option(
             "--val-frac",
             metavar="F",
             panel=TRAINING,
             min=0.0,
             max=1.0,
-            help="Fraction of rows held out (seeded) for validation.",
+            help="Fraction of rows held out (seeded) for validation. Default: "
+            f"{NETWORK_VAL_FRAC:g} for a network without --epochs (when that is at least 20 rows) "
+            "and with --early-stopping, to stop on; 0 otherwise.",
+            show_default=False,
         ),
-    ] = 0.0
+    ] = None
 
     @property
     def layers(self) -> tuple[int, ...]:
         return tuple(self.hidden or ())
 
     def check(self, early_stopping: bool = False) -> None:
-        if self.val_frac >= 1:
+        if self.val_frac is not None and self.val_frac >= 1:
             raise UsageError(f"--val-frac must be below 1 (got {self.val_frac:g})")
         if early_stopping and self.val_frac == 0:
-            raise UsageError("--early-stopping needs a validation set: add --val-frac, e.g. 0.2")
+            raise UsageError("--early-stopping needs a validation set: drop --val-frac 0")
         if self.hidden and not self.intercept:
             raise UsageError("--no-intercept is for the affine model; a network keeps its biases")
 
@@ -340,9 +352,12 @@ class StopOptions:
             metavar="N",
             panel=TRAINING,
             min=1,
-            help=f"The most epochs to run. Default: {DEFAULT_EPOCHS}; for fit at full batch on "
-            "the affine model, until converged ((L - L*)/L* ≤ --gap-tol), at most 10× the epochs "
-            f"theory predicts (at least {DEFAULT_EPOCHS:,}, at most {MAX_EPOCHS:,}).",
+            help="Run N epochs, stopping early only by a rule you ask for (--tol, "
+            "--early-stopping, --gap-tol), when the run diverges, or (the affine model at full "
+            "batch) once the loss no longer changes to machine precision. Not given: the affine "
+            "model at full batch runs until converged ((L - L*)/L* ≤ --gap-tol), at most 10× the "
+            f"epochs theory predicts ({DEFAULT_EPOCHS:,} to {MAX_EPOCHS:,}); other runs at most "
+            f"{DEFAULT_EPOCHS:,}, until the plateau rule stops them (see --tol).",
             show_default=False,
         ),
     ] = None
@@ -353,39 +368,58 @@ class StopOptions:
             metavar="TOL",
             panel=TRAINING,
             min=0.0,
-            help="Stop when the loss improves by less than TOL (relative) for --patience epochs "
-            f"in a row; 0 runs every epoch. Default: {DEFAULT_TOL:g}; 0 for a constant-rate fit "
-            "that runs until converged.",
+            help="The plateau rule: stop when the loss improves on its best by less than TOL "
+            "(relative) for --patience epochs in a row (on the validation loss with "
+            "--early-stopping); 0 turns it off. Default without --epochs: "
+            f"{ROUGH_TOL:g} for minibatches and networks, whose loss rises and falls; "
+            f"{DEFAULT_TOL:g} at full batch on the affine model (0 at a constant rate, which runs "
+            "until converged); with --epochs: off, but 1e-10 at full batch on the affine model.",
             show_default=False,
         ),
     ] = None
     gap_tol: Annotated[
-        float,
+        float | None,
         option(
             "--gap-tol",
             metavar="EPS",
             panel=TRAINING,
             min=0.0,
             help="Converged: the affine model within (L - L*)/L* ≤ EPS of the least-squares "
-            "optimum; a network, stopped by --tol within EPS (relative) of its best loss.",
+            f"optimum [default: {DEFAULT_GAP_TOL:g}]; given with --epochs, the affine model stops "
+            "there.",
+            show_default=False,
         ),
-    ] = 1e-6
+    ] = None
     patience: Annotated[
-        int,
+        int | None,
         option(
-            "--patience", metavar="N", panel=TRAINING, min=1, help="Epochs without improvement."
+            "--patience",
+            metavar="N",
+            panel=TRAINING,
+            min=1,
+            help=f"Epochs without improvement the plateau rule waits. Default: {DEFAULT_PATIENCE} "
+            f"at full batch on the affine model; {ROUGH_PATIENCE}, or "
+            f"{ROUGH_PATIENCE_SHARE:.0%} of the epochs run when that is more, for minibatches and "
+            "networks.",
+            show_default=False,
         ),
-    ] = 5
+    ] = None
 
     @property
     def most_epochs(self) -> int:
-        """--epochs, or its default where babynn does not choose it (sweep-lr, compare)."""
+        """--epochs, or the most a run without it may take (cosine's length; sweep-lr, compare)."""
         return DEFAULT_EPOCHS if self.epochs is None else self.epochs
 
     @property
-    def tolerance(self) -> float:
-        """--tol, or its default where babynn does not choose it (sweep-lr, compare)."""
-        return DEFAULT_TOL if self.tol is None else self.tol
+    def gap(self) -> float:
+        """--gap-tol, or its default."""
+        return DEFAULT_GAP_TOL if self.gap_tol is None else self.gap_tol
+
+    def ask(self, lr: float | None = None, early_stopping: bool = False) -> Ask:
+        """What these options leave babynn to choose (`core.auto`)."""
+        from babynn_cli.core.auto import Ask
+
+        return Ask(lr, self.epochs, self.tol, self.patience, self.gap_tol, early_stopping)
 
 
 GROUPS = (DataOptions, ModelOptions, ScheduleParameters, StopOptions)
@@ -425,6 +459,24 @@ def _keyword(name: str, annotation: Any, default: Any) -> inspect.Parameter:
     return inspect.Parameter(
         name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
     )
+
+
+def parse_batch(value: str | None, network: bool) -> int | None:
+    """--batch-size: a whole number of rows ≥ 1, or 'full' (None: every row, gradient descent);
+    not given, babynn's default for the model (`core.auto.default_batch_size`)."""
+    if value is None:
+        from babynn_cli.core.auto import default_batch_size
+
+        return default_batch_size(network)
+    if value.strip().lower() in ("full", "all"):
+        return None
+    try:
+        size = int(value)
+    except ValueError:
+        size = 0
+    if size < 1:
+        raise UsageError(f"--batch-size takes a whole number of rows ≥ 1 or 'full' (got {value!r})")
+    return size
 
 
 def check_lr(lr: float, flag: str = "--lr") -> None:

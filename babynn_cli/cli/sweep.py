@@ -8,6 +8,7 @@ from babynn_cli.cli.app import Command, app
 from babynn_cli.cli.boundary import reports_errors
 from babynn_cli.cli.common import begin, check_memory, finish, load_problem
 from babynn_cli.cli.options import (
+    TRAINING,
     BatchOpt,
     CsvOutOpt,
     DataOptions,
@@ -22,16 +23,22 @@ from babynn_cli.cli.options import (
     check_lr,
     option,
     option_groups,
+    parse_batch,
     split_list,
 )
+from babynn_cli.core.choices import SUGGESTION_RULE
 from babynn_cli.errors import DivergedError, UsageError
 
 GRID = "Grid"
-SUGGESTION_RULE = (
-    "among the rates below the smallest rate that diverged or went unstable, those whose final "
-    "loss is within --gap-tol of the lowest final loss; of them, the one that got there in the "
-    "fewest epochs (the smaller rate on a tie)"
-)
+EarlyStoppingOpt = Annotated[
+    bool,
+    option(
+        "--early-stopping",
+        panel=TRAINING,
+        help="Stop each rate on the validation loss (holding out 10% of the rows unless "
+        "--val-frac says otherwise); the suggestion reads the validation loss.",
+    ),
+]
 
 
 LrLoOpt = Annotated[
@@ -81,7 +88,8 @@ LrsOpt = Annotated[
     cls=Command,
     help="Train DATA at many learning rates at once and set the result beside theory: the "
     "stability bound 2/λmax and the fastest rate 2/(λmax+λmin) of full-batch gradient descent. "
-    f"Suggests one rate: {SUGGESTION_RULE}. Each rate's verdict is the one `babynn fit` gives it "
+    "Suggests one rate (the rule fit --lr auto picks by): "
+    f"{SUGGESTION_RULE}. Each rate's verdict is the one `babynn fit` gives it "
     "(see babynn fit --help).",
     epilog="Example: babynn sweep-lr sample:diabetes --min 0.01 --max 1 --num 9",
 )
@@ -99,6 +107,7 @@ def sweep_lr(
     stop: StopOptions,
     batch_size: BatchOpt = None,
     model: ModelOptions,
+    early_stopping: EarlyStoppingOpt = False,
     output: CsvOutOpt = None,
     plot: PlotOpt = None,
     quiet: QuietOpt = False,
@@ -106,12 +115,12 @@ def sweep_lr(
 ) -> None:
     rates = grid_from_options(lr_lo, lr_hi, num, lrs)
     rate.check(schedule.value, min(rates))
-    model.check()
+    model.check(early_stopping)
 
+    from babynn_cli.core import auto
     from babynn_cli.core.problem import initial_params, updates_per_epoch
     from babynn_cli.core.stopping import StopReason
     from babynn_cli.core.sweep import sweep
-    from babynn_cli.core.train import TrainSettings
     from babynn_cli.data.read import table_csv
     from babynn_cli.report import sweep as sweep_report
     from babynn_cli.report.words import stable_rate_hint
@@ -119,27 +128,32 @@ def sweep_lr(
     outputs, report = begin(
         [("the DATA file", data.data)], {"--output": output, "--plot": plot}, quiet or json_out
     )
-    dataset, problem = load_problem(data, model, quiet or json_out, full_batch=batch_size is None)
-    check_memory(problem, batch_size, len(rates) + 1)
+    batch = parse_batch(batch_size, bool(model.hidden))
+    dataset, problem = load_problem(
+        data, model, quiet or json_out, batch is None, stop.epochs is not None, early_stopping
+    )
+    check_memory(problem, batch, len(rates) + 1)
     params = initial_params(problem, model.seed, model.init.value)
-    epochs = stop.most_epochs
-    settings = TrainSettings(epochs, batch_size, stop.tolerance, stop.patience)
-    spec = rate.spec(schedule.value, epochs * updates_per_epoch(problem.n_train, batch_size))
+    ask = stop.ask(None, early_stopping)
+    epochs = auto.most_epochs(problem, batch, ask)
+    spec = rate.spec(schedule.value, epochs * updates_per_epoch(problem.n_train, batch))
+    # each rate trains under the rules fit gives a run of these options (`core.auto`)
+    settings = auto.rules(problem, batch, ask, spec, epochs).settings(batch)
     sweep_report.header(
-        report, data.data, dataset.features, dataset.targets, problem, spec.at(rates[0]), batch_size
+        report, data.data, dataset.features, dataset.targets, problem, spec.at(rates[0]), batch
     )
     with report.progress(epochs, label="sweep") as on_epoch:
-        result = sweep(problem, params, rates, spec, settings, model.seed, stop.gap_tol, on_epoch)
+        result = sweep(problem, params, rates, spec, settings, model.seed, stop.gap, on_epoch)
 
     outputs.stage(output, lambda: table_csv(sweep_report.columns(result)))
     outputs.stage(plot, lambda: sweep_report.plot_png(result))
     if json_out:
-        report.emit_json(sweep_report.as_json(result, SUGGESTION_RULE, stop.gap_tol))
+        report.emit_json(sweep_report.as_json(result, SUGGESTION_RULE, stop.gap))
     else:
-        sweep_report.show(report, result, stop.gap_tol)
+        sweep_report.show(report, result, stop.gap)
     failure = None
     if all(row.verdict.failed for row in result.rows):
-        hint = stable_rate_hint(problem, batch_size, min(rates))
+        hint = stable_rate_hint(problem, batch, min(rates))
         failure = DivergedError(f"every rate diverged or went unstable; {hint}")
     stopped = any(row.stop_reason is StopReason.INTERRUPTED for row in result.rows)
     finish(outputs, report, interrupted=stopped, failure=failure)

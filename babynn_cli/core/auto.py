@@ -1,32 +1,64 @@
-"""What babynn chooses when the user does not: the learning rate and the number of epochs.
+"""What babynn chooses when the user does not: the batch size, the validation split, the learning
+rate, the epochs and the rules that stop a run. The numbers are declared in `core.choices`.
 
-- The rate (`--lr` not given, or `auto`). Full-batch gradient descent on the affine model has a
-  best constant rate, and theory names it: η* = 2/(λmax + λmin) of H = (2/N) X̃ᵀX̃ (`core.theory`),
-  printed and used to four significant digits, rounded down. For minibatches and networks no such
-  formula holds, so a short sweep picks it: PROBE_RATES rates, evenly spaced in log from 1/1000 of
-  a ceiling to the ceiling (the affine model's full-batch bound 2/λmax, or 1 for a network on
-  standardised features), each trained a few epochs from the same start (`probe_epochs`), read as
-  `sweep-lr` reads its grid: of the rates below the smallest that failed, those within --gap-tol of
-  the lowest loss, the one that got there in the fewest epochs.
-- The epochs (`--epochs` not given). A full-batch run of the affine model goes on until it has
-  converged, (L − L*)/L* ≤ --gap-tol: theory predicts exactly how many epochs a constant rate
-  needs from the initial weights, and the run may take up to HEADROOM times that (at least
-  DEFAULT_EPOCHS, at most MAX_EPOCHS: a full-batch epoch costs O(m²n), so even the most is
-  seconds). Other runs, which theory cannot time, keep DEFAULT_EPOCHS. When even MAX_EPOCHS would
-  not do, `IllConditioned` says why before training.
+Two kinds of run. The affine model at full batch descends *exactly*: its loss is a quadratic, it
+falls at every epoch below the stability bound, and theory times it (`core.theory`). Every other
+run is *rough*: minibatches make its loss noisy, a network's loss is not convex, so it may rise for
+a while and fall again. Each gets the rules that fit its curve:
+
+- exact, no --epochs: until (L − L*)/L* ≤ --gap-tol, at most 10× theory's prediction (1,000 to
+  10⁶ epochs; cosine: 1,000); the --tol rule off at a constant rate, 1e-10 for 5 epochs otherwise.
+- rough, no --epochs: at most 1,000 epochs, or 1.5 million row visits (rows × epochs, at least
+  100 epochs) when that is fewer; the affine model stops within --gap-tol of L*; the
+  plateau rule: no new best by more than 5e-4 of the targets' variance (R² no better by 5e-4)
+  for 20 epochs, or a quarter of the epochs run when that is more, on the validation loss when
+  there is a split (keeping the best epoch's weights: early stopping), on the training loss
+  otherwise.
+- exact, `--epochs N`: N epochs, or fewer once the loss has stopped changing to machine
+  precision (the --tol rule, 1e-10 for 5 epochs: nothing is left to gain, and the weights are
+  those of every run before); --gap-tol given: stops within it of L*.
+- rough, `--epochs N`: N epochs, and a rule only where one is asked for (--tol, --early-stopping,
+  --gap-tol) — as PyTorch, Keras and scikit-learn's max_iter users expect.
+
+- The batch size (`--batch-size` not given): all rows for the affine model, as the notes begin;
+  NETWORK_BATCH for a network, which the notes train by stochastic (minibatch) descent.
+- The validation split (`--val-frac` not given): a network without --epochs holds out
+  NETWORK_VAL_FRAC of the rows (when that is at least MIN_VAL_ROWS) and stops on them; other runs
+  train on every row.
+- The rate (`--lr` not given, or `auto`). An exact run has a best constant rate, and theory names
+  it: η* = 2/(λmax + λmin), printed and used to four significant digits, rounded down. For a rough
+  run no formula holds, so a short sweep picks it: PROBE_RATES rates, evenly spaced in log from
+  1/1000 of a ceiling to the ceiling (the affine model's full-batch bound 2/λmax, or 1 for a network
+  on standardised features), each trained from the same start for about PROBE_UPDATES updates
+  under the rules the run itself will use (`probe_epochs`), and read by `core.sweep.suggest`, the
+  rule `sweep-lr` suggests by.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from babynn_cli.core.choices import DEFAULT_EPOCHS, DEFAULT_TOL, MAX_EPOCHS
+from babynn_cli.core.choices import (
+    DEFAULT_EPOCHS,
+    DEFAULT_GAP_TOL,
+    DEFAULT_PATIENCE,
+    DEFAULT_TOL,
+    MAX_EPOCHS,
+    MIN_ROUGH_EPOCHS,
+    MIN_VAL_ROWS,
+    NETWORK_BATCH,
+    NETWORK_VAL_FRAC,
+    ROUGH_PATIENCE,
+    ROUGH_PATIENCE_SHARE,
+    ROUGH_ROW_VISITS,
+    ROUGH_TOL,
+)
 from babynn_cli.core.history import EpochInfo
-from babynn_cli.core.problem import Problem
+from babynn_cli.core.problem import Problem, n_validation_rows
 from babynn_cli.core.schedules import ScheduleSpec
 from babynn_cli.core.train import TrainSettings
 from babynn_cli.core.vocabulary import Params
@@ -39,6 +71,63 @@ PROBE_SHARE = 20  # ... but no more than 1/20 of the run's epochs
 
 class NoRateFound(Exception):
     """Every rate the short sweep tried failed: babynn found no rate to offer."""
+
+
+@dataclass(frozen=True)
+class Ask:
+    """What the user gave for the run; None (or False) where babynn chooses."""
+
+    lr: float | None = None
+    epochs: int | None = None
+    tol: float | None = None
+    patience: int | None = None
+    gap_tol: float | None = None
+    early_stopping: bool = False
+
+    @property
+    def gap(self) -> float:
+        """--gap-tol, or its default."""
+        return DEFAULT_GAP_TOL if self.gap_tol is None else self.gap_tol
+
+
+def default_batch_size(network: bool) -> int | None:
+    """Rows an update when --batch-size is not given: all of them (None) for the affine model,
+    NETWORK_BATCH for a network."""
+    return NETWORK_BATCH if network else None
+
+
+def default_val_frac(
+    n_rows: int | None, network: bool, epochs_given: bool, early_stopping: bool
+) -> float:
+    """The validation split when --val-frac is not given: NETWORK_VAL_FRAC when early stopping is
+    asked for, or for a network that runs until its plateau rule stops it when that holds out at
+    least MIN_VAL_ROWS rows (`n_rows` None: not counted yet, a stream, which is large); else
+    none."""
+    if early_stopping:
+        return NETWORK_VAL_FRAC
+    if not network or epochs_given:
+        return 0.0
+    if n_rows is not None and n_validation_rows(n_rows, NETWORK_VAL_FRAC) < MIN_VAL_ROWS:
+        return 0.0
+    return NETWORK_VAL_FRAC
+
+
+def most_epochs(problem: Problem, batch_size: int | None, ask: Ask) -> int:
+    """The most epochs a run may take: --epochs; without it, DEFAULT_EPOCHS for an exact run
+    (which `plan` lets run until converged instead) and, for a rough one, DEFAULT_EPOCHS or
+    ROUGH_ROW_VISITS row visits, whichever is fewer (at least MIN_ROUGH_EPOCHS)."""
+    if ask.epochs is not None:
+        return ask.epochs
+    if exact(problem, batch_size):
+        return DEFAULT_EPOCHS
+    budget = ROUGH_ROW_VISITS // max(problem.n_train, 1)
+    return int(min(DEFAULT_EPOCHS, max(MIN_ROUGH_EPOCHS, budget)))
+
+
+def exact(problem: Problem, batch_size: int | None) -> bool:
+    """Whether the run descends exactly (the affine model at full batch: a quadratic loss that
+    falls at every epoch at a stable rate); every other run is rough."""
+    return problem.affine and problem.full_batch(batch_size)
 
 
 @dataclass(frozen=True)
@@ -61,87 +150,104 @@ class IllConditioned:
 
 @dataclass(frozen=True)
 class Plan:
-    """The rate and epochs a run will use, and how they were chosen."""
+    """The rate, the epochs and the stopping rules a run will use, and how they were chosen."""
 
     lr: float
     lr_rule: str  # "given", "theory" (η*) or "sweep" (the probe picked it)
     epochs: int  # the most epochs to run
-    until_converged: bool  # the run stops once (L − L*)/L* ≤ --gap-tol (`settings.target_loss`)
+    until_converged: bool  # the run stops once (L − L*)/L* ≤ --gap-tol (`target_loss`)
     predicted: int | None  # theory's epochs at this rate (full batch, affine, constant rate)
     tol: float
+    patience: int
+    patience_share: float
+    early_stopping: bool  # the plateau rule reads the validation loss, and keeps the best epoch
+    target_loss: float | None  # stop once the training loss is at or below this (None: no goal)
+    tol_of_spread: bool  # tol is a fraction of the targets' variance (a rough run's)
     probe: Probe | None = None
     ill: IllConditioned | None = None
 
-    def settings(
-        self, problem: Problem, batch_size: int | None, patience: int, early_stopping: bool,
-        gap_tol: float,
-    ) -> TrainSettings:  # fmt: skip
+    def settings(self, batch_size: int | None, history_every: int | None = None) -> TrainSettings:
         """The training settings this plan asks for."""
-        target = None
-        if self.until_converged:
-            target = problem.converged_loss(gap_tol)
-        return TrainSettings(self.epochs, batch_size, self.tol, patience, early_stopping, target)
+        return TrainSettings(
+            self.epochs, batch_size, self.tol, self.patience, self.early_stopping,
+            self.target_loss, history_every, patience_share=self.patience_share,
+            tol_of_spread=self.tol_of_spread,
+        )  # fmt: skip
 
 
 def probes(problem: Problem, batch_size: int | None, lr: float | None) -> bool:
-    """Whether choosing the rate takes a short sweep: none given, and no formula for it (a
-    minibatch run, or a network)."""
-    return lr is None and not (problem.affine and problem.full_batch(batch_size))
+    """Whether choosing the rate takes a short sweep: none given, and no formula for it (a rough
+    run)."""
+    return lr is None and not exact(problem, batch_size)
 
 
 def theory_times(problem: Problem, batch_size: int | None, schedule: str) -> bool:
     """Whether theory can say how many epochs the run needs: the affine model at full batch with
     a constant rate."""
-    return problem.affine and problem.full_batch(batch_size) and schedule == "constant"
+    return exact(problem, batch_size) and schedule == "constant"
+
+
+def rules(
+    problem: Problem, batch_size: int | None, ask: Ask, spec: ScheduleSpec, epochs: int
+) -> Plan:
+    """The stopping rules of the run (the module's table), for `epochs` epochs at most; the rate
+    is left to `plan` (0 here)."""
+    rough = not exact(problem, batch_size)
+    given = ask.epochs is not None
+    until = not given and not rough and spec.name != "cosine"  # cosine's shape needs its length
+    goal = (not given and (until or (rough and problem.affine))) or ask.gap_tol is not None
+    target = problem.converged_loss(ask.gap) if goal and problem.affine else None
+    if rough:
+        tol = ask.tol if ask.tol is not None else (0.0 if given else ROUGH_TOL)
+        patience = ask.patience if ask.patience is not None else ROUGH_PATIENCE
+        share = 0.0 if ask.patience is not None else ROUGH_PATIENCE_SHARE
+        stops_on_val = ask.early_stopping or (not given and problem.val is not None)
+    else:
+        constant = spec.name == "constant"
+        default_tol = 0.0 if until and constant else DEFAULT_TOL
+        tol = ask.tol if ask.tol is not None else default_tol
+        patience = ask.patience if ask.patience is not None else DEFAULT_PATIENCE
+        share, stops_on_val = 0.0, ask.early_stopping
+    return Plan(0.0, "", epochs, until, None, tol, patience, share, stops_on_val, target, rough)
 
 
 def plan(
     problem: Problem,
     params: Params,
+    ask: Ask,
     *,
-    lr: float | None,
-    epochs: int | None,
-    tol: float | None,
     batch_size: int | None,
     spec: ScheduleSpec,
     seed: int,
-    gap_tol: float,
-    patience: int,
     on_epoch: Callable[[EpochInfo], None] | None = None,
 ) -> Plan:
-    """The rate and epochs for a run: what was given, and for what was not, babynn's choice."""
-    rule = "given"
-    probe = None
-    if probes(problem, batch_size, lr):
-        budget = DEFAULT_EPOCHS if epochs is None else epochs
-        lr, probe = probed_rate(
-            problem, params, batch_size, spec, seed, gap_tol, patience, budget, on_epoch
-        )
+    """The rate, epochs and stopping rules for a run: what was given, and for what was not,
+    babynn's choice (the module's table)."""
+    epochs = most_epochs(problem, batch_size, ask)
+    chosen = rules(problem, batch_size, ask, spec, epochs)
+    lr, rule, probe = ask.lr, "given", None
+    if probes(problem, batch_size, ask.lr):
+        lr, probe = probed_rate(problem, params, batch_size, spec, seed, ask.gap, chosen, on_epoch)
         rule = "sweep"
     elif lr is None:
         lr, rule = problem.curvature().suggested_lr, "theory"
-    until = epochs is None and problem.affine and problem.full_batch(batch_size)
-    until = until and spec.name != "cosine"  # cosine's shape needs the run's length: not open
-    predicted = None
-    ill = None
+    predicted = ill = None
     if theory_times(problem, batch_size, spec.name):
         curvature = problem.curvature()
-        target = problem.gap_target(gap_tol)
+        target = problem.gap_target(ask.gap)
         predicted = curvature.epochs_to_reach(problem.error(params), lr, target, MAX_EPOCHS)
-        if until and (
+        if chosen.until_converged and (
             curvature.epochs_to_reach(problem.error(params), curvature.best_lr, target, MAX_EPOCHS)
             is None
         ):  # not even the fastest rate gets there within the cap: say why before training
             ill = ill_conditioned(problem)
-    if epochs is None:
-        epochs = DEFAULT_EPOCHS
-        if until:
-            epochs = MAX_EPOCHS
-            if predicted is not None:
-                epochs = min(MAX_EPOCHS, max(DEFAULT_EPOCHS, HEADROOM * predicted))
-    if tol is None:
-        tol = 0.0 if until and spec.name == "constant" else DEFAULT_TOL
-    return Plan(lr, rule, epochs, until, predicted, tol, probe, ill)
+    if chosen.until_converged:
+        epochs = MAX_EPOCHS
+        if predicted is not None:
+            epochs = min(MAX_EPOCHS, max(DEFAULT_EPOCHS, HEADROOM * predicted))
+    return replace(
+        chosen, lr=lr, lr_rule=rule, epochs=epochs, predicted=predicted, probe=probe, ill=ill
+    )
 
 
 def probe_epochs(problem: Problem, batch_size: int | None, budget: int) -> int:
@@ -153,6 +259,13 @@ def probe_epochs(problem: Problem, batch_size: int | None, budget: int) -> int:
     return max(1, min(budget // PROBE_SHARE, math.ceil(PROBE_UPDATES / per_epoch)))
 
 
+def probe_grid(problem: Problem) -> tuple[float, ...]:
+    """The rates a probe tries: PROBE_RATES from 1/1000 of the ceiling to the ceiling (the affine
+    model's full-batch bound 2/λmax; 1 for a network on standardised features and targets)."""
+    ceiling = problem.curvature().stable_lr if problem.affine else 1.0
+    return tuple(float(r) for r in np.geomspace(ceiling / 1000, ceiling, PROBE_RATES))
+
+
 def probed_rate(
     problem: Problem,
     params: Params,
@@ -160,18 +273,16 @@ def probed_rate(
     spec: ScheduleSpec,
     seed: int,
     gap_tol: float,
-    patience: int,
-    budget: int,
+    chosen: Plan,
     on_epoch: Callable[[EpochInfo], None] | None = None,
 ) -> tuple[float, Probe]:
-    """The rate a short sweep picks (see the module's docstring); NoRateFound when every probed
-    rate failed."""
+    """The rate a short sweep picks, each rate trained under the run's own rules (`chosen`) for
+    `probe_epochs`, read by the rule sweep-lr suggests by; NoRateFound when every rate failed."""
     from babynn_cli.core.sweep import sweep
 
-    ceiling = problem.curvature().stable_lr if problem.affine else 1.0
-    rates = tuple(float(r) for r in np.geomspace(ceiling / 1000, ceiling, PROBE_RATES))
-    epochs = probe_epochs(problem, batch_size, budget)
-    settings = TrainSettings(epochs, batch_size, 0.0, patience, False)
+    rates = probe_grid(problem)
+    epochs = probe_epochs(problem, batch_size, chosen.epochs)
+    settings = replace(chosen, epochs=epochs).settings(batch_size)
     found = sweep(problem, params, rates, spec, settings, seed, gap_tol, on_epoch)
     if found.suggested_lr is None:
         raise NoRateFound(

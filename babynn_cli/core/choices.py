@@ -52,7 +52,8 @@ VERDICTS = (
     (
         "converged",
         "the affine model came within --gap-tol (relative) of the least-squares optimum L*; a "
-        "network's loss settled at its best (the --tol rule stopped it within --gap-tol of it)",
+        "network's loss settled: the plateau rule stopped it (no new best by more than --tol for "
+        "its patience, on the validation loss when there is a split)",
     ),
     ("still falling", "not there yet, and the loss was still going down when the run ended"),
     (
@@ -68,8 +69,41 @@ VERDICTS = (
     ),
 )
 
-# How long runs are when --epochs and --tol are not given (see `core.auto`: a full-batch fit of the
-# affine model runs until converged instead, at most MAX_EPOCHS epochs, with no --tol rule)
+# What babynn chooses when the user does not (see `core.auto`, whose docstring is the table).
+# The most epochs of a run without --epochs (a full-batch fit of the affine model runs until
+# converged instead, at most MAX_EPOCHS), and its plateau rule: a run whose loss may rise and fall
+# (minibatches, networks) stops once its monitored loss has not improved on its best by more than
+# ROUGH_TOL (relative) for ROUGH_PATIENCE epochs or a ROUGH_PATIENCE_SHARE of the epochs run,
+# whichever is more; a full-batch run of the affine model, whose loss only falls, by DEFAULT_TOL
+# for DEFAULT_PATIENCE epochs.
 DEFAULT_EPOCHS = 1000
 MAX_EPOCHS = 1_000_000
 DEFAULT_TOL = 1e-10
+DEFAULT_PATIENCE = 5
+ROUGH_TOL = 5e-4
+ROUGH_PATIENCE = 20
+ROUGH_PATIENCE_SHARE = 0.25
+# ... and at most ROUGH_ROW_VISITS rows × epochs (at least MIN_ROUGH_EPOCHS epochs): about twice
+# the work of scikit-learn's MLPRegressor's 200 epochs on a few thousand rows
+ROUGH_ROW_VISITS = 1_500_000
+MIN_ROUGH_EPOCHS = 100
+DEFAULT_GAP_TOL = 1e-6
+# A network trains by minibatch descent, NETWORK_BATCH rows an update, unless told otherwise; with
+# no --epochs it holds out NETWORK_VAL_FRAC of the rows to stop on (when that is at least
+# MIN_VAL_ROWS rows), and keeps its best epoch's weights.
+NETWORK_BATCH = 64
+NETWORK_VAL_FRAC = 0.1
+MIN_VAL_ROWS = 20
+
+# The one rule that picks a rate: sweep-lr's suggestion, and fit --lr auto from its short sweep
+# (`core.sweep.suggest`).
+STEADY_RISE = 0.25  # a curve that rose more than this above its best so far is not steady
+
+SUGGESTION_RULE = (
+    "among the rates below the smallest rate that diverged or went unstable, the steady ones "
+    f"(whose training loss never rose more than {STEADY_RISE:.0%} above its best so far: a "
+    "margin from the divergence edge for curves that rise and fall), or all of them when none is "
+    "steady; of "
+    "those, the ones whose final loss is within --gap-tol of their lowest final loss; of them, the "
+    "one that got there in the fewest epochs (the smaller rate on a tie)"
+)

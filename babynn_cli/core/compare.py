@@ -13,13 +13,13 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from babynn_cli.core.auto import Ask, most_epochs, rules
 from babynn_cli.core.fitted import Fitted, train_problem
 from babynn_cli.core.history import EpochInfo
 from babynn_cli.core.problem import Problem, updates_per_epoch
 from babynn_cli.core.reference import LeastSquares
 from babynn_cli.core.schedules import ScheduleSpec
 from babynn_cli.core.stopping import StopReason
-from babynn_cli.core.train import TrainSettings
 from babynn_cli.core.verdict import Verdict, relative_gap
 from babynn_cli.core.vocabulary import Params, mse
 
@@ -139,14 +139,14 @@ def compare(
     problem: Problem,
     params: Params,
     configs: Sequence[Config],
-    settings: TrainSettings,
+    ask: Ask,
     seed: int,
-    gap_tol: float = 1e-6,
     on_epoch: Callable[[EpochInfo], None] | None = None,
     saved: Sequence[ModelPredictions] = (),
 ) -> Comparison:
     """Run every configuration and set them, and the saved models, beside the optimum: the
-    least-squares affine fit (for networks too: the table shows how far they get past it)."""
+    least-squares affine fit (for networks too: the table shows how far they get past it). Each
+    run stops by the rules `fit` gives it (`core.auto.rules`: `ask` holds the options given)."""
     W, w0 = problem.optimum_in_data_units()  # the one least-squares fit: fit's L* is its loss
     ref = LeastSquares(W, w0, problem.optimum_loss, problem.optimum_unique)
     val = problem.val
@@ -155,7 +155,7 @@ def compare(
         ref_val = val.raw_moments.loss_and_r2({"W": ref.W, "w0": ref.w0})[0]
     elif val is not None:
         ref_val = mse(val.Y, val.X @ ref.W + ref.w0)
-    rows = _runs(problem, params, configs, settings, seed, gap_tol, ref, on_epoch)
+    rows = _runs(problem, params, configs, ask, seed, ref, on_epoch)
     for model in saved:
         loss = model.train_loss
         row = _row(
@@ -175,22 +175,25 @@ def _runs(
     problem: Problem,
     params: Params,
     configs: Sequence[Config],
-    settings: TrainSettings,
+    ask: Ask,
     seed: int,
-    gap_tol: float,
     ref: LeastSquares,
     on_epoch: Callable[[EpochInfo], None] | None,
 ) -> list[Row]:
-    """Train the configurations, those of one batch size together as one stack."""
+    """Train the configurations, those of one batch size together as one stack, under the rules
+    of the group's first schedule (runs that train together stop by one set of rules)."""
+    gap_tol = ask.gap
     rows: list[Row] = []
     groups: dict[int | None, list[Config]] = {}
     for config in configs:
         groups.setdefault(config.batch_size, []).append(config)
     for batch_size, group in groups.items():
-        total = settings.epochs * updates_per_epoch(problem.n_train, batch_size)
+        epochs = most_epochs(problem, batch_size, ask)
+        total = epochs * updates_per_epoch(problem.n_train, batch_size)
         schedules = [replace(c.schedule, total_updates=total).at(c.lr) for c in group]
         watch = problem.converged_loss(gap_tol)  # (L − L*)/L* ≤ gap_tol, noted exactly
-        group_settings = replace(settings, batch_size=batch_size, watch_loss=watch)
+        chosen = rules(problem, batch_size, ask, group[0].schedule, epochs)
+        group_settings = replace(chosen.settings(batch_size), watch_loss=watch)
         result = train_problem(problem, params, schedules, group_settings, seed, on_epoch)
         for k, config in enumerate(group):
             fitted = Fitted.of(problem, result, k, gap_tol)

@@ -153,12 +153,21 @@ class MinibatchDescent:
         for epoch in range(first, last + 1):
             table = rates((epoch - 1) * self.updates_per_epoch, self.updates_per_epoch)
             order = data.order(self.rng)
-            params = self.params
-            for lr, lo in zip(table, range(0, len(order), batch), strict=True):
+            # runs whose rate is 0 all epoch (they stopped) do not move: left out of the work
+            active = np.flatnonzero(table.any(axis=0))
+            every = len(active) == table.shape[1]
+            params = self.params if every else {k: v[active] for k, v in self.params.items()}
+            steps = table if every else table[:, active]
+            for lr, lo in zip(steps, range(0, len(order), batch), strict=True):
                 idx = order[lo : lo + batch]
                 X, Y = data.rows(idx), data.targets(idx)
                 _, grads = self.model.losses_and_grads(params, X, Y)
                 params = update(params, grads, lr)
+            if not every:
+                moved = {k: v.copy() for k, v in self.params.items()}
+                for k in moved:
+                    moved[k][active] = params[k]
+                params = moved
             self.params = params
             yield Epochs.one(params, self.losses(params), table[-1])
 

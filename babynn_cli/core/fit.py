@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Protocol
 
 from babynn_cli.core import auto
-from babynn_cli.core.choices import DEFAULT_EPOCHS
 from babynn_cli.core.fitted import Fitted, train_problem
 from babynn_cli.core.history import EpochInfo
 from babynn_cli.core.problem import Problem
@@ -27,17 +26,13 @@ Progress = AbstractContextManager[Callable[[EpochInfo], None]]
 
 @dataclass(frozen=True)
 class FitRequest:
-    """What the user asked for; None where babynn chooses (see `core.auto`)."""
+    """What the user asked for: the run's options (`ask`: None where babynn chooses, see
+    `core.auto`), the batch size (None: full batch), the schedule, the seed."""
 
-    lr: float | None
-    epochs: int | None
-    tol: float | None
+    ask: auto.Ask
     batch_size: int | None
     schedule: ScheduleSpec
     seed: int
-    gap_tol: float = 1e-6
-    patience: int = 5
-    early_stopping: bool = False
     history_every: int | None = None
 
 
@@ -70,29 +65,27 @@ class FitRun:
 
 def run(problem: Problem, params: Params, request: FitRequest, watch: FitWatch) -> FitRun:
     """Plan, train and judge one run from `params`; auto.NoRateFound when no probed rate worked."""
-    r = request
+    r, ask = request, request.ask
 
     def planned(on_probe: Callable[[EpochInfo], None] | None = None) -> auto.Plan:
         return auto.plan(
-            problem, params, lr=r.lr, epochs=r.epochs, tol=r.tol, batch_size=r.batch_size,
-            spec=r.schedule, seed=r.seed, gap_tol=r.gap_tol, patience=r.patience,
+            problem, params, ask, batch_size=r.batch_size, spec=r.schedule, seed=r.seed,
             on_epoch=on_probe,
         )  # fmt: skip
 
-    if auto.probes(problem, r.batch_size, r.lr):
-        budget = DEFAULT_EPOCHS if r.epochs is None else r.epochs
+    if auto.probes(problem, r.batch_size, ask.lr):
+        budget = auto.most_epochs(problem, r.batch_size, ask)
         with watch.probing(auto.probe_epochs(problem, r.batch_size, budget)) as on_probe:
             plan = planned(on_probe)
     else:
         plan = planned()
     schedule = r.schedule.at(plan.lr)
     watch.planned(plan, schedule)
-    settings = plan.settings(problem, r.batch_size, r.patience, r.early_stopping, r.gap_tol)
-    settings = replace(settings, history_every=r.history_every)
+    settings = plan.settings(r.batch_size, r.history_every)
     with watch.training(plan.epochs) as on_epoch:
         result = train_problem(problem, params, [schedule], settings, r.seed, on_epoch)
-    fitted = Fitted.of(problem, result, 0, r.gap_tol)
+    fitted = Fitted.of(problem, result, 0, ask.gap)
     advice = advise(
-        problem, params, fitted.params, fitted.history, r.batch_size, r.gap_tol, fitted.verdict
+        problem, params, fitted.params, fitted.history, r.batch_size, ask.gap, fitted.verdict
     )
     return FitRun(plan, schedule, fitted, advice)

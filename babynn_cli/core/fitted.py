@@ -96,8 +96,9 @@ class Fitted:
         optimum = problem.optimum_loss if problem.affine else None
         scale = problem.gap_scale if problem.affine else None
         judgement = judge(
-            history.train_loss[:, 0], result.runs[k], optimum, gap_tol, scale, history.epoch
-        )
+            history.train_loss[:, 0], result.runs[k], optimum, gap_tol, scale, history.epoch,
+            result.trend(k, problem.train.moments.spread),
+        )  # fmt: skip
         W = bias = None
         if problem.affine:
             W, bias = to_raw_units(params, problem.scaler.mean, problem.scaler.scale)

@@ -40,7 +40,7 @@ def derivative(name: str, z: np.ndarray, a: np.ndarray) -> np.ndarray:
     if name == "tanh":
         return 1.0 - a * a  # tanh' = 1 - tanh²
     if name == "relu":
-        return (z > 0.0).astype(z.dtype)  # relu' = 1 where z > 0
+        return np.greater(z, 0.0)  # relu' = 1 where z > 0 (booleans multiply as 0 and 1)
     return a * (1.0 - a)  # σ' = σ(1 - σ)
 
 
@@ -60,7 +60,7 @@ class MLP(Model):
 
     @property
     def depth(self) -> int:
-        return len(self.sizes) - 1
+        return len(self.hidden) + 1
 
     def init_params(self, rng: np.random.Generator, how: str = "normal") -> Params:
         """Each layer's W and b from N(0, 1/fan_in), as the notes draw the affine model's;
@@ -87,11 +87,12 @@ class MLP(Model):
         """
         acts: list[np.ndarray] = [X]
         pres: list[np.ndarray] = []
-        for layer in range(1, self.depth + 1):
+        depth = self.depth
+        for layer in range(1, depth + 1):
             z = np.matmul(acts[-1], stack[f"W{layer}"])  # z = Wᵀa for every row, (K, N, out)
             z += stack[f"b{layer}"][:, None, :]  # ... + b
             pres.append(z)
-            acts.append(z if layer == self.depth else activate(self.activation, z))
+            acts.append(z if layer == depth else activate(self.activation, z))
         return pres, acts
 
     def predict(self, params: Params, X: np.ndarray) -> np.ndarray:

@@ -58,6 +58,7 @@ class Problem:
     # a network learns (y − target_mean) / target_scale (`target_scaling`); None: y itself
     target_mean: np.ndarray | None = None
     target_scale: float = 1.0
+    val_frac: float = 0.0  # the share of the rows held out for validation, as asked
 
     @property
     def affine(self) -> bool:
@@ -177,7 +178,8 @@ def make_problem(
     def biggest() -> float:
         return float(max(np.abs(X_tr).max(), np.abs(Y_tr).max()))
 
-    return _assembled(raw, rows, standardize, intercept, hidden, activation, biggest)
+    problem = _assembled(raw, rows, standardize, intercept, hidden, activation, biggest)
+    return replace(problem, val_frac=val_frac if held is not None else 0.0)
 
 
 TargetScaling = tuple[np.ndarray | None, float]  # (target_mean, target_scale): see `target_scaling`
@@ -305,7 +307,8 @@ def make_streamed_problem(
         val = StreamedRows.of(val_blocks, Moments.of_blocks(val_blocks), *scaled)
         return train, replace(val, target_mean=target[0], target_scale=target[1])
 
-    return _assembled(raw, rows, standardize, intercept, hidden, activation)
+    problem = _assembled(raw, rows, standardize, intercept, hidden, activation)
+    return replace(problem, val_frac=val_frac if val_blocks is not None else 0.0)
 
 
 @dataclass(frozen=True)

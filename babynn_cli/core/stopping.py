@@ -77,13 +77,21 @@ class RunEnd:
 class StopRules:
     """What ends a run before its epochs run out, besides divergence: the monitored loss (validation
     loss with `early_stopping`, training loss otherwise) improving on its best by less than `tol`
-    relative for `patience` epochs in a row (tol = 0 turns that off), or the training loss at or
-    below `target_loss` (None: no goal)."""
+    relative for `patience` epochs in a row, or `patience_share` of the epochs run when that is
+    more (tol = 0 turns that off), or the training loss at or below `target_loss` (None: no
+    goal)."""
 
     tol: float
     patience: int
     early_stopping: bool = False
     target_loss: float | None = None
+    # ... or this share of the epochs run, when that is more: a run that has improved for 400
+    # epochs waits 100 without a new best (its best comes further apart as it slows down)
+    patience_share: float = 0.0
+    # what `tol` is a fraction of: the best loss so far (False), or the targets' variance, the
+    # loss of predicting their mean (True): an improvement of the loss by 1e-4 of the variance
+    # raises R² by 1e-4, whatever the loss has come down to
+    tol_of_spread: bool = False
 
 
 @dataclass(frozen=True)
@@ -144,6 +152,7 @@ class Rules:
     lowest: np.ndarray  # (K,) the lowest training loss so far
     best_epoch: np.ndarray  # (K,) with early stopping: the epoch of the best validation loss
     best_params: Params  # with early stopping: the weights of that epoch
+    spread: float  # the loss of predicting the mean target (what `tol_of_spread` measures by)
 
     @classmethod
     def start(
@@ -163,7 +172,7 @@ class Rules:
         lowest = loss.copy()
         return cls(
             rules, exact, ceiling, floor, monitor[0].copy(), zeros, zeros.copy(), lowest,
-            zeros.copy(), best,
+            zeros.copy(), best, spread,
         )  # fmt: skip
 
     def read(self, record: Record, first: int, last: int) -> Stops:
@@ -183,9 +192,12 @@ class Rules:
             far = self.ceiling < L
             diverges = ~np.isfinite(L) | far | rule
             # a loss within rounding of 0 has nothing left to gain (a constant target, an exact fit)
-            improved = (best_before - M > s.tol * np.abs(best_before)) & (self.floor < M)
+            scale = self.spread if s.tol_of_spread else np.abs(best_before)
+            improved = (best_before - M > s.tol * scale) & (self.floor < M)
         stales = _run_lengths(~improved, self.stale)
-        converges = stales >= s.patience if s.tol > 0 else np.zeros_like(improved)
+        epochs = np.arange(first, last + 1)[:, None]
+        patience = np.maximum(s.patience, np.ceil(s.patience_share * epochs))
+        converges = stales >= patience if s.tol > 0 else np.zeros_like(improved)
         reason = StopReason.EARLY_STOPPING if s.early_stopping else StopReason.TOL
         reached = np.zeros_like(diverges)
         if s.target_loss is not None:

@@ -14,14 +14,15 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from babynn_cli.core.choices import STEADY_RISE
 from babynn_cli.core.fitted import train_problem
 from babynn_cli.core.history import EpochInfo
 from babynn_cli.core.problem import Problem
 from babynn_cli.core.schedules import ScheduleSpec
-from babynn_cli.core.stopping import StopReason
+from babynn_cli.core.stopping import ROUNDING, StopReason
 from babynn_cli.core.theory import Curvature
 from babynn_cli.core.train import TrainResult, TrainSettings
-from babynn_cli.core.verdict import Verdict, judge
+from babynn_cli.core.verdict import Trend, Verdict, judge
 from babynn_cli.core.vocabulary import Params
 
 
@@ -46,6 +47,14 @@ class SweepRow:
     stopped_epoch: int  # the epoch the run stopped at (diverged at, for a diverged run)
     from_theory: bool = False  # the rate 2/(λmax + λmin), added by the sweep itself
     predicted_epochs: int | None = None
+    # how far the training loss rose above its best so far, at its highest (relative): 0 for a
+    # curve that only fell (it is the training loss that blows up past the divergence edge)
+    rise: float = 0.0
+
+    @property
+    def steady(self) -> bool:
+        """Its loss never rose more than STEADY_RISE above its best so far."""
+        return self.rise <= STEADY_RISE
 
 
 @dataclass(frozen=True)
@@ -63,7 +72,7 @@ class Sweep:
     rows: tuple[SweepRow, ...]  # by rate, ascending
     theory: Theory
     monitor: str  # "training" or "validation": the loss the suggestion reads
-    best_loss: float  # the lowest final monitored loss among runs that did not fail
+    best_loss: float  # the lowest final monitored loss the suggestion reads (`suggest`)
     suggested: int | None  # index into rows
     edge: tuple[float | None, float | None]  # (largest rate below it, smallest that diverged)
     full_batch: bool
@@ -120,20 +129,14 @@ def sweep(
     result = train_problem(problem, params, [spec.at(lr) for lr in rates], settings, seed, on_epoch)
     predict = problem.affine and full_batch and spec.name == "constant"
     rows = _rows(problem, params if predict else None, result, rates, theory_lr, gap_tol)
-    failed = [row.verdict.failed for row in rows]
-    alive = [k for k in range(len(rows)) if not failed[k]]
-    best_loss = min((rows[k].final_monitored for k in alive), default=math.inf)
-    within = best_loss + gap_tol * abs(best_loss)
-    rows = _reached(rows, result, within)
+    pool = _pool(rows)
+    best_loss = min((rows[k].final_monitored for k in pool), default=math.inf)
+    rows = _reached(rows, result, best_loss + gap_tol * abs(best_loss))
     first_failed = next((row.lr for row in rows if row.verdict.failed), None)
-    below_alive = [k for k in alive if first_failed is None or rows[k].lr < first_failed]
+    below_alive = [k for k, row in enumerate(rows) if not row.verdict.failed]
+    below_alive = [k for k in below_alive if first_failed is None or rows[k].lr < first_failed]
     edge = (rows[below_alive[-1]].lr if below_alive else None, first_failed)
-    candidates = [
-        k
-        for k in below_alive
-        if rows[k].final_monitored <= within and rows[k].reached_epoch is not None
-    ]
-    suggested = min(candidates, key=lambda k: (rows[k].reached_epoch, rows[k].lr), default=None)
+    suggested = suggest(rows, gap_tol)
     measured = None
     if theory_lr is not None:
         k = rates.index(theory_lr)
@@ -150,6 +153,34 @@ def sweep(
         result=result,
         measured_epochs=measured,
     )
+
+
+def suggest(rows: Sequence[SweepRow], gap_tol: float) -> int | None:
+    """The one rule that picks a rate, for `sweep-lr`'s suggestion and `fit --lr auto` alike:
+    SUGGESTION_RULE, over rows sorted by rate whose `reached_epoch` counts from their pool's best
+    (as `sweep` notes it). None when every rate failed."""
+    pool = _pool(rows)
+    if not pool:
+        return None
+    best = min(rows[k].final_monitored for k in pool)
+    close = [k for k in pool if rows[k].final_monitored <= best + gap_tol * abs(best)]
+    return min(close, key=lambda k: (_epochs_or_inf(rows[k].reached_epoch), rows[k].lr))
+
+
+def _pool(rows: Sequence[SweepRow]) -> list[int]:
+    """The rates the suggestion chooses from: below the smallest that failed, the steady ones,
+    or all of them when none is steady."""
+    first_failed = next((row.lr for row in rows if row.verdict.failed), None)
+    below = [
+        k
+        for k, row in enumerate(rows)
+        if not row.verdict.failed and (first_failed is None or row.lr < first_failed)
+    ]
+    return [k for k in below if rows[k].steady] or below
+
+
+def _epochs_or_inf(epoch: int | None) -> float:
+    return math.inf if epoch is None else epoch
 
 
 def _rows(
@@ -169,6 +200,11 @@ def _rows(
     scale = problem.gap_scale if problem.affine else None
     curvature = problem.curvature()
     target = problem.gap_target(gap_tol) if problem.affine else 0.0
+    spread = problem.train.moments.spread
+
+    def trend(k: int) -> Trend | None:
+        return result.trend(k, spread)
+
     rows = []
     for k, end in enumerate(result.runs):
         last = end.weights_epoch
@@ -187,15 +223,31 @@ def _rows(
                 final_monitored=float(monitored[h.row(last), k]),
                 best_loss=float(np.nanmin(monitored[: h.row(last) + 1, k])),
                 reached_epoch=None,
-                verdict=judge(h.train_loss[:, k], end, optimum, gap_tol, scale, h.epoch).verdict,
+                verdict=judge(
+                    h.train_loss[:, k], end, optimum, gap_tol, scale, h.epoch, trend(k)
+                ).verdict,
                 stop_reason=end.stop_reason,
                 epochs_to_optimum=measured,
                 stopped_epoch=end.epochs_run,
                 from_theory=rates[k] == theory_lr,
                 predicted_epochs=predicted,
+                rise=_rise(h.train_loss[: h.row(end.epochs_run) + 1, k]),
             )
         )
     return rows
+
+
+def _rise(losses: np.ndarray) -> float:
+    """How far a loss curve rose above its best so far, at its highest, relative to that best
+    (0 when it only fell; inf when it became non-finite). Wiggles of rounding near a loss of 0
+    (an exact fit) are not rises."""
+    if not np.isfinite(losses).all():
+        return math.inf
+    best = np.minimum.accumulate(losses)
+    floor = ROUNDING * max(float(losses[0]), float(np.finfo(float).tiny))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(best > floor, losses / best - 1.0, 0.0)
+    return float(max(ratio.max(initial=0.0), 0.0))
 
 
 def _reached_optimum(result: TrainResult, k: int) -> int | None:

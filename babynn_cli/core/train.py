@@ -13,6 +13,7 @@ rule, `core.descent`; the history, `core.history`), stopping rules (`core.stoppi
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
@@ -28,6 +29,7 @@ from babynn_cli.core.schedules import Schedule
 from babynn_cli.core.signals import Held, held
 from babynn_cli.core.stopping import Rules, RunEnd, StopReason, StopRules
 from babynn_cli.core.threads import blas_threads
+from babynn_cli.core.verdict import Trend
 from babynn_cli.core.vocabulary import Evaluator, Params, full_batch, stack
 
 # Epochs run in blocks that double while a block takes less than BLOCK_SECONDS; the stopping rules
@@ -61,7 +63,10 @@ def train(
     params = stack(params, K)
     start = descent.restart(params)
     record = Record.start(E, start, val_losses, params, settings.history_every, settings.watch_loss)
-    rules = Rules.start(record, data.moments.spread, settings.stop_rules, descent.exact, params)
+    # the loss of predicting the mean target, in the units the model learns (a network's targets
+    # are standardised: its losses are the targets' own over target_scale²)
+    spread = data.moments.spread / data.target_scale**2
+    rules = Rules.start(record, spread, settings.stop_rules, descent.exact, params)
     running = np.ones(K, dtype=bool)
     ends: list[RunEnd | None] = [None] * K
     pins: set[int] = set()  # epochs the history must keep: where runs ended, and the one before
@@ -113,7 +118,7 @@ def train(
         params, runs = rules.keep_best(params, runs)
     pins |= {r.epochs_run for r in runs} | {max(r.epochs_run - 1, 0) for r in runs}
     history = record.history(max(r.epochs_run for r in runs), descent.updates_per_epoch, val, pins)
-    return TrainResult(params=params, history=history, runs=tuple(runs))
+    return TrainResult(params, history, tuple(runs), settings.stop_rules, descent.exact)
 
 
 @dataclass(frozen=True)
@@ -140,10 +145,17 @@ class TrainSettings:
     # history keeps): the affine model within --gap-tol of L*
     watch_loss: float | None = None
 
+    # the --tol rule waits `patience` epochs, or this share of the epochs run when that is more
+    patience_share: float = 0.0
+    tol_of_spread: bool = False  # tol is a fraction of the targets' variance, not the best loss
+
     @property
     def stop_rules(self) -> StopRules:
         """The stopping rules these settings ask for (`core.stopping`)."""
-        return StopRules(self.tol, self.patience, self.early_stopping, self.target_loss)
+        return StopRules(
+            self.tol, self.patience, self.early_stopping, self.target_loss, self.patience_share,
+            self.tol_of_spread,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -151,6 +163,20 @@ class TrainResult:
     params: Params  # stacked; per run the last finite epoch's, or the best with early stopping
     history: History
     runs: tuple[RunEnd, ...]
+    rules: StopRules  # the stopping rules the runs trained under
+    exact: bool  # the descent was exact (the affine model at full batch)
+
+    def trend(self, k: int, spread: float) -> Trend | None:
+        """How run k's verdict reads whether it was still falling, for a rough run (None: an
+        exact one, whose loss only falls); see `core.verdict.Trend`. `spread`: the loss of
+        predicting the mean target, in the history's units."""
+        if self.exact:
+            return None
+        h, r = self.history, self.rules
+        watched = h.val_loss if r.early_stopping and h.val_loss is not None else None
+        monitored = (h.train_loss if watched is None else watched)[:, k]
+        window = max(r.patience, math.ceil(r.patience_share * self.runs[k].epochs_run))
+        return Trend(monitored, window, r.tol, spread if r.tol_of_spread else None)
 
 
 def _descend(

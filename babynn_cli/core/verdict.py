@@ -10,11 +10,15 @@ Lend at its last epoch, and for the affine model the least-squares optimum L*:
   every epoch and may end an ulp above its start).
 - unstable: Lend > UNSTABLE_FACTOR·Lbest: the loss blew up well above its best and did not come
   back.
-- converged: the affine model: (Lend − L*)/L* ≤ gap_tol. A network (no L* to reach): the --tol
-  rule stopped it and Lend is within gap_tol (relative) of Lbest: the loss has settled at its best.
-- still falling: not there yet, and Lend is the lowest loss of the run: it was still going down.
-- plateau: not there, and no longer falling: the loss wanders above its best. Stochastic descent at
-  a constant rate settles at such a noise floor around the optimum.
+- converged: the affine model: (Lend − L*)/L* ≤ gap_tol. A network (no L* to reach): the plateau
+  rule stopped it (the --tol rule on the training loss, or early stopping on the validation loss):
+  its monitored loss made no new best by more than --tol for the rule's patience — it has settled.
+- still falling: not there yet, and still going down: Lend is the lowest loss of the run; for a
+  rough run (minibatches, networks: the loss also rises by chance), its monitored loss made a new
+  best within the plateau rule's last window of epochs (`Trend`).
+- plateau: not there, and no longer falling: the loss wanders above its best, or a rough run's
+  plateau rule stopped it short of L*. Stochastic descent at a constant rate settles at such a
+  noise floor around the optimum.
 """
 
 from __future__ import annotations
@@ -48,6 +52,30 @@ class Verdict(StrEnum):
 
 
 assert [v.value for v in Verdict] == [name for name, _ in VERDICTS]
+
+
+@dataclass(frozen=True)
+class Trend:
+    """What tells a rough run (minibatches, a network) still falling from settled, when no L* says
+    it: its monitored loss (the validation loss when it stopped on it, else the training loss)
+    made a new best, by more than `tol` (relative), within its last `window` epochs. A noisy curve
+    is rarely at its lowest at its last epoch, so the last epoch alone cannot tell."""
+
+    monitored: np.ndarray  # at the history's epochs
+    window: int
+    tol: float
+    scale: float | None = None  # what tol is a fraction of (None: the best loss so far)
+
+    def falling(self, epochs: np.ndarray, last: int) -> bool:
+        """Whether a new best came within the last `window` epochs up to `last`."""
+        upto = epochs <= last
+        M = np.where(np.isfinite(self.monitored), self.monitored, np.inf)[upto]
+        recent = epochs[upto] > last - self.window
+        if recent.all() or not recent.any():
+            return True  # the run is shorter than the window: too soon to call it settled
+        before, lately = M[~recent].min(), M[recent].min()
+        scale = abs(before) if self.scale is None else self.scale
+        return bool(lately < before - self.tol * scale)
 
 
 @dataclass(frozen=True)
@@ -86,11 +114,14 @@ def judge(
     gap_tol: float,
     gap_scale: float | None = None,
     epochs: np.ndarray | None = None,
+    trend: Trend | None = None,
 ) -> Judgement:
     """The verdict of one run from its training losses at `epochs` (None: every epoch, epoch 0
     first; a long run's history keeps some, always the first, the best, the last and the one
-    whose weights were kept; nan after it stopped), why it stopped, L* (None for a network) and
-    what gaps are measured against (`Problem.gap_scale`; None: L*)."""
+    whose weights were kept; nan after it stopped), why it stopped, L* (None for a network),
+    what gaps are measured against (`Problem.gap_scale`; None: L*) and, for a rough run, how to
+    tell it still falling (`trend`; None: an exact run, falling while its last loss is its
+    lowest)."""
     curve = np.asarray(losses, dtype=float)
     at = np.arange(len(curve)) if epochs is None else np.asarray(epochs)
     last = end.epochs_run if end.stop_reason is StopReason.DIVERGED else end.weights_epoch
@@ -106,12 +137,16 @@ def judge(
             return Verdict.DIVERGED
         if Lend > UNSTABLE_FACTOR * Lbest:
             return Verdict.UNSTABLE
+        settled = end.stop_reason in (StopReason.TOL, StopReason.EARLY_STOPPING)
         if optimum_loss is not None:
             if relative_gap(Lend, optimum_loss, gap_scale) <= gap_tol:
                 return Verdict.CONVERGED
-        elif end.stop_reason is StopReason.TOL and Lend <= Lbest * (1 + gap_tol):
+            if settled and trend is not None:  # a rough run's plateau rule: short of L*
+                return Verdict.PLATEAU
+        elif settled:
             return Verdict.CONVERGED
-        return Verdict.STILL_FALLING if Lend <= Lbest else Verdict.PLATEAU
+        falling = trend.falling(at, end.epochs_run) if trend is not None else Lend <= Lbest
+        return Verdict.STILL_FALLING if falling else Verdict.PLATEAU
 
     return Judgement(verdict(), L0, Lbest, best_epoch, Lend, last, optimum_loss, gap_scale)
 

@@ -11,7 +11,14 @@ from rich.table import Table
 
 from babynn_cli.report.console import Reporter
 from babynn_cli.report.plot import HLine, Series, TextPlot, new_figure, png_bytes
-from babynn_cli.report.words import fmt, per_target, run_header, stop_message, what_happened
+from babynn_cli.report.words import (
+    Chose,
+    fmt,
+    per_target,
+    run_header,
+    stop_message,
+    what_happened,
+)
 
 if TYPE_CHECKING:
     from babynn_cli.core.auto import Plan
@@ -34,10 +41,11 @@ def header(
     batch_size: int | None,
     plan: Plan | None = None,
     gap_tol: float = 1e-6,
+    chose: Chose | None = None,
 ) -> None:
     """What is about to run, on stderr (see `words.run_header`)."""
     for line in run_header(
-        source, features, targets, problem, schedule, batch_size, None, plan, gap_tol
+        source, features, targets, problem, schedule, batch_size, None, plan, gap_tol, chose
     ):
         report.status(line)
 
@@ -57,8 +65,9 @@ class Watch:
         batch_size: int | None,
         gap_tol: float,
         check: Callable[[Plan], None] = lambda plan: None,
+        chose: Chose | None = None,
     ) -> None:
-        self.report, self.check = report, check
+        self.report, self.check, self.chose = report, check, chose
         self.about = (source, features, targets, problem, batch_size, gap_tol)
 
     def probing(self, epochs: int) -> Progress:
@@ -67,7 +76,10 @@ class Watch:
     def planned(self, plan: Plan, schedule: Schedule) -> None:
         self.check(plan)
         source, features, targets, problem, batch_size, gap_tol = self.about
-        header(self.report, source, features, targets, problem, schedule, batch_size, plan, gap_tol)
+        header(
+            self.report, source, features, targets, problem, schedule, batch_size, plan, gap_tol,
+            self.chose,
+        )  # fmt: skip
 
     def training(self, epochs: int) -> Progress:
         return self.report.progress(epochs)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -47,6 +48,7 @@ def run_header(
     schedule_text: str | None = None,
     plan: Plan | None = None,
     gap_tol: float = 1e-6,
+    chose: Chose | None = None,
 ) -> list[str]:
     """What is about to run, a line each: the data, the method, what theory says of the rate,
     and what babynn chose for the user (`plan`)."""
@@ -97,7 +99,7 @@ def run_header(
     if problem.affine and schedule_text is None:
         lines.append(theory_in_words(problem.curvature()))
     if plan is not None:
-        lines += plan_in_words(plan, features, gap_tol)
+        lines += plan_in_words(plan, features, gap_tol, problem, chose)
     return lines
 
 
@@ -149,10 +151,19 @@ def stop_message(run: RunEnd, tol: float, patience: int) -> str:
     return f"the divergence rule, at epoch {run.diverged_epoch} ({run.diverged_by})"
 
 
-def plan_in_words(plan: Plan, features: Sequence[str], gap_tol: float) -> list[str]:
-    """What babynn chose for the run, in words: the rate when none was given, the epochs when it
-    runs until converged, and why a run may not get there."""
+def plan_in_words(
+    plan: Plan,
+    features: Sequence[str],
+    gap_tol: float,
+    problem: Problem | None = None,
+    chose: Chose | None = None,
+) -> list[str]:
+    """What babynn chose for the run, in words: the batch size and the validation split (`chose`
+    says which were babynn's), the rate when none was given, the epochs and the rule that stops
+    the run when none was given, and why a run may not get there."""
     lines = []
+    if chose is not None and problem is not None:
+        lines += _choices_in_words(plan, problem, chose)
     if plan.lr_rule == "theory":
         lines.append(
             f"η = {fmt(plan.lr, 4)}, the fastest constant rate for this data (η* = 2/(λmax+λmin), "
@@ -163,7 +174,8 @@ def plan_in_words(plan: Plan, features: Sequence[str], gap_tol: float) -> list[s
         lines.append(
             f"η = {fmt(plan.lr, 4)}, picked by a short sweep: {len(rates)} rates from "
             f"{fmt(rates[0], 3)} to {fmt(rates[-1], 3)}, {epochs} epoch{'s' * (epochs != 1)} "
-            "each, the one that came lowest fastest; pass --lr to choose your own"
+            "each under this run's rules, read as sweep-lr reads its grid (of the steady rates "
+            "below the divergence edge, the lowest loss); pass --lr to choose your own"
         )
     if plan.until_converged:
         if plan.predicted is not None:
@@ -179,6 +191,51 @@ def plan_in_words(plan: Plan, features: Sequence[str], gap_tol: float) -> list[s
     if plan.ill is not None:
         lines.append(ill_conditioned_in_words(plan.ill, features))
     return lines
+
+
+@dataclass(frozen=True)
+class Chose:
+    """Which of a run's settings babynn chose (the user gave the others)."""
+
+    batch_size: bool = False
+    split: bool = False
+    epochs: bool = False
+
+
+def _choices_in_words(plan: Plan, problem: Problem, chose: Chose) -> list[str]:
+    """The batch size, the validation split and the stopping rule, when babynn chose them."""
+    lines = []
+    if chose.batch_size and not problem.affine:
+        lines.append(
+            "a network trains by minibatch descent, as the notes train it (--batch-size full for "
+            "gradient descent on every row)"
+        )
+    if not chose.epochs or plan.until_converged:
+        return lines
+    on, kept = "the training loss", ""
+    if plan.early_stopping:
+        held = f"the {problem.n_val} rows held out"
+        if chose.split:
+            held += ": --val-frac 0 trains on every row"
+        on, kept = f"the validation loss ({held})", ", keeping the best epoch's weights"
+    patience = f"{plan.patience} epochs"
+    if plan.patience_share:
+        patience += f" (or {plan.patience_share:.0%} of the epochs run when that is more)"
+    goal = ""
+    if plan.target_loss is not None:
+        goal = f"once (L − L*)/L* ≤ {_gap_tol_words(problem, plan)} (--gap-tol), or "
+    lines.append(
+        f"epochs: at most {plan.epochs:,}, stopping {goal}when {on} makes no new best by more "
+        f"than {plan.tol:g}{' of the targets’ variance' * plan.tol_of_spread} for {patience}"
+        f"{kept}; pass --epochs to run a fixed number"
+    )
+    return lines
+
+
+def _gap_tol_words(problem: Problem, plan: Plan) -> str:
+    """The relative gap a goal loss stands for."""
+    assert plan.target_loss is not None
+    return fmt((plan.target_loss - problem.optimum_loss) / problem.gap_scale, 3)
 
 
 def ill_conditioned_in_words(ill: IllConditioned, features: Sequence[str]) -> str:
@@ -265,6 +322,11 @@ def what_happened(fitted: Fitted, gap_tol: float, patience: int) -> str:
     if j.verdict is Verdict.STILL_FALLING:
         return f"still falling: {_gap_words(j)} after {j.final_epoch} epochs"
     if j.verdict is Verdict.PLATEAU:
+        if end.stop_reason in (StopReason.TOL, StopReason.EARLY_STOPPING):
+            return (
+                f"plateau: {_gap_words(j)} after {j.final_epoch} epochs, short of L*: the "
+                "plateau rule stopped it, the loss no longer improving"
+            )
         above = 100 * (j.final_loss / j.best_loss - 1)
         return (
             f"plateau: {_gap_words(j)} after {j.final_epoch} epochs, the loss "
@@ -307,33 +369,35 @@ def _apart(a: float, b: float) -> tuple[str, str]:
 
 
 def next_step(
-    fitted: Fitted, problem: Problem, advice: Advice, batch_size: int | None, lr: float
+    fitted: Fitted, problem: Problem, advice: Advice, batch_size: int | None, plan: Plan
 ) -> str | None:
-    """What to try after a run that did not converge, with numbers from this run."""
+    """What to try after a run that did not converge, with numbers from this run; only what
+    applies to it (no schedule it already uses, no noise where there is no stochastic descent)."""
     j, end = fitted.judgement, fitted.end
-    last_lr = float(fitted.history.lr[-1, 0]) if len(fitted.history.lr) > 1 else lr
+    last_lr = float(fitted.history.lr[-1, 0]) if len(fitted.history.lr) > 1 else plan.lr
+    rates = fitted.history.lr[1:, 0]
+    constant = bool(np.all(rates == rates[0])) if len(rates) else True
+    E = j.final_epoch
     if j.verdict is Verdict.CONVERGED:
         return None
     if j.verdict.failed:
         return stable_rate_hint(problem, batch_size, last_lr)
     if j.verdict is Verdict.PLATEAU:
-        return (
-            f"the noise of stochastic descent at η = {fmt(last_lr, 4)} keeps it there; a decaying "
-            "schedule (e.g. --schedule inverse) or a smaller --lr lowers the floor"
-        )
+        return _plateau_step(problem, batch_size, last_lr, constant, E)
     if end.stop_reason is StopReason.EARLY_STOPPING:
         return (
             f"early stopping kept epoch {end.weights_epoch}, the best validation loss; the "
             "training loss was still falling there, as it does when validation stops improving"
         )
-    E = j.final_epoch
     tol = " --tol 0" if end.stop_reason is StopReason.TOL else ""
+    if not (problem.affine and problem.full_batch(batch_size)) and plan.tol > 0:
+        # a fixed number of epochs runs with no rule: ask for the one this run stopped by
+        tol = f" --tol {plan.tol:g}" + (" --early-stopping" if plan.early_stopping else "")
     faster = ""
     if advice.best_lr is not None and advice.best_lr_epochs is not None:
-        how = "" if advice.more_epochs is not None else "full-batch descent (no --batch-size) at "
+        how = "" if problem.full_batch(batch_size) else "full-batch descent (--batch-size full) at "
         faster = f", or {how}--lr {fmt(advice.best_lr, 4)} gets there in {advice.best_lr_epochs}"
-    rates = fitted.history.lr[1:, 0]
-    if advice.more_epochs is not None and np.all(rates == rates[0]):  # a constant rate
+    if advice.more_epochs is not None and constant:
         return (
             f"about {advice.more_epochs} more epochs at η = {fmt(last_lr, 4)} "
             f"(--epochs {E + advice.more_epochs}{tol}){faster}"
@@ -344,7 +408,30 @@ def next_step(
             f"(--warm-start from this model with --lr {fmt(last_lr, 10)} --epochs "
             f"{advice.more_epochs}{tol}){faster}"
         )
-    return f"more epochs (e.g. --epochs {2 * max(E, 1)}{tol}){faster}"
+    return f"more epochs (e.g. --epochs {2 * max(end.epochs_run, 1)}{tol}){faster}"
+
+
+def _plateau_step(
+    problem: Problem, batch_size: int | None, lr: float, constant: bool, epochs: int
+) -> str:
+    """What lowers a plateau: for stochastic descent, less noise (a decaying rate, where the rate
+    does not decay yet; a smaller rate; larger batches); at full batch, a smaller rate."""
+    eta = f"η = {fmt(lr, 4)}"
+    if problem.full_batch(batch_size):
+        return (
+            f"full-batch descent at {eta} no longer lowers the loss: a smaller --lr may (the "
+            "weights can bounce across a narrow valley), or minibatches, whose noise moves on"
+        )
+    if constant:
+        return (
+            f"the noise of stochastic descent at {eta} keeps it there; a decaying schedule "
+            "(e.g. --schedule inverse), a smaller --lr or a larger --batch-size lowers the floor"
+        )
+    return (
+        f"the noise of stochastic descent keeps it there: the rate still decays ({eta} at the "
+        f"last epoch), so more epochs lower the floor (e.g. --epochs {2 * max(epochs, 1)}), and "
+        "so does a larger --batch-size"
+    )
 
 
 def _mark(ok: bool) -> str:
