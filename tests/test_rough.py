@@ -61,7 +61,7 @@ def test_fit_picks_the_rate_sweep_lr_suggests_on_the_same_grid(in_tmp, data, arg
 
 def test_a_network_trains_by_minibatches_unless_asked_for_full_batch(in_tmp):
     doc = run_json("fit", NONLINEAR, "--hidden", "4", "--epochs", "3", "--lr", "0.01")
-    assert doc["history"][-1]["updates"] == 3 * 16  # 1,000 rows in batches of 64
+    assert doc["history"][-1]["updates"] == 3 * 32  # 1,000 rows in batches of 32
     doc = run_json("fit", NONLINEAR, "--hidden", "4", "--epochs", "3", "--lr", "0.01", "-b", "full")
     assert doc["history"][-1]["updates"] == 3
 

@@ -91,7 +91,7 @@ DEFAULT_GAP_TOL = 1e-6
 # A network trains by minibatch descent, NETWORK_BATCH rows an update, unless told otherwise; with
 # no --epochs it holds out NETWORK_VAL_FRAC of the rows to stop on (when that is at least
 # MIN_VAL_ROWS rows), and keeps its best epoch's weights.
-NETWORK_BATCH = 64
+NETWORK_BATCH = 32
 NETWORK_VAL_FRAC = 0.1
 MIN_VAL_ROWS = 20
 
