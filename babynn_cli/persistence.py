@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from babynn_cli import __version__
 from babynn_cli.core.affine import AffineModel
 from babynn_cli.core.choices import ACTIVATIONS
 from babynn_cli.core.compare import ModelPredictions
+from babynn_cli.core.encoding import KINDS, Column, Encoding
 from babynn_cli.core.fit import FitRequest, FitRun
 from babynn_cli.core.fitted import Fitted
 from babynn_cli.core.mlp import MLP, layers_of, params_of
@@ -27,8 +29,8 @@ from babynn_cli.errors import ModelFileError, UsageError
 from babynn_cli.jsontext import dumps
 
 FORMAT = "babynn-model"
-FORMAT_VERSION = 2  # 2 added networks ("kind": "mlp"); version 1 files (affine) still load
-READABLE_VERSIONS = (1, 2)
+FORMAT_VERSION = 3  # 2 added networks ("kind": "mlp"), 3 encodings and ids; 1 and 2 still load
+READABLE_VERSIONS = (1, 2, 3)
 MAX_MODEL_BYTES = 1 << 30  # a model file larger than this is not babynn's: refused unread
 
 
@@ -59,6 +61,15 @@ class ModelFile:
     # a network's targets as it learnt them, (y − mean)/scale, already folded into its last layer
     # (recorded for the reader; files without it, written before, mean the same)
     target_scaling: dict[str, Any] | None = None
+    # how DATA's columns become `features` (None: each feature a numeric column of its name), and
+    # the id columns predict writes first
+    encoding: Encoding | None = None
+    ids: list[str] = field(default_factory=list)
+
+    @property
+    def reads(self) -> Encoding:
+        """How this model reads DATA's columns."""
+        return self.encoding if self.encoding is not None else Encoding.numbers(self.features)
 
     @classmethod
     def of(
@@ -69,8 +80,11 @@ class ModelFile:
         targets: list[str],
         training: dict[str, Any],
         result: dict[str, Any],
+        encoding: Encoding | None = None,
+        ids: Sequence[str] = (),
     ) -> ModelFile:
-        """The file of a finished fit: `training` records how it was made, `result` how it went."""
+        """The file of a finished fit: `training` records how it was made, `result` how it went,
+        `encoding` how DATA's columns became its features, `ids` the id columns."""
         network = problem.model if isinstance(problem.model, MLP) else None
         layers = None
         if network is not None:  # in the targets' own units, as before: `in_target_units`
@@ -93,6 +107,8 @@ class ModelFile:
             scale=problem.scaler.scale,
             training=training,
             result=result,
+            encoding=None if encoding is None or encoding.plain else encoding,
+            ids=list(ids),
         )
 
     @property
@@ -115,7 +131,9 @@ class ModelFile:
     ) -> ModelPredictions:
         """This model's predictions on the problem's rows (`features`: the data's columns), and
         its weights placed on those columns (0 for the ones it does not use) when it is affine."""
-        lacking = [f for f in self.features if f not in features]
+        # a category level DATA never holds is an indicator that is 0 in every one of its rows
+        levels = {f for c in self.reads.columns if c.kind == "category" for f in c.features}
+        lacking = [f for f in self.features if f not in features and f not in levels]
         if lacking:
             raise ModelFileError(
                 f"model '{path}' uses column(s) {', '.join(lacking)} that are not among the data's "
@@ -126,12 +144,16 @@ class ModelFile:
                 f"model '{path}' predicts {', '.join(self.targets)}; the data's target is "
                 f"{', '.join(targets)}"
             )
-        columns = [list(features).index(f) for f in self.features]
+        at = {f: k for k, f in enumerate(features)}
+        present = [k for k, f in enumerate(self.features) if f in at]
+        columns = [at[self.features[k]] for k in present]
 
         def loss(rows: Rows) -> float:
             sse, count = 0.0, 0
             for X, Y in rows.passes():  # block by block: streamed rows too
-                R = Y - self.predict(X[:, columns])
+                mine = np.zeros((len(X), len(self.features)))
+                mine[:, present] = X[:, columns]
+                R = Y - self.predict(mine)
                 sse, count = sse + float(np.einsum("ij,ij->", R, R)), count + len(X)
             return sse / count
 
@@ -139,7 +161,7 @@ class ModelFile:
         W = None
         if self.kind == "affine" and self.weights is not None:
             W = np.zeros((len(features), len(targets)))
-            W[columns] = self.weights
+            W[columns] = self.weights[present]
         bias = self.bias if W is not None else None
         return ModelPredictions(f"model {path}", loss(problem.train), val, W, bias)
 
@@ -273,6 +295,10 @@ def to_json(model: ModelFile) -> str:
                 "scale": float(model.target_scaling["scale"]),
                 "in_last_layer": True,
             }
+    if model.encoding is not None:
+        spec["encoding"] = model.encoding.record()
+    if model.ids:
+        spec["ids"] = list(model.ids)
     doc = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -360,6 +386,8 @@ def _model_of(doc: dict[str, Any], version: int) -> ModelFile:
         "scale": scale,
         "training": _field(doc, "training", dict, {}),
         "result": _field(doc, "result", dict, {}),
+        "encoding": _encoding(spec, features) if version >= 3 else None,
+        "ids": _ids(spec, features, targets) if version >= 3 else [],
     }
     if kind == "affine":
         return ModelFile(
@@ -389,6 +417,49 @@ def _model_of(doc: dict[str, Any], version: int) -> ModelFile:
 
 MAX_UNITS = 1 << 20
 _MISSING = object()
+
+
+def _encoding(spec: dict[str, Any], features: list[str]) -> Encoding | None:
+    """The optional 'encoding': how DATA's columns became the features, checked against them."""
+    record = _field(spec, "encoding", dict, None)
+    if record is None:
+        return None
+    columns = []
+    for item in _field(record, "columns", list):
+        if not isinstance(item, dict):
+            raise _Damaged("'encoding' lists a column that is not an object")
+        name, kind = _field(item, "name", str), _field(item, "kind", str)
+        if kind not in KINDS:
+            raise _Damaged(f"an unknown kind of column {kind!r}")
+        levels = _field(item, "levels", list, [])
+        if not all(isinstance(level, str) for level in levels) or len(set(levels)) != len(levels):
+            raise _Damaged(f"the levels of column {name!r} are not distinct names")
+        fill = item.get("fill")
+        if fill is not None and not _finite_number(fill):
+            raise _Damaged(f"the fill of column {name!r} is not a finite number")
+        columns.append(Column(name, kind, tuple(levels), None if fill is None else float(fill)))
+    encoding = Encoding(tuple(columns), _field(record, "impute", bool, False))
+    if encoding.features != features:
+        raise _Damaged("the 'encoding' does not give the model's features")
+    return encoding
+
+
+def _finite_number(value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:  # an integer past double precision
+        return False
+
+
+def _ids(spec: dict[str, Any], features: list[str], targets: list[str]) -> list[str]:
+    ids = _field(spec, "ids", list, [])
+    if not all(isinstance(i, str) and i.strip() for i in ids) or len(set(ids)) != len(ids):
+        raise _Damaged("'ids' must list column names")
+    if set(ids) & {*features, *targets}:
+        raise _Damaged("an id column is also a feature or a target")
+    return list(ids)
 
 
 def _field(doc: dict[str, Any], key: str, kind: type, default: Any = _MISSING) -> Any:

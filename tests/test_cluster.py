@@ -96,7 +96,9 @@ def test_a_bad_cell_on_the_cluster_names_its_part_and_row(in_tmp, scheduler):
     result = run("fit", "parts", "--scheduler", scheduler, "-o", "m.json")
     assert result.exit_code == 1
     assert result.stderr.strip().splitlines() == [
-        "Error: 'parts/p1.csv': column 'b' is not numeric: row 42 holds 'oops'"
+        "Error: 'parts/p1.csv': column 'b' is not a number: row 42 holds 'oops' (if it marks a "
+        "missing cell, pass --na-values oops; --categorical b reads the column as categories, "
+        "--exclude b leaves it out)"
     ]
     assert not (in_tmp / "m.json").exists()
 

@@ -12,7 +12,8 @@ import pytest
 from conftest import NOTES
 
 from babynn_cli.data import parallel
-from babynn_cli.data.read import load
+from babynn_cli.data.read import Wanted, load
+from babynn_cli.data.sources import Dialect
 from babynn_cli.errors import DataError
 
 
@@ -65,9 +66,9 @@ def test_errors_name_the_row_across_parts(tmp_path, parts):
         load(str(path))
     frame.loc[4000, "b"] = 1.0
     frame.to_csv(path, index=False)
-    with pytest.raises(DataError, match="column 'c' has a missing value in row 4322; pass"):
+    with pytest.raises(DataError, match="column 'c' has a missing value in row 4322: pass"):
         load(str(path))
-    dropped = load(str(path), dropna=True)
+    dropped = load(str(path), ",", Wanted(dropna=True))
     assert len(dropped.X) == 4999
 
 
@@ -76,8 +77,12 @@ def test_text_in_a_later_part(tmp_path, parts):
     frame["a"] = frame["a"].astype(object)
     frame.loc[3999, "a"] = "n/a?"
     frame.to_csv(path, index=False)
-    with pytest.raises(DataError, match=r"column 'a' is not numeric: row 4000 holds 'n/a\?'"):
+    with pytest.raises(DataError, match=r"column 'a' is not a number: row 4000 holds 'n/a\?' "):
         load(str(path))
+    np.testing.assert_array_equal(
+        load(str(path), Dialect(",", na_values=("n/a?",)), Wanted(dropna=True)).X,
+        frame.drop(index=3999).iloc[:, :-1].to_numpy(dtype=float),
+    )
 
 
 def test_a_row_with_too_many_fields_is_an_error_in_parts_too(tmp_path, parts):
@@ -147,7 +152,7 @@ def test_parts_must_share_the_header_and_errors_name_the_part(tmp_path):
     broken = frame.iloc[:5].astype(object)
     broken.loc[2, "x1"] = "oops"
     broken.to_csv(folder / "part3.csv", index=False)
-    with pytest.raises(DataError, match=r"^'.*part3.csv': column 'x1' is not numeric: row 3"):
+    with pytest.raises(DataError, match=r"^'.*part3.csv': column 'x1' is not a number: row 3"):
         load(str(folder))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from conftest import NOTES, run, run_json
 
@@ -55,8 +56,8 @@ def test_every_row_has_exactly_the_headers_fields(csv):
         "Error: row 1 of 'd.csv' has more fields than its header"
     )
     assert fails("fit", csv(",a,y\n0,1,2\n1,3,4\n")) == (
-        "Error: column 1 of 'd.csv' has no name in the header (a saved index? name the column or "
-        "drop it)"
+        "Error: column 1 of 'd.csv' has no name in the header (a saved index?): pass --exclude "
+        "'Unnamed: 0' to leave it out, or name it"
     )
     assert fails("fit", csv("Unnamed: 0,a,y\n0,1,2\n1,3,4\n")).startswith(
         "Error: column 1 of 'd.csv' has no name"
@@ -91,7 +92,9 @@ def test_conflicting_columns_are_usage_errors(csv):
     assert fails("fit", name, "--features", "a,y", code=2) == (
         "Error: column 'y' is named both as a target and as a feature"
     )
-    assert fails("fit", name, "-t", "y", "-t", "y", code=2) == "Error: column 'y' is named twice"
+    assert fails("fit", name, "-t", "y", "-t", "y", code=2) == (
+        "Error: column 'y' is named twice (--target)"
+    )
 
 
 def test_no_features(csv):
@@ -100,21 +103,38 @@ def test_no_features(csv):
     )
 
 
-def test_non_numeric_column(csv):
+def test_text_in_a_column_of_numbers(csv):
+    """A column mostly of numbers is a number column: a cell of other text is named, with the
+    ways out (a missing-cell marker, categories, leaving it out)."""
     assert fails("fit", csv("a,b,y\n1,2,3\n4,five,6\n")) == (
-        "Error: column 'b' is not numeric: row 2 holds 'five'"
+        "Error: column 'b' is not a number: row 2 holds 'five' (if it marks a missing cell, pass "
+        "--na-values five; --categorical b reads the column as categories, --exclude b leaves it "
+        "out)"
+    )
+    assert fails("fit", csv("a,b c,y\n1,2,3\n4,n/a ?,6\n5,7,8\n")) == (
+        "Error: column 'b c' is not a number: row 2 holds 'n/a ?' (if it marks a missing cell, "
+        "pass --na-values 'n/a ?'; --categorical 'b c' reads the column as categories, --exclude "
+        "'b c' leaves it out)"
+    )
+    assert fails("fit", csv("a,y\n1,2\n4,six\n5,7\n")) == (
+        "Error: column 'y' is not a number: row 2 holds 'six'"
     )
 
 
 def test_missing_values_and_dropna(csv):
     path = csv("a,b,y\n1,2,3\n4,,6\n7,8,9\n10,11,13\n")
     assert fails("fit", path) == (
-        "Error: column 'b' has a missing value in row 2; pass --dropna to drop rows with "
-        "missing values"
+        "Error: column 'b' has a missing value in row 2: pass --impute to fill missing cells (a "
+        "number with its column's mean, a category with a level of its own) or --dropna to drop "
+        "the rows that have one"
     )
     result = run("fit", path, "--dropna", "--json", "--epochs", 3)
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["n_train"] == 3
+    assert fails("fit", csv("a,y\n1,2\n4,\n5,7\n")) == (
+        "Error: the target 'y' has a missing value in row 2: a row without its target cannot "
+        "train; pass --dropna to drop such rows"
+    )
 
 
 def test_infinite_values(csv):
@@ -271,7 +291,7 @@ def test_model_file_of_unknown_version(in_tmp):
     doc["format_version"] = 99
     (in_tmp / "m.json").write_text(json.dumps(doc))
     assert fails("predict", "m.json", NOTES) == (
-        "Error: model file 'm.json' has format version 99; babynn 0.1.0 reads versions 1, 2"
+        "Error: model file 'm.json' has format version 99; babynn 0.1.0 reads versions 1, 2, 3"
     )
 
 
@@ -304,10 +324,16 @@ def test_predict_names_missing_columns_and_keeps_the_old_output(csv, in_tmp):
     assert (in_tmp / "out.csv").read_text() == "precious\n"
 
 
-def test_predict_missing_value_has_no_dropna_hint(csv, in_tmp):
+def test_predict_leaves_a_row_with_a_missing_cell_empty(csv, in_tmp):
     run("fit", NOTES, "-q")
-    path = csv("x0,x1,x2\n1,2,3\n1,,3\n")
-    assert fails("predict", "model.json", path) == "Error: column 'x1' has a missing value in row 2"
+    path = csv("x0,x1,x2\n1,2,3\n1,,3\n4,5,6\n")
+    result = run("predict", "model.json", path)
+    assert result.exit_code == 0
+    rows = result.stdout.splitlines()
+    # an empty cell alone on its line is written "" (a blank line would not be a row)
+    assert rows[0] == "y" and rows[2] == '""' and len(rows) == 4
+    assert np.isfinite([float(rows[1]), float(rows[3])]).all()
+    assert result.stderr.startswith("1 of 3 rows not predicted (a missing feature cell")
 
 
 @pytest.mark.parametrize(

@@ -75,7 +75,7 @@ def test_model_file_records_everything(in_tmp):
     run("fit", TWO, "-t", "y1", "-t", "y2", "-q", "--schedule", "step", "-o", "m.json", "-b", 50,
         "--lr", 0.1)  # fmt: skip
     doc = json.loads((in_tmp / "m.json").read_text())
-    assert doc["format"] == "babynn-model" and doc["format_version"] == 2
+    assert doc["format"] == "babynn-model" and doc["format_version"] == 3
     assert doc["model"]["features"] == ["a", "b", "c", "d"]
     assert doc["model"]["targets"] == ["y1", "y2"]
     frame = pd.read_csv(TWO)

@@ -23,7 +23,7 @@ def test_fit_and_predict_a_network(in_tmp):
     shapes = [np.array(layer["weights"]).shape for layer in doc["layers"]]
     assert shapes == [(2, 8), (8, 4), (4, 1)]
     saved = json.loads((in_tmp / "model.json").read_text())
-    assert saved["model"]["kind"] == "mlp" and saved["format_version"] == 2
+    assert saved["model"]["kind"] == "mlp" and saved["format_version"] == 3
     predicted = run_json("predict", "model.json", NONLINEAR)
     assert predicted["mse"] == doc["final_loss"]  # predict reproduces fit's loss exactly
 

@@ -15,11 +15,13 @@ from babynn_cli import interrupts
 from babynn_cli.cli.boundary import COMMAND_RESOURCES
 from babynn_cli.cli.options import DataOptions, ModelOptions
 from babynn_cli.errors import BabynnError, DataError, UsageError
+from babynn_cli.text import one_line
 
 if TYPE_CHECKING:
+    from babynn_cli.core.encoding import Encoding
     from babynn_cli.core.moments import Moments
     from babynn_cli.core.problem import Problem
-    from babynn_cli.data.columns import Dataset
+    from babynn_cli.data.columns import Dataset, Reading
     from babynn_cli.data.stream import Stream
     from babynn_cli.outputs import Outputs
     from babynn_cli.report.console import Reporter
@@ -36,11 +38,13 @@ def load_problem(
     full_batch: bool = True,
     epochs_given: bool = True,
     early_stopping: bool = False,
+    encoding: Encoding | None = None,
 ) -> tuple[Dataset | Stream, Problem]:
     """The dataset (or its stream) and the problem as trained (split, standardised); DataError
     when it can't be. Streams with --stream or --scheduler, or unasked when the source (files,
     not standard input) is too large for memory. Without --val-frac, the split is babynn's
-    (`core.auto.default_val_frac`: a network without --epochs, or --early-stopping)."""
+    (`core.auto.default_val_frac`: a network without --epochs, or --early-stopping). `encoding`:
+    a saved model's, to read DATA's features as it read them (--warm-start)."""
     from babynn_cli.core.auto import default_val_frac
     from babynn_cli.core.problem import make_problem
     from babynn_cli.data.read import load
@@ -53,13 +57,14 @@ def load_problem(
         return default_val_frac(n_rows, network, epochs_given, early_stopping)
 
     if stream_wanted(data, model, full_batch, quiet):
-        return load_stream(data, model, quiet, full_batch, split(None))
+        return load_stream(data, model, quiet, full_batch, split(None), encoding)
     if data.data == "-" and sys.stdin.isatty():
         typer.echo("reading the CSV from standard input: type or paste it, then Ctrl-D", err=True)
     elif not quiet and os.path.isfile(data.data) and os.path.getsize(data.data) >= BIG_FILE:
         size = os.path.getsize(data.data) / 1e6
         typer.echo(f"reading '{data.data}' ({size:,.0f} MB)…", err=True)
-    dataset = load(data.data, data.separator, data.target, data.feature_list, data.dropna)
+    dataset = load(data.data, data.dialect, data.wanted(encoding))
+    say_reading(dataset.reading, len(dataset.X), quiet)
     with problem_of(data.data):
         problem = make_problem(
             dataset.X,
@@ -123,7 +128,12 @@ def stream_wanted(data: DataOptions, model: ModelOptions, full_batch: bool, quie
 
 
 def load_stream(
-    data: DataOptions, model: ModelOptions, quiet: bool, full_batch: bool, val_frac: float
+    data: DataOptions,
+    model: ModelOptions,
+    quiet: bool,
+    full_batch: bool,
+    val_frac: float,
+    encoding: Encoding | None = None,
 ) -> tuple[Stream, Problem]:
     """The problem from a stream of blocks: one pass for the moments, one for L* (the final loss
     comes from the moments); each pass says how many rows it read and how fast. Minibatches read
@@ -134,9 +144,7 @@ def load_stream(
     from babynn_cli.report.console import Reporter
 
     watch = None if quiet else Reporter().stream_pass
-    source = stream(
-        data.data, data.separator, data.target, data.feature_list, data.dropna, data.cache, watch
-    )
+    source = stream(data.data, data.dialect, data.wanted(encoding), data.cache, watch)
     raw = None if data.scheduler is None else cluster_moments(data, source, quiet)
     with problem_of(data.data):
         problem = make_streamed_problem(
@@ -150,14 +158,30 @@ def load_stream(
             hidden=model.layers,
             activation=model.activation.value,
         )
+    say_reading(source.reading, problem.n_train + problem.n_val, quiet)
     return source, problem
+
+
+def say_reading(reading: Reading, rows: int, quiet: bool) -> None:
+    """What reading DATA did to its columns and rows, on stderr."""
+    from babynn_cli.report.words import reading_in_words
+
+    if not quiet:
+        for line in reading_in_words(reading, rows):
+            typer.echo(one_line(line), err=True)
 
 
 def cluster_moments(data: DataOptions, source: Stream, quiet: bool) -> Moments:
     """The source's moments computed on the Dask cluster of --scheduler; the client (and a
     LocalCluster it started) closes when the command ends."""
     from babynn_cli import cluster
+    from babynn_cli.data.sources import Dialect
 
+    if not source.encoding.plain or data.dialect != Dialect(data.separator):
+        raise UsageError(
+            "--scheduler reads plain numeric columns: text, dates, --impute, --decimal, "
+            "--thousands and --na-values need the rows on this machine (--stream)"
+        )
     cluster.require_dask()
     parts = cluster.worker_parts(data.data)
     assert data.scheduler is not None

@@ -159,12 +159,12 @@ def compare(
     inputs += [("--model", m) for m in models or []]
     outputs, report = begin(inputs, {"--output": output, "--plot": plot}, quiet or json_out)
     saved_files = [(path, persistence.load_model(path)) for path in models or []]
-    combos = [(s, lr, auto.default_batch_size(network) if b == AUTO else b) for s, lr, b in combos]
+    asked = [(s, lr, _batch(b, network)) for s, lr, b in combos]
     dataset, problem = load_problem(
-        data, model, quiet or json_out, all(b is None for _, _, b in combos),
+        data, model, quiet or json_out, all(b is None for _, _, b in asked),
         stop.epochs is not None, early_stopping,
     )  # fmt: skip
-    check_memory(problem, None, len(combos))
+    check_memory(problem, None, len(asked))
     features, targets = dataset.features, dataset.targets
     saved = [file.evaluated(path, features, targets, problem) for path, file in saved_files]
     params = initial_params(problem, model.seed, model.init.value)
@@ -181,7 +181,7 @@ def compare(
     try:
         configs = list(
             dict.fromkeys(
-                Config(rate.spec(s), rate_for(b) if lr is None else lr, b) for s, lr, b in combos
+                Config(rate.spec(s), rate_for(b) if lr is None else lr, b) for s, lr, b in asked
             )
         )
     except auto.NoRateFound as e:
@@ -202,6 +202,15 @@ def compare(
         failure = DivergedError("every configuration diverged or went unstable")
     stopped = any(row.stop_reason is StopReason.INTERRUPTED for row in result.rows)
     finish(outputs, report, interrupted=stopped, failure=failure)
+
+
+def _batch(size: int | str | None, network: bool) -> int | None:
+    """A run's batch size: AUTO is fit's choice for the model."""
+    from babynn_cli.core.auto import default_batch_size
+
+    if size == AUTO or isinstance(size, str):
+        return default_batch_size(network)
+    return size
 
 
 def combinations(

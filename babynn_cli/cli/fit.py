@@ -156,8 +156,9 @@ def fit(
     start_from = persistence.load_model(warm_start) if warm_start is not None else None
     batch = parse_batch(batch_size, bool(model.hidden))
     dataset, problem = load_problem(
-        data, model, quiet or json_out, batch is None, stop.epochs is not None, early_stopping
-    )
+        data, model, quiet or json_out, batch is None, stop.epochs is not None, early_stopping,
+        None if start_from is None else start_from.reads,
+    )  # fmt: skip
     check_memory(problem, batch)
     features, targets = dataset.features, dataset.targets
     warm = None if start_from is None else start_from.warm_start(features, targets, problem)
@@ -189,7 +190,10 @@ def fit(
         problem.val_frac,
         None if warm_start is None else str(warm_start),
     )
-    saved = persistence.ModelFile.of(fitted, problem, features, targets, training, result)
+    reading = dataset.reading
+    saved = persistence.ModelFile.of(
+        fitted, problem, features, targets, training, result, reading.encoding, reading.ids
+    )
     written = output if keep else None
     outputs.stage(written, lambda: persistence.to_json(saved))
     outputs.stage(history, lambda: table_csv(fit_report.columns(fitted.history)))

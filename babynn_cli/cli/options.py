@@ -44,7 +44,10 @@ from babynn_cli.errors import UsageError
 
 if TYPE_CHECKING:
     from babynn_cli.core.auto import Ask
+    from babynn_cli.core.encoding import Encoding
     from babynn_cli.core.schedules import ScheduleSpec
+    from babynn_cli.data.read import Wanted
+    from babynn_cli.data.sources import Dialect
 
 # Typer's choices, read from the core's declarations.
 ScheduleName = StrEnum("ScheduleName", [(name, name) for name in SCHEDULE_NAMES])  # type: ignore[misc]
@@ -117,6 +120,31 @@ CsvOutOpt = Annotated[
         show_default=False,
     ),
 ]
+DecimalOpt = Annotated[
+    str,
+    option("--decimal", metavar="CHAR", panel=DATA, help="The decimal mark (',' in 1,5)."),
+]
+ThousandsOpt = Annotated[
+    str | None,
+    option(
+        "--thousands",
+        metavar="CHAR",
+        panel=DATA,
+        help="The thousands separator (',' in \"1,000,000\"). Default: none.",
+        show_default=False,
+    ),
+]
+NaValuesOpt = Annotated[
+    str | None,
+    option(
+        "--na-values",
+        metavar="A,B,...",
+        panel=DATA,
+        help="More cells that mean missing, besides the empty cell, NA, NaN, null, None and "
+        "their kin (e.g. '?').",
+        show_default=False,
+    ),
+]
 JsonOpt = Annotated[
     bool, option("--json", panel=OUTPUT, help="Print one JSON object on stdout instead of tables.")
 ]
@@ -144,13 +172,60 @@ class DataOptions:
             "--features",
             metavar="A,B,...",
             panel=DATA,
-            help="Comma-separated feature columns. Default: every column but the targets.",
+            help="Comma-separated feature columns. Default: every column but the targets, the "
+            "ids and those --exclude leaves out. Text columns are categories (one indicator per "
+            "value), true/false columns 1/0, ISO dates fractional years.",
+        ),
+    ] = None
+    exclude: Annotated[
+        list[str] | None,
+        option(
+            "--exclude",
+            metavar="COL",
+            panel=DATA,
+            help="Leave this column out; repeatable.",
+        ),
+    ] = None
+    ids: Annotated[
+        list[str] | None,
+        option(
+            "--id",
+            metavar="COL",
+            panel=DATA,
+            help="An identifier column: never a feature, recorded in the model, and written "
+            "first, unchanged, beside predict's predictions; repeatable.",
+        ),
+    ] = None
+    categorical: Annotated[
+        list[str] | None,
+        option(
+            "--categorical",
+            metavar="COL",
+            panel=DATA,
+            help="Read this column of numeric codes as categories; repeatable.",
         ),
     ] = None
     sep: SepOpt = ","
+    decimal: DecimalOpt = "."
+    thousands: ThousandsOpt = None
+    na_values: NaValuesOpt = None
+    impute: Annotated[
+        bool,
+        option(
+            "--impute",
+            panel=DATA,
+            help="Fill a missing feature cell: a number with its column's mean, a category "
+            "with a level of its own; recorded in the model, done by predict too.",
+        ),
+    ] = False
     dropna: Annotated[
         bool,
-        option("--dropna", panel=DATA, help="Drop rows with missing values instead of failing."),
+        option(
+            "--dropna",
+            panel=DATA,
+            help="Drop the rows with a missing cell (or a missing target) instead of failing; "
+            "the count is said.",
+        ),
     ] = False
     stream: Annotated[
         bool,
@@ -191,6 +266,21 @@ class DataOptions:
     @property
     def separator(self) -> str:
         return check_sep(self.sep)
+
+    @property
+    def dialect(self) -> Dialect:
+        """How DATA writes its values (checked: one character each, not the delimiter)."""
+        return dialect_of(self.sep, self.decimal, self.thousands, self.na_values)
+
+    def wanted(self, encoding: Encoding | None = None) -> Wanted:
+        """What the command asks of DATA's columns (`encoding`: a saved model's, to read DATA
+        as it did)."""
+        from babynn_cli.data.read import Wanted
+
+        return Wanted(
+            self.target, self.feature_list, self.exclude, self.ids, self.categorical,
+            self.dropna, self.impute, encoding,
+        )  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -459,6 +549,24 @@ def _keyword(name: str, annotation: Any, default: Any) -> inspect.Parameter:
     return inspect.Parameter(
         name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
     )
+
+
+def dialect_of(sep: str, decimal: str, thousands: str | None, na_values: str | None) -> Dialect:
+    """How DATA writes its values, from --sep, --decimal, --thousands and --na-values, checked:
+    one character each, none the delimiter or a quote, the two marks apart."""
+    from babynn_cli.data.sources import Dialect
+
+    delimiter = check_sep(sep)
+    for flag, mark in (("--decimal", decimal), ("--thousands", thousands)):
+        if mark is not None and (len(mark) != 1 or mark == delimiter or mark in '\r\n"'):
+            raise UsageError(
+                f"{flag} must be one character, not the delimiter, a quote or a line break "
+                f"(got {mark!r})"
+            )
+    if thousands is not None and thousands == decimal:
+        raise UsageError("--thousands and --decimal must differ")
+    na = tuple(split_list(na_values, "--na-values") or ())
+    return Dialect(delimiter, decimal, thousands, na)
 
 
 def parse_batch(value: str | None, network: bool) -> int | None:

@@ -14,12 +14,15 @@ from babynn_cli.cli.options import (
     DATA,
     OUTPUT,
     DataArg,
+    DecimalOpt,
+    NaValuesOpt,
     QuietOpt,
     SepOpt,
-    check_sep,
+    ThousandsOpt,
+    dialect_of,
     option,
 )
-from babynn_cli.errors import DataError
+from babynn_cli.errors import DataError, UsageError
 from babynn_cli.text import listing
 
 
@@ -48,6 +51,9 @@ def predict(
         ),
     ] = None,
     sep: SepOpt = ",",
+    decimal: DecimalOpt = ".",
+    thousands: ThousandsOpt = None,
+    na_values: NaValuesOpt = None,
     scheduler: Annotated[
         str | None,
         option(
@@ -71,49 +77,54 @@ def predict(
         ),
     ] = False,
 ) -> None:
-    """Predict the targets of every row of DATA with a saved model; CSV on stdout or in -o."""
+    """Predict the targets of every row of DATA with a saved model; CSV on stdout or in -o: the
+    id columns first, as DATA has them, then one column per target (empty where a row has a
+    missing cell the model does not fill)."""
     from babynn_cli import persistence
-    from babynn_cli.core.vocabulary import mse, r2_per_output
     from babynn_cli.data.read import load_for_prediction, table_csv
     from babynn_cli.report import predict as predict_report
 
+    dialect = dialect_of(sep, decimal, thousands, na_values)
     outputs, report = begin(
         [("the DATA file", data), ("the MODEL file", model)], {"--output": output}, quiet
     )
     saved = persistence.load_model(model)
     if scheduler is not None:
-        Y_hat, Y, unusable = _on_cluster(scheduler, data, check_sep(sep), saved)
+        Y_hat, read = _on_cluster(scheduler, data, dialect, saved)
     else:
-        X, Y, unusable = load_for_prediction(data, check_sep(sep), saved.features, saved.targets)
-        Y_hat = saved.predict(X)
-    metrics: dict[str, Any] = {}
-    if Y is not None:
-        metrics = {"mse": mse(Y, Y_hat), "r2": r2_per_output(Y, Y_hat).tolist()}
-    predictions = {t: Y_hat[:, j] for j, t in enumerate(saved.targets)}
+        read = load_for_prediction(data, dialect, saved.reads, saved.targets, saved.ids)
+        Y_hat = saved.predict(read.X)
+    scores = predict_report.scores(read.Y, Y_hat)
+    columns = predict_report.columns(saved.targets, Y_hat, read.ids)
     if output is not None:
-        outputs.stage(output, table_csv(predictions))
+        outputs.stage(output, table_csv(columns))
     elif not json_out:
-        report.emit_text(table_csv(predictions))
+        report.emit_text(table_csv(columns))
     if json_out:
-        report.emit_json(predict_report.as_json(saved.targets, Y_hat, metrics))
+        report.emit_json(predict_report.as_json(saved.targets, Y_hat, scores, read))
     outputs.commit()
     report.flush()
-    if not json_out:
-        predict_report.show(report, metrics, saved.targets)
-    if unusable:
-        report.status(f"no MSE or R²: {unusable} (the predictions do not need the targets)")
+    predict_report.show(report, scores, saved.targets, read, json_out)
 
 
-def _on_cluster(scheduler: str, data: str, sep: str, saved: Any) -> tuple[Any, Any, str | None]:
+def _on_cluster(scheduler: str, data: str, dialect: Any, saved: Any) -> tuple[Any, Any]:
     """Predictions (and the targets' rows, when DATA has the model's targets) computed on the
-    cluster; the header is read here, to choose the columns and say what is missing."""
+    cluster; the header is read here, to choose the columns and say what is missing. The cluster
+    reads plain numeric columns: a model that encodes its features predicts on this machine."""
     from babynn_cli import cluster
     from babynn_cli.cli.boundary import COMMAND_RESOURCES
     from babynn_cli.data.columns import read_header
-    from babynn_cli.data.sources import display_name, open_source
+    from babynn_cli.data.read import ToPredict
+    from babynn_cli.data.sources import Dialect, display_name, open_source
 
+    if saved.encoding is not None or saved.ids or dialect != Dialect(dialect.sep):
+        raise UsageError(
+            "--scheduler reads plain numeric columns: a model that reads text, dates or ids, "
+            "and --decimal, --thousands and --na-values, predict on this machine"
+        )
     cluster.require_dask()
     parts = cluster.worker_parts(data)
+    sep = dialect.sep
     header = read_header(open_source(parts[0], sep))
     missing = [c for c in saved.features if c not in header]
     if missing:
@@ -123,4 +134,4 @@ def _on_cluster(scheduler: str, data: str, sep: str, saved: Any) -> tuple[Any, A
     targets = list(saved.targets) if all(t in header for t in saved.targets) else []
     c = COMMAND_RESOURCES.enter_context(cluster.client(scheduler))
     Y_hat, Y = cluster.predictions(c, parts, sep, saved, targets)
-    return Y_hat, Y, None
+    return Y_hat, ToPredict.of_rows(len(Y_hat), Y)

@@ -101,6 +101,28 @@ class Problem:
     def _optimum(self) -> tuple[np.ndarray, np.ndarray, float]:
         return self.train.moments.optimum(self.model.intercept)
 
+    def _stacked(self, W: np.ndarray, w0: np.ndarray) -> np.ndarray:
+        """W̃ = [W; w0ᵀ] as `Curvature` reads it (W alone without an intercept)."""
+        return np.vstack([W, w0[None, :]]) if self.model.intercept else W
+
+    def _unstacked(self, stacked: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        m = self.train.n_features
+        return stacked[:m], stacked[m] if self.model.intercept else np.zeros(stacked.shape[1])
+
+    def toward_optimum(self, params: Params) -> Params:
+        """Affine weights whose part that no gradient changes (along H's zero eigenvalues, when
+        the features are collinear) is the reference optimum's: training from them ends at
+        `optimum` itself, the least-squares fit of least norm, not at another of the many."""
+        if not self.affine or self.optimum_unique:
+            return params
+        curvature = self.curvature()
+        W_opt, w0_opt, _ = self.optimum
+        start = self._stacked(params["W"], params.get("w0", w0_opt))
+        best = self._stacked(W_opt, w0_opt)
+        moved = curvature.in_range(start) + (best - curvature.in_range(best))
+        W, w0 = self._unstacked(moved)
+        return {"W": W, "w0": w0} if "w0" in params else {"W": W}
+
     @property
     def optimum_loss(self) -> float:
         return self.optimum[2]
@@ -328,7 +350,7 @@ def initial_params(
     s = problem.scaler
     if warm_start is None:
         _, init_rng, _ = streams(seed)
-        return problem.model.init_params(init_rng, how)
+        return problem.toward_optimum(problem.model.init_params(init_rng, how))
     if problem.affine:
         W, w0 = warm_start.params["W"], warm_start.params["w0"]
         return from_raw_units(W, w0, s.mean, s.scale, problem.model.intercept)

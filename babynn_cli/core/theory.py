@@ -92,6 +92,15 @@ class Curvature:
         """κ = λmax/λmin over the non-zero eigenvalues (inf when H is zero)."""
         return self.lambda_max / self.lambda_min if self.lambda_min > 0 else float("inf")
 
+    def in_range(self, weights: np.ndarray) -> np.ndarray:
+        """W̃ (p, n) less its part along H's zero eigenvalues, which no gradient ever changes
+        (each gradient is X̃ᵀ(…), in H's range)."""
+        if not self.singular:
+            return weights
+        keep = self.eigenvalues > SINGULAR * self.lambda_max
+        V = self.eigenvectors[:, keep]
+        return V @ (V.T @ weights)
+
     def excess_loss(self, error: np.ndarray) -> float:
         """L − L* of weights whose error from the optimum is `error` = W̃ − W̃*: (p, n)."""
         return float(self._shares(error).sum())

@@ -1,32 +1,56 @@
-"""Columns: the header, which columns are features and targets, and the checks every block of
-parsed rows must pass (numbers, finite, nothing missing unless --dropna) to become arrays."""
+"""Columns: the header, which of DATA's columns are targets, features and ids (`Roles`), and the
+checks each block of parsed rows passes to become arrays (`Columns`): the features read as their
+encoding says (`data.encoding`), the targets as numbers, and every missing cell filled (--impute),
+dropped with its row (--dropna, counted) or named in an error that says both ways out."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from babynn_cli.core.encoding import Encoding
+from babynn_cli.data.encoding import CellError, encode, numbers_of
 from babynn_cli.data.sources import Source, pyarrow_parquet, reading
 from babynn_cli.errors import DataError, UsageError
 from babynn_cli.text import listing
 
+UNNAMED = "Unnamed: "  # pandas' name for a column with no name in the header, counted from 0
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What reading DATA did besides giving numbers, for the run's header to say: the encoding
+    the features were read by, the id columns, the unnamed columns left out (a saved index), the
+    rows --dropna dropped, the missing cells --impute filled and the cells holding a category a
+    saved model never saw (--warm-start), by column."""
+
+    encoding: Encoding | None = None
+    ids: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    dropped: int = 0
+    filled: dict[str, int] = field(default_factory=dict)
+    unseen: dict[str, int] = field(default_factory=dict)
+
 
 @dataclass(frozen=True)
 class Dataset:
-    """X: (N, m) features, Y: (N, n) targets, float64, with their column names."""
+    """X: (N, m) features, Y: (N, n) targets, float64, with their column names, and how they were
+    read."""
 
     X: np.ndarray
     Y: np.ndarray
     features: list[str]
     targets: list[str]
+    reading: Reading = field(default_factory=Reading)
 
 
 def read_header(src: Source) -> list[str]:
-    """The column names; an error for an empty file or duplicate names."""
+    """The column names (a column with none is named as pandas names it, 'Unnamed: 0'); an error
+    for an empty file or duplicate names."""
     if src.parquet:
         with reading(src):
             cells: list[Any] = pyarrow_parquet().read_schema(src.path).names
@@ -38,16 +62,12 @@ def read_header(src: Source) -> list[str]:
                 header=None,
                 nrows=1,
                 dtype=str,
+                keep_default_na=False,  # a column named NA, null or None is named so
                 compression=src.compression,
             )
         cells = first.iloc[0].tolist()
     names = ["" if pd.isna(c) else str(c).strip() for c in cells]  # ' a ' is column 'a'
-    for k, name in enumerate(names, start=1):
-        if not name or name.startswith("Unnamed: "):
-            raise DataError(
-                f"column {k} of {src.name} has no name in the header (a saved index? name the "
-                "column or drop it)"
-            )
+    names = [name or f"{UNNAMED}{k}" for k, name in enumerate(names)]
     dupes = sorted({c for c in names if names.count(c) > 1})
     if dupes:
         raise DataError(f"{src.name} has duplicate column names: {listing(dupes)}")
@@ -63,28 +83,74 @@ def same_header(src: Source, names: list[str], header: list[str]) -> None:
         )
 
 
-def choose_columns(
-    header: list[str], name: str, targets: list[str] | None, features: list[str] | None
-) -> tuple[list[str], list[str]]:
-    """(features, targets): targets default to the last column, features to all the others."""
+@dataclass(frozen=True)
+class Roles:
+    """What DATA's columns are for: the targets, the feature columns (DATA's; a category becomes
+    several features), the id columns carried through to predictions, the numeric codes read as
+    categories, and the unnamed columns left out (a saved index)."""
+
+    features: list[str]
+    targets: list[str]
+    ids: list[str] = field(default_factory=list)
+    categorical: set[str] = field(default_factory=set)
+    ignored: list[str] = field(default_factory=list)
+
+    @property
+    def read(self) -> list[str]:
+        """The columns read from DATA."""
+        return [*self.ids, *self.features, *self.targets]
+
+
+def choose_roles(
+    header: list[str],
+    name: str,
+    targets: list[str] | None,
+    features: list[str] | None,
+    exclude: list[str] | None = None,
+    ids: list[str] | None = None,
+    categorical: list[str] | None = None,
+) -> Roles:
+    """The columns' roles: targets default to the last column, features to every other column
+    that is not an id, excluded or unnamed (an unnamed column, a saved index, must be left out:
+    by --features or --exclude)."""
     targets = list(targets) if targets else [header[-1]]
-    for col in targets:
+    ids, exclude, categorical = list(ids or []), list(exclude or []), list(categorical or [])
+    for col in [*targets, *ids, *exclude, *(features or []), *categorical]:
         _require_column(col, header, name)
-    if features:
-        for col in features:
-            _require_column(col, header, name)
-        both = [c for c in features if c in targets]
-        if both:
-            raise UsageError(f"column '{both[0]}' is named both as a target and as a feature")
-    else:
-        features = [c for c in header if c not in targets]
-    if not features:
-        raise DataError(f"{name} has no feature columns besides the target {', '.join(targets)}")
-    for group in (targets, features):
+    for group, flag in ((targets, "--target"), (ids, "--id"), (features or [], "--features")):
         dupes = sorted({c for c in group if group.count(c) > 1})
         if dupes:
-            raise UsageError(f"column '{dupes[0]}' is named twice")
-    return features, targets
+            raise UsageError(f"column '{dupes[0]}' is named twice ({flag})")
+    _apart("a target", targets, "an id (--id)", ids)
+    _apart("a target", targets, "left out (--exclude)", exclude)
+    unnamed = [c for c in header if c.startswith(UNNAMED)]
+    if features:
+        _apart("a target", targets, "a feature", features)
+        _apart("an id (--id)", ids, "a feature", features)
+        chosen = [c for c in features if c not in exclude]
+    else:
+        taken = {*targets, *ids, *exclude}
+        strays = [c for c in unnamed if c not in taken]
+        if strays:
+            k = header.index(strays[0])
+            raise DataError(
+                f"column {k + 1} of {name} has no name in the header (a saved index?): pass "
+                f"--exclude '{strays[0]}' to leave it out, or name it"
+            )
+        chosen = [c for c in header if c not in taken]
+    if not chosen:
+        raise DataError(f"{name} has no feature columns besides the target {', '.join(targets)}")
+    for col in categorical:
+        if col not in chosen:
+            raise UsageError(f"--categorical '{col}' is not one of the features")
+    ignored = [c for c in unnamed if c not in {*chosen, *targets, *ids}]
+    return Roles(chosen, targets, ids, set(categorical), ignored)
+
+
+def _apart(what: str, these: list[str], other: str, those: list[str]) -> None:
+    both = [c for c in these if c in those]
+    if both:
+        raise UsageError(f"column '{both[0]}' is named both as {what} and as {other}")
 
 
 def _require_column(col: str, columns: list[str], name: str) -> None:
@@ -101,80 +167,129 @@ class Part:
     seen: int
     problem: str | None = None  # a message with {row} for the row number
     problem_row: int = 0  # 0-based within the block
+    ids: pd.DataFrame | None = None  # the id columns of the rows kept (predict)
 
 
 class Columns:
-    """What to take from each block of parsed rows, and the checks each must pass."""
+    """What to take from each block of parsed rows, and the checks each must pass.
+
+    fit (`predicting` False): every feature cell is a number its encoding reads, or filled
+    (--impute); a row with a missing cell no rule fills, or a missing target, is dropped with
+    `dropna` (and counted) and an error naming the ways out without. predict: every row is kept;
+    one whose features have a missing cell gets nan features (its prediction is left empty), and
+    targets that cannot score the predictions are noted (`targets_unusable`), not errors."""
 
     def __init__(
         self,
-        features: list[str],
+        encoding: Encoding,
         targets: list[str],
-        dropna: bool | None,
-        optional_targets: bool = False,
+        dropna: bool = False,
+        predicting: bool = False,
+        ids: list[str] | None = None,
     ) -> None:
-        self.features, self.targets, self.dropna = features, targets, dropna
-        self.used = features + targets
-        # predict: targets only score the predictions; unusable ones are noted, not errors
-        self.optional_targets = optional_targets
+        self.encoding, self.targets, self.dropna = encoding, targets, dropna
+        self.predicting, self.ids = predicting, list(ids or [])
+        self.features = encoding.features
+        self.used = [*encoding.sources, *targets]
         self.targets_unusable: str | None = None
+        self.dropped = 0  # rows --dropna left out
+        self.blank = 0  # predict: rows whose features have a missing cell (their prediction empty)
+        self.unseen: dict[str, int] = {}  # cells holding a category not seen in training
+        self.filled: dict[str, int] = {}  # missing cells --impute filled, by column
+
+    def reading(self, ids: list[str], ignored: list[str]) -> Reading:
+        """What these checks did to the rows so far."""
+        return Reading(
+            self.encoding, ids, ignored, self.dropped, dict(self.filled), dict(self.unseen)
+        )
 
     def absorb(self, chunk: pd.DataFrame) -> Part:
-        m = len(self.features)
-        for col in self.used:
-            problem = non_numeric(chunk[col], col)
-            if problem is not None and self.optional_targets and col in self.targets:
-                self.targets_unusable = self.targets_unusable or f"column '{col}' is not numeric"
-                chunk = chunk.assign(**{col: pd.to_numeric(chunk[col], errors="coerce")})
-            elif problem is not None:
-                row, message = problem
-                return Part(np.empty((0, m)), np.empty((0, len(self.targets))), 0, message, row)
-        if list(chunk.columns) == self.used:
-            values = chunk.to_numpy(dtype=np.float64)
-        else:
-            values = chunk[self.used].to_numpy(dtype=np.float64)
-        seen = len(values)
-        if np.isfinite(values).all():  # the usual case: one pass, nothing to report
-            return Part(values[:, :m], values[:, m:], seen)
-        if self.optional_targets and not np.isfinite(values[:, m:]).all():
-            self.targets_unusable = self.targets_unusable or "the targets have missing values"
-            if np.isfinite(values[:, :m]).all():
-                return Part(values[:, :m], values[:, m:], seen)
-        missing, infinite = np.isnan(values), np.isinf(values)
-        if self.optional_targets:  # only the features decide
-            missing[:, m:] = infinite[:, m:] = False
-        bad_rows = infinite.any(axis=1) if self.dropna else (missing | infinite).any(axis=1)
-        if bad_rows.any():  # the first problem in row order
-            row = int(np.argmax(bad_rows))
-            if infinite[row].any():
-                col = self.used[int(np.argmax(infinite[row]))]
-                message = f"column '{col}' has an infinite value in row {{row}}"
+        try:
+            if self.encoding.plain:
+                X = self._numbers(chunk, self.encoding.sources)
+                missing = np.isnan(X).any(axis=1)
+                first = np.argmax(np.isnan(X), axis=1)
             else:
-                col = self.used[int(np.argmax(missing[row]))]
-                hint = (
-                    ""
-                    if self.dropna is None
-                    else "; pass --dropna to drop rows with missing values"
-                )
-                message = f"column '{col}' has a missing value in row {{row}}{hint}"
-            return Part(values[:0, :m], values[:0, m:], seen, message, row)
-        kept = ~missing.any(axis=1)  # --dropna: rows with a missing value go
-        return Part(values[kept, :m], values[kept, m:], seen)
-
-
-def non_numeric(series: pd.Series, col: str) -> tuple[int, str] | None:
-    """(row within the block, message with {row}) when the column is not numbers."""
-    if series.dtype.kind in "iuf":
-        return None
-    if series.dtype.kind == "b":  # True/False are not measurements
-        bad = series.notna().to_numpy()
-    else:
-        bad = (pd.to_numeric(series, errors="coerce").isna() & series.notna()).to_numpy()
+                encoded = encode(self.encoding, chunk)
+                for counts, more in ((self.unseen, encoded.unseen), (self.filled, encoded.filled)):
+                    for col, count in more.items():
+                        counts[col] = counts.get(col, 0) + count
+                X, missing, first = encoded.X, encoded.missing, encoded.missing_column
+            Y = self._targets(chunk)
+        except CellError as e:
+            m, n = len(self.features), len(self.targets)
+            return Part(np.empty((0, m)), np.empty((0, n)), 0, e.template, e.row)
+        seen = len(X)
+        ids = chunk[self.ids].reset_index(drop=True) if self.ids else None
+        infinite = np.isinf(np.column_stack([X, Y if not self.predicting else Y[:, :0]]))
+        if infinite.any():
+            row = int(np.argmax(infinite.any(axis=1)))
+            col = [*self.features, *self.targets][int(np.argmax(infinite[row]))]
+            message = f"column '{col}' has an infinite value in row {{row}}"
+            return Part(X[:0], Y[:0], seen, message, row)
+        if self.predicting:
+            self.blank += int(missing.sum())
+            X[missing] = np.nan
+            return Part(X, Y, seen, ids=ids)
+        no_target = np.isnan(Y).any(axis=1)
+        bad = missing | no_target
         if not bad.any():
-            return None  # numbers pandas kept as text: they convert
-    row = int(np.argmax(bad))
-    value = str(series.iloc[row])
-    return row, f"column '{col}' is not numeric: row {{row}} holds {value!r}"
+            return Part(X, Y, seen, ids=ids)
+        if self.dropna:
+            self.dropped += int(bad.sum())
+            kept = ~bad
+            return Part(X[kept], Y[kept], seen, ids=None if ids is None else ids[kept])
+        row = int(np.argmax(bad))
+        if missing[row]:
+            col = self.encoding.sources[int(first[row])]
+            message = (
+                f"column '{col}' has a missing value in row {{row}}: pass --impute to fill "
+                "missing cells (a number with its column's mean, a category with a level of its "
+                "own) or --dropna to drop the rows that have one"
+            )
+        else:
+            col = self.targets[int(np.argmax(np.isnan(Y[row])))]
+            message = (
+                f"the target '{col}' has a missing value in row {{row}}: a row without its target "
+                "cannot train; pass --dropna to drop such rows"
+            )
+        return Part(X[:0], Y[:0], seen, message, row)
+
+    def _numbers(self, chunk: pd.DataFrame, names: list[str]) -> np.ndarray:
+        """Columns that must be numbers, as float64 (nan where missing)."""
+        if not names:
+            return np.empty((len(chunk), 0))
+        frame = chunk[names]
+        if all(frame[c].dtype.kind in "iuf" for c in names):
+            return frame.to_numpy(dtype=np.float64)
+        return np.column_stack([numbers_of(frame[c], "number", c) for c in names])
+
+    def _targets(self, chunk: pd.DataFrame) -> np.ndarray:
+        if not self.predicting:
+            try:
+                return self._numbers(chunk, self.targets)
+            except CellError as e:
+                raise e.without_hint() from None
+        values = np.column_stack(
+            [_as_numbers(chunk[c]) for c in self.targets] or [np.empty(len(chunk))]
+        )[:, : len(self.targets)]
+        if self.targets and self.targets_unusable is None:
+            text = [c for c in self.targets if _has_text(chunk[c])]
+            if text:
+                self.targets_unusable = f"column '{text[0]}' is not numeric"
+        return values
+
+
+def _as_numbers(series: pd.Series) -> np.ndarray:
+    if series.dtype.kind in "iufb":
+        return series.to_numpy(dtype=np.float64)
+    return pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64)
+
+
+def _has_text(series: pd.Series) -> bool:
+    if series.dtype.kind in "iufb":
+        return False
+    return bool((pd.to_numeric(series, errors="coerce").isna() & series.notna()).any())
 
 
 def checked_parts(frames: Iterable[pd.DataFrame], columns: Columns) -> Iterator[Part]:
@@ -194,7 +309,7 @@ def checked_frame(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Rows parsed elsewhere (a partition on a Dask worker), checked as streamed blocks are; a
     DataError for the first bad row, counted from the frame's first row."""
-    part = Columns(features, targets, dropna).absorb(frame)
+    part = Columns(Encoding.numbers(features), targets, dropna).absorb(frame)
     if part.problem is not None:
         raise DataError(part.problem.format(row=f"{part.problem_row + 1} of a partition"))
     return part.X, part.Y

@@ -98,7 +98,7 @@ def read_in_parts(
             kept = seen = 0
             try:
                 text = io.BufferedReader(_ByteRange(fd, lo, hi), 1 << 20)
-                reader = csv_frames(text, src.sep, header, rows_per_block, has_header=False)
+                reader = csv_frames(text, src.dialect, header, rows_per_block, has_header=False)
                 for chunk in reader:
                     part = columns.absorb(chunk)
                     if part.problem is not None:

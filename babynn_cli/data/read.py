@@ -6,25 +6,32 @@ of rows at a time."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from babynn_cli.core.encoding import Encoding
 from babynn_cli.data import parallel
 from babynn_cli.data.columns import (
     Columns,
     Dataset,
+    Part,
+    Roles,
     checked,
     checked_parts,
-    choose_columns,
+    choose_roles,
     read_header,
     same_header,
     stacked,
 )
+from babynn_cli.data.encoding import Learner, kind_of
 from babynn_cli.data.sources import (
+    Dialect,
     Source,
     csv_frames,
+    display_name,
     in_part,
     open_source,
     parquet_frames,
@@ -37,73 +44,169 @@ from babynn_cli.text import listing
 PARQUET_BLOCK_ROWS = 1 << 16  # rows of a Parquet file converted at a time
 
 
-def read_parts(
-    source: str, sep: str, pick: Callable[[list[str], str], Columns]
-) -> tuple[list[str], np.ndarray, np.ndarray, Columns]:
-    """Every part of `source`, its header checked against the first part's, its columns (chosen
-    by `pick` from the header) read and stacked."""
-    parts = source_parts(source)
-    several = len(parts) > 1
-    header: list[str] | None = None
-    blocks = []
-    columns: Columns | None = None
-    for part in parts:
-        src = open_source(part, sep)
-        with in_part(src.name, several):
-            names = read_header(src)
-            if header is None:
-                header, columns = names, pick(names, src.name if not several else source)
-            same_header(src, names, header)
-            assert columns is not None
-            blocks.append(read_columns(src, names, columns))
-    assert header is not None and columns is not None
-    if not several:
-        return header, blocks[0][0], blocks[0][1], columns
-    X = np.concatenate([b[0] for b in blocks])
-    Y = np.concatenate([b[1] for b in blocks])
-    return header, X, Y, columns
+@dataclass(frozen=True)
+class Wanted:
+    """What a command asks of DATA's columns (None: babynn's default)."""
+
+    targets: list[str] | None = None
+    features: list[str] | None = None
+    exclude: list[str] | None = None
+    ids: list[str] | None = None
+    categorical: list[str] | None = None
+    dropna: bool = False
+    impute: bool = False
+    encoding: Encoding | None = None  # read the features as a saved model does (--warm-start)
+
+    def reusable(self, features: list[str]) -> Encoding | None:
+        """The saved model's encoding when it reads just these feature columns (when it does
+        not, the data's own is learned, and --warm-start says what differs)."""
+        if self.encoding is None or sorted(self.encoding.sources) != sorted(features):
+            return None
+        return self.encoding
 
 
-def load(
-    source: str,
-    sep: str = ",",
-    targets: list[str] | None = None,
-    features: list[str] | None = None,
-    dropna: bool = False,
-) -> Dataset:
+SNIFF_ROWS = 1000  # rows read first to tell plain numeric data from data that needs encoding
+
+
+def load(source: str, dialect: Dialect | str = ",", wanted: Wanted | None = None) -> Dataset:
     """Features and targets of the CSV at `source` ('-' for standard input; a folder or a glob
-    pattern for several parts with one header)."""
-    chosen: list[list[str]] = []
+    pattern for several parts with one header), read as `wanted` says: plain numeric features
+    as they are (in parts on every core for a large file), others by the encoding learned from
+    all the rows (`data.encoding`)."""
+    w = wanted or Wanted()
+    parts = source_parts(source)
+    first = open_source(parts[0], dialect)
+    header = read_header(first)
+    name = first.name if len(parts) == 1 else display_name(source)
+    roles = choose_roles(header, name, w.targets, w.features, w.exclude, w.ids, w.categorical)
+    encoding = w.reusable(roles.features)
+    plain = not w.impute and not roles.categorical
+    if encoding is None and plain and _all_numbers(first, header, roles):
+        encoding = Encoding.numbers(roles.features)
+    if encoding is not None and encoding.plain:
+        columns = Columns(encoding, roles.targets, w.dropna, ids=roles.ids)
+        arrays = _read_parts(parts, first, header, lambda src: read_columns(src, header, columns))
+        X, Y = arrays[0] if len(arrays) == 1 else map(np.concatenate, zip(*arrays, strict=True))
+        return Dataset(
+            X, Y, columns.features, roles.targets, columns.reading(roles.ids, roles.ignored)
+        )
+    frames = _frames(parts, first, header, roles)
+    if encoding is None:
+        learner = Learner(roles.features, roles.categorical, w.impute)
+        for part_name, frame in frames:
+            with in_part(part_name, len(frames) > 1):
+                learner.new_part()
+                learner.absorb(frame)
+        encoding = learner.finish()
+    columns = Columns(encoding, roles.targets, w.dropna, ids=roles.ids)
+    X, Y = checked(stacked(_checked(frames, columns)), first)
+    return Dataset(X, Y, columns.features, roles.targets, columns.reading(roles.ids, roles.ignored))
 
-    def pick(header: list[str], name: str) -> Columns:
-        f, t = choose_columns(header, name, targets, features)
-        chosen[:] = [f, t]
-        return Columns(f, t, dropna)
 
-    _, X, Y, _ = read_parts(source, sep, pick)
-    return Dataset(X=X, Y=Y, features=chosen[0], targets=chosen[1])
+def _checked(frames: list[tuple[str, pd.DataFrame]], columns: Columns) -> list[Part]:
+    """Each part's rows checked, a bad cell named by its part and its row there."""
+    got: list[Part] = []
+    for part_name, frame in frames:
+        with in_part(part_name, len(frames) > 1):
+            got.extend(checked_parts([frame], columns))
+    return got
+
+
+def _all_numbers(src: Source, header: list[str], roles: Roles) -> bool:
+    """Whether the first rows' feature columns are all numbers (a plain table)."""
+    with reading(src):
+        if src.parquet:
+            head = next(iter(parquet_frames(src, roles.features, SNIFF_ROWS)), None)
+        else:
+            head = csv_frames(
+                src.handle(), src.dialect, header, None, src.compression, nrows=SNIFF_ROWS
+            )
+    if head is None:
+        return True
+    return all(kind_of(head[c], False) == "number" for c in roles.features)
+
+
+def _frames(
+    parts: list[str], first: Source, header: list[str], roles: Roles
+) -> list[tuple[str, pd.DataFrame]]:
+    """Each part read whole, its header checked against the first part's; with its name."""
+    text, verbatim = tuple(sorted(roles.categorical)), tuple(roles.ids)
+
+    def frame(src: Source) -> pd.DataFrame:
+        with reading(src):
+            if src.parquet:
+                got = list(parquet_frames(src, roles.read, PARQUET_BLOCK_ROWS))
+                if not got:
+                    raise DataError(f"{src.name} has no rows")
+                return src.name, pd.concat(got, ignore_index=True)
+            read = csv_frames(
+                src.handle(), src.dialect, header, None, src.compression, True, text, verbatim
+            )
+        if not len(read):
+            raise DataError(f"{src.name} has a header but no rows")
+        return src.name, read
+
+    return _read_parts(parts, first, header, frame)
+
+
+def _read_parts(
+    parts: list[str], first: Source, header: list[str], read: Callable[[Source], Any]
+) -> list[Any]:
+    """`read` of every part (the first already opened: standard input can be read once), each
+    header checked against the first's."""
+    got = []
+    for k, part in enumerate(parts):
+        src = first if k == 0 else open_source(part, first.dialect)
+        with in_part(src.name, len(parts) > 1):
+            same_header(src, read_header(src) if k else header, header)
+            got.append(read(src))
+    return got
+
+
+@dataclass(frozen=True)
+class ToPredict:
+    """What predict reads of DATA: the model's features (nan in a row with a missing cell the
+    model does not fill), the targets when DATA has them all and they are numbers (None
+    otherwise, and why), the id columns DATA has, and what predict counts on stderr."""
+
+    X: np.ndarray
+    Y: np.ndarray | None
+    unusable: str | None
+    ids: pd.DataFrame | None
+    blank: int  # rows whose prediction is left empty (a missing cell, no --impute)
+    unseen: dict[str, int]  # cells holding a category the model never saw, by column
+
+    @classmethod
+    def of_rows(cls, rows: int, Y: np.ndarray | None) -> ToPredict:
+        """Rows read elsewhere (by a cluster's workers): how many, and their targets."""
+        return cls(np.empty((rows, 0)), Y, None, None, 0, {})
 
 
 def load_for_prediction(
-    source: str, sep: str, features: list[str], targets: list[str]
-) -> tuple[np.ndarray, np.ndarray | None, str | None]:
-    """The model's feature columns, and its target columns when the data has them all, usable:
-    (X, Y or None, why the targets cannot score the predictions, when they are there but not
-    numbers)."""
-    has_targets = False
-
-    def pick(header: list[str], name: str) -> Columns:
-        nonlocal has_targets
-        missing = [c for c in features if c not in header]
-        if missing:
-            raise DataError(f"{name} lacks the model's feature column(s): {listing(missing)}")
-        has_targets = all(t in header for t in targets)
-        return Columns(features, targets if has_targets else [], None, optional_targets=True)
-
-    _, X, Y, columns = read_parts(source, sep, pick)
-    if not has_targets or columns.targets_unusable:
-        return X, None, columns.targets_unusable
-    return X, Y, None
+    source: str, dialect: Dialect | str, encoding: Encoding, targets: list[str], ids: list[str]
+) -> ToPredict:
+    """DATA's rows as a saved model reads them (its `encoding`), every row kept in order."""
+    parts = source_parts(source)
+    first = open_source(parts[0], dialect)
+    header = read_header(first)
+    name = first.name if len(parts) == 1 else display_name(source)
+    lacking = [c for c in encoding.sources if c not in header]
+    if lacking:
+        raise DataError(f"{name} lacks the model's feature column(s): {listing(lacking)}")
+    has_targets = all(t in header for t in targets)
+    present = [c for c in ids if c in header]
+    wanted_targets = targets if has_targets else []
+    categories = {c.name for c in encoding.columns if c.kind == "category"}
+    roles = Roles(encoding.sources, wanted_targets, present, categories)
+    frames = _frames(parts, first, header, roles)
+    columns = Columns(encoding, wanted_targets, predicting=True, ids=present)
+    got = _checked(frames, columns)
+    X, Y = stacked(got)
+    id_frame = pd.concat([p.ids for p in got], ignore_index=True) if present else None
+    usable = has_targets and columns.targets_unusable is None
+    return ToPredict(
+        X, Y if usable else None, columns.targets_unusable, id_frame, columns.blank, columns.unseen
+    )
 
 
 def read_columns(src: Source, header: list[str], columns: Columns) -> tuple[np.ndarray, np.ndarray]:
@@ -132,7 +235,7 @@ def read_columns(src: Source, header: list[str], columns: Columns) -> tuple[np.n
     whole = src.plain_file  # a small plain file: pandas reads it whole, fastest
     with reading(src):
         chunk = None if whole else _rows_per_block(len(header))
-        reader = csv_frames(src.handle(), src.sep, header, chunk, src.compression)
+        reader = csv_frames(src.handle(), src.dialect, header, chunk, src.compression)
         parts = list(checked_parts([reader] if whole else reader, columns))
     if not sum(p.seen for p in parts):
         raise DataError(f"{src.name} has a header but no rows")

@@ -53,14 +53,41 @@ def display_name(source: str) -> str:
     return "standard input" if source == STDIN else f"'{source}'"
 
 
+# The cells that mean "missing" (pandas' own list), and any --na-values besides
+NA_CELLS = (
+    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+    "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """How a CSV writes its values: the field delimiter, the decimal mark, the thousands
+    separator (none: not allowed), and the cells that mean missing besides NA_CELLS."""
+
+    sep: str = ","
+    decimal: str = "."
+    thousands: str | None = None
+    na_values: tuple[str, ...] = ()
+
+    @property
+    def plain(self) -> bool:
+        """Commas or another one-character delimiter, and nothing else to undo."""
+        return len(self.sep) == 1 and self.decimal == "." and self.thousands is None
+
+
 @dataclass(frozen=True)
 class Source:
-    """An opened CSV: a path, or the bytes read from standard input."""
+    """An opened CSV: a path, or the bytes read from standard input, and its dialect."""
 
     label: str
-    sep: str
+    dialect: Dialect
     path: Path | None = None
     raw: bytes | None = None
+
+    @property
+    def sep(self) -> str:
+        return self.dialect.sep
 
     @property
     def name(self) -> str:
@@ -84,13 +111,15 @@ class Source:
         return self.path is not None and self.path.suffix.lower() == ".parquet"
 
 
-def open_source(source: str, sep: str = ",") -> Source:
-    """The CSV at `source`. Standard input, a pipe (`<(cat f)`), a FIFO or a device can be read
-    only once: their bytes are read now, and parsed from memory."""
+def open_source(source: str, dialect: Dialect | str = ",") -> Source:
+    """The CSV at `source` (`dialect`: its Dialect, or just its delimiter). Standard input, a pipe
+    (`<(cat f)`), a FIFO or a device can be read only once: their bytes are read now, and parsed
+    from memory."""
+    how = dialect if isinstance(dialect, Dialect) else Dialect(dialect)
     if source == STDIN:
-        return Source(source, sep, raw=sys.stdin.buffer.read())
+        return Source(source, how, raw=sys.stdin.buffer.read())
     if source.startswith(SAMPLE):
-        return Source(source, sep, raw=sample_text(source.removeprefix(SAMPLE)))
+        return Source(source, how, raw=sample_text(source.removeprefix(SAMPLE)))
     path = Path(source)
     name = display_name(source)
     if not path.exists():
@@ -99,10 +128,10 @@ def open_source(source: str, sep: str = ",") -> Source:
         raise DataError(f"cannot read {name}: it is a directory")
     if not path.is_file():
         try:
-            return Source(source, sep, raw=path.read_bytes())
+            return Source(source, how, raw=path.read_bytes())
         except OSError as e:
             raise DataError(f"cannot read {name}: {e.strerror}") from None
-    return Source(source, sep, path=path)
+    return Source(source, how, path=path)
 
 
 _GLOB = re.compile(r"[*?\[]")
@@ -181,24 +210,37 @@ def reading(src: Source) -> Iterator[None]:
 
 def csv_frames(
     handle: Any,
-    sep: str,
+    dialect: Dialect | str,
     names: list[str],
     chunksize: int | None,
     compression: str | None = None,
     has_header: bool = True,
+    text: tuple[str, ...] = (),
+    verbatim: tuple[str, ...] = (),
+    nrows: int | None = None,
 ) -> Any:
     """The CSV text of `handle` parsed with the header's `names`: one frame, or an iterator of
     frames of `chunksize` rows. `has_header`: the text starts with the header line (not a part
     cut from the middle of a file). Every column is parsed and no index is taken from the
-    first one, so that a row with a field too many is an error rather than a silent shift."""
+    first one, so that a row with a field too many is an error rather than a silent shift.
+    Columns in `text` are read as text (category codes as written); columns in `verbatim` as
+    text with no cell taken for missing (ids, carried through to predictions unchanged)."""
+    d = dialect if isinstance(dialect, Dialect) else Dialect(dialect)
+    missing = list(NA_CELLS) + list(d.na_values)
     return pd.read_csv(
         handle,
-        sep=sep,
+        sep=d.sep,
+        decimal=d.decimal,
+        thousands=d.thousands,
         header=0 if has_header else None,
         names=names,
         index_col=False,
         chunksize=chunksize,
         compression=compression,
+        keep_default_na=False,
+        na_values={c: missing for c in names if c not in verbatim},
+        dtype={c: str for c in (*text, *verbatim) if c in names} or None,
+        nrows=nrows,
     )
 
 

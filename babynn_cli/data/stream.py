@@ -10,24 +10,30 @@ import shutil
 import tempfile
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Generator, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from babynn_cli.core.encoding import Encoding
 from babynn_cli.core.rows import RowFile
 from babynn_cli.data.columns import (
     Columns,
+    Reading,
+    Roles,
     checked_parts,
-    choose_columns,
+    choose_roles,
     read_header,
     same_header,
 )
+from babynn_cli.data.encoding import Learner, kind_of
+from babynn_cli.data.read import Wanted
 from babynn_cli.data.sources import (
     STDIN,
+    Dialect,
     Source,
     csv_frames,
     display_name,
@@ -55,6 +61,12 @@ class Stream:
     targets: list[str]
     blocks: Blocks
     writer: RowFileWriter
+    encoding: Encoding
+    first_pass: Callable[[], Reading]  # how the first pass read the rows, once it has
+
+    @property
+    def reading(self) -> Reading:
+        return self.first_pass()
 
     def row_file(self) -> RowFile:
         """After a first pass: the stream's row file, for minibatches, which read it in shuffled
@@ -64,49 +76,88 @@ class Stream:
 
 def stream(
     source: str,
-    sep: str = ",",
-    targets: list[str] | None = None,
-    features: list[str] | None = None,
-    dropna: bool = False,
+    dialect: Dialect | str = ",",
+    wanted: Wanted | None = None,
     cache_dir: str | None = None,
     watch: Watch | None = None,
 ) -> Stream:
     """`source` (a file, a folder or a glob of parts) as blocks of checked rows, read again at
     each pass: memory holds one block at a time. Standard input, read once, cannot stream. The
     first pass writes the stream's row file in a temporary folder inside `cache_dir` (the
-    system's temporary folder by default), removed with the stream. `watch`, when given, is told
-    of each pass as it goes (see `Watch`)."""
+    system's temporary folder by default), removed with the stream. Features that need an
+    encoding (text, dates, --impute) get it from one more pass first, which finds the categories
+    and the means. `watch`, when given, is told of each pass as it goes (see `Watch`)."""
     if source == STDIN:
         raise DataError("standard input can be read only once: --stream needs a file")
+    w = wanted or Wanted()
     parts = source_parts(source)
-    first = open_source(parts[0], sep)
+    first = open_source(parts[0], dialect)
     header = read_header(first)
     name = first.name if len(parts) == 1 else display_name(source)
-    chosen_features, chosen_targets = choose_columns(header, name, targets, features)
-    columns = Columns(chosen_features, chosen_targets, dropna)
+    roles = choose_roles(header, name, w.targets, w.features, w.exclude, w.ids, w.categorical)
+
+    several = len(parts) > 1
+
+    encoding, passes_before = w.reusable(roles.features), 0
+    if encoding is None:
+        head = _first_frame(first, header, roles)
+        plain = not w.impute and not roles.categorical
+        if plain and _all_numbers(head, roles.features):
+            encoding = Encoding.numbers(roles.features)
+        else:  # a pass of its own: the categories, the means
+            learner = Learner(roles.features, roles.categorical, w.impute)
+            with _watching(watch) as seen:
+                for path in parts:
+                    src = open_source(path, dialect)
+                    with in_part(src.name, several):
+                        same_header(src, read_header(src), header)
+                        learner.new_part()
+                        for frame in source_frames(src, header, roles):
+                            learner.absorb(frame)
+                            seen(learner.rows)
+            encoding = learner.finish()
+            passes_before = 1
+    columns = Columns(encoding, roles.targets, w.dropna, ids=roles.ids)
+
+    first_pass: list[Reading] = []
 
     def parse() -> Iterator[tuple[np.ndarray, np.ndarray]]:
         total = 0
         for path in parts:
-            src = open_source(path, sep)
-            with in_part(src.name, len(parts) > 1):
+            src = open_source(path, dialect)
+            with in_part(src.name, several):
                 same_header(src, read_header(src), header)
                 for X, Y in source_blocks(src, header, columns):
                     total += len(X)
                     yield X, Y
+        if not first_pass:
+            first_pass.append(columns.reading(roles.ids, roles.ignored))
         if total == 0:
             raise DataError(f"{name} has no rows to train on")
 
-    writer = RowFileWriter(len(chosen_features), cache_dir)
+    writer = RowFileWriter(len(encoding.features), cache_dir)
     blocks = writer.wrap(parse)
-    return Stream(chosen_features, chosen_targets, _watched(blocks, watch), writer)
+    return Stream(
+        encoding.features, roles.targets, _watched(blocks, watch, passes_before), writer, encoding,
+        lambda: first_pass[0] if first_pass else Reading(encoding, roles.ids, roles.ignored),
+    )  # fmt: skip
 
 
-def _watched(blocks: Blocks, watch: Watch | None) -> Blocks:
-    """The same blocks, each pass told to `watch` as it is read."""
+@contextmanager
+def _watching(watch: Watch | None) -> Iterator[Callable[[int], None]]:
+    """The encoding's own pass, the first, told to `watch`."""
+    if watch is None:
+        yield lambda rows: None
+        return
+    with watch(1, None) as shown:
+        yield shown
+
+
+def _watched(blocks: Blocks, watch: Watch | None, passes: int = 0) -> Blocks:
+    """The same blocks, each pass told to `watch` as it is read (counted after `passes`)."""
     if watch is None:
         return blocks
-    passes, known = 0, None
+    known = None
 
     def watched() -> Iterator[tuple[np.ndarray, np.ndarray]]:
         nonlocal passes, known
@@ -193,19 +244,42 @@ class RowFileWriter:
                 yield Z[:, : self.m], Z[:, self.m :]
 
 
+def _all_numbers(frame: pd.DataFrame | None, features: list[str]) -> bool:
+    """Whether a first block's feature columns are all plain numbers."""
+    return frame is not None and all(kind_of(frame[c], False) == "number" for c in features)
+
+
+def _first_frame(src: Source, header: list[str], roles: Roles) -> pd.DataFrame | None:
+    frames = source_frames(src, header, roles)
+    try:
+        return next(frames, None)
+    finally:
+        frames.close()
+
+
+def source_frames(src: Source, header: list[str], roles: Roles) -> Generator[pd.DataFrame]:
+    """One source's rows, STREAM_BLOCK_ROWS at a time, as frames (the columns `roles` reads,
+    their text kept as text)."""
+    with reading(src):
+        if src.parquet:
+            yield from parquet_frames(src, roles.read, STREAM_BLOCK_ROWS)
+            return
+        text, verbatim = tuple(sorted(roles.categorical)), tuple(roles.ids)
+        yield from csv_frames(
+            src.handle(), src.dialect, header, STREAM_BLOCK_ROWS, src.compression, True, text,
+            verbatim,
+        )  # fmt: skip
+
+
 def source_blocks(
     src: Source, header: list[str], columns: Columns
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """One source's rows, STREAM_BLOCK_ROWS at a time, checked as `read.read_columns` checks
     them."""
-    with reading(src):
-        if src.parquet:
-            frames: Iterable[pd.DataFrame] = parquet_frames(src, columns.used, STREAM_BLOCK_ROWS)
-        else:
-            frames = csv_frames(src.handle(), src.sep, header, STREAM_BLOCK_ROWS, src.compression)
-        for part in checked_parts(frames, columns):
-            if len(part.X):
-                yield part.X, part.Y
+    roles = Roles(columns.encoding.sources, columns.targets)
+    for part in checked_parts(source_frames(src, header, roles), columns):
+        if len(part.X):
+            yield part.X, part.Y
 
 
 def first_problem(
@@ -213,7 +287,7 @@ def first_problem(
 ) -> str | None:
     """The first bad cell of the parts, named by part file and row, as `stream` would report it;
     None when every row is good. For errors found elsewhere (a cluster), found again here."""
-    columns = Columns(features, targets, dropna)
+    columns = Columns(Encoding.numbers(features), targets, dropna)
     try:
         for path in parts:
             src = open_source(path, sep)

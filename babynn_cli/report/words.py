@@ -24,6 +24,12 @@ if TYPE_CHECKING:
     from babynn_cli.core.stopping import RunEnd
     from babynn_cli.core.theory import Curvature
     from babynn_cli.core.verdict import Advice, Judgement
+    from babynn_cli.data.columns import Reading
+
+# A category with more levels than this, and fewer than MANY_LEVELS_ROWS rows a level on average,
+# looks like an id: the header says so, and how to leave it out
+MANY_LEVELS = 20
+MANY_LEVELS_ROWS = 5
 
 
 def fmt(x: float | None, digits: int = 6) -> str:
@@ -36,6 +42,57 @@ def fmt(x: float | None, digits: int = 6) -> str:
 def streamed_note(problem: Problem) -> str:
     """What a header says of rows that were never in memory whole."""
     return " (streamed: read in blocks, never whole)" if problem.train.streamed else ""
+
+
+def reading_in_words(reading: Reading, rows: int) -> list[str]:
+    """What reading DATA did to its columns and rows, a line each (nothing for a plain table)."""
+    from babynn_cli.core.encoding import MISSING
+
+    lines = []
+    columns = reading.encoding.columns if reading.encoding is not None else ()
+    categories = [c for c in columns if c.kind == "category"]
+    if categories:
+        levels = ", ".join(f"{c.name} {len(c.levels)}" for c in categories)
+        lines.append(
+            f"categories, one indicator feature per level (column=level; a column's indicators "
+            f"sum to 1, a level never seen here makes them all 0), levels: {levels}"
+        )
+    for c in categories:
+        if len(c.levels) > max(MANY_LEVELS, rows / MANY_LEVELS_ROWS):
+            lines.append(
+                f"column '{c.name}' has {len(c.levels):,} levels in {rows:,} rows, few rows each "
+                f"(an id?): --id '{c.name}' or --exclude '{c.name}' leaves it out of the features"
+            )
+    for kind, how in (("date", "dates as fractional years (2024-07-02 00:00 UTC is 2024.5)"),
+                      ("boolean", "true/false as 1/0")):  # fmt: skip
+        named = [c.name for c in columns if c.kind == kind]
+        if named:
+            lines.append(f"{how}: {', '.join(named)}")
+    if reading.filled:
+        fills = {c.name: c for c in columns}
+        said = []
+        for name, count in reading.filled.items():
+            c = fills[name]
+            value = f"'{MISSING}'" if c.kind == "category" else f"the mean {fmt(c.fill, 6)}"
+            said.append(f"{name} {count:,} (with {value})")
+        total = sum(reading.filled.values())
+        lines.append(f"--impute filled {total:,} missing cell(s): {', '.join(said)}")
+    if reading.dropped:
+        lines.append(f"--dropna dropped {reading.dropped:,} row(s) with a missing cell")
+    if reading.unseen:
+        cells = ", ".join(f"{name} {n:,}" for name, n in reading.unseen.items())
+        lines.append(
+            f"cells holding a category the --warm-start model never saw, read as none of its "
+            f"levels: {cells}"
+        )
+    if reading.ids:
+        lines.append(
+            f"id column(s), not features (predict writes them first): {', '.join(reading.ids)}"
+        )
+    if reading.ignored:
+        names = ", ".join(f"'{c}'" for c in reading.ignored)
+        lines.append(f"left out: {names}, with no name in the header (a saved index)")
+    return lines
 
 
 def run_header(
@@ -94,7 +151,9 @@ def run_header(
     if problem.affine and problem.curvature().singular:
         lines.append(
             "the features are collinear (H = (2/N) X̃ᵀX̃ is singular): the optimum is not "
-            "unique, many weights reach the same L*; λmin is its smallest non-zero eigenvalue"
+            "unique, many weights reach the same L*; training starts with the reference's "
+            "part along the directions that change nothing (no gradient moves it), so it ends at "
+            "the reference, the one of least norm; λmin is H's smallest non-zero eigenvalue"
         )
     if problem.affine and schedule_text is None:
         lines.append(theory_in_words(problem.curvature()))
