@@ -88,7 +88,7 @@ def fractional_years(when: pd.Series) -> np.ndarray:
     183rd day of a leap year's 366)."""
     days = 366.0 * when.dt.is_leap_year + 365.0 * ~when.dt.is_leap_year
     seconds = when.dt.hour * 3600 + when.dt.minute * 60 + when.dt.second
-    part = (when.dt.dayofyear - 1 + seconds / 86400.0) / days
+    part = (when.dt.day_of_year - 1 + seconds / 86400.0) / days
     return (when.dt.year + part).to_numpy(dtype=np.float64, na_value=np.nan)
 
 
@@ -246,7 +246,7 @@ def encode(encoding: Encoding, frame: pd.DataFrame) -> Encoded:
                 _count(filled, column.name, int(absent.sum()))
                 labels = labels.fillna(MISSING)
                 absent = np.zeros(N, dtype=bool)
-            codes = pd.Categorical(labels, categories=list(column.levels)).codes
+            codes = pd.Index(column.levels).get_indexer(labels)  # −1: unseen, or missing
             block = np.zeros((N, len(column.levels)))
             known = codes >= 0
             block[np.flatnonzero(known), codes[known]] = 1.0

@@ -32,6 +32,7 @@ SAMPLES = {
     "two_outputs": "a, b, c, d → y1, y2, 300 rows: one affine map, two outputs",
     "nonlinear": "x0, x1 → y, 1000 rows: sin(x0) + x1², no line can follow it",
     "diabetes": "10 measurements of 442 patients → disease progression a year later (real data)",
+    "penguins": "344 penguins as the field file has them: ids, text, dates, NA cells, comments",
 }
 
 

@@ -245,9 +245,12 @@ def as_json(
     }
     if fitted.W is not None and fitted.bias is not None:
         curvature = problem.curvature()
+        W_opt, b_opt = problem.optimum_in_data_units()
         doc |= {
             "weights": fitted.W.tolist(),
             "bias": fitted.bias.tolist(),
+            "optimum_weights": W_opt.tolist(),  # the least-squares fit, as the table shows it
+            "optimum_bias": b_opt.tolist(),
             "stable_lr_full_batch": curvature.stable_lr,
             "fastest_lr_full_batch": curvature.best_lr,
         }
