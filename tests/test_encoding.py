@@ -414,3 +414,41 @@ def test_the_readme_walk_through_runs_as_shown(in_tmp):
         for piece in line.split("…"):  # the README shortens a long line
             assert piece.strip(" ,") in said, piece
     assert (in_tmp / "predictions.csv").read_text().startswith(head)
+
+
+@pytest.mark.parametrize(
+    ("cells", "message"),
+    [
+        (
+            [f"{1 + k % 12:02d}/{1 + k % 28:02d}/2020" for k in range(30)],
+            "Error: column 'c' holds dates babynn cannot read ('01/01/2020'): only ISO dates are "
+            "(2024-07-02, 2024-07-02T12:00); write them so, or pass --exclude c",
+        ),
+        (
+            ["$1,200", "$30", "$45.5"] * 10,
+            "Error: column 'c' holds numbers written with signs ('$1,200'), which are not numbers "
+            "to babynn: write them plain, or pass --exclude c (a thousands separator alone is read "
+            "with --thousands)",
+        ),
+        (
+            ["12%", "40%", "7%"] * 10,
+            "Error: column 'c' holds numbers written with signs ('12%'), which are not numbers "
+            "to babynn: write them plain, or pass --exclude c (a thousands separator alone is read "
+            "with --thousands)",
+        ),
+    ],
+)
+def test_text_that_is_something_else_is_named(in_tmp, cells, message):
+    frame = pd.DataFrame({"a": np.arange(30.0), "c": cells, "y": np.arange(30.0) * 2})
+    frame.to_csv("d.csv", index=False)
+    result = run("fit", "d.csv")
+    assert result.exit_code == 1 and result.stderr == message + "\n"
+
+
+def test_an_empty_column_is_named_even_with_impute(in_tmp):
+    pd.DataFrame({"e": [np.nan] * 5, "a": range(5), "y": range(5)}).to_csv("d.csv", index=False)
+    result = run("fit", "d.csv", "--impute")
+    assert (
+        result.stderr
+        == "Error: column 'e' is empty in every row: pass --exclude e to leave it out\n"
+    )

@@ -196,17 +196,45 @@ class Learner:
             kind = self.kinds.get(name, "number")
             if kind == "category":
                 levels = self.levels.get(name, set())
+                if name not in self.categorical:
+                    _not_text(name, sorted(levels - {MISSING}))
                 real = len(levels - {MISSING})
                 if self.rows >= MIN_ROWS_FOR_IDS and real >= 0.9 * self.rows and real > 1:
                     raise DataError(_not_a_category(name, "a different value in nearly every row"))
                 columns.append(Column(name, kind, tuple(sorted(levels))))
                 continue
-            fill = None
-            if self.impute:
-                count = self.counts.get(name, 0)
-                fill = self.sums.get(name, 0.0) / count if count else 0.0
+            count = self.counts.get(name, 0)
+            if count == 0 and self.rows:
+                raise DataError(f"column '{name}' is empty in every row: pass --exclude "
+                                f"{_quoted(name)} to leave it out")  # fmt: skip
+            fill = self.sums.get(name, 0.0) / count if self.impute else None
             columns.append(Column(name, kind, fill=fill))
         return Encoding(tuple(columns), self.impute)
+
+
+DATE_LIKE = re.compile(r"^\d{1,4}[/.-]\d{1,2}[/.-]\d{1,4}([ T].*)?$")
+SYMBOLS = re.compile(r"[$€£¥%\s]")
+
+
+def _not_text(name: str, levels: list[str]) -> None:
+    """A DataError for text that is something else written another way: dates not in ISO form,
+    numbers with currency or percent signs."""
+    if not levels:
+        return
+    flag = _quoted(name)
+    if all(DATE_LIKE.match(level) for level in levels):
+        raise DataError(
+            f"column '{name}' holds dates babynn cannot read ({levels[0]!r}): only ISO dates "
+            f"are (2024-07-02, 2024-07-02T12:00); write them so, or pass --exclude {flag}"
+        )
+    bare = [SYMBOLS.sub("", level).replace(",", "") for level in levels]
+    signs = any(b != level for b, level in zip(bare, levels, strict=True))
+    if signs and pd.to_numeric(pd.Series(bare), errors="coerce").notna().all():
+        raise DataError(
+            f"column '{name}' holds numbers written with signs ({levels[0]!r}), which are not "
+            f"numbers to babynn: write them plain, or pass --exclude {flag} (a thousands "
+            "separator alone is read with --thousands)"
+        )
 
 
 def _not_a_category(name: str, why: str) -> str:
