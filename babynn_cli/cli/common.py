@@ -13,7 +13,7 @@ import typer
 
 from babynn_cli import interrupts
 from babynn_cli.cli.boundary import COMMAND_RESOURCES
-from babynn_cli.cli.options import DataOptions, ModelOptions
+from babynn_cli.cli.groups import DataOptions, ModelOptions
 from babynn_cli.errors import BabynnError, DataError, UsageError
 from babynn_cli.text import one_line
 

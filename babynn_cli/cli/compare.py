@@ -8,22 +8,24 @@ from typing import Annotated
 from babynn_cli.cli.app import Command, app
 from babynn_cli.cli.boundary import reports_errors
 from babynn_cli.cli.common import begin, check_memory, finish, load_problem
+from babynn_cli.cli.groups import (
+    DataOptions,
+    ModelOptions,
+    ScheduleParameters,
+    StopOptions,
+    option_groups,
+)
 from babynn_cli.cli.options import (
     RATE,
     SCHEDULE_HELP,
     TRAINING,
     CsvOutOpt,
-    DataOptions,
     JsonOpt,
-    ModelOptions,
     PlotOpt,
     QuietOpt,
     ScheduleName,
-    ScheduleParameters,
-    StopOptions,
     check_lr,
     option,
-    option_groups,
     parse_batch,
 )
 from babynn_cli.errors import DivergedError, UsageError

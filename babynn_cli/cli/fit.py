@@ -8,23 +8,25 @@ from typing import TYPE_CHECKING, Annotated
 from babynn_cli.cli.app import Command, app
 from babynn_cli.cli.boundary import reports_errors
 from babynn_cli.cli.common import begin, check_memory, finish, load_problem
+from babynn_cli.cli.groups import (
+    DataOptions,
+    ModelOptions,
+    ScheduleParameters,
+    StopOptions,
+    option_groups,
+)
 from babynn_cli.cli.options import (
     OUTPUT,
     RATE,
     TRAINING,
     BatchOpt,
-    DataOptions,
     JsonOpt,
-    ModelOptions,
     PlotOpt,
     QuietOpt,
     ScheduleName,
     ScheduleOpt,
-    ScheduleParameters,
-    StopOptions,
     check_lr,
     option,
-    option_groups,
     parse_batch,
 )
 from babynn_cli.core.choices import VERDICTS

@@ -204,6 +204,14 @@ class Columns:
         )
 
     def absorb(self, chunk: pd.DataFrame) -> Part:
+        if self.encoding.plain and not self.predicting and not self.ids:
+            # the usual case: plain numbers, every one finite; one copy and one pass
+            frame = chunk if list(chunk.columns) == self.used else chunk[self.used]
+            if all(kind in "iuf" for kind in frame.dtypes.map(lambda t: t.kind)):
+                values = frame.to_numpy(dtype=np.float64)
+                if np.isfinite(values).all():
+                    m = len(self.features)
+                    return Part(values[:, :m], values[:, m:], len(values))
         try:
             if self.encoding.plain:
                 X = self._numbers(chunk, self.encoding.sources)
