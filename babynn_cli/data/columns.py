@@ -14,7 +14,15 @@ import pandas as pd
 
 from babynn_cli.core.encoding import Encoding
 from babynn_cli.data.encoding import CellError, encode, numbers_of
-from babynn_cli.data.sources import Source, pyarrow_parquet, reading
+from babynn_cli.data.sources import (
+    Dialect,
+    Source,
+    display_name,
+    open_source,
+    pyarrow_parquet,
+    reading,
+    source_parts,
+)
 from babynn_cli.errors import DataError, UsageError
 from babynn_cli.text import listing
 
@@ -72,6 +80,24 @@ def read_header(src: Source) -> list[str]:
     if dupes:
         raise DataError(f"{src.name} has duplicate column names: {listing(dupes)}")
     return names
+
+
+@dataclass(frozen=True)
+class Opened:
+    """DATA opened: its parts (one, or a folder's or a glob's), the first part opened, the header
+    they share, and the name errors give it."""
+
+    parts: list[str]
+    first: Source
+    header: list[str]
+    name: str
+
+
+def open_parts(source: str, dialect: Dialect | str) -> Opened:
+    parts = source_parts(source)
+    first = open_source(parts[0], dialect)
+    header = read_header(first)
+    return Opened(parts, first, header, first.name if len(parts) == 1 else display_name(source))
 
 
 def same_header(src: Source, names: list[str], header: list[str]) -> None:

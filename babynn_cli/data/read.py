@@ -17,11 +17,13 @@ from babynn_cli.data import parallel
 from babynn_cli.data.columns import (
     Columns,
     Dataset,
+    Opened,
     Part,
     Roles,
     checked,
     checked_parts,
     choose_roles,
+    open_parts,
     read_header,
     same_header,
     stacked,
@@ -31,12 +33,10 @@ from babynn_cli.data.sources import (
     Dialect,
     Source,
     csv_frames,
-    display_name,
     in_part,
     open_source,
     parquet_frames,
     reading,
-    source_parts,
 )
 from babynn_cli.errors import DataError
 from babynn_cli.text import listing
@@ -57,6 +57,13 @@ class Wanted:
     impute: bool = False
     encoding: Encoding | None = None  # read the features as a saved model does (--warm-start)
 
+    def roles(self, opened: Opened) -> Roles:
+        """The roles of DATA's columns these options give."""
+        return choose_roles(
+            opened.header, opened.name, self.targets, self.features, self.exclude, self.ids,
+            self.categorical,
+        )  # fmt: skip
+
     def reusable(self, features: list[str]) -> Encoding | None:
         """The saved model's encoding when it reads just these feature columns (when it does
         not, the data's own is learned, and --warm-start says what differs)."""
@@ -74,11 +81,9 @@ def load(source: str, dialect: Dialect | str = ",", wanted: Wanted | None = None
     as they are (in parts on every core for a large file), others by the encoding learned from
     all the rows (`data.encoding`)."""
     w = wanted or Wanted()
-    parts = source_parts(source)
-    first = open_source(parts[0], dialect)
-    header = read_header(first)
-    name = first.name if len(parts) == 1 else display_name(source)
-    roles = choose_roles(header, name, w.targets, w.features, w.exclude, w.ids, w.categorical)
+    opened = open_parts(source, dialect)
+    parts, first, header = opened.parts, opened.first, opened.header
+    roles = w.roles(opened)
     encoding = w.reusable(roles.features)
     plain = not w.impute and not roles.categorical
     if encoding is None and plain and _all_numbers(first, header, roles):
@@ -186,13 +191,11 @@ def load_for_prediction(
     source: str, dialect: Dialect | str, encoding: Encoding, targets: list[str], ids: list[str]
 ) -> ToPredict:
     """DATA's rows as a saved model reads them (its `encoding`), every row kept in order."""
-    parts = source_parts(source)
-    first = open_source(parts[0], dialect)
-    header = read_header(first)
-    name = first.name if len(parts) == 1 else display_name(source)
+    opened = open_parts(source, dialect)
+    parts, first, header = opened.parts, opened.first, opened.header
     lacking = [c for c in encoding.sources if c not in header]
     if lacking:
-        raise DataError(f"{name} lacks the model's feature column(s): {listing(lacking)}")
+        raise DataError(f"{opened.name} lacks the model's feature column(s): {listing(lacking)}")
     has_targets = all(t in header for t in targets)
     present = [c for c in ids if c in header]
     wanted_targets = targets if has_targets else []

@@ -25,7 +25,7 @@ from babynn_cli.data.columns import (
     Reading,
     Roles,
     checked_parts,
-    choose_roles,
+    open_parts,
     read_header,
     same_header,
 )
@@ -36,12 +36,10 @@ from babynn_cli.data.sources import (
     Dialect,
     Source,
     csv_frames,
-    display_name,
     in_part,
     open_source,
     parquet_frames,
     reading,
-    source_parts,
 )
 from babynn_cli.errors import DataError
 
@@ -90,11 +88,9 @@ def stream(
     if source == STDIN:
         raise DataError("standard input can be read only once: --stream needs a file")
     w = wanted or Wanted()
-    parts = source_parts(source)
-    first = open_source(parts[0], dialect)
-    header = read_header(first)
-    name = first.name if len(parts) == 1 else display_name(source)
-    roles = choose_roles(header, name, w.targets, w.features, w.exclude, w.ids, w.categorical)
+    opened = open_parts(source, dialect)
+    parts, first, header, name = opened.parts, opened.first, opened.header, opened.name
+    roles = w.roles(opened)
 
     several = len(parts) > 1
 
