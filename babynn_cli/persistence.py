@@ -14,11 +14,12 @@ import numpy as np
 
 from babynn_cli import __version__
 from babynn_cli.core.affine import AffineModel
-from babynn_cli.core.choices import ACTIVATIONS
+from babynn_cli.core.choices import ACTIVATIONS, LOSSES
 from babynn_cli.core.compare import ModelPredictions
 from babynn_cli.core.encoding import KINDS, Column, Encoding
 from babynn_cli.core.fit import FitRequest, FitRun
 from babynn_cli.core.fitted import Fitted
+from babynn_cli.core.losses import class_probabilities, kind_of, row_losses
 from babynn_cli.core.mlp import MLP, layers_of, params_of
 from babynn_cli.core.problem import Problem, WarmStart, in_target_units
 from babynn_cli.core.rows import Rows
@@ -65,6 +66,20 @@ class ModelFile:
     # the id columns predict writes first
     encoding: Encoding | None = None
     ids: list[str] = field(default_factory=list)
+    # a classifier's: the target's labels, in the order of its outputs (None: numbers, mse)
+    classes: tuple[str, ...] | None = None
+
+    @property
+    def loss(self) -> str:
+        """What it learnt by (`core.losses`): mse, logistic (two classes) or softmax."""
+        return "mse" if self.classes is None else kind_of("cross-entropy", len(self.classes))
+
+    @property
+    def n_outputs(self) -> int:
+        """Its outputs: one a target; for classes one (two classes) or one a class."""
+        if self.classes is None:
+            return len(self.targets)
+        return 1 if len(self.classes) == 2 else len(self.classes)
 
     @property
     def reads(self) -> Encoding:
@@ -82,6 +97,7 @@ class ModelFile:
         result: dict[str, Any],
         encoding: Encoding | None = None,
         ids: Sequence[str] = (),
+        classes: tuple[str, ...] | None = None,
     ) -> ModelFile:
         """The file of a finished fit: `training` records how it was made, `result` how it went,
         `encoding` how DATA's columns became its features, `ids` the id columns."""
@@ -109,6 +125,7 @@ class ModelFile:
             result=result,
             encoding=None if encoding is None or encoding.plain else encoding,
             ids=list(ids),
+            classes=classes,
         )
 
     @property
@@ -116,8 +133,9 @@ class ModelFile:
         return tuple(W.shape[1] for W, _ in self.layers[:-1]) if self.layers else ()
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        """ŷ for raw rows X: (N, m), their columns this file's features, in its order."""
-        m, n = len(self.features), len(self.targets)
+        """ŷ for raw rows X: (N, m), their columns this file's features, in its order (for
+        classes, the outputs z the probabilities come from: `probabilities`)."""
+        m, n = len(self.features), self.n_outputs
         if self.kind == "affine":
             assert self.weights is not None and self.bias is not None
             return AffineModel(m, n).predict({"W": self.weights, "w0": self.bias}, X)
@@ -125,6 +143,10 @@ class ModelFile:
         network = MLP(m, self.hidden, n, self.activation or "tanh")
         z = Standardizer(self.mean, self.scale).transform(X)
         return network.predict(params_of(self.layers), z)
+
+    def probabilities(self, X: np.ndarray) -> np.ndarray:
+        """A classifier's probability of each class for raw rows X: (N, k)."""
+        return class_probabilities(self.loss, self.predict(X))
 
     def evaluated(
         self, path: Path, features: Sequence[str], targets: Sequence[str], problem: Problem
@@ -144,23 +166,24 @@ class ModelFile:
                 f"model '{path}' predicts {', '.join(self.targets)}; the data's target is "
                 f"{', '.join(targets)}"
             )
+        self._same_loss(f"model '{path}'", problem)
         at = {f: k for k, f in enumerate(features)}
         present = [k for k, f in enumerate(self.features) if f in at]
         columns = [at[self.features[k]] for k in present]
 
         def loss(rows: Rows) -> float:
-            sse, count = 0.0, 0
+            total, count = 0.0, 0
             for X, Y in rows.passes():  # block by block: streamed rows too
                 mine = np.zeros((len(X), len(self.features)))
                 mine[:, present] = X[:, columns]
-                R = Y - self.predict(mine)
-                sse, count = sse + float(np.einsum("ij,ij->", R, R)), count + len(X)
-            return sse / count
+                total += float(row_losses(self.loss, self.predict(mine), Y).sum())
+                count += len(X)
+            return total / count
 
         val = None if problem.val is None else loss(problem.val)
         W = None
         if self.kind == "affine" and self.weights is not None:
-            W = np.zeros((len(features), len(targets)))
+            W = np.zeros((len(features), self.n_outputs))
             W[columns] = self.weights[present]
         bias = self.bias if W is not None else None
         return ModelPredictions(f"model {path}", loss(problem.train), val, W, bias)
@@ -176,6 +199,7 @@ class ModelFile:
                 f"{', '.join(self.targets)}; the data has {', '.join(features)} → "
                 f"{', '.join(targets)}"
             )
+        self._same_loss("--warm-start model", problem)
         order = [self.features.index(f) for f in features]
         assert self.mean is not None and self.scale is not None
         mean, scale = self.mean[order], self.scale[order]
@@ -199,13 +223,31 @@ class ModelFile:
         params["W1"] = params["W1"][order]
         return WarmStart(params, mean, scale)
 
+    def _same_loss(self, what: str, problem: Problem) -> None:
+        """An error unless this model learnt by the problem's loss (the same classes, in order)."""
+        if self.loss == problem.model.loss and (
+            self.classes is None or problem.model.n_outputs == self.n_outputs
+        ):
+            return
+        mine = "numbers (mse)" if self.classes is None else f"classes {', '.join(self.classes)}"
+        theirs = "numbers (mse)" if not problem.classifies else "classes"
+        raise ModelFileError(f"{what} predicts {mine}; the data's target is {theirs}")
+
 
 def training_record(
-    data: str, run: FitRun, request: FitRequest, init: str, val_frac: float, warm_start: str | None
+    data: str,
+    run: FitRun,
+    request: FitRequest,
+    init: str,
+    val_frac: float,
+    warm_start: str | None,
+    loss: str = "mse",
+    l2: float = 0.0,
 ) -> dict[str, Any]:
     """How a model was trained, as its file records it (`training`): the data's name, what was
     asked (`request`) and what was planned (`run.plan`: the rate, epochs and --tol used), the
-    initial weights (`init`: normal, zeros or warm-start, from `warm_start`)."""
+    initial weights (`init`: normal, zeros or warm-start, from `warm_start`), the loss (mse or
+    cross-entropy) and --l2's α."""
     plan = run.plan
     return {
         "data": data,
@@ -221,6 +263,8 @@ def training_record(
         "val_frac": val_frac,
         "warm_start": warm_start,
         "early_stopping": plan.early_stopping,
+        "loss": loss,
+        "l2": l2,
     }
 
 
@@ -245,11 +289,14 @@ def result_record(run: FitRun, problem: Problem, next_step: str | None) -> dict[
         "interrupted_at_epoch": end.epochs_run + 1 if interrupted else None,
         "best_epoch": end.best_epoch,
         "final_loss": fitted.train_loss,
-        "optimum_loss": problem.optimum_loss,
-        "optimum_unique": problem.optimum_unique,
-        "r2": fitted.train_r2.tolist(),
+        "optimum_loss": problem.optimum_loss if problem.reference_exists else None,
+        "optimum_unique": problem.optimum_unique if problem.reference_exists else None,
+        "r2": None if problem.classifies else fitted.train_r2.tolist(),
         "val_loss": fitted.val_loss,
-        "val_r2": None if fitted.val_r2 is None else fitted.val_r2.tolist(),
+        "val_r2": None if fitted.val_r2 is None or problem.classifies else fitted.val_r2.tolist(),
+        "accuracy": fitted.train_accuracy,
+        "val_accuracy": fitted.val_accuracy,
+        "separable": problem.separable,
         "n_train": problem.n_train,
         "n_val": problem.n_val,
         "next_step": next_step,
@@ -295,6 +342,9 @@ def to_json(model: ModelFile) -> str:
                 "scale": float(model.target_scaling["scale"]),
                 "in_last_layer": True,
             }
+    if model.classes is not None:
+        spec["loss"] = "cross-entropy"
+        spec["classes"] = list(model.classes)
     if model.encoding is not None:
         spec["encoding"] = model.encoding.record()
     if model.ids:
@@ -372,7 +422,9 @@ def _model_of(doc: dict[str, Any], version: int) -> ModelFile:
     targets = _names(spec, "targets")
     if set(features) & set(targets):
         raise _Damaged("a column is both a feature and a target")
-    m, n = len(features), len(targets)
+    classes = _classes(spec, targets) if version >= 3 else None
+    m = len(features)
+    n = len(targets) if classes is None else (1 if len(classes) == 2 else len(classes))
     std = _field(doc, "standardization", dict)
     scale = _numbers(_field(std, "scale", list), (m,), "standardization scales")
     if not (scale > 0).all():
@@ -388,6 +440,7 @@ def _model_of(doc: dict[str, Any], version: int) -> ModelFile:
         "result": _field(doc, "result", dict, {}),
         "encoding": _encoding(spec, features) if version >= 3 else None,
         "ids": _ids(spec, features, targets) if version >= 3 else [],
+        "classes": classes,
     }
     if kind == "affine":
         return ModelFile(
@@ -442,6 +495,21 @@ def _encoding(spec: dict[str, Any], features: list[str]) -> Encoding | None:
     if encoding.features != features:
         raise _Damaged("the 'encoding' does not give the model's features")
     return encoding
+
+
+def _classes(spec: dict[str, Any], targets: list[str]) -> tuple[str, ...] | None:
+    """A classifier's 'loss' and 'classes', checked: distinct labels, two or more, one target."""
+    loss = _field(spec, "loss", str, "mse")
+    if loss not in LOSSES:
+        raise _Damaged(f"an unknown loss {loss!r}")
+    if loss == "mse":
+        return None
+    classes = _field(spec, "classes", list)
+    if not all(isinstance(c, str) for c in classes) or len(set(classes)) != len(classes):
+        raise _Damaged("'classes' must list distinct labels")
+    if len(classes) < 2 or len(targets) != 1:
+        raise _Damaged("a classifier has one target and two classes or more")
+    return tuple(classes)
 
 
 def _finite_number(value: Any) -> bool:

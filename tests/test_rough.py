@@ -122,6 +122,7 @@ class _Curve:
     the losses): the training loop's stopping rules on any curve."""
 
     intercept = True
+    loss, l2 = "mse", 0.0
 
     def __init__(self, losses: np.ndarray) -> None:
         self.curve = losses

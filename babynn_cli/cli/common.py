@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from babynn_cli.core.moments import Moments
     from babynn_cli.core.problem import Problem
     from babynn_cli.data.columns import Dataset, Reading
+    from babynn_cli.data.read import Wanted
     from babynn_cli.data.stream import Stream
     from babynn_cli.outputs import Outputs
     from babynn_cli.report.console import Reporter
@@ -39,12 +40,13 @@ def load_problem(
     epochs_given: bool = True,
     early_stopping: bool = False,
     encoding: Encoding | None = None,
+    classes: tuple[str, ...] | None = None,
 ) -> tuple[Dataset | Stream, Problem]:
     """The dataset (or its stream) and the problem as trained (split, standardised); DataError
     when it can't be. Streams with --stream or --scheduler, or unasked when the source (files,
     not standard input) is too large for memory. Without --val-frac, the split is babynn's
-    (`core.auto.default_val_frac`: a network without --epochs, or --early-stopping). `encoding`:
-    a saved model's, to read DATA's features as it read them (--warm-start)."""
+    (`core.auto.default_val_frac`: a network without --epochs, or --early-stopping). `encoding`,
+    `classes`: a saved model's, to read DATA as it read it (--warm-start)."""
     from babynn_cli.core.auto import default_val_frac
     from babynn_cli.core.problem import make_problem
     from babynn_cli.data.read import load
@@ -56,14 +58,16 @@ def load_problem(
             return model.val_frac
         return default_val_frac(n_rows, network, epochs_given, early_stopping)
 
+    loss = None if model.loss is None else model.loss.value
+    wanted = data.wanted(encoding, loss, classes)
     if stream_wanted(data, model, full_batch, quiet):
-        return load_stream(data, model, quiet, full_batch, split(None), encoding)
+        return load_stream(data, model, quiet, full_batch, split(None), wanted)
     if data.data == "-" and sys.stdin.isatty():
         typer.echo("reading the CSV from standard input: type or paste it, then Ctrl-D", err=True)
     elif not quiet and os.path.isfile(data.data) and os.path.getsize(data.data) >= BIG_FILE:
         size = os.path.getsize(data.data) / 1e6
         typer.echo(f"reading '{data.data}' ({size:,.0f} MB)…", err=True)
-    dataset = load(data.data, data.dialect, data.wanted(encoding))
+    dataset = load(data.data, data.dialect, wanted)
     say_reading(dataset.reading, len(dataset.X), quiet)
     with problem_of(data.data):
         problem = make_problem(
@@ -75,8 +79,17 @@ def load_problem(
             seed=model.seed,
             hidden=model.layers,
             activation=model.activation.value,
+            loss=loss_kind(dataset.reading.classes),
+            l2=model.l2,
         )
     return dataset, problem
+
+
+def loss_kind(classes: tuple[str, ...] | None) -> str:
+    """The loss a model learns by, from the target's classes (none: numbers, squared error)."""
+    from babynn_cli.core.losses import kind_of
+
+    return "mse" if classes is None else kind_of("cross-entropy", len(classes))
 
 
 @contextmanager
@@ -133,7 +146,7 @@ def load_stream(
     quiet: bool,
     full_batch: bool,
     val_frac: float,
-    encoding: Encoding | None = None,
+    wanted: Wanted,
 ) -> tuple[Stream, Problem]:
     """The problem from a stream of blocks: one pass for the moments, one for L* (the final loss
     comes from the moments); each pass says how many rows it read and how fast. Minibatches read
@@ -144,7 +157,7 @@ def load_stream(
     from babynn_cli.report.console import Reporter
 
     watch = None if quiet else Reporter().stream_pass
-    source = stream(data.data, data.dialect, data.wanted(encoding), data.cache, watch)
+    source = stream(data.data, data.dialect, wanted, data.cache, watch)
     raw = None if data.scheduler is None else cluster_moments(data, source, quiet)
     with problem_of(data.data):
         problem = make_streamed_problem(
@@ -157,6 +170,8 @@ def load_stream(
             seed=model.seed,
             hidden=model.layers,
             activation=model.activation.value,
+            loss=loss_kind(source.classes),
+            l2=model.l2,
         )
     say_reading(source.reading, problem.n_train + problem.n_val, quiet)
     return source, problem

@@ -149,7 +149,7 @@ def fit(
     from babynn_cli.core.verdict import Verdict
     from babynn_cli.data.read import table_csv
     from babynn_cli.report import fit as fit_report
-    from babynn_cli.report.words import Chose, next_step, what_happened
+    from babynn_cli.report.words import Chose, next_step, output_names, what_happened
 
     outputs, report = begin(
         [("the DATA file", data.data), ("--warm-start", warm_start)],
@@ -160,6 +160,7 @@ def fit(
     dataset, problem = load_problem(
         data, model, quiet or json_out, batch is None, stop.epochs is not None, early_stopping,
         None if start_from is None else start_from.reads,
+        None if start_from is None else start_from.classes,
     )  # fmt: skip
     check_memory(problem, batch)
     features, targets = dataset.features, dataset.targets
@@ -191,11 +192,14 @@ def fit(
         init,
         problem.val_frac,
         None if warm_start is None else str(warm_start),
+        "cross-entropy" if problem.classifies else "mse",
+        model.l2,
     )
     reading = dataset.reading
     saved = persistence.ModelFile.of(
-        fitted, problem, features, targets, training, result, reading.encoding, reading.ids
-    )
+        fitted, problem, features, targets, training, result, reading.encoding, reading.ids,
+        reading.classes,
+    )  # fmt: skip
     written = output if keep else None
     outputs.stage(written, lambda: persistence.to_json(saved))
     outputs.stage(history, lambda: table_csv(fit_report.columns(fitted.history)))
@@ -205,7 +209,8 @@ def fit(
         report.emit_json(fit_report.as_json(fitted, problem, saved, result, text, written))
     else:
         stops = (done.plan.tol, done.plan.patience, stop.gap)
-        fit_report.show(report, fitted, problem, features, targets, stops, written)
+        outputs_named = output_names(targets, reading.classes)
+        fit_report.show(report, fitted, problem, features, targets, stops, written, outputs_named)
     happened = what_happened(fitted, stop.gap, done.plan.patience)
     line = happened if step is None else f"{happened}; {step}"
     interrupted = fitted.end.stop_reason is StopReason.INTERRUPTED

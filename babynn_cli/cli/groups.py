@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar, get_type_hints
 
@@ -20,6 +21,7 @@ from babynn_cli.cli.options import (
     DataArg,
     DecimalOpt,
     Init,
+    Loss,
     NaValuesOpt,
     SepOpt,
     ThousandsOpt,
@@ -36,6 +38,7 @@ from babynn_cli.core.choices import (
     DEFAULT_PATIENCE,
     DEFAULT_TOL,
     INITIALISATIONS,
+    LOSSES,
     MAX_EPOCHS,
     NETWORK_VAL_FRAC,
     ROUGH_PATIENCE,
@@ -174,14 +177,19 @@ class DataOptions:
         """How DATA writes its values (checked: one character each, not the delimiter)."""
         return dialect_of(self.sep, self.decimal, self.thousands, self.na_values)
 
-    def wanted(self, encoding: Encoding | None = None) -> Wanted:
-        """What the command asks of DATA's columns (`encoding`: a saved model's, to read DATA
-        as it did)."""
+    def wanted(
+        self,
+        encoding: Encoding | None = None,
+        loss: str | None = None,
+        classes: tuple[str, ...] | None = None,
+    ) -> Wanted:
+        """What the command asks of DATA's columns (`encoding`, `classes`: a saved model's, to
+        read DATA as it did; `loss`: --loss)."""
         from babynn_cli.data.read import Wanted
 
         return Wanted(
             self.target, self.feature_list, self.exclude, self.ids, self.categorical,
-            self.dropna, self.impute, encoding,
+            self.dropna, self.impute, encoding, loss, classes,
         )  # fmt: skip
 
 
@@ -244,6 +252,31 @@ class ModelOptions:
             "--intercept/--no-intercept", panel=TRAINING, help="Fit the bias w0 (ŷ = Wᵀx + w0)."
         ),
     ] = True
+    loss: Annotated[
+        Loss | None,
+        option(
+            "--loss",
+            metavar="|".join(LOSSES),
+            panel=TRAINING,
+            help="What the model learns by: mse (squared error, for numbers) or cross-entropy "
+            "(for classes: logistic regression for two, softmax for more; the model predicts "
+            "each class's probability). Default: cross-entropy when the target holds text "
+            "labels, mse otherwise.",
+            show_default=False,
+        ),
+    ] = None
+    l2: Annotated[
+        float,
+        option(
+            "--l2",
+            metavar="ALPHA",
+            panel=TRAINING,
+            min=0.0,
+            help="Add α·||W||² to the loss (the weights as trained, on standardised features; "
+            "not the biases): ridge regression for mse; for cross-entropy a finite optimum even "
+            "when the classes are separable.",
+        ),
+    ] = 0.0
     val_frac: Annotated[
         float | None,
         option(
@@ -270,6 +303,10 @@ class ModelOptions:
             raise UsageError("--early-stopping needs a validation set: drop --val-frac 0")
         if self.hidden and not self.intercept:
             raise UsageError("--no-intercept is for the affine model; a network keeps its biases")
+        if self.l2 and not self.intercept and not self.hidden and self.loss != "cross-entropy":
+            raise UsageError("--l2 with --no-intercept is for cross-entropy; keep the intercept")
+        if not math.isfinite(self.l2):
+            raise UsageError(f"--l2 must be a finite number (got {self.l2:g})")
 
 
 @dataclasses.dataclass(frozen=True)

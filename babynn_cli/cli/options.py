@@ -20,6 +20,7 @@ import typer
 from babynn_cli.core.choices import (
     ACTIVATIONS,
     INITIALISATIONS,
+    LOSSES,
     NETWORK_BATCH,
     SCHEDULE_NAMES,
     SCHEDULES,
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 ScheduleName = StrEnum("ScheduleName", [(name, name) for name in SCHEDULE_NAMES])  # type: ignore[misc]
 Activation = StrEnum("Activation", [(name, name) for name in ACTIVATIONS])  # type: ignore[misc]
 Init = StrEnum("Init", [(name, name) for name in INITIALISATIONS])  # type: ignore[misc]
+Loss = StrEnum("Loss", [(name, name) for name in LOSSES])  # type: ignore[misc]
 
 DATA, RATE, TRAINING, NETWORK, OUTPUT = "Data", "Learning rate", "Training", "Network", "Output"
 

@@ -92,16 +92,24 @@ def predict(
     if scheduler is not None:
         Y_hat, read = _on_cluster(scheduler, data, dialect, saved)
     else:
-        read = load_for_prediction(data, dialect, saved.reads, saved.targets, saved.ids)
+        read = load_for_prediction(
+            data, dialect, saved.reads, saved.targets, saved.ids, saved.classes
+        )
         Y_hat = saved.predict(read.X)
-    scores = predict_report.scores(read.Y, Y_hat)
-    columns = predict_report.columns(saved.targets, Y_hat, read.ids)
+    if saved.classes is not None:  # a classifier: each class's probability, and its label
+        Y_hat = saved.probabilities(read.X)
+        scores = predict_report.class_scores(read.codes, Y_hat, saved.classes)
+        columns = predict_report.class_columns(saved.targets[0], saved.classes, Y_hat, read.ids)
+    else:
+        scores = predict_report.scores(read.Y, Y_hat)
+        columns = predict_report.columns(saved.targets, Y_hat, read.ids)
     if output is not None:
         outputs.stage(output, table_csv(columns))
     elif not json_out:
         report.emit_text(table_csv(columns))
     if json_out:
-        report.emit_json(predict_report.as_json(saved.targets, Y_hat, scores, read))
+        doc = predict_report.as_json(saved.targets, Y_hat, scores, read, saved.classes)
+        report.emit_json(doc)
     outputs.commit()
     report.flush()
     predict_report.show(report, scores, saved.targets, read, json_out)
@@ -117,9 +125,10 @@ def _on_cluster(scheduler: str, data: str, dialect: Any, saved: Any) -> tuple[An
     from babynn_cli.data.read import ToPredict
     from babynn_cli.data.sources import Dialect, display_name, open_source
 
-    if saved.encoding is not None or saved.ids or dialect != Dialect(dialect.sep):
+    if saved.encoding is not None or saved.ids or saved.classes or dialect != Dialect(dialect.sep):
         raise UsageError(
-            "--scheduler reads plain numeric columns: a model that reads text, dates or ids, "
+            "--scheduler reads plain numeric columns: a model that reads text, dates, ids or "
+            "classes, "
             "and --decimal, --thousands and --na-values, predict on this machine"
         )
     cluster.require_dask()

@@ -27,6 +27,7 @@ from babynn_cli.core.descent import (
     MomentDescent,
     plain_descent,
 )
+from babynn_cli.core.losses import row_losses, row_losses_and_deltas
 from babynn_cli.core.model import Model
 from babynn_cli.core.rows import Rows
 from babynn_cli.core.vocabulary import Evaluator, Oracle, Params, full_batch, rows_times
@@ -39,6 +40,8 @@ class AffineModel(Model):
     n_inputs: int
     n_outputs: int
     intercept: bool = True
+    loss: str = "mse"  # its kind (`core.losses`): mse, logistic or softmax
+    l2: float = 0.0  # α of the penalty α·||W||² (w0 is not penalised)
 
     def init_params(self, rng: np.random.Generator, how: str = "normal") -> Params:
         """W and w0 from N(0, 1/m), variance 1/m as in the notes; or zeros."""
@@ -61,46 +64,61 @@ class AffineModel(Model):
             Y_hat += params["w0"]  # ... + w0
         return Y_hat
 
-    def _residuals(self, stack: Params, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
-        """ŷ - y for each of the K models: (N, K, n)."""
+    def _outputs(self, stack: Params, X: np.ndarray) -> np.ndarray:
+        """ŷ (the outputs z) of each of the K models: (N, K, n)."""
         W = stack["W"]
         K, m, n = W.shape
         wide = W.transpose(1, 0, 2).reshape(m, K * n)  # (m, K·n): the K models side by side
-        R = (X @ wide).reshape(len(X), K, n)
+        Z = (X @ wide).reshape(len(X), K, n)
         if "w0" in stack:
-            R += stack["w0"]
-        R -= Y[:, None, :]
-        return R
+            Z += stack["w0"]
+        return Z
 
     def losses(self, stack: Params, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
-        R = self._residuals(stack, X, Y)
-        return np.einsum("ikj,ikj->k", R, R) / len(X)  # L = (1/N) Σᵢ ||yᵢ - ŷᵢ||², (K,)
+        Z = self._outputs(stack, X)  # L = (1/N) Σᵢ ℓ(ŷᵢ, yᵢ) (+ α||W||²), (K,)
+        return row_losses(self.loss, Z, Y[:, None, :]).sum(axis=0) / len(X) + self.penalty(stack)
 
     def losses_and_grads(
         self, stack: Params, X: np.ndarray, Y: np.ndarray
     ) -> tuple[np.ndarray, Params]:
         """X: (N, m), Y: (N, n); W: (K, m, n) -> losses (K,), ∇W (K, m, n), ∇w0 (K, n)."""
         N = len(X)
-        R = self._residuals(stack, X, Y)  # ŷ - y, (N, K, n)
-        losses = np.einsum("ikj,ikj->k", R, R) / N
-        G = R * (2.0 / N)  # ∇L_ŷ = -2(y - ŷ) (answer 1.a), averaged over the rows
+        Z = self._outputs(stack, X)
+        # ∇L_ŷ: −2(y − ŷ) for squared error (answer 1.a), p − y for cross-entropy, per row
+        row, delta = row_losses_and_deltas(self.loss, Z, Y[:, None, :])
+        losses = row.sum(axis=0) / N + self.penalty(stack)
+        G = delta / N  # averaged over the rows
         K, m, n = stack["W"].shape
-        grad_W = X.T @ G.reshape(N, K * n)  # ∇L_W = ∇L_ŷ ∇ŷ_W = -2(y - ŷ)xᵀ (answers 1.b, 1.d)
+        grad_W = X.T @ G.reshape(N, K * n)  # ∇L_W = ∇L_ŷ ∇ŷ_W = xᵀ∇L_ŷ (answers 1.b, 1.d)
         grads = {"W": grad_W.reshape(m, K, n).transpose(1, 0, 2)}
+        if self.l2:
+            grads["W"] += 2.0 * self.l2 * stack["W"]  # ∇(α||W||²) = 2αW
         if "w0" in stack:
-            grads["w0"] = G.sum(axis=0)  # ∇L_w0 = ∇L_ŷ I = -2(y - ŷ) (answers 1.c, 1.e), (K, n)
+            grads["w0"] = G.sum(axis=0)  # ∇L_w0 = ∇L_ŷ I (answers 1.c, 1.e), (K, n)
         return losses, grads
 
+    def penalty(self, stack: Params) -> np.ndarray | float:
+        """α||W||² of each of the K models (0 without --l2)."""
+        if not self.l2:
+            return 0.0
+        return self.l2 * np.einsum("kij,kij->k", stack["W"], stack["W"])
+
+    @property
+    def quadratic(self) -> bool:
+        """Squared error: the loss is a quadratic of the weights, and the moments give it."""
+        return self.loss == "mse"
+
     def full_batch(self, data: Rows) -> Oracle:
-        """From the data's moments; the direct way when there are fewer rows than features."""
-        if data.n_rows < data.n_features:
+        """From the data's moments for squared error; the direct way when there are fewer rows
+        than features, and for cross-entropy."""
+        if data.n_rows < data.n_features or not self.quadratic:
             return super().full_batch(data)
-        return data.moments.losses_and_grads
+        return data.moments.ridged(self.l2).losses_and_grads
 
     def evaluator(self, data: Rows) -> Evaluator:
-        if data.n_rows < data.n_features:
+        if data.n_rows < data.n_features or not self.quadratic:
             return super().evaluator(data)
-        return data.moments.losses
+        return data.moments.ridged(self.l2).losses
 
     def descent(
         self,
@@ -117,11 +135,13 @@ class AffineModel(Model):
         full = full_batch(batch_size, data.n_rows)
         if not full and not data.random_access:
             raise ValueError("streamed rows without their row file train at full batch only")
-        if full and data.n_rows < data.n_features:
-            return GradientDescent(self.full_batch(data), exact=True)
+        if full and (data.n_rows < data.n_features or not self.quadratic):
+            return GradientDescent(self.full_batch(data), exact=True)  # convex: exact too
         if full:
-            return MomentDescent(data.moments, self.intercept)
+            return MomentDescent(data.moments.ridged(self.l2), self.intercept)
         assert batch_size is not None
+        if not self.quadratic or self.l2:
+            return plain_descent(self, data, batch_size, rng, exact=False)
         p = self.n_inputs + int(self.intercept)
         faster = compiled.pays(data.n_rows, epochs, runs, batch_size, p, self.n_outputs)
         if faster and compiled.kernel() is not None:

@@ -125,9 +125,10 @@ def most_epochs(problem: Problem, batch_size: int | None, ask: Ask) -> int:
 
 
 def exact(problem: Problem, batch_size: int | None) -> bool:
-    """Whether the run descends exactly (the affine model at full batch: a quadratic loss that
-    falls at every epoch at a stable rate); every other run is rough."""
-    return problem.affine and problem.full_batch(batch_size)
+    """Whether the run descends exactly to a known optimum (the affine model at full batch: a
+    convex loss that falls at every epoch at a stable rate, toward the reference L*); every other
+    run is rough (minibatches, networks, and separable classes, whose loss has no minimum)."""
+    return problem.has_optimum and problem.full_batch(batch_size)
 
 
 @dataclass(frozen=True)
@@ -195,8 +196,8 @@ def rules(
     rough = not exact(problem, batch_size)
     given = ask.epochs is not None
     until = not given and not rough and spec.name != "cosine"  # cosine's shape needs its length
-    goal = (not given and (until or (rough and problem.affine))) or ask.gap_tol is not None
-    target = problem.converged_loss(ask.gap) if goal and problem.affine else None
+    goal = (not given and (until or (rough and problem.has_optimum))) or ask.gap_tol is not None
+    target = problem.converged_loss(ask.gap) if goal and problem.has_optimum else None
     if rough:
         tol = ask.tol if ask.tol is not None else (0.0 if given else ROUGH_TOL)
         patience = ask.patience if ask.patience is not None else ROUGH_PATIENCE

@@ -45,6 +45,7 @@ SCHEDULE_DEFAULTS = {"decay": 0.01, "power": 0.75, "step_size": 100, "lr_min": 0
 DEFAULT_GAMMA = {"exponential": 0.99, "step": 0.5}
 
 ACTIVATIONS = ("tanh", "relu", "sigmoid")
+LOSSES = ("mse", "cross-entropy")  # squared error; classes (logistic for two, softmax for more)
 INITIALISATIONS = ("normal", "zeros")
 
 # The verdicts of a run (core.verdict), each in one sentence a learner understands.

@@ -10,13 +10,14 @@ import numpy as np
 
 from babynn_cli.core.affine import to_raw_units
 from babynn_cli.core.history import EpochInfo, History
+from babynn_cli.core.losses import class_probabilities, row_losses
 from babynn_cli.core.problem import Problem, predict_raw, streams
 from babynn_cli.core.rows import Rows
 from babynn_cli.core.schedules import Schedule
 from babynn_cli.core.stopping import RunEnd
 from babynn_cli.core.train import TrainResult, TrainSettings, train
 from babynn_cli.core.verdict import Judgement, Verdict, judge
-from babynn_cli.core.vocabulary import Params, mse, r2_per_output, unstack
+from babynn_cli.core.vocabulary import Params, mse, r2_per_output, stack, unstack
 
 
 def train_problem(
@@ -81,6 +82,8 @@ class Fitted:
     train_r2: np.ndarray
     val_loss: float | None
     val_r2: np.ndarray | None
+    train_accuracy: float | None = None  # classes: the share of rows whose likeliest is theirs
+    val_accuracy: float | None = None
 
     @property
     def verdict(self) -> Verdict:
@@ -92,19 +95,21 @@ class Fitted:
         its verdict (`gap_tol`: how close to L* counts as converged)."""
         params = unstack(result.params, k)
         history = result.history.column(k, result.runs[k].epochs_run)
-        train_loss, train_r2 = evaluate(problem, params, problem.train)
-        optimum = problem.optimum_loss if problem.affine else None
-        scale = problem.gap_scale if problem.affine else None
+        train_loss, train_r2, train_accuracy = evaluate(problem, params, problem.train, True)
+        optimum = problem.optimum_loss if problem.has_optimum else None
+        scale = problem.gap_scale if problem.has_optimum else None
         judgement = judge(
             history.train_loss[:, 0], result.runs[k], optimum, gap_tol, scale, history.epoch,
-            result.trend(k, problem.train.moments.spread),
+            result.trend(k, problem.spread),
         )  # fmt: skip
+        if problem.separable:
+            judgement = judgement.without_minimum()
         W = bias = None
         if problem.affine:
             W, bias = to_raw_units(params, problem.scaler.mean, problem.scaler.scale)
-        val_loss = val_r2 = None
+        val_loss = val_r2 = val_accuracy = None
         if problem.val is not None:
-            val_loss, val_r2 = evaluate(problem, params, problem.val)
+            val_loss, val_r2, val_accuracy = evaluate(problem, params, problem.val)
         return cls(
             end=result.runs[k],
             judgement=judgement,
@@ -116,18 +121,29 @@ class Fitted:
             train_r2=train_r2,
             val_loss=val_loss,
             val_r2=val_r2,
+            train_accuracy=train_accuracy,
+            val_accuracy=val_accuracy,
         )
 
 
-def evaluate(problem: Problem, params: Params, rows: Rows) -> tuple[float, np.ndarray]:
-    """The loss L and R² of each output of one model (standardised units) on `rows`: directly on
-    the raw rows; for streamed rows, from their moments (L* + the excess, each output's, which
-    keeps every digit near the optimum) with no further pass, or, for a network, in one pass."""
+def evaluate(
+    problem: Problem, params: Params, rows: Rows, penalized: bool = False
+) -> tuple[float, np.ndarray, float | None]:
+    """The loss L, each output's R² and (for classes) the accuracy of one model (standardised
+    units) on `rows`: directly on the raw rows; for streamed rows, from their moments (L* + the
+    excess, each output's, which keeps every digit near the optimum) with no further pass, or,
+    for a network or classes, in one pass. `penalized`: the loss as trained, with --l2's α||W||²
+    (the training rows'; a validation loss is the data's alone)."""
+    penalty = float(np.sum(problem.model.penalty(stack(params, 1)))) if penalized else 0.0
+    if problem.classifies:
+        loss, accuracy = _class_metrics(problem, params, rows)
+        return loss + penalty, np.array([]), accuracy
     if not rows.streamed:
         Y_hat = predict_raw(problem, params, rows.X)
-        return mse(rows.Y, Y_hat), r2_per_output(rows.Y, Y_hat)
+        return mse(rows.Y, Y_hat) + penalty, r2_per_output(rows.Y, Y_hat), None
     if problem.affine:
-        return rows.moments.loss_and_r2(params)
+        loss, r2 = rows.moments.loss_and_r2(params)
+        return loss + penalty, r2, None
     raw = rows.raw_moments  # a network: one pass for each output's squared error
     assert raw is not None
     sse = np.zeros(len(raw.y_mean))
@@ -135,7 +151,21 @@ def evaluate(problem: Problem, params: Params, rows: Rows) -> tuple[float, np.nd
         R = Y - predict_raw(problem, params, X)
         sse += np.einsum("ij,ij->j", R, R)
     per_output = sse / rows.n_rows
-    return float(per_output.sum()), raw.r2(per_output)
+    return float(per_output.sum()) + penalty, raw.r2(per_output), None
+
+
+def _class_metrics(problem: Problem, params: Params, rows: Rows) -> tuple[float, float]:
+    """The cross-entropy and the accuracy (the share of rows whose most probable class is
+    theirs) on the raw rows, block by block."""
+    kind = problem.model.loss
+    total, right = 0.0, 0
+    for X, Y in rows.passes():
+        Z = predict_raw(problem, params, X)
+        total += float(row_losses(kind, Z, Y).sum())
+        P = class_probabilities(kind, Z)
+        truth = Y[:, 0].astype(int) if kind == "logistic" else Y.argmax(axis=1)
+        right += int((P.argmax(axis=1) == truth).sum())
+    return total / rows.n_rows, right / rows.n_rows
 
 
 def fit(

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from babynn_cli.core.choices import ACTIVATIONS
+from babynn_cli.core.losses import row_losses, row_losses_and_deltas
 from babynn_cli.core.model import Model
 from babynn_cli.core.vocabulary import Params, rows_times
 
@@ -53,6 +54,8 @@ class MLP(Model):
     n_outputs: int
     activation: str = "tanh"
     intercept: bool = True  # every layer has its bias (kept for the Model interface)
+    loss: str = "mse"  # its kind (`core.losses`): mse, logistic or softmax
+    l2: float = 0.0  # α of the penalty α·Σ||Wˡ||² (the biases are not penalised)
 
     @property
     def sizes(self) -> tuple[int, ...]:
@@ -106,10 +109,18 @@ class MLP(Model):
     def losses(self, stack: Params, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
         total = np.zeros(len(stack["W1"]))
         for lo in range(0, len(X), ROWS_PER_BLOCK):  # bounded memory: (K, block, width)
-            R = self._forward(stack, X[lo : lo + ROWS_PER_BLOCK])[1][-1]
-            R -= Y[lo : lo + ROWS_PER_BLOCK]
-            total += np.einsum("kij,kij->k", R, R)
-        return total / len(X)  # L = (1/N) Σᵢ ||yᵢ - ŷᵢ||²
+            Z = self._forward(stack, X[lo : lo + ROWS_PER_BLOCK])[1][-1]
+            total += row_losses(self.loss, Z, Y[lo : lo + ROWS_PER_BLOCK]).sum(axis=1)
+        return total / len(X) + self.penalty(stack)  # L = (1/N) Σᵢ ℓ(ŷᵢ, yᵢ) (+ α Σ||Wˡ||²)
+
+    def penalty(self, stack: Params) -> np.ndarray | float:
+        """α Σ||Wˡ||² of each of the K networks (0 without --l2)."""
+        if not self.l2:
+            return 0.0
+        return self.l2 * sum(
+            np.einsum("kij,kij->k", stack[f"W{layer}"], stack[f"W{layer}"])
+            for layer in range(1, self.depth + 1)
+        )
 
     # -- backward ----------------------------------------------------------------------------
     def losses_and_grads(
@@ -118,14 +129,17 @@ class MLP(Model):
         """Losses (K,) and gradients by backpropagation, averaged over the N rows of X: (N, m)."""
         N = len(X)
         pres, acts = self._forward(stack, X)
-        R = acts[-1] - Y  # ŷ - y, (K, N, n)
-        losses = np.einsum("kij,kij->k", R, R) / N
-        delta = R * (2.0 / N)  # δ = ∇L_ŷ = -2(y - ŷ) (answer 1.a), averaged; the output is linear
+        # δ = ∇L_ŷ: −2(y − ŷ) for squared error (answer 1.a), p − y for cross-entropy; averaged
+        row, delta = row_losses_and_deltas(self.loss, acts[-1], Y)
+        losses = row.sum(axis=1) / N + self.penalty(stack)
+        delta /= N
         grads: Params = {}
         for layer in range(self.depth, 0, -1):
             a_in = acts[layer - 1]  # the layer's input: X (N, m) or (K, N, width)
             a_t = a_in.T if a_in.ndim == 2 else a_in.transpose(0, 2, 1)
             grads[f"W{layer}"] = np.matmul(a_t, delta)  # ∇L_W = aᵀδ (answer 1.d), (K, in, out)
+            if self.l2:
+                grads[f"W{layer}"] += 2.0 * self.l2 * stack[f"W{layer}"]  # ∇(α||W||²) = 2αW
             grads[f"b{layer}"] = delta.sum(axis=1)  # ∇L_b = Σ δ (answer 1.e), (K, out)
             if layer > 1:
                 back = np.matmul(delta, stack[f"W{layer}"].transpose(0, 2, 1))  # δW ᵀ: ∇L_a

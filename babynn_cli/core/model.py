@@ -26,6 +26,8 @@ class Model(Protocol):
     n_inputs: int
     n_outputs: int
     intercept: bool  # whether ŷ has a bias term (a network always has its biases)
+    loss: str  # what it learns by (`core.losses`): mse, logistic or softmax
+    l2: float  # α of the penalty α·||W||² on its weights (not the biases)
 
     def init_params(self, rng: np.random.Generator, how: str = "normal") -> Params:
         """One model's initial parameters, drawn from `rng` (`"normal"`) or zero (`"zeros"`)."""
@@ -36,13 +38,17 @@ class Model(Protocol):
         ...
 
     def losses(self, stack: Params, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
-        """L = (1/N) Σᵢ ||yᵢ - ŷᵢ||² for each of the K stacked models: (K,)."""
+        """L = (1/N) Σᵢ ℓ(ŷᵢ, yᵢ) (+ the penalty) for each of the K stacked models: (K,)."""
         ...
 
     def losses_and_grads(
         self, stack: Params, X: np.ndarray, Y: np.ndarray
     ) -> tuple[np.ndarray, Params]:
         """The K losses and their gradients (stacked like the parameters), averaged over rows."""
+        ...
+
+    def penalty(self, stack: Params) -> np.ndarray | float:
+        """α||W||² of each of the K stacked models (0 without --l2)."""
         ...
 
     def full_batch(self, data: Rows) -> Oracle:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 import numpy as np
@@ -281,6 +281,36 @@ class Moments:
             unique=self.unique,
             origin=self.origin,
             origin_scale=scale if self.origin_scale is None else self.origin_scale * scale,
+        )
+
+    def ridged(self, alpha: float) -> Moments:
+        """The same data with the penalty α||W||² added to the loss (w0 not penalised): the loss
+        is still a quadratic of W, with xx + αI in the place of xx, its minimum W*_α =
+        (xx + αI)⁻¹xy (ridge regression) and L*_α = L(W*_α) + α||W*_α||². Everything that reads
+        the moments (descent, theory, gaps) then works on the penalised loss unchanged."""
+        if not alpha:
+            return self
+        m = len(self.x_mean)
+        xy = self.xx @ self.W_star - self.res
+        xx = self.xx + alpha * np.eye(m)
+        W = np.linalg.solve(xx, xy)
+        E = W - self.W_star
+        per_output = (
+            (self.optimum_per_output if self.optimum_per_output is not None else 0.0)
+            + ((self.xx @ E + 2.0 * self.res) * E).sum(axis=0)  # the data's excess at W*_α
+            + alpha * (W * W).sum(axis=0)  # ... and the penalty
+        )
+        return replace(
+            self,
+            xx=xx,
+            W_star=W,
+            res=xx @ W - xy,
+            optimum_loss=float(np.sum(per_output)),
+            optimum_per_output=np.asarray(per_output),
+            w0_star=self.y_mean - self.x_mean @ W,
+            unique=True,
+            origin=None,
+            origin_scale=None,
         )
 
     def gram(self, intercept: bool) -> np.ndarray:

@@ -15,7 +15,9 @@ from functools import cached_property
 
 import numpy as np
 
+from babynn_cli.core import classify
 from babynn_cli.core.affine import AffineModel, from_raw_units, to_raw_units
+from babynn_cli.core.losses import CURVATURE_BOUND, spread_of
 from babynn_cli.core.mlp import MLP
 from babynn_cli.core.moments import Moments
 from babynn_cli.core.rows import RowFile, Rows, StreamedRows
@@ -24,6 +26,9 @@ from babynn_cli.core.theory import Curvature
 from babynn_cli.core.vocabulary import Params, full_batch
 
 MIN_TRAINING_ROWS = 2
+# More weights than this (features + 1, times the classes) and the cross-entropy reference is not
+# computed: Newton's Hessian is this squared, and its eigenvalues are needed too
+MAX_NEWTON_UNKNOWNS = 2000
 ROUNDING = 1e-13  # L* below this fraction of the targets' variance is 0 to rounding
 
 
@@ -76,19 +81,100 @@ class Problem:
         """Whether batches of `batch_size` rows (None: all) are the whole training set."""
         return full_batch(batch_size, self.n_train)
 
+    @property
+    def classifies(self) -> bool:
+        """Whether the model learns classes (cross-entropy) rather than numbers."""
+        return self.model.loss != "mse"
+
+    @property
+    def spread(self) -> float:
+        """The loss of the best constant prediction on the training rows: the targets' variance
+        (summed over outputs), or the classes' entropy."""
+        moments = self.train.moments
+        return spread_of(self.model.loss, moments.y_mean, moments.spread)
+
+    @property
+    def reference_exists(self) -> bool:
+        """Whether the affine model's loss on these rows has a minimum that babynn knows (the
+        reference L*, beside a network's runs too): always for squared error; for cross-entropy
+        unless the classes are separable (the loss then falls forever) or the Hessian is too
+        large to find it (more than MAX_NEWTON_UNKNOWNS weights)."""
+        if not self.classifies:
+            return True
+        return self._too_large is None and not self._reference.separable
+
+    @property
+    def has_optimum(self) -> bool:
+        """Whether this run's model is the affine model and its loss has a known minimum."""
+        return self.affine and self.reference_exists
+
+    @property
+    def reference_name(self) -> str:
+        """What the reference L* is, in a few words."""
+        if self.classifies:
+            fit = "cross-entropy optimum" if self.affine else "best affine (logistic) fit"
+            return f"{fit} L* (Newton)"
+        ridge = " (ridge, --l2)" if self.model.l2 and self.affine else ""
+        return ("least-squares optimum" if self.affine else "best affine fit") + f" L*{ridge}"
+
+    @property
+    def separable(self) -> bool:
+        """Cross-entropy of the affine model on separable classes: no finite optimum."""
+        return (
+            self.affine
+            and self.classifies
+            and self._too_large is None
+            and (self._reference.separable)
+        )
+
+    @property
+    def _too_large(self) -> str | None:
+        """Why the classification reference is not computed, or None."""
+        p = self.train.n_features + int(self.model.intercept)
+        unknowns = p * self.model.n_outputs
+        if unknowns > MAX_NEWTON_UNKNOWNS:
+            return f"{unknowns:,} weights: Newton's Hessian would have {unknowns**2:,} entries"
+        return None
+
     def curvature(self) -> Curvature:
-        """H = (2/N) X̃ᵀX̃ of the affine model on the data as trained (computed once)."""
+        """H = (2/N) X̃ᵀX̃ of the affine model on the data as trained (computed once); with --l2,
+        2α more on W's diagonal; for cross-entropy the Hessian at the optimum and a bound for any
+        weights (`core.classify`)."""
         return self._curvature
 
     @cached_property
     def _curvature(self) -> Curvature:
-        rows = self.train
-        if rows.n_rows <= rows.n_features and not rows.streamed:  # wide: O(N²m), not O(m³)
-            Z = rows.standardized()
+        rows, alpha = self.train, self.model.l2
+        gram = rows.moments.gram(self.model.intercept)
+        if alpha:
+            m = rows.n_features
+            gram = gram + np.diag(np.r_[np.full(m, alpha), np.zeros(len(gram) - m)])
+        if self.classifies:
+            if self._too_large is not None:  # the bound alone, with no local curvature
+                lam = np.linalg.eigvalsh(gram)
+                kind = self.model.loss
+                bound = CURVATURE_BOUND[kind] * float(lam[-1])
+                return Curvature(np.array([bound]), np.eye(1), bound=bound)
+            return classify.curvature(self._reference, gram, self.model.loss, alpha)
+        if rows.n_rows <= rows.n_features and not rows.streamed and not alpha:
+            Z = rows.standardized()  # wide: O(N²m), not O(m³)
             if self.model.intercept:
                 Z = np.column_stack([Z, np.ones(rows.n_rows)])
             return Curvature.of_rows(Z)
-        return Curvature.of(rows.moments.gram(self.model.intercept))
+        return Curvature.of(gram)
+
+    @cached_property
+    def _reference(self) -> classify.ClassOptimum:
+        """The minimum of the cross-entropy by Newton's method on the training rows."""
+        rows = self.train
+
+        def blocks() -> Iterable[tuple[np.ndarray, np.ndarray]]:
+            if not rows.streamed:
+                return [(rows.standardized(), rows.Y)]
+            return ((rows.standardize(X), Y) for X, Y in rows.passes())
+
+        m, n = rows.n_features, self.model.n_outputs
+        return classify.newton(self.model.loss, blocks, m, n, self.model.intercept, self.model.l2)
 
     @property
     def optimum(self) -> tuple[np.ndarray, np.ndarray, float]:
@@ -99,7 +185,10 @@ class Problem:
 
     @cached_property
     def _optimum(self) -> tuple[np.ndarray, np.ndarray, float]:
-        return self.train.moments.optimum(self.model.intercept)
+        if self.classifies:
+            ref = self._reference
+            return ref.W, ref.w0, ref.loss
+        return self.train.moments.ridged(self.model.l2).optimum(self.model.intercept)
 
     def _stacked(self, W: np.ndarray, w0: np.ndarray) -> np.ndarray:
         """W̃ = [W; w0ᵀ] as `Curvature` reads it (W alone without an intercept)."""
@@ -113,6 +202,10 @@ class Problem:
         """Affine weights whose part that no gradient changes (along H's zero eigenvalues, when
         the features are collinear) is the reference optimum's: training from them ends at
         `optimum` itself, the least-squares fit of least norm, not at another of the many."""
+        if self.affine and self.model.loss == "softmax":
+            # moving every class's weights alike changes nothing, and no gradient does it (the
+            # classes' gradients sum to zero): start, as Newton does, with no part along it
+            return {k: v - v.mean(axis=-1, keepdims=True) for k, v in params.items()}
         if not self.affine or self.optimum_unique:
             return params
         curvature = self.curvature()
@@ -129,12 +222,21 @@ class Problem:
 
     @property
     def optimum_unique(self) -> bool:
-        """Whether the least-squares fit is the only one (else: the one of least norm)."""
+        """Whether the least-squares fit is the only one (else: the one of least norm); with
+        --l2 or cross-entropy, it is (softmax's classes moved alike aside)."""
+        if self.classifies or self.model.l2:
+            return True
         return self.train.unscaled_moments.unique
 
     def optimum_in_data_units(self) -> tuple[np.ndarray, np.ndarray]:
         """W* and w0* of the least-squares fit for the raw features, as the model file writes W:
-        solved in those units (`core.reference`), not converted from the standardised ones."""
+        solved in those units (`core.reference`), not converted from the standardised ones; with
+        --l2 or cross-entropy, converted from those (their penalty and Newton's steps are in the
+        units trained)."""
+        if self.classifies or self.model.l2:
+            W, w0, _ = self.optimum
+            params = {"W": W, "w0": w0} if self.model.intercept else {"W": W}
+            return to_raw_units(params, self.scaler.mean, self.scaler.scale)
         W, w0, _ = self.train.unscaled_moments.optimum(self.model.intercept)
         return W, w0
 
@@ -143,7 +245,7 @@ class Problem:
         """What a gap L − L* is measured against: L*, unless L* is 0 to rounding (an exact fit);
         then the targets' variance (the loss of predicting their mean), or 1 for a constant
         target."""
-        spread = self.train.moments.spread
+        spread = self.spread
         if self.optimum_loss > ROUNDING * spread:
             return self.optimum_loss
         return spread if spread > 0 else 1.0
@@ -175,6 +277,8 @@ def make_problem(
     seed: int = 0,
     hidden: Sequence[int] = (),
     activation: str = "tanh",
+    loss: str = "mse",
+    l2: float = 0.0,
 ) -> Problem:
     """Hold out round(val_frac·N) seeded rows, standardise with the training rows' statistics.
 
@@ -200,11 +304,28 @@ def make_problem(
     def biggest() -> float:
         return float(max(np.abs(X_tr).max(), np.abs(Y_tr).max()))
 
-    problem = _assembled(raw, rows, standardize, intercept, hidden, activation, biggest)
+    learner = Learner(hidden, activation, loss, l2)
+    problem = _assembled(raw, rows, standardize, intercept, learner, biggest)
     return replace(problem, val_frac=val_frac if held is not None else 0.0)
 
 
 TargetScaling = tuple[np.ndarray | None, float]  # (target_mean, target_scale): see `target_scaling`
+
+
+@dataclass(frozen=True)
+class Learner:
+    """What learns from the rows: the hidden layers (none: the affine model), their activation,
+    the loss's kind (`core.losses`) and the penalty's α."""
+
+    hidden: Sequence[int] = ()
+    activation: str = "tanh"
+    loss: str = "mse"
+    l2: float = 0.0
+
+    def model(self, m: int, n: int, intercept: bool) -> AffineModel | MLP:
+        if self.hidden:
+            return MLP(m, tuple(self.hidden), n, self.activation, loss=self.loss, l2=self.l2)
+        return AffineModel(m, n, intercept, loss=self.loss, l2=self.l2)
 
 
 def _assembled(
@@ -212,8 +333,7 @@ def _assembled(
     rows: Callable[[Standardizer, TargetScaling], tuple[Rows, Rows | None]],
     standardize: bool,
     intercept: bool,
-    hidden: Sequence[int],
-    activation: str,
+    learner: Learner,
     biggest: Callable[[], float | None] = lambda: None,
 ) -> Problem:
     """The problem from the training rows' moments `raw`, whichever way the rows come: their
@@ -228,12 +348,13 @@ def _assembled(
             f"{values} whose squares overflow double precision; rescale the columns (divide "
             "them by a power of ten) and try again"
         )
-    scaler = _scaler(raw, standardize, center=intercept or bool(hidden))
-    target = target_scaling(raw, standardize and bool(hidden))
+    network = bool(learner.hidden)
+    scaler = _scaler(raw, standardize, center=intercept or network)
+    # a network's numeric targets are standardised; classes are 0s and 1s already
+    target = target_scaling(raw, standardize and network and learner.loss == "mse")
     train, val = rows(scaler, target)
     m, n = raw.xx.shape[0], len(raw.y_mean)
-    model = MLP(m, tuple(hidden), n, activation) if hidden else AffineModel(m, n, intercept)
-    return Problem(train, val, scaler, standardize, model, *target)
+    return Problem(train, val, scaler, standardize, learner.model(m, n, intercept), *target)
 
 
 def target_scaling(raw: Moments, network: bool) -> tuple[np.ndarray | None, float]:
@@ -298,6 +419,8 @@ def make_streamed_problem(
     seed: int = 0,
     hidden: Sequence[int] = (),
     activation: str = "tanh",
+    loss: str = "mse",
+    l2: float = 0.0,
 ) -> Problem:
     """The affine model (or a network with `hidden` layers) on rows that never sit in memory:
     `blocks()` yields them (X, Y) block by block, and is called for each pass (two for the
@@ -329,7 +452,7 @@ def make_streamed_problem(
         val = StreamedRows.of(val_blocks, Moments.of_blocks(val_blocks), *scaled)
         return train, replace(val, target_mean=target[0], target_scale=target[1])
 
-    problem = _assembled(raw, rows, standardize, intercept, hidden, activation)
+    problem = _assembled(raw, rows, standardize, intercept, Learner(hidden, activation, loss, l2))
     return replace(problem, val_frac=val_frac if val_blocks is not None else 0.0)
 
 

@@ -92,12 +92,12 @@ def theory(problem: Problem, params: Params, gap_tol: float) -> Theory:
     given for reference, and no epochs are predicted (its start is no affine model's)."""
     curvature = problem.curvature()
     optimum_loss = problem.optimum_loss
-    if not problem.affine:
+    if not problem.has_optimum:
         return Theory(curvature, optimum_loss, math.nan, None)
     error = problem.error(params)
     initial = optimum_loss + curvature.excess_loss(error)
     target = problem.gap_target(gap_tol)
-    predicted = curvature.epochs_to_reach(error, curvature.best_lr, target)
+    predicted = curvature.epochs_to_reach(error, curvature.fastest_safe_lr, target)
     return Theory(curvature, optimum_loss, initial, predicted)
 
 
@@ -119,15 +119,16 @@ def sweep(
     """
     full_batch = problem.full_batch(settings.batch_size)
     th = theory(problem, params, gap_tol)
-    if problem.affine:  # the epoch each run comes within gap_tol of L*, noted exactly
+    if problem.has_optimum:  # the epoch each run comes within gap_tol of L*, noted exactly
         settings = replace(settings, watch_loss=problem.converged_loss(gap_tol))
     rates = sorted({float(lr) for lr in lrs})
     theory_lr = None
-    if problem.affine and full_batch and spec.name == "constant" and not settings.early_stopping:
-        theory_lr = th.curvature.best_lr
+    constant = spec.name == "constant"
+    if problem.has_optimum and full_batch and constant and not settings.early_stopping:
+        theory_lr = th.curvature.fastest_safe_lr
         rates = sorted({*rates, theory_lr})
     result = train_problem(problem, params, [spec.at(lr) for lr in rates], settings, seed, on_epoch)
-    predict = problem.affine and full_batch and spec.name == "constant"
+    predict = problem.has_optimum and full_batch and spec.name == "constant"
     rows = _rows(problem, params if predict else None, result, rates, theory_lr, gap_tol)
     pool = _pool(rows)
     best_loss = min((rows[k].final_monitored for k in pool), default=math.inf)
@@ -149,7 +150,7 @@ def sweep(
         suggested=suggested,
         edge=edge,
         full_batch=full_batch,
-        affine=problem.affine,
+        affine=problem.has_optimum,
         result=result,
         measured_epochs=measured,
     )
@@ -196,11 +197,11 @@ def _rows(
     batch, constant rate), also the epochs theory predicts for it."""
     h = result.history
     monitored = h.val_loss if h.val_loss is not None else h.train_loss
-    optimum = problem.optimum_loss if problem.affine else None
-    scale = problem.gap_scale if problem.affine else None
+    optimum = problem.optimum_loss if problem.has_optimum else None
+    scale = problem.gap_scale if problem.has_optimum else None
     curvature = problem.curvature()
-    target = problem.gap_target(gap_tol) if problem.affine else 0.0
-    spread = problem.train.moments.spread
+    target = problem.gap_target(gap_tol) if problem.has_optimum else 0.0
+    spread = problem.spread
 
     def trend(k: int) -> Trend | None:
         return result.trend(k, spread)

@@ -27,8 +27,13 @@ class Curvature:
     depends on them."""
 
     eigenvalues: np.ndarray  # (r,)
-    eigenvectors: np.ndarray  # (p, r)
+    eigenvectors: np.ndarray  # (p, r); for softmax (p·k, r), the weights stacked class by class
     rank_deficient: bool = False  # some eigenvalues (not kept) are zero
+    # Cross-entropy (`core.classify`): the eigenvalues are the Hessian's at the optimum, and
+    # `bound` is λmax's bound for any weights, which sets the stable rates; `expected_zeros` are
+    # the directions softmax's outputs always leave free (all classes moved alike)
+    bound: float | None = None
+    expected_zeros: int = 0
 
     @classmethod
     def of(cls, gram: np.ndarray) -> Curvature:
@@ -56,7 +61,8 @@ class Curvature:
     def singular(self) -> bool:
         """Collinear features: some direction of the weights changes nothing, so the optimum is
         not unique (every weight vector on a line, a plane, ... reaches the same L*)."""
-        return self.rank_deficient or bool(self.eigenvalues[0] <= SINGULAR * self.lambda_max)
+        zeros = int((self.eigenvalues <= SINGULAR * self.lambda_max).sum())
+        return self.rank_deficient or zeros > self.expected_zeros
 
     @property
     def lambda_min(self) -> float:
@@ -66,9 +72,17 @@ class Curvature:
         return float(nonzero[0]) if nonzero.size else self.lambda_max
 
     @property
+    def exact(self) -> bool:
+        """Whether the loss is the quadratic this curvature describes everywhere (squared error),
+        or only near the optimum, with a bound elsewhere (cross-entropy)."""
+        return self.bound is None
+
+    @property
     def stable_lr(self) -> float:
-        """The stability bound 2/λmax: constant rates below it converge at full batch."""
-        return 2.0 / self.lambda_max if self.lambda_max > 0 else float("inf")
+        """The stability bound 2/λmax: constant rates below it converge at full batch; for
+        cross-entropy 2/(λmax's bound), below which the loss never rises, from any weights."""
+        top = self.lambda_max if self.bound is None else self.bound
+        return 2.0 / top if top > 0 else float("inf")
 
     @property
     def best_lr(self) -> float:
@@ -76,10 +90,16 @@ class Curvature:
         return 2.0 / (self.lambda_max + self.lambda_min) if self.lambda_max > 0 else float("inf")
 
     @property
+    def fastest_safe_lr(self) -> float:
+        """η* where it is below the stable bound: always for squared error; for cross-entropy the
+        local η* can pass the bound that holds far from the optimum."""
+        return min(self.best_lr, self.stable_lr)
+
+    @property
     def suggested_lr(self) -> float:
         """η* = 2/(λmax + λmin) rounded down to four significant digits: the one rate babynn
         suggests for this data wherever it prints one (never above η*, so never past 2/λmax)."""
-        lr = self.best_lr
+        lr = self.fastest_safe_lr
         if not np.isfinite(lr) or lr <= 0:
             return lr
         power = int(np.floor(np.log10(lr))) - 3
@@ -123,5 +143,7 @@ class Curvature:
 
     def _shares(self, error: np.ndarray) -> np.ndarray:
         """Each eigen-component's share ½ λᵢ cᵢ² of L − L*."""
+        if self.eigenvectors.shape[0] != error.shape[0]:  # softmax: the classes stacked
+            error = error.reshape(-1, 1, order="F")
         c = self.eigenvectors.T @ error  # (p, n): the error in the eigenbasis
         return 0.5 * self.eigenvalues * (c**2).sum(axis=1)

@@ -23,6 +23,7 @@ import numpy as np
 
 from babynn_cli.core.descent import Descent, Epochs, Rates
 from babynn_cli.core.history import EpochInfo, History, Record
+from babynn_cli.core.losses import spread_of
 from babynn_cli.core.model import Model
 from babynn_cli.core.rows import Rows
 from babynn_cli.core.schedules import Schedule
@@ -65,7 +66,8 @@ def train(
     record = Record.start(E, start, val_losses, params, settings.history_every, settings.watch_loss)
     # the loss of predicting the mean target, in the units the model learns (a network's targets
     # are standardised: its losses are the targets' own over target_scale²)
-    spread = data.moments.spread / data.target_scale**2
+    moments = data.moments
+    spread = spread_of(model.loss, moments.y_mean, moments.spread) / data.target_scale**2
     rules = Rules.start(record, spread, settings.stop_rules, descent.exact, params)
     running = np.ones(K, dtype=bool)
     ends: list[RunEnd | None] = [None] * K

@@ -24,7 +24,7 @@ Lend at its last epoch, and for the affine model the least-squares optimum L*:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 import numpy as np
@@ -90,6 +90,16 @@ class Judgement:
     final_epoch: int
     optimum_loss: float | None  # L* (None for a network)
     gap_scale: float | None = None  # what the gap is measured against (`Problem.gap_scale`)
+    # separable classes: the loss has no minimum, so a run that settled is still falling
+    no_minimum: bool = False
+
+    def without_minimum(self) -> Judgement:
+        """The judgement of a run whose loss has no minimum (separable classes): one that
+        settled (converged, or a plateau by the rule) is still falling, slower and slower, as it
+        always will."""
+        if self.verdict in (Verdict.CONVERGED, Verdict.PLATEAU):
+            return replace(self, verdict=Verdict.STILL_FALLING, no_minimum=True)
+        return replace(self, no_minimum=True)
 
     @property
     def relative_gap(self) -> float | None:
@@ -175,7 +185,7 @@ def advise(
     in the standardised units they trained in; `history`: the run's). Predictions are exact for
     the affine model at full batch (see `core.theory`). Other verdicts need no numbers."""
     last_lr = float(history.lr[-1, 0]) if len(history.epoch) > 1 else 0.0
-    if not problem.affine or verdict is not Verdict.STILL_FALLING:
+    if not problem.has_optimum or verdict is not Verdict.STILL_FALLING:
         return Advice(None, None, None)
     curvature = problem.curvature()
     target = problem.gap_target(gap_tol)

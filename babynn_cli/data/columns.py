@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from babynn_cli.core.encoding import Encoding
-from babynn_cli.data.encoding import CellError, encode, numbers_of
+from babynn_cli.data.encoding import CellError, encode, labels_of, numbers_of
 from babynn_cli.data.sources import (
     Dialect,
     Source,
@@ -42,6 +42,7 @@ class Reading:
     dropped: int = 0
     filled: dict[str, int] = field(default_factory=dict)
     unseen: dict[str, int] = field(default_factory=dict)
+    classes: tuple[str, ...] | None = None  # the target's labels, when it holds classes
 
 
 @dataclass(frozen=True)
@@ -194,6 +195,7 @@ class Part:
     problem: str | None = None  # a message with {row} for the row number
     problem_row: int = 0  # 0-based within the block
     ids: pd.DataFrame | None = None  # the id columns of the rows kept (predict)
+    codes: np.ndarray | None = None  # predict, classes: each row's class (−1 unknown, −2 none)
 
 
 class Columns:
@@ -212,9 +214,11 @@ class Columns:
         dropna: bool = False,
         predicting: bool = False,
         ids: list[str] | None = None,
+        classes: tuple[str, ...] | None = None,
     ) -> None:
         self.encoding, self.targets, self.dropna = encoding, targets, dropna
         self.predicting, self.ids = predicting, list(ids or [])
+        self.classes = classes  # the target's labels, in order, when the model classifies
         self.features = encoding.features
         self.used = [*encoding.sources, *targets]
         self.targets_unusable: str | None = None
@@ -226,11 +230,12 @@ class Columns:
     def reading(self, ids: list[str], ignored: list[str]) -> Reading:
         """What these checks did to the rows so far."""
         return Reading(
-            self.encoding, ids, ignored, self.dropped, dict(self.filled), dict(self.unseen)
-        )
+            self.encoding, ids, ignored, self.dropped, dict(self.filled), dict(self.unseen),
+            self.classes,
+        )  # fmt: skip
 
     def absorb(self, chunk: pd.DataFrame) -> Part:
-        if self.encoding.plain and not self.predicting and not self.ids:
+        if self.encoding.plain and not self.predicting and not self.ids and not self.classes:
             # the usual case: plain numbers, every one finite; one copy and one pass
             frame = chunk if list(chunk.columns) == self.used else chunk[self.used]
             if all(kind in "iuf" for kind in frame.dtypes.map(lambda t: t.kind)):
@@ -249,7 +254,8 @@ class Columns:
                     for col, count in more.items():
                         counts[col] = counts.get(col, 0) + count
                 X, missing, first = encoded.X, encoded.missing, encoded.missing_column
-            Y = self._targets(chunk)
+            codes = self._codes(chunk) if self.classes is not None else None
+            Y = self._targets(chunk) if codes is None else self._one_hot(codes)
         except CellError as e:
             m, n = len(self.features), len(self.targets)
             return Part(np.empty((0, m)), np.empty((0, n)), 0, e.template, e.row)
@@ -264,7 +270,7 @@ class Columns:
         if self.predicting:
             self.blank += int(missing.sum())
             X[missing] = np.nan
-            return Part(X, Y, seen, ids=ids)
+            return Part(X, Y, seen, ids=ids, codes=codes)
         no_target = np.isnan(Y).any(axis=1)
         bad = missing | no_target
         if not bad.any():
@@ -297,6 +303,38 @@ class Columns:
         if all(frame[c].dtype.kind in "iuf" for c in names):
             return frame.to_numpy(dtype=np.float64)
         return np.column_stack([numbers_of(frame[c], "number", c) for c in names])
+
+    def _codes(self, chunk: pd.DataFrame) -> np.ndarray:
+        """Each row's class, by its place in `classes`: −1 for a label not among them, −2 for
+        none. In fit every label is one of them (they were read from these rows, or a
+        --warm-start model's, which must know them all)."""
+        assert self.classes is not None
+        labels = labels_of(chunk[self.targets[0]])
+        codes = pd.Index(self.classes).get_indexer(labels)
+        codes[labels.isna().to_numpy()] = -2
+        if not self.predicting and (codes == -1).any():
+            row = int(np.argmax(codes == -1))
+            raise CellError(
+                row,
+                f"the target '{self.targets[0]}' holds {labels.iloc[row]!r} in row {{row}}, not "
+                f"one of the --warm-start model's classes ({', '.join(self.classes)})",
+            )
+        return codes
+
+    def _one_hot(self, codes: np.ndarray) -> np.ndarray:
+        """The targets a classifier learns: for two classes one column, 1 for the second; for
+        more, one column a class, 1 for the row's own; nan for a row without a label."""
+        assert self.classes is not None
+        k = len(self.classes)
+        width = 1 if k == 2 else k
+        Y = np.zeros((len(codes), width))
+        known = codes >= 0
+        if k == 2:
+            Y[:, 0] = codes == 1
+        else:
+            Y[np.flatnonzero(known), codes[known]] = 1.0
+        Y[~known] = np.nan
+        return Y
 
     def _targets(self, chunk: pd.DataFrame) -> np.ndarray:
         if not self.predicting:

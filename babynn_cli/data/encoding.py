@@ -11,6 +11,7 @@ with the options that leave it out.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -49,7 +50,7 @@ def kind_of(series: pd.Series, categorical: bool) -> str:
     return "category"
 
 
-def _labels(series: pd.Series) -> pd.Series:
+def labels_of(series: pd.Series) -> pd.Series:
     """Category values as text, a whole-number code written as an integer (1, not 1.0)."""
     if series.dtype.kind == "f":
         whole = series.notna() & (series == np.floor(series))
@@ -58,6 +59,34 @@ def _labels(series: pd.Series) -> pd.Series:
     if series.dtype.kind == "b":
         return series.astype(str)
     return series.astype(str).str.strip().where(series.notna())
+
+
+def sorted_classes(labels: Iterable[str]) -> tuple[str, ...]:
+    """Class labels in their order: as numbers when they all are (2 before 10), else as text."""
+    found = sorted(set(labels))
+    try:
+        return tuple(sorted(found, key=float))
+    except ValueError:
+        return tuple(found)
+
+
+MAX_CLASSES = 1000  # more labels than this in a target: not classes
+
+
+def checked_classes(labels: Iterable[str], target: str) -> tuple[str, ...]:
+    """The classes a target's labels make, in order; an error for fewer than two or too many."""
+    classes = sorted_classes(labels)
+    if len(classes) < 2:
+        only = f" ({classes[0]!r})" if classes else ""
+        raise DataError(
+            f"the target '{target}' holds one class{only}: a classifier needs two or more"
+        )
+    if len(classes) > MAX_CLASSES:
+        raise DataError(
+            f"the target '{target}' holds {len(classes):,} different labels, more than "
+            f"{MAX_CLASSES:,} classes: a number to predict? pass --loss mse"
+        )
+    return classes
 
 
 def numbers_of(series: pd.Series, kind: str, name: str) -> np.ndarray:
@@ -174,7 +203,7 @@ class Learner:
             kind = self.kinds[name]
             if kind == "category":
                 seen = self.levels.setdefault(name, set())
-                labels = _labels(series)
+                labels = labels_of(series)
                 seen.update(labels.dropna().unique().tolist())
                 if self.impute and labels.isna().any():
                     seen.add(MISSING)
@@ -268,7 +297,7 @@ def encode(encoding: Encoding, frame: pd.DataFrame) -> Encoded:
     for c, column in enumerate(encoding.columns):
         series = frame[column.name]
         if column.kind == "category":
-            labels = _labels(series)
+            labels = labels_of(series)
             absent = labels.isna().to_numpy()
             if MISSING in column.levels:
                 _count(filled, column.name, int(absent.sum()))

@@ -28,7 +28,7 @@ from babynn_cli.data.columns import (
     same_header,
     stacked,
 )
-from babynn_cli.data.encoding import Learner, kind_of
+from babynn_cli.data.encoding import Learner, checked_classes, kind_of, labels_of
 from babynn_cli.data.sources import (
     Dialect,
     Source,
@@ -38,7 +38,7 @@ from babynn_cli.data.sources import (
     parquet_frames,
     reading,
 )
-from babynn_cli.errors import DataError
+from babynn_cli.errors import DataError, UsageError
 from babynn_cli.text import listing
 
 PARQUET_BLOCK_ROWS = 1 << 16  # rows of a Parquet file converted at a time
@@ -56,6 +56,22 @@ class Wanted:
     dropna: bool = False
     impute: bool = False
     encoding: Encoding | None = None  # read the features as a saved model does (--warm-start)
+    loss: str | None = None  # "mse", "cross-entropy" (the target holds classes), None: by the data
+    classes: tuple[str, ...] | None = None  # a saved model's classes (--warm-start)
+
+    def classifies(self, head: pd.DataFrame | None, targets: list[str]) -> bool:
+        """Whether the targets are classes: asked for, or a target of text when the loss is not
+        named (`head`: the first rows). One target column only."""
+        if self.loss == "mse":
+            return False
+        text = head is not None and any(kind_of(head[t], False) != "number" for t in targets)
+        wanted = self.loss == "cross-entropy" or self.classes is not None or text
+        if wanted and len(targets) > 1:
+            raise UsageError(
+                f"cross-entropy learns the classes of one target column; {len(targets)} given "
+                f"({', '.join(targets)})"
+            )
+        return wanted
 
     def roles(self, opened: Opened) -> Roles:
         """The roles of DATA's columns these options give."""
@@ -85,10 +101,12 @@ def load(source: str, dialect: Dialect | str = ",", wanted: Wanted | None = None
     parts, first, header = opened.parts, opened.first, opened.header
     roles = w.roles(opened)
     encoding = w.reusable(roles.features)
+    head = _head(first, header, roles)
+    classifies = w.classifies(head, roles.targets)
     plain = not w.impute and not roles.categorical
-    if encoding is None and plain and _all_numbers(first, header, roles):
+    if encoding is None and plain and _all_numbers(head, roles.features):
         encoding = Encoding.numbers(roles.features)
-    if encoding is not None and encoding.plain:
+    if encoding is not None and encoding.plain and not classifies:
         columns = Columns(encoding, roles.targets, w.dropna, ids=roles.ids)
         arrays = _read_parts(parts, first, header, lambda src: read_columns(src, header, columns))
         X, Y = arrays[0] if len(arrays) == 1 else map(np.concatenate, zip(*arrays, strict=True))
@@ -103,7 +121,10 @@ def load(source: str, dialect: Dialect | str = ",", wanted: Wanted | None = None
                 learner.new_part()
                 learner.absorb(frame)
         encoding = learner.finish()
-    columns = Columns(encoding, roles.targets, w.dropna, ids=roles.ids)
+    classes = None
+    if classifies:
+        classes = w.classes or _classes(frames, roles.targets[0])
+    columns = Columns(encoding, roles.targets, w.dropna, ids=roles.ids, classes=classes)
     X, Y = checked(stacked(_checked(frames, columns)), first)
     return Dataset(X, Y, columns.features, roles.targets, columns.reading(roles.ids, roles.ignored))
 
@@ -117,18 +138,26 @@ def _checked(frames: list[tuple[str, pd.DataFrame]], columns: Columns) -> list[P
     return got
 
 
-def _all_numbers(src: Source, header: list[str], roles: Roles) -> bool:
-    """Whether the first rows' feature columns are all numbers (a plain table)."""
+def _head(src: Source, header: list[str], roles: Roles) -> pd.DataFrame | None:
+    """The first SNIFF_ROWS rows, to tell a plain table (and a target of classes) from others."""
     with reading(src):
         if src.parquet:
-            head = next(iter(parquet_frames(src, roles.features, SNIFF_ROWS)), None)
-        else:
-            head = csv_frames(
-                src.handle(), src.dialect, header, None, src.compression, nrows=SNIFF_ROWS
-            )
-    if head is None:
-        return True
-    return all(kind_of(head[c], False) == "number" for c in roles.features)
+            return next(iter(parquet_frames(src, roles.read, SNIFF_ROWS)), None)
+        rows = SNIFF_ROWS
+        return csv_frames(src.handle(), src.dialect, header, None, src.compression, nrows=rows)
+
+
+def _all_numbers(head: pd.DataFrame | None, features: list[str]) -> bool:
+    """Whether the first rows' feature columns are all numbers (a plain table)."""
+    return head is None or all(kind_of(head[c], False) == "number" for c in features)
+
+
+def _classes(frames: list[tuple[str, pd.DataFrame]], target: str) -> tuple[str, ...]:
+    """The target's labels over all the rows, in order; an error unless there are two or more."""
+    seen: set[str] = set()
+    for _, frame in frames:
+        seen.update(labels_of(frame[target]).dropna().unique().tolist())
+    return checked_classes(seen, target)
 
 
 def _frames(
@@ -180,6 +209,9 @@ class ToPredict:
     ids: pd.DataFrame | None
     blank: int  # rows whose prediction is left empty (a missing cell, no --impute)
     unseen: dict[str, int]  # cells holding a category the model never saw, by column
+    # a classifier's: each row's class in the model's order (−1 a label it does not know, −2
+    # none), when DATA has the target
+    codes: np.ndarray | None = None
 
     @classmethod
     def of_rows(cls, rows: int, Y: np.ndarray | None) -> ToPredict:
@@ -188,9 +220,15 @@ class ToPredict:
 
 
 def load_for_prediction(
-    source: str, dialect: Dialect | str, encoding: Encoding, targets: list[str], ids: list[str]
+    source: str,
+    dialect: Dialect | str,
+    encoding: Encoding,
+    targets: list[str],
+    ids: list[str],
+    classes: tuple[str, ...] | None = None,
 ) -> ToPredict:
-    """DATA's rows as a saved model reads them (its `encoding`), every row kept in order."""
+    """DATA's rows as a saved model reads them (its `encoding`), every row kept in order;
+    `classes`: a classifier's, read from the target's labels."""
     opened = open_parts(source, dialect)
     parts, first, header = opened.parts, opened.first, opened.header
     lacking = [c for c in encoding.sources if c not in header]
@@ -202,14 +240,19 @@ def load_for_prediction(
     categories = {c.name for c in encoding.columns if c.kind == "category"}
     roles = Roles(encoding.sources, wanted_targets, present, categories)
     frames = _frames(parts, first, header, roles)
-    columns = Columns(encoding, wanted_targets, predicting=True, ids=present)
+    classify = classes if has_targets else None
+    columns = Columns(encoding, wanted_targets, predicting=True, ids=present, classes=classify)
     got = _checked(frames, columns)
     X, Y = stacked(got)
     id_frame = pd.concat([p.ids for p in got], ignore_index=True) if present else None
+    codes = None
+    if classify is not None:
+        codes = np.concatenate([p.codes for p in got if p.codes is not None])
     usable = has_targets and columns.targets_unusable is None
     return ToPredict(
-        X, Y if usable else None, columns.targets_unusable, id_frame, columns.blank, columns.unseen
-    )
+        X, Y if usable else None, columns.targets_unusable, id_frame, columns.blank,
+        columns.unseen, codes,
+    )  # fmt: skip
 
 
 def read_columns(src: Source, header: list[str], columns: Columns) -> tuple[np.ndarray, np.ndarray]:

@@ -29,7 +29,7 @@ from babynn_cli.data.columns import (
     read_header,
     same_header,
 )
-from babynn_cli.data.encoding import Learner, kind_of
+from babynn_cli.data.encoding import Learner, checked_classes, kind_of, labels_of
 from babynn_cli.data.read import Wanted
 from babynn_cli.data.sources import (
     STDIN,
@@ -61,6 +61,7 @@ class Stream:
     writer: RowFileWriter
     encoding: Encoding
     first_pass: Callable[[], Reading]  # how the first pass read the rows, once it has
+    classes: tuple[str, ...] | None = None  # the target's classes, when it holds them
 
     @property
     def reading(self) -> Reading:
@@ -95,25 +96,36 @@ def stream(
     several = len(parts) > 1
 
     encoding, passes_before = w.reusable(roles.features), 0
-    if encoding is None:
-        head = _first_frame(first, header, roles)
-        plain = not w.impute and not roles.categorical
-        if plain and _all_numbers(head, roles.features):
-            encoding = Encoding.numbers(roles.features)
-        else:  # a pass of its own: the categories, the means
-            learner = Learner(roles.features, roles.categorical, w.impute)
-            with _watching(watch) as seen:
-                for path in parts:
-                    src = open_source(path, dialect)
-                    with in_part(src.name, several):
-                        same_header(src, read_header(src), header)
-                        learner.new_part()
-                        for frame in source_frames(src, header, roles):
+    head = _first_frame(first, header, roles)
+    classifies = w.classifies(head, roles.targets)
+    classes = w.classes if classifies else None
+    plain = not w.impute and not roles.categorical
+    if encoding is None and plain and _all_numbers(head, roles.features):
+        encoding = Encoding.numbers(roles.features)
+    if encoding is None or (classifies and classes is None):
+        # a pass of its own: the categories, the means, the target's classes
+        learner = Learner(roles.features, roles.categorical, w.impute)
+        labels: set[str] = set()
+        with _watching(watch) as seen:
+            for path in parts:
+                src = open_source(path, dialect)
+                with in_part(src.name, several):
+                    same_header(src, read_header(src), header)
+                    learner.new_part()
+                    for frame in source_frames(src, header, roles):
+                        if encoding is None:
                             learner.absorb(frame)
-                            seen(learner.rows)
+                        else:
+                            learner.rows += len(frame)
+                        if classifies:
+                            labels.update(labels_of(frame[roles.targets[0]]).dropna().unique())
+                        seen(learner.rows)
+        if encoding is None:
             encoding = learner.finish()
-            passes_before = 1
-    columns = Columns(encoding, roles.targets, w.dropna, ids=roles.ids)
+        if classifies and classes is None:
+            classes = checked_classes(labels, roles.targets[0])
+        passes_before = 1
+    columns = Columns(encoding, roles.targets, w.dropna, ids=roles.ids, classes=classes)
 
     first_pass: list[Reading] = []
 
@@ -135,7 +147,10 @@ def stream(
     blocks = writer.wrap(parse)
     return Stream(
         encoding.features, roles.targets, _watched(blocks, watch, passes_before), writer, encoding,
-        lambda: first_pass[0] if first_pass else Reading(encoding, roles.ids, roles.ignored),
+        lambda: first_pass[0] if first_pass else Reading(
+            encoding, roles.ids, roles.ignored, classes=classes
+        ),
+        classes,
     )  # fmt: skip
 
 

@@ -203,6 +203,12 @@ class Reporter:
                 self.out.print(renderable)
             self._stdout.append(captured.get())
 
+    def print_err(self, renderable: object) -> None:
+        """A table for people on stderr, where stdout holds data (predict's CSV), unless
+        --quiet."""
+        if not self.quiet:
+            self.err.print(renderable)
+
     def summary(self, items: Sequence[tuple[str, str]]) -> None:
         """A titled table of (name, value) rows, for stdout."""
         table = Table(title="Summary", title_justify="left", show_header=False)

@@ -15,6 +15,7 @@ from babynn_cli.report.words import (
     Chose,
     fmt,
     per_target,
+    percent,
     run_header,
     stop_message,
     what_happened,
@@ -93,16 +94,20 @@ def show(
     targets: Sequence[str],
     stop: tuple[float, int, float],
     output: str | None,
+    outputs: Sequence[str] | None = None,
 ) -> None:
     """After a fit: the loss by epoch as a table and a curve, the summary, the weights beside
-    the least-squares ones (or the network's layers). stop: (tol, patience, gap_tol); output:
-    the model file written, None when none was."""
+    the reference's (or the network's layers). stop: (tol, patience, gap_tol); output: the model
+    file written, None when none was; `outputs`: the model's outputs' names (the targets')."""
+    outputs = outputs if outputs is not None else targets
     report.print(loss_table(fitted.history))
     report.print(curve(fitted, problem, report.width))
     report.summary(summary(fitted, problem, targets, stop, output))
     if fitted.W is not None and fitted.bias is not None:
-        W_opt, b_opt = problem.optimum_in_data_units()
-        report.print(weights_table(features, targets, (fitted.W, fitted.bias), (W_opt, b_opt)))
+        reference = problem.optimum_in_data_units() if problem.has_optimum else None
+        name = "Newton" if problem.classifies else "least squares"
+        learned = (fitted.W, fitted.bias)
+        report.print(weights_table(features, outputs, learned, reference, name))
     else:
         report.print(network_table(problem.model))  # type: ignore[arg-type]
 
@@ -117,10 +122,7 @@ def summary(
     """The summary table's rows: the verdict, why it stopped, the losses beside L*, R², time, and
     which weights were saved where."""
     tol, patience, gap_tol = stop
-    end, optimum = fitted.end, problem.optimum_loss
-    gap = fitted.train_loss - optimum
-    relative = f" ({fmt(100 * gap / optimum, 3)} % of L*)" if optimum > 0 else ""
-    name = "least-squares optimum L*" if fitted.W is not None else "best affine fit L*"
+    end = fitted.end
     if output is None:
         saved = "none: no model file written"
     elif end.best_epoch is not None:
@@ -132,13 +134,23 @@ def summary(
         ("epochs run", str(end.epochs_run)),
         ("stopped because", stop_message(end, tol, patience)),
         ("training loss", fmt(fitted.train_loss, 10)),
-        (name, fmt(optimum, 10)),
-        ("gap L - L*", f"{fmt(gap, 3)}{relative}"),
-        ("R²", per_target(targets, fitted.train_r2)),
     ]
-    if fitted.val_loss is not None and fitted.val_r2 is not None:
+    if problem.reference_exists:
+        optimum = problem.optimum_loss
+        gap = fitted.train_loss - optimum
+        relative = f" ({fmt(100 * gap / optimum, 3)} % of L*)" if optimum > 0 else ""
+        items.append((problem.reference_name, fmt(optimum, 10)))
+        items.append(("gap L - L*", f"{fmt(gap, 3)}{relative}"))
+    if fitted.train_accuracy is not None:
+        items.append(("accuracy", percent(fitted.train_accuracy)))
+    else:
+        items.append(("R²", per_target(targets, fitted.train_r2)))
+    if fitted.val_loss is not None:
         items.append(("validation loss", fmt(fitted.val_loss, 10)))
-        items.append(("validation R²", per_target(targets, fitted.val_r2)))
+        if fitted.val_accuracy is not None:
+            items.append(("validation accuracy", percent(fitted.val_accuracy)))
+        elif fitted.val_r2 is not None:
+            items.append(("validation R²", per_target(targets, fitted.val_r2)))
     items.append(("training time", f"{fitted.history.seconds[-1]:.3f} s (the epochs only)"))
     items.append(("weights saved", saved))
     return items
@@ -193,25 +205,35 @@ def network_table(model: MLP) -> Table:
 
 def weights_table(
     features: Sequence[str],
-    targets: Sequence[str],
+    outputs: Sequence[str],
     learned: tuple[np.ndarray, np.ndarray],
-    optimum: tuple[np.ndarray, np.ndarray],
+    optimum: tuple[np.ndarray, np.ndarray] | None,
+    reference: str = "least squares",
 ) -> Table:
-    """The learned W and w0 beside the least-squares ones, weight by weight."""
-    (W, bias), (W_opt, b_opt) = learned, optimum
-    table = Table(
-        title="Weights, learned and least squares (data's own units)", title_justify="left"
-    )
+    """The learned W and w0 beside the reference's (least squares, Newton's), weight by weight;
+    `outputs`: the model's outputs (the targets, or a classifier's classes)."""
+    W, bias = learned
+    beside = "" if optimum is None else f" and {reference}"
+    table = Table(title=f"Weights, learned{beside} (data's own units)", title_justify="left")
     table.add_column("feature")
-    for t in targets:
-        name = t if len(targets) > 1 else ""
+    for t in outputs:
+        name = t if len(outputs) > 1 else ""
         table.add_column(f"{name} learned".strip(), justify="right")
-        table.add_column(f"{name} least squares".strip(), justify="right")
+        if optimum is not None:
+            table.add_column(f"{name} {reference}".strip(), justify="right")
+    W_ref, b_ref = optimum if optimum is not None else (None, None)
+
+    def row(values: np.ndarray, ref: np.ndarray | None) -> list[str]:
+        cells = []
+        for j in range(len(outputs)):
+            cells.append(fmt(float(values[j]), 8))
+            if ref is not None:
+                cells.append(fmt(float(ref[j]), 8))
+        return cells
+
     for i, f in enumerate(features):
-        cells = [c for j in range(len(targets)) for c in (W[i, j], W_opt[i, j])]
-        table.add_row(f, *(fmt(float(c), 8) for c in cells))
-    cells = [c for j in range(len(targets)) for c in (bias[j], b_opt[j])]
-    table.add_row("(bias)", *(fmt(float(c), 8) for c in cells), style="italic")
+        table.add_row(f, *row(W[i], None if W_ref is None else W_ref[i]))
+    table.add_row("(bias)", *row(bias, b_ref), style="italic")
     return table
 
 
@@ -304,8 +326,8 @@ def curve(fitted: Fitted, problem: Problem, columns: int) -> Any:
     if val is not None:
         series.append(Series(list(epochs), list(val), "∘", "magenta", "validation loss"))
     hlines = []
-    if problem.affine:
-        hlines.append(HLine(problem.optimum_loss, "┄", "yellow", "L* (least squares)"))
+    if problem.has_optimum:
+        hlines.append(HLine(problem.optimum_loss, "┄", "yellow", _optimum_label(problem)))
     plot = TextPlot(
         series,
         hlines=hlines,
@@ -316,14 +338,19 @@ def curve(fitted: Fitted, problem: Problem, columns: int) -> Any:
     return plot.fit(columns)
 
 
+def _optimum_label(problem: Problem) -> str:
+    return "L* (Newton)" if problem.classifies else "L* (least squares)"
+
+
 def plot_png(fitted: Fitted, problem: Problem) -> bytes:
     figure, ax = new_figure()
     epochs, train, val = _curves(fitted)
     ax.plot(epochs, train, label="training loss")  # type: ignore[attr-defined]
     if val is not None:
         ax.plot(epochs, val, label="validation loss")  # type: ignore[attr-defined]
-    if problem.affine:
-        ax.axhline(problem.optimum_loss, color="orange", ls="--", label="L* (least squares)")  # type: ignore[attr-defined]
+    if problem.has_optimum:
+        label = _optimum_label(problem)
+        ax.axhline(problem.optimum_loss, color="orange", ls="--", label=label)  # type: ignore[attr-defined]
     ax.set_yscale("log")  # type: ignore[attr-defined]
     if epochs[-1] > LOG_EPOCHS_FROM:
         ax.set_xscale("symlog", linthresh=1)  # type: ignore[attr-defined]  # epoch 0 stays on it

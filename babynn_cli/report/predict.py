@@ -1,6 +1,7 @@
-"""predict's report: the predictions as columns (DATA's id columns first), their score on the rows
-that have targets, the notes on rows left empty and categories never seen, and --json's
-document."""
+"""predict's report: the predictions as columns (DATA's id columns first; for a classifier the
+predicted label and each class's probability), their score on the rows that have targets (MSE and
+R², or accuracy, log-loss and the confusion matrix), the notes on rows left empty and categories
+never seen, and --json's document."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from rich.table import Table
 
 from babynn_cli.core.vocabulary import mse, r2_per_output
 from babynn_cli.report.console import Reporter
-from babynn_cli.report.words import metrics_sentence
+from babynn_cli.report.words import fmt, metrics_sentence, percent
 from babynn_cli.text import listing
 
 if TYPE_CHECKING:
@@ -31,6 +33,49 @@ def scores(Y: np.ndarray | None, Y_hat: np.ndarray) -> dict[str, Any]:
     return {"mse": mse(Y, Y_hat), "r2": r2_per_output(Y, Y_hat).tolist(), "rows_scored": scored}
 
 
+def class_scores(codes: np.ndarray | None, P: np.ndarray, classes: Sequence[str]) -> dict[str, Any]:
+    """A classifier's scores over the rows that have a label and a prediction: accuracy (a
+    label the model does not know counts as wrong), log-loss (over the labels it knows: another
+    label has no probability), the confusion matrix (true label → predicted → rows)."""
+    if codes is None:
+        return {}
+    predicted = np.isfinite(P).all(axis=1)
+    rows = predicted & (codes != -2)
+    if not rows.any():
+        return {}
+    guess = P.argmax(axis=1)
+    known = rows & (codes >= 0)
+    right = int((guess[known] == codes[known]).sum())
+    picked = P[np.flatnonzero(known), codes[known]]
+    log_loss = None
+    if known.any():  # a probability 0 in double precision counts as the smallest double's
+        log_loss = float(-np.log(np.maximum(picked, np.finfo(float).tiny)).mean())
+    confusion: dict[str, dict[str, int]] = {}
+    for truth, g in zip(codes[rows], guess[rows], strict=True):
+        name = classes[truth] if truth >= 0 else "(another label)"
+        row = confusion.setdefault(name, {})
+        row[classes[g]] = row.get(classes[g], 0) + 1
+    return {
+        "accuracy": right / int(rows.sum()),
+        "log_loss": log_loss,
+        "rows_scored": int(rows.sum()),
+        "unknown_labels": int((rows & (codes == -1)).sum()),
+        "confusion": confusion,
+    }
+
+
+def class_columns(target: str, classes: Sequence[str], P: np.ndarray, ids: Any) -> dict[str, Any]:
+    """A classifier's CSV: DATA's id columns, the likeliest label (empty where a row could not be
+    predicted), and each class's probability, `P(target=class)`."""
+    out = columns([], np.empty((len(P), 0)), ids)
+    predicted = np.isfinite(P).all(axis=1)
+    likeliest = np.where(predicted, P.argmax(axis=1), 0)
+    out[target] = [classes[k] if ok else None for k, ok in zip(likeliest, predicted, strict=True)]
+    for j, c in enumerate(classes):
+        out[f"P({target}={c})"] = P[:, j]
+    return out
+
+
 def columns(targets: Sequence[str], Y_hat: np.ndarray, ids: Any) -> dict[str, Any]:
     """The CSV's columns: DATA's id columns as DATA has them, then one per target (empty where the
     row could not be predicted)."""
@@ -44,17 +89,31 @@ def columns(targets: Sequence[str], Y_hat: np.ndarray, ids: Any) -> dict[str, An
 
 
 def as_json(
-    targets: Sequence[str], Y_hat: np.ndarray, scored: dict[str, Any], read: ToPredict
+    targets: Sequence[str],
+    Y_hat: np.ndarray,
+    scored: dict[str, Any],
+    read: ToPredict,
+    classes: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """What `predict --json` prints: the targets, the ids DATA has, the predictions (null where a
-    row could not be predicted), the counts, and the score when there is one."""
+    row could not be predicted; for a classifier the labels, and each class's probabilities),
+    the counts, and the score when there is one."""
     doc: dict[str, Any] = {"targets": list(targets)}
     if read.ids is not None:
         doc["ids"] = {
             name: [None if v is None or v != v else str(v) for v in read.ids[name].tolist()]
             for name in read.ids.columns
         }
-    doc["predictions"] = Y_hat.tolist()
+    if classes is not None:
+        predicted = np.isfinite(Y_hat).all(axis=1)
+        doc["classes"] = list(classes)
+        doc["labels"] = [
+            classes[int(k)] if ok else None
+            for k, ok in zip(Y_hat.argmax(axis=1), predicted, strict=True)
+        ]
+        doc["probabilities"] = Y_hat.tolist()
+    else:
+        doc["predictions"] = Y_hat.tolist()
     doc["rows"] = len(Y_hat)
     doc["rows_not_predicted"] = read.blank
     if read.unseen:
@@ -87,7 +146,10 @@ def show(
         report.status(f"no MSE or R²: {read.unusable} (the predictions do not need the targets)")
     elif read.Y is not None and not scored:
         report.status("no MSE or R²: no row has both its targets and a prediction")
-    if scored and not json_out:
+    if scored and not json_out and "accuracy" in scored:
+        report.status(_class_sentence(scored, rows))
+        report.print_err(confusion_table(scored["confusion"]))
+    elif scored and not json_out:
         sentence = metrics_sentence(scored["mse"], scored["r2"], targets)
         if scored["rows_scored"] < rows:
             sentence += (
@@ -95,3 +157,32 @@ def show(
                 "and a prediction"
             )
         report.status(sentence)
+
+
+def _class_sentence(scored: dict[str, Any], rows: int) -> str:
+    sentence = f"accuracy {percent(scored['accuracy'])}"
+    if scored["log_loss"] is not None:
+        sentence += f"  log-loss {fmt(scored['log_loss'], 6)}"
+    if scored["unknown_labels"]:
+        sentence += (
+            f" ({scored['unknown_labels']:,} row(s) hold a label the model does not know: wrong "
+            "in the accuracy, left out of the log-loss)"
+        )
+    if scored["rows_scored"] < rows:
+        sentence += (
+            f"  on the {scored['rows_scored']:,} of {rows:,} rows that have their label and a "
+            "prediction"
+        )
+    return sentence
+
+
+def confusion_table(confusion: dict[str, dict[str, int]]) -> Table:
+    """Rows: the true labels; columns: the predicted ones; cells: how many rows."""
+    predicted = sorted({p for row in confusion.values() for p in row})
+    table = Table(title="Confusion (rows: true label, columns: predicted)", title_justify="left")
+    table.add_column("")
+    for p in predicted:
+        table.add_column(p, justify="right")
+    for truth, row in confusion.items():
+        table.add_row(truth, *(str(row.get(p, 0)) for p in predicted))
+    return table

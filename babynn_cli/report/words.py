@@ -148,7 +148,9 @@ def run_header(
             f"the notes' conditions for stochastic descent: Σ η(t) = ∞ "
             f"{_mark(c.sum_diverges)}, Σ η(t)² < ∞ {_mark(c.sum_of_squares_converges)}: " + meaning
         )
-    if problem.affine and problem.curvature().singular:
+    if problem.separable:
+        lines.append(separable_in_words())
+    if problem.affine and problem.curvature().singular and not problem.separable:
         lines.append(
             "the features are collinear (H = (2/N) X̃ᵀX̃ is singular): the optimum is not "
             "unique, many weights reach the same L*; training starts with the reference's "
@@ -156,7 +158,7 @@ def run_header(
             "the reference, the one of least norm; λmin is H's smallest non-zero eigenvalue"
         )
     if problem.affine and schedule_text is None:
-        lines.append(theory_in_words(problem.curvature()))
+        lines.append(theory_in_words(problem.curvature(), problem.has_optimum))
     if plan is not None:
         lines += plan_in_words(plan, features, gap_tol, problem, chose)
     return lines
@@ -285,10 +287,16 @@ def _choices_in_words(plan: Plan, problem: Problem, chose: Chose) -> list[str]:
         goal = f"once (L − L*)/L* ≤ {_gap_tol_words(problem, plan)} (--gap-tol), or "
     lines.append(
         f"epochs: at most {plan.epochs:,}, stopping {goal}when {on} makes no new best by more "
-        f"than {plan.tol:g}{' of the targets’ variance' * plan.tol_of_spread} for {patience}"
+        f"than {plan.tol:g}{_spread_words(problem) * plan.tol_of_spread} for {patience}"
         f"{kept}; pass --epochs to run a fixed number"
     )
     return lines
+
+
+def _spread_words(problem: Problem) -> str:
+    """What a loss is measured against, said after a number: the targets' variance, or the
+    classes' entropy (the loss of predicting each class's frequency)."""
+    return " of the classes' entropy" if problem.classifies else " of the targets' variance"
 
 
 def _gap_tol_words(problem: Problem, plan: Plan) -> str:
@@ -316,8 +324,20 @@ def ill_conditioned_in_words(ill: IllConditioned, features: Sequence[str]) -> st
     )
 
 
-def theory_in_words(c: Curvature) -> str:
+def separable_in_words() -> str:
+    """Why a classifier on separable classes has no optimum, and the way to one."""
+    return (
+        "the classes are separable (a hyperplane puts the rows of a class, or of every class, "
+        "on their own side): cross-entropy has no minimum, it falls toward its floor only as the "
+        "weights grow without bound, so no run converges to a finite optimum and no L* is "
+        "shown; --l2 ALPHA gives the loss one"
+    )
+
+
+def theory_in_words(c: Curvature, has_optimum: bool = True) -> str:
     """What the Hessian's eigenvalues mean for this run's rates, in one line."""
+    if not c.exact:
+        return _bound_in_words(c, has_optimum)
     kappa = c.condition_number
     slow = (
         f"κ = λmax/λmin = {fmt(kappa, 3)}: the slowest direction of the weights learns "
@@ -329,6 +349,24 @@ def theory_in_words(c: Curvature) -> str:
         f"theory of full-batch descent on this data (H = (2/N) X̃ᵀX̃, the loss's curvature): "
         f"constant rates above {fmt(c.stable_lr, 4)} (2/λmax) make the loss grow; "
         f"{fmt(c.suggested_lr, 4)} (η* = 2/(λmax+λmin)) is the fastest; {slow}"
+    )
+
+
+def _bound_in_words(c: Curvature, has_optimum: bool) -> str:
+    """Cross-entropy's theory: a bound that holds for any weights, and the exact curvature at
+    the optimum, said apart."""
+    bound = (
+        f"theory for cross-entropy (its curvature changes with the weights): constant rates "
+        f"below {fmt(c.stable_lr, 4)} never make the loss rise, from any weights (a bound: "
+        f"ℓ'' ≤ ¼ for two classes, ½ for more, times X̃ᵀX̃/N's λmax)"
+    )
+    if not has_optimum:
+        return bound
+    kappa = c.condition_number
+    return (
+        f"{bound}; at the optimum the Hessian gives η* = 2/(λmax*+λmin*) = "
+        f"{fmt(c.best_lr, 4)} and κ* = {fmt(kappa, 3)}, exact near it (epochs predicted from "
+        f"there are an estimate)"
     )
 
 
@@ -379,6 +417,11 @@ def what_happened(fitted: Fitted, gap_tol: float, patience: int) -> str:
             return f"converged: the loss settled at {fmt(j.final_loss, 8)} by epoch {j.final_epoch}"
         return f"converged: {_gap_words(j)} ≤ {gap_tol:g} (--gap-tol) at epoch {j.final_epoch}"
     if j.verdict is Verdict.STILL_FALLING:
+        if j.no_minimum:
+            return (
+                f"still falling: loss {fmt(j.final_loss, 6)} after {j.final_epoch} epochs, as it "
+                "always will: the classes are separable, the loss has no minimum to converge to"
+            )
         return f"still falling: {_gap_words(j)} after {j.final_epoch} epochs"
     if j.verdict is Verdict.PLATEAU:
         if end.stop_reason in (StopReason.TOL, StopReason.EARLY_STOPPING):
@@ -441,6 +484,13 @@ def next_step(
         return None
     if j.verdict.failed:
         return stable_rate_hint(problem, batch_size, last_lr)
+    if j.no_minimum:
+        return (
+            "the weights only grow with more epochs; --l2 ALPHA gives the loss a minimum to "
+            "converge to (scikit-learn's LogisticRegression() on standardised features is --l2 "
+            "1/(2N) = "
+            f"{fmt(1 / (2 * problem.n_train), 3)} here)"
+        )
     if j.verdict is Verdict.PLATEAU:
         return _plateau_step(problem, batch_size, last_lr, constant, E)
     if end.stop_reason is StopReason.EARLY_STOPPING:
@@ -495,6 +545,26 @@ def _plateau_step(
 
 def _mark(ok: bool) -> str:
     return "yes" if ok else "no"
+
+
+def percent(share: float) -> str:
+    """A share as a percentage, to a tenth, never rounded up to 100 % (nor down to 0 %)."""
+    value = 100.0 * share
+    text = f"{value:.1f} %"
+    if text == "100.0 %" and share < 1:
+        return "99.9 %"
+    if text == "0.0 %" and share > 0:
+        return "0.1 %"
+    return text
+
+
+def output_names(targets: Sequence[str], classes: Sequence[str] | None) -> list[str]:
+    """The model's outputs by name: the targets, or a classifier's: `target=class` for each
+    class (softmax), for the second class alone (logistic: its output is that class's logit)."""
+    if classes is None:
+        return list(targets)
+    shown = classes[1:] if len(classes) == 2 else classes
+    return [f"{targets[0]}={c}" for c in shown]
 
 
 def per_target(targets: Sequence[str], values: Sequence[float] | np.ndarray) -> str:
