@@ -16,8 +16,10 @@ import numpy as np
 from babynn_cli.core.auto import Ask, most_epochs, rules
 from babynn_cli.core.fitted import Fitted, train_problem
 from babynn_cli.core.history import EpochInfo
+from babynn_cli.core.losses import class_probabilities, row_losses
 from babynn_cli.core.problem import Problem, updates_per_epoch
 from babynn_cli.core.reference import LeastSquares
+from babynn_cli.core.rows import Rows
 from babynn_cli.core.schedules import ScheduleSpec
 from babynn_cli.core.stopping import StopReason
 from babynn_cli.core.verdict import Verdict, relative_gap
@@ -68,15 +70,23 @@ class Row:
     stop_reason: StopReason | None
     epochs_run: int | None
     seconds: float | None  # wall time of its training (runs of one stack share it)
-    curve: np.ndarray | None  # relative gap at the epochs of `curve_epochs`
+    curve: np.ndarray | None  # relative gap at the epochs of `curve_epochs` (the loss: no L*)
     curve_epochs: np.ndarray | None = None  # epoch 0, 1, ... (a long run's history keeps some)
+    accuracy: float | None = None  # classes: the share of training rows it classifies right
 
 
 @dataclass(frozen=True)
 class Comparison:
-    reference: LeastSquares  # in the data's own units, on the training rows
+    reference: LeastSquares  # in the data's own units, on the training rows (loss nan: none)
     reference_val_loss: float | None
-    rows: tuple[Row, ...]  # ranked: by gap, diverged last
+    rows: tuple[Row, ...]  # ranked: by gap (by loss with no reference), diverged last
+    classes: bool = False  # cross-entropy: the reference is Newton's, rows have an accuracy
+    reference_accuracy: float | None = None
+
+    @property
+    def has_reference(self) -> bool:
+        """Whether there is an optimum to measure against (not for separable classes)."""
+        return math.isfinite(self.reference.loss)
 
     @property
     def best(self) -> int | None:
@@ -109,6 +119,7 @@ def _row(
     seconds: float | None = None,
     curve: np.ndarray | None = None,
     curve_epochs: np.ndarray | None = None,
+    accuracy: float | None = None,
 ) -> Row:
     """A row measured against the optimum `ref`, its gap relative to `scale` (see
     `Problem.gap_scale`)."""
@@ -132,6 +143,7 @@ def _row(
         seconds=seconds,
         curve=curve,
         curve_epochs=curve_epochs,
+        accuracy=accuracy,
     )
 
 
@@ -147,13 +159,21 @@ def compare(
     """Run every configuration and set them, and the saved models, beside the optimum: the
     least-squares affine fit (for networks too: the table shows how far they get past it). Each
     run stops by the rules `fit` gives it (`core.auto.rules`: `ask` holds the options given)."""
-    W, w0 = problem.optimum_in_data_units()  # the one least-squares fit: fit's L* is its loss
-    ref = LeastSquares(W, w0, problem.optimum_loss, problem.optimum_unique)
+    if problem.reference_exists:  # the one optimum: fit's L* is its loss
+        W, w0 = problem.optimum_in_data_units()
+        ref = LeastSquares(W, w0, problem.optimum_loss, problem.optimum_unique)
+    else:  # separable classes: nothing to measure against but the losses themselves
+        n = problem.model.n_outputs
+        ref = LeastSquares(np.zeros((problem.train.n_features, n)), np.zeros(n), math.nan)
     val = problem.val
-    ref_val = None
-    if val is not None and val.raw_moments is not None and val.streamed:  # no pass over rows
+    ref_val, ref_accuracy = None, None
+    if problem.classifies and problem.reference_exists:
+        ref_accuracy = _class_metrics(problem, ref, problem.train)[1]
+        if val is not None:
+            ref_val = _class_metrics(problem, ref, val)[0]
+    elif val is not None and val.raw_moments is not None and val.streamed:  # no pass over rows
         ref_val = val.raw_moments.loss_and_r2({"W": ref.W, "w0": ref.w0})[0]
-    elif val is not None:
+    elif val is not None and problem.reference_exists:
         ref_val = mse(val.Y, val.X @ ref.W + ref.w0)
     rows = _runs(problem, params, configs, ask, seed, ref, on_epoch)
     for model in saved:
@@ -164,11 +184,25 @@ def compare(
         rows.append(row)
 
     def rank(row: Row) -> tuple[bool, float, float]:
-        gap = row.gap if math.isfinite(row.gap) else math.inf
+        gap = row.gap if math.isfinite(ref.loss) else row.train_loss
+        gap = gap if math.isfinite(gap) else math.inf
         reached = row.reached_epoch if row.reached_epoch is not None else math.inf
         return (row.verdict is not None and row.verdict.failed, gap, reached)
 
-    return Comparison(reference=ref, reference_val_loss=ref_val, rows=tuple(sorted(rows, key=rank)))
+    ranked = tuple(sorted(rows, key=rank))
+    return Comparison(ref, ref_val, ranked, problem.classifies, ref_accuracy)
+
+
+def _class_metrics(problem: Problem, ref: LeastSquares, rows: Rows) -> tuple[float, float]:
+    """The cross-entropy and accuracy of the reference's weights (data's own units) on rows."""
+    kind = problem.model.loss
+    total, right = 0.0, 0
+    for X, Y in rows.passes():
+        Z = X @ ref.W + ref.w0
+        total += float(row_losses(kind, Z, Y).sum())
+        truth = Y[:, 0].astype(int) if kind == "logistic" else Y.argmax(axis=1)
+        right += int((class_probabilities(kind, Z).argmax(axis=1) == truth).sum())
+    return total / rows.n_rows, right / rows.n_rows
 
 
 def _runs(
@@ -191,14 +225,18 @@ def _runs(
         epochs = most_epochs(problem, batch_size, ask)
         total = epochs * updates_per_epoch(problem.n_train, batch_size)
         schedules = [replace(c.schedule, total_updates=total).at(c.lr) for c in group]
-        watch = problem.converged_loss(gap_tol)  # (L − L*)/L* ≤ gap_tol, noted exactly
+        # (L − L*)/L* ≤ gap_tol, noted exactly
+        watch = problem.converged_loss(gap_tol) if problem.reference_exists else None
         chosen = rules(problem, batch_size, ask, group[0].schedule, epochs)
         group_settings = replace(chosen.settings(batch_size), watch_loss=watch)
         result = train_problem(problem, params, schedules, group_settings, seed, on_epoch)
         for k, config in enumerate(group):
             fitted = Fitted.of(problem, result, k, gap_tol)
             losses = fitted.history.train_loss[:, 0]
-            curve = np.array([relative_gap(L, ref.loss, problem.gap_scale) for L in losses])
+            if problem.reference_exists:
+                curve = np.array([relative_gap(L, ref.loss, problem.gap_scale) for L in losses])
+            else:
+                curve = losses.copy()
             reached = fitted.history.reached[0] if fitted.history.reached else None
             rows.append(
                 _row(
@@ -217,6 +255,7 @@ def _runs(
                     seconds=float(fitted.history.seconds[-1]),
                     curve=curve,
                     curve_epochs=fitted.history.epoch,
+                    accuracy=fitted.train_accuracy,
                 )
             )
         if any(r.stop_reason is StopReason.INTERRUPTED for r in result.runs):

@@ -22,8 +22,8 @@ from babynn_cli.core.schedules import ScheduleSpec
 from babynn_cli.core.stopping import ROUNDING, StopReason
 from babynn_cli.core.theory import Curvature
 from babynn_cli.core.train import TrainResult, TrainSettings
-from babynn_cli.core.verdict import Trend, Verdict, judge
-from babynn_cli.core.vocabulary import Params
+from babynn_cli.core.verdict import Judgement, Trend, Verdict, judge
+from babynn_cli.core.vocabulary import Params, unstack
 
 
 def lr_grid(lr_min: float, lr_max: float, num: int) -> np.ndarray:
@@ -50,6 +50,7 @@ class SweepRow:
     # how far the training loss rose above its best so far, at its highest (relative): 0 for a
     # curve that only fell (it is the training loss that blows up past the divergence edge)
     rise: float = 0.0
+    accuracy: float | None = None  # classes: the share of training rows classified right
 
     @property
     def steady(self) -> bool:
@@ -80,6 +81,7 @@ class Sweep:
     result: TrainResult
     # the first epoch the η* run's (L - L*)/L* fell to gap_tol: theory's prediction, measured
     measured_epochs: int | None = None
+    separable: bool = False  # classes a hyperplane separates: no optimum, the bound alone
 
     @property
     def suggested_lr(self) -> float | None:
@@ -153,6 +155,7 @@ def sweep(
         affine=problem.has_optimum,
         result=result,
         measured_epochs=measured,
+        separable=problem.separable,
     )
 
 
@@ -224,18 +227,36 @@ def _rows(
                 final_monitored=float(monitored[h.row(last), k]),
                 best_loss=float(np.nanmin(monitored[: h.row(last) + 1, k])),
                 reached_epoch=None,
-                verdict=judge(
-                    h.train_loss[:, k], end, optimum, gap_tol, scale, h.epoch, trend(k)
-                ).verdict,
+                verdict=_judged(
+                    judge(h.train_loss[:, k], end, optimum, gap_tol, scale, h.epoch, trend(k)),
+                    problem.separable,
+                ),
                 stop_reason=end.stop_reason,
                 epochs_to_optimum=measured,
                 stopped_epoch=end.epochs_run,
                 from_theory=rates[k] == theory_lr,
                 predicted_epochs=predicted,
                 rise=_rise(h.train_loss[: h.row(end.epochs_run) + 1, k]),
+                accuracy=_accuracy(problem, result, k) if problem.classifies else None,
             )
         )
     return rows
+
+
+def _judged(judgement: Judgement, separable: bool) -> Verdict:
+    """The verdict, as `Fitted.of` reads it: separable classes have no optimum to settle at."""
+    return (judgement.without_minimum() if separable else judgement).verdict
+
+
+def _accuracy(problem: Problem, result: TrainResult, k: int) -> float | None:
+    """Run k's accuracy on the training rows, with its final weights (none if they are not
+    finite: a diverged run)."""
+    from babynn_cli.core.fitted import evaluate
+
+    params = unstack(result.params, k)
+    if not all(np.isfinite(v).all() for v in params.values()):
+        return None
+    return evaluate(problem, params, problem.train)[2]
 
 
 def _rise(losses: np.ndarray) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -10,7 +11,13 @@ from rich.table import Table
 
 from babynn_cli.report.console import Reporter
 from babynn_cli.report.plot import Series, TextPlot, new_figure, png_bytes
-from babynn_cli.report.words import compare_header, fmt, verdict_cell
+from babynn_cli.report.words import (
+    compare_header,
+    fmt,
+    percent,
+    separable_in_words,
+    verdict_cell,
+)
 
 if TYPE_CHECKING:
     from babynn_cli.core.compare import Comparison
@@ -34,7 +41,9 @@ def header(report: Reporter, source: str, problem: Problem, configs: int, saved:
 def show(report: Reporter, result: Comparison, gap_tol: float) -> None:
     width = report.width
     report.print(table(result, gap_tol, wide=width >= WIDE, narrow=width < NARROW))
-    if not result.reference.unique:
+    if not result.has_reference:
+        report.status(separable_in_words())
+    elif not result.reference.unique:
         report.status(
             "the features are collinear: the least-squares optimum is not unique (many weights "
             "reach the same L*); its row shows the one of least norm"
@@ -44,9 +53,13 @@ def show(report: Reporter, result: Comparison, gap_tol: float) -> None:
 
 
 def table(result: Comparison, gap_tol: float, wide: bool = True, narrow: bool = False) -> Table:
-    val = result.reference_val_loss is not None
+    val = result.reference_val_loss is not None or any(r.val_loss is not None for r in result.rows)
+    optimum = (
+        "the cross-entropy optimum (Newton)" if result.classes else "the least-squares optimum"
+    )
+    has_ref = result.has_reference
     t = Table(
-        title="Compared with the least-squares optimum",
+        title=f"Compared with {optimum}" if has_ref else "Compared by their final loss",
         title_justify="left",
         box=box.SIMPLE_HEAD,
         padding=(0, 1),
@@ -57,12 +70,16 @@ def table(result: Comparison, gap_tol: float, wide: bool = True, narrow: bool = 
         t.add_column("final loss", justify="right", no_wrap=True)
     if val and not narrow:
         t.add_column("val loss", justify="right", no_wrap=True)
-    if wide:
+    if result.classes:
+        t.add_column("accuracy", justify="right", no_wrap=True)
+    if wide and has_ref:
         t.add_column("L-L*", justify="right", no_wrap=True)
-    t.add_column("(L-L*)/L*", justify="right", no_wrap=True)
-    if wide:
+    if has_ref:
+        t.add_column("(L-L*)/L*", justify="right", no_wrap=True)
+    if wide and has_ref:
         t.add_column("‖W̃ - W̃*‖", justify="right", no_wrap=True)
-    t.add_column("reached", justify="right", no_wrap=True)
+    if has_ref:
+        t.add_column("reached", justify="right", no_wrap=True)
     t.add_column("verdict", min_width=9)
     if wide:
         t.add_column("time s", justify="right", no_wrap=True)
@@ -72,12 +89,13 @@ def table(result: Comparison, gap_tol: float, wide: bool = True, narrow: bool = 
         t.add_row(*(cells[h] for h in keep if isinstance(h, str)), style=style)
 
     digits = 9 if wide else 7
-    ref = result.reference
+    ref, ref_accuracy = result.reference, result.reference_accuracy
     reference = {
         "#": "",
-        "configuration": "least squares (closed form)",
+        "configuration": "Newton's method" if result.classes else "least squares (closed form)",
         "final loss": fmt(ref.loss, digits),
         "val loss": fmt(result.reference_val_loss, digits),
+        "accuracy": "-" if ref_accuracy is None else percent(ref_accuracy),
         "L-L*": "0",
         "(L-L*)/L*": "0",
         "‖W̃ - W̃*‖": "0",
@@ -85,7 +103,8 @@ def table(result: Comparison, gap_tol: float, wide: bool = True, narrow: bool = 
         "verdict": "optimum",
         "time s": "-",
     }
-    add(reference, "italic")
+    if has_ref:
+        add(reference, "italic")
     for k, row in enumerate(result.rows):
         diverged = row.verdict is not None and row.verdict.failed
 
@@ -97,6 +116,7 @@ def table(result: Comparison, gap_tol: float, wide: bool = True, narrow: bool = 
             "configuration": row.label,
             "final loss": number(row.train_loss, digits),
             "val loss": number(row.val_loss, digits),
+            "accuracy": "-" if row.accuracy is None or diverged else percent(row.accuracy),
             "L-L*": number(row.gap),
             "(L-L*)/L*": number(row.relative_gap),
             "‖W̃ - W̃*‖": number(row.weight_distance),
@@ -107,7 +127,10 @@ def table(result: Comparison, gap_tol: float, wide: bool = True, narrow: bool = 
             "time s": "-" if row.seconds is None else f"{row.seconds:.3f}",
         }
         add(cells, "bold green" if k == result.best else "red" if diverged else None)
-    t.caption = f"ranked by L - L*; reached: the first epoch with (L - L*)/L* ≤ {gap_tol:g}" + (
+    ranked = f"ranked by L - L*; reached: the first epoch with (L - L*)/L* ≤ {gap_tol:g}"
+    if not has_ref:
+        ranked = "ranked by the final loss (separable classes: no optimum to measure against)"
+    t.caption = ranked + (
         "; runs of one batch size train together and share their wall time" if wide else ""
     )
     return t
@@ -130,7 +153,7 @@ def _log_epochs(result: Comparison) -> bool:
 
 def curves(result: Comparison, columns: int = 100) -> Any:
     """Each run's (L - L*)/L* by epoch; L/L* when networks run, which can go below the optimum."""
-    networks = any(r.W is None for _, r in _runs(result))
+    networks = any(r.W is None for _, r in _runs(result)) and result.has_reference
     series = []
     for k, row in _runs(result):
         mark = MARKS[k] if k < len(MARKS) else "·"
@@ -138,6 +161,8 @@ def curves(result: Comparison, columns: int = 100) -> Any:
         values = list(row.curve + 1.0) if networks else list(row.curve)
         series.append(Series(epochs, values, mark, STYLES[k % len(STYLES)], row.label))
     label = "L/L*, log scale (below 1: past the best affine fit)" if networks else None
+    if not result.has_reference:
+        label = "training loss, log scale"
     log_x = _log_epochs(result)
     return TextPlot(
         series,
@@ -158,8 +183,9 @@ def _row_record(row: Any, features: list[str]) -> dict[str, Any]:
         "batch_size": config.batch_size if config is not None else None,
         "final_loss": row.train_loss,
         "val_loss": row.val_loss,
-        "gap": row.gap,
-        "relative_gap": row.relative_gap,
+        "accuracy": row.accuracy,
+        "gap": row.gap if math.isfinite(row.gap) else None,
+        "relative_gap": row.relative_gap if math.isfinite(row.relative_gap) else None,
         "weight_distance": row.weight_distance,
         "reached_epoch": row.reached_epoch,
         "verdict": None if row.verdict is None else row.verdict.value,
@@ -208,14 +234,18 @@ def as_json(
         "features": features,
         "targets": targets,
         "gap_tol": gap_tol,
-        "reference": {
-            "label": "least squares (closed form)",
+        "reference": None
+        if not result.has_reference
+        else {
+            "label": "Newton's method" if result.classes else "least squares (closed form)",
             "final_loss": ref.loss,
             "val_loss": result.reference_val_loss,
+            "accuracy": result.reference_accuracy,
             "weights": ref.W.tolist(),
             "bias": ref.w0.tolist(),
             "unique": ref.unique,
         },
+        "separable": result.classes and not result.has_reference,
         "rows": rows,
         "best": None if result.best is None else result.rows[result.best].label,
     }
@@ -230,13 +260,16 @@ def plot_png(result: Comparison, gap_tol: float) -> bytes:
         if positive:
             xs, ys = zip(*positive, strict=True)
             ax.semilogy(xs, ys, label=row.label)  # type: ignore[attr-defined]
-    ax.axhline(gap_tol, color="gray", ls=":", label=f"--gap-tol {gap_tol:g}")  # type: ignore[attr-defined]
+    if result.has_reference:
+        ax.axhline(gap_tol, color="gray", ls=":", label=f"--gap-tol {gap_tol:g}")  # type: ignore[attr-defined]
     if _log_epochs(result):
         ax.set_xscale("symlog", linthresh=1)  # type: ignore[attr-defined]  # epoch 0 stays on it
         ax.set_xlim(left=0)  # type: ignore[attr-defined]
     ax.set_xlabel("epoch")  # type: ignore[attr-defined]
-    ax.set_ylabel("(L-L*)/L*")  # type: ignore[attr-defined]
-    ax.set_title("babynn compare: gap to the least-squares optimum")  # type: ignore[attr-defined]
+    what = "cross-entropy optimum" if result.classes else "least-squares optimum"
+    ax.set_ylabel("(L-L*)/L*" if result.has_reference else "training loss")  # type: ignore[attr-defined]
+    title = f"gap to the {what}" if result.has_reference else "training loss (no optimum)"
+    ax.set_title(f"babynn compare: {title}")  # type: ignore[attr-defined]
     # the legend beside the axes, never over the curves
     ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0))  # type: ignore[attr-defined]
     return png_bytes(figure)

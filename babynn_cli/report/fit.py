@@ -264,17 +264,21 @@ def as_json(
         "kind": saved.kind,
         "features": saved.features,
         "targets": saved.targets,
+        "loss": "mse" if saved.classes is None else "cross-entropy",
+        "classes": None if saved.classes is None else list(saved.classes),
     }
     if fitted.W is not None and fitted.bias is not None:
         curvature = problem.curvature()
-        W_opt, b_opt = problem.optimum_in_data_units()
+        reference = problem.optimum_in_data_units() if problem.has_optimum else None
         doc |= {
             "weights": fitted.W.tolist(),
             "bias": fitted.bias.tolist(),
-            "optimum_weights": W_opt.tolist(),  # the least-squares fit, as the table shows it
-            "optimum_bias": b_opt.tolist(),
+            # the reference fit (least squares, Newton's), as the table shows it
+            "optimum_weights": None if reference is None else reference[0].tolist(),
+            "optimum_bias": None if reference is None else reference[1].tolist(),
             "stable_lr_full_batch": curvature.stable_lr,
-            "fastest_lr_full_batch": curvature.best_lr,
+            "fastest_lr_full_batch": curvature.best_lr if problem.has_optimum else None,
+            "stable_lr_is_bound": not curvature.exact,
         }
     else:
         assert saved.layers is not None

@@ -9,7 +9,7 @@ from rich.text import Text
 
 from babynn_cli.report.console import Reporter
 from babynn_cli.report.plot import Series, TextPlot, VLine, new_figure, png_bytes
-from babynn_cli.report.words import fmt, run_header, theory_in_words, verdict_cell
+from babynn_cli.report.words import fmt, percent, run_header, theory_in_words, verdict_cell
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -38,7 +38,7 @@ def show(report: Reporter, result: Sweep, gap_tol: float) -> None:
     report.print(table(result, gap_tol, report.width))
     report.print(theory_block(result, gap_tol))
     if result.affine:
-        report.print(Text(theory_in_words(result.theory.curvature), style="dim"))
+        report.print(Text(theory_in_words(result.theory.curvature, True), style="dim"))
     report.print(text_plot(result, report.width))
     s = result.suggested_lr
     if s is None:
@@ -48,12 +48,19 @@ def show(report: Reporter, result: Sweep, gap_tol: float) -> None:
         " (the rate below the divergence edge that came within "
         f"{gap_tol:g} of the lowest final loss in the fewest epochs)"
     )
-    best = result.theory.curvature.suggested_lr
-    if result.affine and result.full_batch and s != result.theory.curvature.best_lr:
-        why += (
-            f"; theory's η* = {fmt(best, 4)} is the fastest over a long run, a grid rate can "
-            "be quicker to the first digits"
-        )
+    curvature = result.theory.curvature
+    best = curvature.suggested_lr
+    if result.affine and result.full_batch and s != curvature.fastest_safe_lr:
+        if curvature.exact:
+            why += (
+                f"; theory's η* = {fmt(best, 4)} is the fastest over a long run, a grid rate can "
+                "be quicker to the first digits"
+            )
+        else:
+            why += (
+                f"; below {fmt(curvature.stable_lr, 4)} the loss never rises from any weights "
+                "(a bound), faster rates can still converge, as here"
+            )
     report.print(Text(f"Suggested learning rate: {fmt(s, 4)}", style="bold") + Text(why))
 
 
@@ -73,14 +80,19 @@ def table(result: Sweep, gap_tol: float, width: int = 100) -> Table:
     t.add_column("final loss", justify="right", no_wrap=True, min_width=10)
     if val:
         t.add_column("final val loss", justify="right", no_wrap=True, min_width=10)
+    classes = any(row.accuracy is not None for row in result.rows)
+    if classes:
+        t.add_column("accuracy", justify="right", no_wrap=True)
     if not narrow:
         t.add_column("best loss", justify="right", no_wrap=True, min_width=10)
         t.add_column("reached at", justify="right", no_wrap=True, min_width=7)
     t.add_column("verdict", min_width=9)  # the one column that wraps in a narrow terminal
+    c = result.theory.curvature
+    theory_mark = "η* " if c.exact or c.best_lr <= c.stable_lr else "bound "
     for k, row in enumerate(result.rows):
         diverged = row.verdict.failed
         status = verdict_cell(row.verdict, row.stopped_epoch)
-        lr = ("η* " if row.from_theory else "") + fmt(row.lr, 4)
+        lr = (theory_mark if row.from_theory else "") + fmt(row.lr, 4)
         cells = [
             "★" if k == result.suggested else "",
             lr,
@@ -88,13 +100,19 @@ def table(result: Sweep, gap_tol: float, width: int = 100) -> Table:
         ]
         if val:
             cells.append("-" if diverged else fmt(row.final_val_loss, 8))
+        if classes:
+            cells.append("-" if row.accuracy is None or diverged else percent(row.accuracy))
         reached = "-" if row.reached_epoch is None else str(row.reached_epoch)
         cells += [status] if narrow else [fmt(row.best_loss, 8), reached, status]
         style = "bold green" if k == result.suggested else "red" if diverged else None
         t.add_row(*cells, style=style)
+    mark = "η* = 2/(λmax+λmin), the fastest constant rate by theory"
+    if theory_mark == "bound ":
+        mark = "bound: the largest rate that never raises the loss, from any weights"
+    marks = f" · {mark}" if c.exact or any(row.from_theory for row in result.rows) else ""
     t.caption = (
         f"reached at: the first epoch within {gap_tol:g} (relative) of the lowest final loss · "
-        "★ suggested · η* = 2/(λmax+λmin), the fastest constant rate by theory"
+        f"★ suggested{marks}"
     )
     return t
 
@@ -102,22 +120,37 @@ def table(result: Sweep, gap_tol: float, width: int = 100) -> Table:
 def theory_block(result: Sweep, gap_tol: float) -> Table:
     th = result.theory
     title = "Theory (full-batch gradient descent, constant rate)"
-    if not result.affine:
+    if result.separable:
+        title = "Theory (separable classes: no optimum, the bound holds)"
+    elif not result.affine:
         title = (
             "Theory for the affine model only (a reference: the network's loss is not quadratic)"
         )
     t = Table(title=title, title_justify="left")
     t.add_column("quantity")
     t.add_column("value", justify="right")
-    t.add_row("λmax of H = (2/N) X̃ᵀX̃", fmt(th.curvature.lambda_max, 6))
-    t.add_row("λmin", fmt(th.curvature.lambda_min, 6))
-    t.add_row("κ = λmax/λmin", fmt(th.curvature.condition_number, 6))
-    t.add_row("stability bound 2/λmax", fmt(th.curvature.stable_lr, 6))
-    t.add_row("fastest rate η* = 2/(λmax+λmin)", fmt(th.curvature.best_lr, 6))
-    t.add_row("optimum loss L* (least squares)", fmt(th.optimum_loss, 10))
+    c = th.curvature
+    if c.exact:
+        t.add_row("λmax of H = (2/N) X̃ᵀX̃", fmt(c.lambda_max, 6))
+        t.add_row("λmin", fmt(c.lambda_min, 6))
+        t.add_row("κ = λmax/λmin", fmt(c.condition_number, 6))
+        t.add_row("stability bound 2/λmax", fmt(c.stable_lr, 6))
+        t.add_row("fastest rate η* = 2/(λmax+λmin)", fmt(c.best_lr, 6))
+        t.add_row("optimum loss L* (least squares)", fmt(th.optimum_loss, 10))
+    else:  # cross-entropy: a bound for any weights, the exact curvature at the optimum
+        assert c.bound is not None
+        t.add_row("bound on λmax for any weights", fmt(c.bound, 6))
+        t.add_row("rates that never raise the loss: below", fmt(c.stable_lr, 6))
+        if result.affine:
+            t.add_row("λmax* at the optimum (exact there)", fmt(c.lambda_max, 6))
+            t.add_row("λmin*", fmt(c.lambda_min, 6))
+            t.add_row("κ* = λmax*/λmin*", fmt(c.condition_number, 6))
+            t.add_row("η* = 2/(λmax*+λmin*), fastest near the optimum", fmt(c.best_lr, 6))
+            t.add_row("optimum loss L* (Newton)", fmt(th.optimum_loss, 10))
     if result.affine:
         predicted = "more than 10⁶" if th.predicted_epochs is None else str(th.predicted_epochs)
-        t.add_row(f"epochs η* needs to reach (L - L*)/L* ≤ {gap_tol:g}", predicted)
+        what = "η*" if c.exact else f"{fmt(c.fastest_safe_lr, 4)} (an estimate)"
+        t.add_row(f"epochs {what} needs to reach (L - L*)/L* ≤ {gap_tol:g}", predicted)
     if any(r.from_theory for r in result.rows):
         epochs = int(result.result.history.epoch[-1])
         seen = result.measured_epochs
@@ -133,11 +166,13 @@ def theory_block(result: Sweep, gap_tol: float) -> Table:
         else f"below {fmt(high, 4)} (every rate diverged)"
     )
     t.add_row("divergence edge found by the sweep", found)
-    if not result.affine:
+    if not result.affine and c.exact:
         t.caption = (
             "The bound 2/λmax and η* hold for the affine model on these features; a network's "
             "edge is the one the sweep found."
         )
+    elif not result.affine and not result.separable:
+        t.caption = "The bound holds for the affine model; a network's edge is the sweep's."
     elif not result.full_batch:
         t.caption = (
             "The bound is for full-batch gradient descent; with minibatches the gradient is noisy "

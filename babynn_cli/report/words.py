@@ -170,10 +170,12 @@ def compare_header(source: str, problem: Problem, configs: int, saved: int) -> s
     what = [f"{configs} configuration(s)"] if configs else []
     what += [f"{saved} saved model(s)"] if saved else []
     held = f", {problem.n_val} held out for validation" if problem.n_val else ""
+    against = "the least-squares optimum"
+    if problem.classifies:
+        against = "the cross-entropy optimum" if problem.reference_exists else "each other"
     return (
         f"{name}{streamed_note(problem)}: {problem.n_train} training rows{held}; "
-        f"{' and '.join(what)} against the "
-        "least-squares optimum" + ("" if configs else " (nothing trained)")
+        f"{' and '.join(what)} against {against}" + ("" if configs else " (nothing trained)")
     )
 
 
