@@ -36,8 +36,13 @@ def datasets() -> dict[str, tuple[pd.DataFrame, str, list[str]]]:
     from sklearn.datasets import load_breast_cancer, load_digits, load_iris, load_wine
 
     out = {}
-    for name, loader in (("iris", load_iris), ("wine", load_wine),
-                         ("breast_cancer", load_breast_cancer), ("digits", load_digits)):  # fmt: skip
+    loaders = (
+        ("iris", load_iris),
+        ("wine", load_wine),
+        ("breast_cancer", load_breast_cancer),
+        ("digits", load_digits),
+    )
+    for name, loader in loaders:
         d = loader(as_frame=True)
         frame = d.frame.drop(columns="target")
         names = getattr(d, "target_names", None)
@@ -70,7 +75,9 @@ def babynn(train: Path, test: Path, options: list[str]) -> tuple[float, float, f
     return doc["accuracy"], doc["log_loss"], time.perf_counter() - start
 
 
-def sklearn(train: pd.DataFrame, test: pd.DataFrame, target: str, network: bool) -> tuple[float, float, float]:  # fmt: skip
+def sklearn(
+    train: pd.DataFrame, test: pd.DataFrame, target: str, network: bool
+) -> tuple[float, float, float]:
     from sklearn.compose import make_column_transformer
     from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LogisticRegression
@@ -128,8 +135,10 @@ def main() -> None:
                 got.append((*ours, *theirs))
             acc, ll, s, p_acc, p_ll, p_s = np.mean(got, axis=0)
             worst = min(worst, acc - p_acc)
-            print(f"{name:14} {label:7} {len(frame):5}  {acc:10.4f} {p_acc:8.4f} {acc - p_acc:+7.4f}  "
-                  f"{ll:9.4f} {p_ll:8.4f}  {s:8.2f} {p_s:7.2f}")  # fmt: skip
+            row = (
+                f"{name:14} {label:7} {len(frame):5}  {acc:10.4f} {p_acc:8.4f} {acc - p_acc:+7.4f}"
+            )
+            print(f"{row}  {ll:9.4f} {p_ll:8.4f}  {s:8.2f} {p_s:7.2f}")
     print(f"worst accuracy margin {worst:+.4f} (target ≥ −0.03)")
 
 
