@@ -149,7 +149,12 @@ class ModelFile:
         return class_probabilities(self.loss, self.predict(X))
 
     def evaluated(
-        self, path: Path, features: Sequence[str], targets: Sequence[str], problem: Problem
+        self,
+        path: Path,
+        features: Sequence[str],
+        targets: Sequence[str],
+        problem: Problem,
+        classes: Sequence[str] | None = None,
     ) -> ModelPredictions:
         """This model's predictions on the problem's rows (`features`: the data's columns), and
         its weights placed on those columns (0 for the ones it does not use) when it is affine."""
@@ -166,7 +171,7 @@ class ModelFile:
                 f"model '{path}' predicts {', '.join(self.targets)}; the data's target is "
                 f"{', '.join(targets)}"
             )
-        self._same_loss(f"model '{path}'", problem)
+        self._same_loss(f"model '{path}'", problem, classes)
         at = {f: k for k, f in enumerate(features)}
         present = [k for k, f in enumerate(self.features) if f in at]
         columns = [at[self.features[k]] for k in present]
@@ -189,7 +194,11 @@ class ModelFile:
         return ModelPredictions(f"model {path}", loss(problem.train), val, W, bias)
 
     def warm_start(
-        self, features: Sequence[str], targets: Sequence[str], problem: Problem
+        self,
+        features: Sequence[str],
+        targets: Sequence[str],
+        problem: Problem,
+        classes: Sequence[str] | None = None,
     ) -> WarmStart:
         """This file's weights to start `problem` from, its rows put in the data's feature order;
         an error when the model does not fit the data or the options."""
@@ -199,7 +208,7 @@ class ModelFile:
                 f"{', '.join(self.targets)}; the data has {', '.join(features)} → "
                 f"{', '.join(targets)}"
             )
-        self._same_loss("--warm-start model", problem)
+        self._same_loss("--warm-start model", problem, classes)
         order = [self.features.index(f) for f in features]
         assert self.mean is not None and self.scale is not None
         mean, scale = self.mean[order], self.scale[order]
@@ -223,15 +232,16 @@ class ModelFile:
         params["W1"] = params["W1"][order]
         return WarmStart(params, mean, scale)
 
-    def _same_loss(self, what: str, problem: Problem) -> None:
-        """An error unless this model learnt by the problem's loss (the same classes, in order)."""
+    def _same_loss(self, what: str, problem: Problem, classes: Sequence[str] | None) -> None:
+        """An error unless this model learnt by the problem's loss, and for a classifier the
+        data's `classes` are its own, in its order."""
         if self.loss == problem.model.loss and (
-            self.classes is None or problem.model.n_outputs == self.n_outputs
+            self.classes is None or tuple(classes or ()) == self.classes
         ):
             return
         mine = "numbers (mse)" if self.classes is None else f"classes {', '.join(self.classes)}"
-        theirs = "numbers (mse)" if not problem.classifies else "classes"
-        raise ModelFileError(f"{what} predicts {mine}; the data's target is {theirs}")
+        theirs = "numbers (mse)" if not classes else f"classes {', '.join(classes)}"
+        raise ModelFileError(f"{what} predicts {mine}; the data's target holds {theirs}")
 
 
 def training_record(

@@ -192,6 +192,11 @@ def cluster_moments(data: DataOptions, source: Stream, quiet: bool) -> Moments:
     from babynn_cli import cluster
     from babynn_cli.data.sources import Dialect
 
+    if source.classes is not None:
+        raise UsageError(
+            "--scheduler gathers squared error's moments on the cluster; cross-entropy has no "
+            "moments to gather: stream the classes on this machine with --stream"
+        )
     if not source.encoding.plain or data.dialect != Dialect(data.separator):
         raise UsageError(
             "--scheduler reads plain numeric columns: text, dates, --impute, --decimal, "

@@ -168,7 +168,10 @@ def compare(
     )  # fmt: skip
     check_memory(problem, None, len(asked))
     features, targets = dataset.features, dataset.targets
-    saved = [file.evaluated(path, features, targets, problem) for path, file in saved_files]
+    classes = dataset.reading.classes
+    saved = [
+        file.evaluated(path, features, targets, problem, classes) for path, file in saved_files
+    ]
     params = initial_params(problem, model.seed, model.init.value)
     ask = stop.ask(None, early_stopping)
     rates: dict[int | None, float] = {}  # fit's rate for each batch size, when none is given

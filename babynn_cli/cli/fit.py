@@ -164,7 +164,9 @@ def fit(
     )  # fmt: skip
     check_memory(problem, batch)
     features, targets = dataset.features, dataset.targets
-    warm = None if start_from is None else start_from.warm_start(features, targets, problem)
+    warm = None
+    if start_from is not None:
+        warm = start_from.warm_start(features, targets, problem, dataset.reading.classes)
     params = initial_params(problem, model.seed, model.init.value, warm)
     ask = stop.ask(given_lr, early_stopping)
     total = most_epochs(problem, batch, ask) * updates_per_epoch(problem.n_train, batch)  # T

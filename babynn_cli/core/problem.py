@@ -146,16 +146,15 @@ class Problem:
     def _curvature(self) -> Curvature:
         rows, alpha = self.train, self.model.l2
         gram = rows.moments.gram(self.model.intercept)
-        if alpha:
-            m = rows.n_features
-            gram = gram + np.diag(np.r_[np.full(m, alpha), np.zeros(len(gram) - m)])
         if self.classifies:
             if self._too_large is not None:  # the bound alone, with no local curvature
                 lam = np.linalg.eigvalsh(gram)
-                kind = self.model.loss
-                bound = CURVATURE_BOUND[kind] * float(lam[-1])
+                bound = CURVATURE_BOUND[self.model.loss] * float(lam[-1]) + 2.0 * alpha
                 return Curvature(np.array([bound]), np.eye(1), bound=bound)
             return classify.curvature(self._reference, gram, self.model.loss, alpha)
+        if alpha:  # H = 2(X̃ᵀX̃/N + α on W's diagonal)
+            m = rows.n_features
+            gram = gram + np.diag(np.r_[np.full(m, alpha), np.zeros(len(gram) - m)])
         if rows.n_rows <= rows.n_features and not rows.streamed and not alpha:
             Z = rows.standardized()  # wide: O(N²m), not O(m³)
             if self.model.intercept:

@@ -225,6 +225,7 @@ class Columns:
         self.dropped = 0  # rows --dropna left out
         self.blank = 0  # predict: rows whose features have a missing cell (their prediction empty)
         self.unseen: dict[str, int] = {}  # cells holding a category not seen in training
+        self.unknown: dict[str, int] = {}  # predict: target labels not among `classes`, counted
         self.filled: dict[str, int] = {}  # missing cells --impute filled, by column
 
     def reading(self, ids: list[str], ignored: list[str]) -> Reading:
@@ -312,7 +313,10 @@ class Columns:
         labels = labels_of(chunk[self.targets[0]])
         codes = pd.Index(self.classes).get_indexer(labels)
         codes[labels.isna().to_numpy()] = -2
-        if not self.predicting and (codes == -1).any():
+        if self.predicting:
+            for label, count in labels[codes == -1].value_counts(sort=False).items():
+                self.unknown[str(label)] = self.unknown.get(str(label), 0) + int(count)
+        elif (codes == -1).any():
             row = int(np.argmax(codes == -1))
             raise CellError(
                 row,

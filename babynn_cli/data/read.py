@@ -6,7 +6,7 @@ of rows at a time."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -212,6 +212,7 @@ class ToPredict:
     # a classifier's: each row's class in the model's order (−1 a label it does not know, −2
     # none), when DATA has the target
     codes: np.ndarray | None = None
+    unknown: dict[str, int] = field(default_factory=dict)  # labels not among the classes: rows
 
     @classmethod
     def of_rows(cls, rows: int, Y: np.ndarray | None) -> ToPredict:
@@ -251,7 +252,7 @@ def load_for_prediction(
     usable = has_targets and columns.targets_unusable is None
     return ToPredict(
         X, Y if usable else None, columns.targets_unusable, id_frame, columns.blank,
-        columns.unseen, codes,
+        columns.unseen, codes, columns.unknown,
     )  # fmt: skip
 
 

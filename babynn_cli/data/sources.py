@@ -33,6 +33,7 @@ SAMPLES = {
     "nonlinear": "x0, x1 → y, 1000 rows: sin(x0) + x1², no line can follow it",
     "diabetes": "10 measurements of 442 patients → disease progression a year later (real data)",
     "penguins": "344 penguins as the field file has them: ids, text, dates, NA cells, comments",
+    "iris": "4 measurements of 150 irises → species (3 classes, text labels: classification)",
 }
 
 

@@ -33,6 +33,9 @@ def scores(Y: np.ndarray | None, Y_hat: np.ndarray) -> dict[str, Any]:
     return {"mse": mse(Y, Y_hat), "r2": r2_per_output(Y, Y_hat).tolist(), "rows_scored": scored}
 
 
+OTHER_LABEL = "(another label)"  # the confusion matrix's row for labels the model does not know
+
+
 def class_scores(codes: np.ndarray | None, P: np.ndarray, classes: Sequence[str]) -> dict[str, Any]:
     """A classifier's scores over the rows that have a label and a prediction: accuracy (a
     label the model does not know counts as wrong), log-loss (over the labels it knows: another
@@ -50,11 +53,15 @@ def class_scores(codes: np.ndarray | None, P: np.ndarray, classes: Sequence[str]
     log_loss = None
     if known.any():  # a probability 0 in double precision counts as the smallest double's
         log_loss = float(-np.log(np.maximum(picked, np.finfo(float).tiny)).mean())
-    confusion: dict[str, dict[str, int]] = {}
-    for truth, g in zip(codes[rows], guess[rows], strict=True):
-        name = classes[truth] if truth >= 0 else "(another label)"
-        row = confusion.setdefault(name, {})
-        row[classes[g]] = row.get(classes[g], 0) + 1
+    k = len(classes)  # every class a row and a column, in the model's order; then other labels
+    counts = np.zeros((k + 1, k), dtype=np.int64)
+    np.add.at(counts, (np.where(codes[rows] >= 0, codes[rows], k), guess[rows]), 1)
+    names = [*classes, OTHER_LABEL]
+    confusion = {
+        names[t]: dict(zip(classes, map(int, counts[t]), strict=True))
+        for t in range(k + 1)
+        if t < k or counts[t].any()
+    }
     return {
         "accuracy": right / int(rows.sum()),
         "log_loss": log_loss,
@@ -118,6 +125,8 @@ def as_json(
     doc["rows_not_predicted"] = read.blank
     if read.unseen:
         doc["unseen_categories"] = dict(read.unseen)
+    if read.unknown:
+        doc["unknown_label_counts"] = dict(read.unknown)
     return {**doc, **scored}
 
 
@@ -147,7 +156,7 @@ def show(
     elif read.Y is not None and not scored:
         report.status("no MSE or R²: no row has both its targets and a prediction")
     if scored and not json_out and "accuracy" in scored:
-        report.status(_class_sentence(scored, rows))
+        report.status(_class_sentence(scored, rows, read.unknown))
         report.print_err(confusion_table(scored["confusion"]))
     elif scored and not json_out:
         sentence = metrics_sentence(scored["mse"], scored["r2"], targets)
@@ -159,14 +168,15 @@ def show(
         report.status(sentence)
 
 
-def _class_sentence(scored: dict[str, Any], rows: int) -> str:
+def _class_sentence(scored: dict[str, Any], rows: int, unknown: dict[str, int]) -> str:
     sentence = f"accuracy {percent(scored['accuracy'])}"
     if scored["log_loss"] is not None:
         sentence += f"  log-loss {fmt(scored['log_loss'], 6)}"
     if scored["unknown_labels"]:
+        named = listing([f"{label!r} {n:,}" for label, n in unknown.items()])
         sentence += (
-            f" ({scored['unknown_labels']:,} row(s) hold a label the model does not know: wrong "
-            "in the accuracy, left out of the log-loss)"
+            f" ({scored['unknown_labels']:,} row(s) hold a label the model does not know, {named}:"
+            " wrong in the accuracy, left out of the log-loss)"
         )
     if scored["rows_scored"] < rows:
         sentence += (
@@ -178,7 +188,7 @@ def _class_sentence(scored: dict[str, Any], rows: int) -> str:
 
 def confusion_table(confusion: dict[str, dict[str, int]]) -> Table:
     """Rows: the true labels; columns: the predicted ones; cells: how many rows."""
-    predicted = sorted({p for row in confusion.values() for p in row})
+    predicted = list(next(iter(confusion.values())))
     table = Table(title="Confusion (rows: true label, columns: predicted)", title_justify="left")
     table.add_column("")
     for p in predicted:

@@ -224,7 +224,7 @@ def text_plot(result: Sweep, columns: int = 100) -> Any:
 
 def columns(result: Sweep) -> dict[str, list[Any]]:
     rows = result.rows
-    return {
+    table: dict[str, list[Any]] = {
         "lr": [r.lr for r in rows],
         "final_loss": [r.final_loss for r in rows],
         "final_val_loss": [r.final_val_loss for r in rows],
@@ -238,6 +238,11 @@ def columns(result: Sweep) -> dict[str, list[Any]]:
         "from_theory": [r.from_theory for r in rows],
         "suggested": [k == result.suggested for k in range(len(rows))],
     }
+    if any(
+        r.accuracy is not None for r in rows
+    ):  # the share of training rows each run's final weights classify right
+        table["accuracy"] = [r.accuracy for r in rows]
+    return table
 
 
 def as_json(result: Sweep, rule: str, gap_tol: float) -> dict[str, Any]:

@@ -49,6 +49,15 @@ def reading_in_words(reading: Reading, rows: int) -> list[str]:
     from babynn_cli.core.encoding import MISSING
 
     lines = []
+    if reading.classes is not None:
+        classes = reading.classes
+        shown = ", ".join(classes[:12]) + (f", … ({len(classes)})" if len(classes) > 12 else "")
+        how = (
+            f"logistic regression: one output, the probability of '{classes[1]}'"
+            if len(classes) == 2
+            else f"softmax over {len(classes)} outputs, one probability a class"
+        )
+        lines.append(f"the target holds classes, {shown}: the loss is cross-entropy ({how})")
     columns = reading.encoding.columns if reading.encoding is not None else ()
     categories = [c for c in columns if c.kind == "category"]
     if categories:
