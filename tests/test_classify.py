@@ -304,6 +304,10 @@ def test_mse_on_a_text_target_and_classes_on_a_cluster_are_refused(in_tmp):
     result = run("fit", IRIS, "--loss", "mse")
     assert result.exit_code != 0 and result.stderr.startswith("Error: ")
     assert len(result.stderr.strip().splitlines()) == 1
+    through_origin = run("fit", IRIS, "--l2", "0.1", "--no-intercept", "-q")
+    assert through_origin.exit_code == 0, through_origin.stderr  # cross-entropy: no moments
+    ridge = run("fit", SAMPLES / "notes_example.csv", "--l2", "0.1", "--no-intercept")
+    assert ridge.exit_code == 2 and "--l2 with --no-intercept" in ridge.stderr
     refused = run("fit", IRIS, "--scheduler", "localhost:1")
     assert refused.exit_code != 0 and "--stream" in refused.stderr
     assert "Traceback" not in refused.stderr

@@ -61,7 +61,9 @@ def load_problem(
     loss = None if model.loss is None else model.loss.value
     wanted = data.wanted(encoding, loss, classes)
     if stream_wanted(data, model, full_batch, quiet):
-        return load_stream(data, model, quiet, full_batch, split(None), wanted)
+        source, streamed = load_stream(data, model, quiet, full_batch, split(None), wanted)
+        model.check_loss(streamed.classifies)
+        return source, streamed
     if data.data == "-" and sys.stdin.isatty():
         typer.echo("reading the CSV from standard input: type or paste it, then Ctrl-D", err=True)
     elif not quiet and os.path.isfile(data.data) and os.path.getsize(data.data) >= BIG_FILE:
@@ -82,6 +84,7 @@ def load_problem(
             loss=loss_kind(dataset.reading.classes),
             l2=model.l2,
         )
+    model.check_loss(problem.classifies)
     return dataset, problem
 
 

@@ -56,6 +56,12 @@ if TYPE_CHECKING:
     from babynn_cli.data.sources import Dialect
 
 
+_RIDGE_THROUGH_ORIGIN = (
+    "--l2 with --no-intercept is for cross-entropy: squared error's ridge is solved on the "
+    "centred moments, which need the intercept; keep it"
+)
+
+
 @dataclasses.dataclass(frozen=True)
 class DataOptions:
     """Which file, and which of its columns."""
@@ -297,16 +303,22 @@ class ModelOptions:
         return tuple(self.hidden or ())
 
     def check(self, early_stopping: bool = False) -> None:
+        """What the options alone rule out (`check_loss`: what the data's target does)."""
         if self.val_frac is not None and self.val_frac >= 1:
             raise UsageError(f"--val-frac must be below 1 (got {self.val_frac:g})")
         if early_stopping and self.val_frac == 0:
             raise UsageError("--early-stopping needs a validation set: drop --val-frac 0")
         if self.hidden and not self.intercept:
             raise UsageError("--no-intercept is for the affine model; a network keeps its biases")
-        if self.l2 and not self.intercept and not self.hidden and self.loss != "cross-entropy":
-            raise UsageError("--l2 with --no-intercept is for cross-entropy; keep the intercept")
+        if self.l2 and not self.intercept and self.loss is not None and self.loss.value == "mse":
+            raise UsageError(_RIDGE_THROUGH_ORIGIN)
         if not math.isfinite(self.l2):
             raise UsageError(f"--l2 must be a finite number (got {self.l2:g})")
+
+    def check_loss(self, classifies: bool) -> None:
+        """What the options rule out once the data says whether the target holds classes."""
+        if self.l2 and not self.intercept and not classifies:
+            raise UsageError(_RIDGE_THROUGH_ORIGIN)
 
 
 @dataclasses.dataclass(frozen=True)

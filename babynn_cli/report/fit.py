@@ -361,6 +361,11 @@ def plot_png(fitted: Fitted, problem: Problem) -> bytes:
         ax.set_xlim(left=0)  # type: ignore[attr-defined]
     ax.set_xlabel("epoch")  # type: ignore[attr-defined]
     ax.set_ylabel("loss")  # type: ignore[attr-defined]
-    ax.set_title(f"babynn fit: {fitted.verdict.value}")  # type: ignore[attr-defined]
+    title = f"babynn fit: {fitted.verdict.value}"
+    if fitted.train_accuracy is not None:  # classes: how many rows the last weights get right
+        title += f"; accuracy {percent(fitted.train_accuracy)} (training)"
+        if fitted.val_accuracy is not None:
+            title += f", {percent(fitted.val_accuracy)} (validation)"
+    ax.set_title(title)  # type: ignore[attr-defined]
     ax.legend(loc="best")  # type: ignore[attr-defined]
     return png_bytes(figure)

@@ -236,7 +236,20 @@ def plan_in_words(
     lines = []
     if chose is not None and problem is not None:
         lines += _choices_in_words(plan, problem, chose)
-    if plan.lr_rule == "theory":
+    bounded = problem is not None and problem.classifies  # cross-entropy: a bound, an estimate
+    if plan.lr_rule == "theory" and bounded:
+        assert problem is not None
+        curvature = problem.curvature()
+        why = (
+            f"the largest constant rate that never makes the loss rise from any weights (2/bound, "
+            f"rounded down; η* = 2/(λmax*+λmin*) = {fmt(curvature.best_lr, 4)} at the optimum "
+            "holds only near it)"
+            if curvature.best_lr > curvature.stable_lr
+            else "η* = 2/(λmax*+λmin*) at the optimum, rounded down, below the bound that holds "
+            "for any weights"
+        )
+        lines.append(f"η = {fmt(plan.lr, 4)}, {why}; pass --lr to choose your own")
+    elif plan.lr_rule == "theory":
         lines.append(
             f"η = {fmt(plan.lr, 4)}, the fastest constant rate for this data (η* = 2/(λmax+λmin), "
             "rounded down); pass --lr to choose your own"
@@ -250,7 +263,9 @@ def plan_in_words(
             "below the divergence edge, the lowest loss); pass --lr to choose your own"
         )
     if plan.until_converged:
-        if plan.predicted is not None:
+        if plan.predicted is not None and bounded:
+            predicted = f"the curvature at the optimum estimates {plan.predicted:,} at this rate"
+        elif plan.predicted is not None:
             predicted = f"theory predicts {plan.predicted:,} at this rate"
         elif plan.lr_rule == "given" or plan.ill is None:
             predicted = f"theory predicts more than {MAX_EPOCHS:,} at this rate"
@@ -367,9 +382,10 @@ def _bound_in_words(c: Curvature, has_optimum: bool) -> str:
     """Cross-entropy's theory: a bound that holds for any weights, and the exact curvature at
     the optimum, said apart."""
     bound = (
-        f"theory for cross-entropy (its curvature changes with the weights): constant rates "
-        f"below {fmt(c.stable_lr, 4)} never make the loss rise, from any weights (a bound: "
-        f"ℓ'' ≤ ¼ for two classes, ½ for more, times X̃ᵀX̃/N's λmax)"
+        f"theory of full-batch descent for cross-entropy (its curvature changes with the "
+        f"weights): constant rates below {fmt(c.stable_lr, 4)} never make the loss rise, from "
+        f"any weights (a bound: ℓ'' ≤ ¼ for two classes, ½ for more, times X̃ᵀX̃/N's λmax, plus "
+        f"2α with --l2)"
     )
     if not has_optimum:
         return bound
