@@ -176,22 +176,47 @@ class ModelFile:
         present = [k for k, f in enumerate(self.features) if f in at]
         columns = [at[self.features[k]] for k in present]
 
-        def loss(rows: Rows) -> float:
-            total, count = 0.0, 0
+        def loss(rows: Rows) -> tuple[float, float | None]:
+            """The loss on `rows` and, for classes, the accuracy."""
+            total, count, right = 0.0, 0, 0
             for X, Y in rows.passes():  # block by block: streamed rows too
                 mine = np.zeros((len(X), len(self.features)))
                 mine[:, present] = X[:, columns]
-                total += float(row_losses(self.loss, self.predict(mine), Y).sum())
+                Z = self.predict(mine)
+                total += float(row_losses(self.loss, Z, Y).sum())
                 count += len(X)
-            return total / count
+                if self.classes is not None:
+                    truth = Y[:, 0].astype(int) if self.loss == "logistic" else Y.argmax(axis=1)
+                    right += int((self.probabilities(mine).argmax(axis=1) == truth).sum())
+            return total / count, (right / count if self.classes is not None else None)
 
-        val = None if problem.val is None else loss(problem.val)
+        val = None if problem.val is None else loss(problem.val)[0]
         W = None
         if self.kind == "affine" and self.weights is not None:
             W = np.zeros((len(features), self.n_outputs))
             W[columns] = self.weights[present]
         bias = self.bias if W is not None else None
-        return ModelPredictions(f"model {path}", loss(problem.train), val, W, bias)
+        train, accuracy = loss(problem.train)
+        penalty = self._penalty(problem, present, columns)
+        return ModelPredictions(f"model {path}", train + penalty, val, W, bias, accuracy)
+
+    def _penalty(self, problem: Problem, present: list[int], columns: list[int]) -> float:
+        """The run's α||W||² for this model's weights, in the units the run trains in, so that
+        its loss stands beside the runs' (the penalised loss they descend): an affine model's W
+        on the run's standardised features; a network's layers as it learnt them (its last layer
+        back on the standardised targets, the whole times s² as the runs' loss is)."""
+        alpha = problem.model.l2
+        if not alpha:
+            return 0.0
+        if self.kind == "affine":
+            assert self.weights is not None
+            W = self.weights[present] * problem.scaler.scale[columns][:, None]
+            return alpha * float((W * W).sum())
+        assert self.layers is not None
+        s = 1.0 if self.target_scaling is None else float(self.target_scaling["scale"])
+        squares = [float((W * W).sum()) for W, _ in self.layers]
+        squares[-1] /= s * s
+        return alpha * s * s * sum(squares)
 
     def warm_start(
         self,
@@ -475,7 +500,14 @@ def _model_of(doc: dict[str, Any], version: int) -> ModelFile:
         W = _numbers(_field(layer, "weights", list), shape, f"{what} weights")
         b = _numbers(_field(layer, "bias", list), shape[1:], f"{what} bias values")
         weights.append((W, b))
-    return ModelFile(**common, layers=weights, activation=activation)
+    scaling = _field(spec, "target_scaling", dict, None)  # optional: the last layer holds it
+    if scaling is not None:
+        s = scaling.get("scale")
+        if not isinstance(s, int | float) or isinstance(s, bool) or not (0 < s < math.inf):
+            raise _Damaged("'target_scaling' has a scale that is not a number above 0")
+        mean = _numbers(_field(scaling, "mean", list), (n,), "target_scaling means")
+        scaling = {"mean": mean, "scale": float(s)}
+    return ModelFile(**common, layers=weights, activation=activation, target_scaling=scaling)
 
 
 MAX_UNITS = 1 << 20

@@ -326,3 +326,19 @@ def test_warm_start_and_model_files_keep_the_classes(in_tmp):
     numbers.to_csv("numbers.csv", index=False)
     mixed = run("predict", "model.json", "numbers.csv")
     assert mixed.exit_code != 0 and mixed.stderr.startswith("Error: ")
+
+
+@pytest.mark.parametrize(
+    ("data", "extra"),
+    [(IRIS, ()), (SAMPLES / "diabetes.csv", ()), (SAMPLES / "nonlinear.csv", ("--hidden", "4"))],
+)
+def test_a_penalised_loss_is_one_number_in_fit_history_and_compare(in_tmp, data, extra):
+    """With --l2 the loss a run descends is the data's loss plus α||W||² in the units trained
+    (for a network on standardised targets, both times s²): the summary, the last history
+    record and compare's row of the saved model give the same number."""
+    same = ("--l2", "0.05", "--val-frac", "0", *extra)
+    fit = run_json("fit", data, *same, "-b", "full", "--epochs", "40")
+    assert fit["final_loss"] == pytest.approx(fit["history"][-1]["train_loss"], rel=1e-12)
+    compare = run_json("compare", data, "--model", "model.json", *same)
+    (row,) = [r for r in compare["rows"] if r["kind"] == "saved model"]
+    assert row["final_loss"] == pytest.approx(fit["final_loss"], rel=1e-9)

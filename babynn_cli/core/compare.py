@@ -36,6 +36,7 @@ class ModelPredictions:
     val_loss: float | None
     W: np.ndarray | None = None
     bias: np.ndarray | None = None
+    accuracy: float | None = None  # classes: the share of training rows it classifies right
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,21 @@ class Comparison:
     rows: tuple[Row, ...]  # ranked: by gap (by loss with no reference), diverged last
     classes: bool = False  # cross-entropy: the reference is Newton's, rows have an accuracy
     reference_accuracy: float | None = None
+    ridge: bool = False  # squared error with --l2: the reference is ridge's closed form
+
+    @property
+    def reference_label(self) -> str:
+        """How the reference was found, in a few words."""
+        if self.classes:
+            return "Newton's method"
+        return "ridge (closed form, --l2)" if self.ridge else "least squares (closed form)"
+
+    @property
+    def optimum_name(self) -> str:
+        """The optimum the runs are measured against."""
+        if self.classes:
+            return "cross-entropy optimum (Newton)"
+        return "ridge optimum (--l2)" if self.ridge else "least-squares optimum"
 
     @property
     def has_reference(self) -> bool:
@@ -179,8 +195,9 @@ def compare(
     for model in saved:
         loss = model.train_loss
         row = _row(
-            model.label, None, model.W, model.bias, loss, model.val_loss, ref, problem.gap_scale
-        )
+            model.label, None, model.W, model.bias, loss, model.val_loss, ref, problem.gap_scale,
+            accuracy=model.accuracy,
+        )  # fmt: skip
         rows.append(row)
 
     def rank(row: Row) -> tuple[bool, float, float]:
@@ -190,7 +207,8 @@ def compare(
         return (row.verdict is not None and row.verdict.failed, gap, reached)
 
     ranked = tuple(sorted(rows, key=rank))
-    return Comparison(ref, ref_val, ranked, problem.classifies, ref_accuracy)
+    ridge = bool(problem.model.l2) and not problem.classifies
+    return Comparison(ref, ref_val, ranked, problem.classifies, ref_accuracy, ridge)
 
 
 def _class_metrics(problem: Problem, ref: LeastSquares, rows: Rows) -> tuple[float, float]:

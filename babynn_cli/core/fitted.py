@@ -135,6 +135,8 @@ def evaluate(
     for a network or classes, in one pass. `penalized`: the loss as trained, with --l2's α||W||²
     (the training rows'; a validation loss is the data's alone)."""
     penalty = float(np.sum(problem.model.penalty(stack(params, 1)))) if penalized else 0.0
+    if problem.target_mean is not None:  # a network learnt ỹ = (y − mean)/s: its objective,
+        penalty *= problem.target_scale**2  # in y's units, is s²·(L_ỹ + α||W||²)
     if problem.classifies:
         loss, accuracy = _class_metrics(problem, params, rows)
         return loss + penalty, np.array([]), accuracy

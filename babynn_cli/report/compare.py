@@ -54,9 +54,7 @@ def show(report: Reporter, result: Comparison, gap_tol: float) -> None:
 
 def table(result: Comparison, gap_tol: float, wide: bool = True, narrow: bool = False) -> Table:
     val = result.reference_val_loss is not None or any(r.val_loss is not None for r in result.rows)
-    optimum = (
-        "the cross-entropy optimum (Newton)" if result.classes else "the least-squares optimum"
-    )
+    optimum = f"the {result.optimum_name}"
     has_ref = result.has_reference
     t = Table(
         title=f"Compared with {optimum}" if has_ref else "Compared by their final loss",
@@ -92,7 +90,7 @@ def table(result: Comparison, gap_tol: float, wide: bool = True, narrow: bool = 
     ref, ref_accuracy = result.reference, result.reference_accuracy
     reference = {
         "#": "",
-        "configuration": "Newton's method" if result.classes else "least squares (closed form)",
+        "configuration": result.reference_label,
         "final loss": fmt(ref.loss, digits),
         "val loss": fmt(result.reference_val_loss, digits),
         "accuracy": "-" if ref_accuracy is None else percent(ref_accuracy),
@@ -198,7 +196,7 @@ def _row_record(row: Any, features: list[str]) -> dict[str, Any]:
 def columns(result: Comparison, features: list[str]) -> dict[str, list[Any]]:
     records = [
         {
-            "label": "least squares (closed form)",
+            "label": result.reference_label,
             "kind": "optimum",
             "model": "affine",
             "schedule": None,
@@ -237,7 +235,7 @@ def as_json(
         "reference": None
         if not result.has_reference
         else {
-            "label": "Newton's method" if result.classes else "least squares (closed form)",
+            "label": result.reference_label,
             "final_loss": ref.loss,
             "val_loss": result.reference_val_loss,
             "accuracy": result.reference_accuracy,
@@ -266,7 +264,7 @@ def plot_png(result: Comparison, gap_tol: float) -> bytes:
         ax.set_xscale("symlog", linthresh=1)  # type: ignore[attr-defined]  # epoch 0 stays on it
         ax.set_xlim(left=0)  # type: ignore[attr-defined]
     ax.set_xlabel("epoch")  # type: ignore[attr-defined]
-    what = "cross-entropy optimum" if result.classes else "least-squares optimum"
+    what = result.optimum_name
     ax.set_ylabel("(L-L*)/L*" if result.has_reference else "training loss")  # type: ignore[attr-defined]
     title = f"gap to the {what}" if result.has_reference else "training loss (no optimum)"
     ax.set_title(f"babynn compare: {title}")  # type: ignore[attr-defined]

@@ -179,7 +179,7 @@ def compare_header(source: str, problem: Problem, configs: int, saved: int) -> s
     what = [f"{configs} configuration(s)"] if configs else []
     what += [f"{saved} saved model(s)"] if saved else []
     held = f", {problem.n_val} held out for validation" if problem.n_val else ""
-    against = "the least-squares optimum"
+    against = "the ridge optimum (--l2)" if problem.model.l2 else "the least-squares optimum"
     if problem.classifies:
         against = "the cross-entropy optimum" if problem.reference_exists else "each other"
     return (
