@@ -36,6 +36,11 @@ def install() -> None:
         signal.signal(signal.SIGTERM, _on_sigterm)
 
 
+def stopped_by() -> str:
+    """What stopped the work, in a user's words: SIGTERM, or Ctrl-C (SIGINT)."""
+    return "SIGTERM" if signal.SIGTERM in _received else "Ctrl-C"
+
+
 def exit_code(error: KeyboardInterrupt | None = None) -> int:
     """130 after Ctrl-C, 143 after SIGTERM."""
     terminated = isinstance(error, Terminated) or (signal.SIGTERM in _received)

@@ -37,6 +37,11 @@ class Outputs:
         """Check that `path`, given to `flag`, can be written by this command."""
         if path is None:
             return
+        if str(path) == "-":
+            raise UsageError(
+                f"{flag} '-': babynn writes this output to a file (stdout holds the report); name "
+                "a file, or /dev/stdout"
+            )
         _check_writable(str(path))
         for what, other in [*self._inputs, *self._named]:
             if _same_file(Path(path), other):

@@ -26,6 +26,7 @@ from babynn_cli.core.rows import Rows
 from babynn_cli.core.scaling import Standardizer
 from babynn_cli.core.schedules import describe
 from babynn_cli.core.stopping import StopReason
+from babynn_cli.core.verdict import relative_gap
 from babynn_cli.errors import ModelFileError, UsageError
 from babynn_cli.jsontext import dumps
 
@@ -319,7 +320,13 @@ def result_record(run: FitRun, problem: Problem, next_step: str | None) -> dict[
         "initial_loss": j.initial_loss,
         "best_loss": j.best_loss,
         "best_loss_epoch": j.best_epoch,
-        "relative_gap": j.relative_gap,
+        # every figure of the weights kept is of their epoch (a diverged run's: the one before)
+        "final_epoch": end.weights_epoch,
+        "relative_gap": (
+            relative_gap(fitted.train_loss, problem.optimum_loss, problem.gap_scale)
+            if j.relative_gap is not None
+            else None
+        ),
         "interrupted": interrupted,
         "interrupted_at_epoch": end.epochs_run + 1 if interrupted else None,
         "best_epoch": end.best_epoch,

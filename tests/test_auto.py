@@ -45,7 +45,10 @@ def test_no_options_reach_the_optimum_and_say_what_theory_predicted(in_tmp, kapp
     predicted = doc["epochs_predicted"]
     assert predicted is not None and abs(doc["epochs_run"] - predicted) <= 1  # theory is exact
     assert f"theory predicts {predicted:,} at this rate" in result.stderr
-    assert "the fastest constant rate for this data" in result.stderr
+    assert (
+        "η* = 2/(λmax+λmin) rounded down: the constant rate with the best worst-case contraction"
+        in result.stderr
+    )
 
 
 def test_the_auto_rate_is_the_fastest_constant_rate_of_the_condition_number(in_tmp):
@@ -72,18 +75,27 @@ def test_explicit_rate_and_epochs_train_exactly_as_before(in_tmp):
     assert losses == fitted.history.train_loss[:, 0].tolist()
     assert doc["weights"] == fitted.W.tolist() and doc["lr_rule"] == "given"
     assert doc["until_converged"] is False
-    assert "the fastest constant rate" not in stderr and "epochs: until" not in stderr
+    assert (
+        "best worst-case contraction per epoch (its slowest" not in stderr
+        and "epochs: until" not in stderr
+    )
 
 
 def test_the_header_says_what_was_chosen_and_nothing_when_nothing_was(in_tmp):
     chosen = run("fit", NOTES, "-o", "a.json").stderr
-    assert "η = 0.4856, the fastest constant rate for this data" in chosen
+    assert (
+        "η = 0.4856, η* = 2/(λmax+λmin) rounded down: the constant rate with the best worst-case"
+        in chosen
+    )
     assert "epochs: until (L − L*)/L* ≤ 1e-06 (--gap-tol); theory predicts 6 at this rate" in chosen
     given_rate = run("fit", NOTES, "--lr", 0.001, "-o", "b.json").stderr
-    assert "the fastest constant rate" not in given_rate
+    assert "best worst-case contraction per epoch (its slowest" not in given_rate
     assert "theory predicts 5,458 at this rate (at most 54,580" in given_rate  # until converged
     given_both = run("fit", NOTES, "--lr", 0.001, "--epochs", 10, "-o", "c.json").stderr
-    assert "the fastest constant rate" not in given_both and "epochs: until" not in given_both
+    assert (
+        "best worst-case contraction per epoch (its slowest" not in given_both
+        and "epochs: until" not in given_both
+    )
 
 
 def test_minibatches_and_networks_get_a_rate_from_a_short_sweep(in_tmp):

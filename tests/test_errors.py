@@ -373,11 +373,11 @@ def test_unwritable_prediction_output(in_tmp):
         (("fit", NOTES, "--sep", ";;"), "Error: --sep must be one character"),
         (
             ("fit", NOTES, "--schedule", "step", "--gamma", "1"),
-            "Error: --gamma of step must be in (0, 1)",
+            "Error: --gamma must be in (0, 1)",
         ),
         (
             ("fit", NOTES, "--schedule", "exponential", "--gamma", "0"),
-            "Error: --gamma of exponential",
+            "Error: --gamma must be in (0, 1)",
         ),
         (
             ("fit", NOTES, "--schedule", "cosine", "--lr-min", "1"),

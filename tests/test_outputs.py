@@ -153,6 +153,9 @@ def test_sigterm_during_training_stops_like_ctrl_c_and_saves(tmp_path):
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 143, stderr
     assert "Traceback" not in stderr
+    last = stderr.strip().splitlines()[-1]  # the last word is the interruption's, named
+    assert last.startswith("interrupted by SIGTERM during epoch") and "saved in m.json" in last
+    assert "Ctrl-C" not in stderr
     saved = (tmp_path / "m.json").read_text()
     assert '"interrupted": true' in saved
     assert [p.name for p in tmp_path.iterdir()] == ["m.json"]  # no temporary left

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Annotated, Any
 
@@ -35,6 +36,26 @@ class Command(TyperCommand):
         return [p[1:-1] if p.startswith("{") and p.endswith("}") else p for p in pieces]
 
 
+# what the command-line library says, in babynn's words
+_REWORDED = (
+    (re.compile(r"Input should be a valid number, unable to parse string as a number\.?"),
+     "not a number"),
+    (re.compile(r"Input should be a valid integer, unable to parse string as an integer\.?"),
+     "not a whole number"),
+    (re.compile(r"Input should be a valid integer, got a number with a fractional part\.?"),
+     "not a whole number"),
+    (re.compile(r"Value error, "), ""),
+    (re.compile(r"Input should be (greater|less) than (or equal to )?"), r"must be \1 than \2"),
+)  # fmt: skip
+
+
+def own_words(message: str) -> str:
+    """A usage error of the command-line library in babynn's words."""
+    for pattern, words in _REWORDED:
+        message = pattern.sub(words, message)
+    return message
+
+
 class OneLineErrors(TyperGroup):
     """Usage errors (an unknown option, a bad value, a missing argument) as one `Error:` line on
     stderr and exit 2, as babynn's own errors are, instead of Click's boxed message."""
@@ -46,7 +67,7 @@ class OneLineErrors(TyperGroup):
             typer.echo(e.ctx.get_help() if e.ctx else "")
             code = 0
         except click_errors.ClickException as e:
-            message = " ".join(e.format_message().split())  # one line, whatever it holds
+            message = own_words(" ".join(e.format_message().split()))  # one line, whatever
             hint = ""
             context = getattr(e, "ctx", None)
             if isinstance(e, click_errors.UsageError) and context is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -64,7 +64,7 @@ def load_problem(
         source, streamed = load_stream(data, model, quiet, full_batch, split(None), wanted)
         model.check_loss(streamed.classifies)
         return source, streamed
-    if data.data == "-" and sys.stdin.isatty():
+    if data.data == "-" and sys.stdin is not None and sys.stdin.isatty():
         typer.echo("reading the CSV from standard input: type or paste it, then Ctrl-D", err=True)
     elif not quiet and os.path.isfile(data.data) and os.path.getsize(data.data) >= BIG_FILE:
         size = os.path.getsize(data.data) / 1e6
@@ -182,11 +182,12 @@ def load_stream(
 
 def say_reading(reading: Reading, rows: int, quiet: bool) -> None:
     """What reading DATA did to its columns and rows, on stderr."""
+    from babynn_cli.report.console import say
     from babynn_cli.report.words import reading_in_words
 
     if not quiet:
         for line in reading_in_words(reading, rows):
-            typer.echo(one_line(line), err=True)
+            say(one_line(line))
 
 
 def cluster_moments(data: DataOptions, source: Stream, quiet: bool) -> Moments:
@@ -233,18 +234,32 @@ def check_memory(problem: Problem, batch_size: int | None, runs: int = 1) -> Non
 
 
 def begin(
-    inputs: list[tuple[str, str | Path | None]], named: dict[str, str | None], quiet: bool
+    inputs: list[tuple[str, str | Path | None]],
+    named: dict[str, str | Path | None],
+    quiet: bool,
 ) -> tuple[Outputs, Reporter]:
     """The start every command that writes files shares: its outputs named and checked before any
     work (`named`: option → path, None when not asked for), against its `inputs` and each other;
     matplotlib found when a picture is asked for (--plot); and the report it speaks through."""
+    from babynn_cli.data.sources import source_parts
     from babynn_cli.outputs import Outputs
     from babynn_cli.report.console import Reporter
 
-    outputs = Outputs(inputs)
+    expanded = list(inputs)  # a folder or a glob: each of its files is an input too
+    for what, source in inputs:
+        if what == "the DATA file" and source is not None:
+            try:
+                parts = source_parts(str(source))
+            except DataError:  # said when DATA is read
+                parts = []
+            expanded += [(f"{what}'s part", part) for part in parts if part != str(source)]
+    outputs = Outputs(expanded)
     for flag, path in named.items():
         outputs.name(flag, path)
-    if named.get("--plot") is not None:
+    plot = named.get("--plot")
+    if plot is not None and not str(plot).lower().endswith(".png"):
+        raise UsageError(f"--plot writes a PNG picture: name it FILE.png (got '{plot}')")
+    if plot is not None:
         from babynn_cli.report.plot import require_matplotlib
 
         require_matplotlib()
@@ -258,15 +273,23 @@ def finish(
     interrupted: bool = False,
     failure: BabynnError | None = None,
     last_line: str | None = None,
+    json_file: tuple[Path | None, Callable[[], dict]] | None = None,
 ) -> None:
     """The end every training command shares: its files written (all or none), then what it
     composed for stdout, then its last line on stderr and its exit code — 130 or 143 after Ctrl-C
-    or SIGTERM, the failure's own code (3: diverged, 4: not converged), or 0."""
+    or SIGTERM, the failure's own code (3: diverged, 4: not converged), or 0. `json_file`:
+    --json-file's path and its document, written with the files only when the command succeeds.
+    """
+    if json_file is not None and failure is None and not interrupted:
+        from babynn_cli.jsontext import dumps
+
+        path, doc = json_file
+        outputs.stage(path, lambda: dumps(doc()) + "\n")
     outputs.commit()
     report.flush()
-    if interrupted:
-        if last_line is not None:
-            report.status(last_line)
+    if interrupted:  # the last line says so first, whatever else it says
+        said = f"interrupted by {interrupts.stopped_by()}"
+        report.status(said if last_line is None else f"{said} {last_line}")
         raise typer.Exit(code=interrupts.exit_code())
     if failure is not None:
         raise failure

@@ -20,13 +20,14 @@ from babynn_cli.cli.options import (
     SCHEDULE_HELP,
     TRAINING,
     CsvOutOpt,
+    JsonFileOpt,
     JsonOpt,
     PlotOpt,
     QuietOpt,
     ScheduleName,
-    check_lr,
     option,
     parse_batch,
+    parse_lr,
 )
 from babynn_cli.errors import DivergedError, UsageError
 
@@ -61,12 +62,13 @@ SchedulesOpt = Annotated[
     ),
 ]
 LrsOpt = Annotated[
-    list[float] | None,
+    list[str] | None,
     option(
         "--lr",
-        metavar="ETA0",
+        metavar="ETA0|auto",
         panel=RATE,
-        help=f"Initial learning rate η0 (> 0); repeatable. Default: {DEFAULT_LR}.",
+        help="Initial learning rate η0 (> 0), or auto: fit's own rate for the run's batch size "
+        "(the default); repeatable.",
         show_default=False,
     ),
 ]
@@ -136,13 +138,13 @@ def compare(
     plot: PlotOpt = None,
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
+    json_file: JsonFileOpt = None,
 ) -> None:
-    for lr in lrs or []:
-        check_lr(lr)
+    etas = [parse_lr(text) for text in lrs or []]  # None: fit's own rate
     model.check(early_stopping)
     network = bool(model.hidden)
     batches = [parse_batch(b, network) for b in batch_sizes or []]
-    combos = combinations(schedules, lrs, batches, models, network)
+    combos = combinations(schedules, etas, batches, models, network)
     for name, eta, _ in combos:
         rate.check(name, eta if eta is not None else DEFAULT_LR)
     if plot is not None and not combos:
@@ -159,7 +161,8 @@ def compare(
 
     inputs: list[tuple[str, str | Path | None]] = [("the DATA file", data.data)]
     inputs += [("--model", m) for m in models or []]
-    outputs, report = begin(inputs, {"--output": output, "--plot": plot}, quiet or json_out)
+    named = {"--output": output, "--plot": plot, "--json-file": json_file}
+    outputs, report = begin(inputs, named, quiet or json_out)
     saved_files = [(path, persistence.load_model(path)) for path in models or []]
     asked = [(s, lr, _batch(b, network)) for s, lr, b in combos]
     dataset, problem = load_problem(
@@ -197,8 +200,12 @@ def compare(
 
     outputs.stage(output, lambda: table_csv(compare_report.columns(result, features)))
     outputs.stage(plot, lambda: compare_report.plot_png(result, stop.gap))
+
+    def doc() -> dict:
+        return compare_report.as_json(result, features, targets, stop.gap)
+
     if json_out:
-        report.emit_json(compare_report.as_json(result, features, targets, stop.gap))
+        report.emit_json(doc())
     else:
         compare_report.show(report, result, stop.gap)
     runs = [row for row in result.rows if row.verdict is not None]
@@ -206,7 +213,7 @@ def compare(
     if runs and all(row.verdict.failed for row in runs):  # type: ignore[union-attr]
         failure = DivergedError("every configuration diverged or went unstable")
     stopped = any(row.stop_reason is StopReason.INTERRUPTED for row in result.rows)
-    finish(outputs, report, interrupted=stopped, failure=failure)
+    finish(outputs, report, interrupted=stopped, failure=failure, json_file=(json_file, doc))
 
 
 def _batch(size: int | str | None, network: bool) -> int | None:
@@ -220,7 +227,7 @@ def _batch(size: int | str | None, network: bool) -> int | None:
 
 def combinations(
     schedules: list[ScheduleName] | None,
-    lrs: list[float] | None,
+    lrs: list[float | None],
     batches: list[int | None],
     models: list[Path] | None,
     network: bool,
@@ -234,7 +241,7 @@ def combinations(
         return [
             (s.value, lr, b)
             for s in schedules or [ScheduleName.constant]  # type: ignore[attr-defined]
-            for lr in lrs or [DEFAULT_LR]
+            for lr in lrs or [None]
             for b in sizes
         ]
     if models:

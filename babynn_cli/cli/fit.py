@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
+from babynn_cli import interrupts
 from babynn_cli.cli.app import Command, app
 from babynn_cli.cli.boundary import reports_errors
 from babynn_cli.cli.common import begin, check_memory, finish, load_problem
@@ -20,17 +21,18 @@ from babynn_cli.cli.options import (
     RATE,
     TRAINING,
     BatchOpt,
+    JsonFileOpt,
     JsonOpt,
     PlotOpt,
     QuietOpt,
     ScheduleName,
     ScheduleOpt,
-    check_lr,
     option,
     parse_batch,
+    parse_lr,
 )
-from babynn_cli.core.choices import VERDICTS
-from babynn_cli.errors import BabynnError, DivergedError, NotConvergedError, UsageError
+from babynn_cli.core.choices import MAX_EPOCHS, VERDICTS
+from babynn_cli.errors import BabynnError, DivergedError, NotConvergedError
 
 if TYPE_CHECKING:
     from babynn_cli.core.verdict import Verdict
@@ -42,7 +44,8 @@ AutoLrOpt = Annotated[
         metavar="ETA0|auto",
         panel=RATE,
         help="Initial learning rate η0 (> 0), or auto (the default): at full batch on the affine "
-        "model η* = 2/(λmax+λmin), the fastest constant rate for this data; otherwise the rate a "
+        "model η* = 2/(λmax+λmin), the constant rate with the best worst-case contraction per "
+        "epoch; otherwise the rate a "
         "short sweep picks (7 rates, a few epochs each). The header says which.",
         show_default=False,
     ),
@@ -83,6 +86,7 @@ HistoryEveryOpt = Annotated[
         metavar="N",
         panel=OUTPUT,
         min=1,
+        max=MAX_EPOCHS,
         help="Keep every Nth epoch in the history (--json, --history, the tables) instead of "
         "every epoch to 2,000 and then about 200 a decade (log-spaced); epoch 0, the best and "
         "the last are always kept.",
@@ -132,6 +136,7 @@ def fit(
     require_converged: RequireConvergedOpt = False,
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
+    json_file: JsonFileOpt = None,
 ) -> None:
     """Train, judge the run, save the model unless it failed, and say what happened."""
     given_lr = parse_lr(lr)
@@ -149,11 +154,18 @@ def fit(
     from babynn_cli.core.verdict import Verdict
     from babynn_cli.data.read import table_csv
     from babynn_cli.report import fit as fit_report
-    from babynn_cli.report.words import Chose, next_step, output_names, what_happened
+    from babynn_cli.report.words import (
+        Chose,
+        next_step,
+        output_names,
+        weak_fit_words,
+        what_happened,
+    )
 
     outputs, report = begin(
         [("the DATA file", data.data), ("--warm-start", warm_start)],
-        {"--output": output, "--history": history, "--plot": plot}, quiet or json_out,
+        {"--output": output, "--history": history, "--plot": plot, "--json-file": json_file},
+        quiet or json_out,
     )  # fmt: skip
     start_from = persistence.load_model(warm_start) if warm_start is not None else None
     batch = parse_batch(batch_size, bool(model.hidden))
@@ -204,24 +216,43 @@ def fit(
     )  # fmt: skip
     written = output if keep else None
     outputs.stage(written, lambda: persistence.to_json(saved))
-    outputs.stage(history, lambda: table_csv(fit_report.columns(fitted.history)))
+    outputs.stage(history, lambda: table_csv(fit_report.columns(fitted.history, seconds=False)))
     outputs.stage(plot, lambda: fit_report.plot_png(fitted, problem))
-    if json_out:
+
+    def doc() -> dict:
         text = describe(done.schedule)
-        report.emit_json(fit_report.as_json(fitted, problem, saved, result, text, written))
+        return fit_report.as_json(fitted, problem, saved, result, text, written)
+
+    if json_out:
+        report.emit_json(doc())
     else:
         stops = (done.plan.tol, done.plan.patience, stop.gap)
         outputs_named = output_names(targets, reading.classes)
-        fit_report.show(report, fitted, problem, features, targets, stops, written, outputs_named)
+        fit_report.show(
+            report, fitted, problem, features, targets, stops, written, outputs_named,
+            interrupts.stopped_by(),
+        )  # fmt: skip
     happened = what_happened(fitted, stop.gap, done.plan.patience)
     line = happened if step is None else f"{happened}; {step}"
+    weak = weak_fit_words(fitted, problem)
+    if weak is not None:
+        line = f"{line}; but {weak}"
     interrupted = fitted.end.stop_reason is StopReason.INTERRUPTED
+    if interrupted:  # `finish` names the signal; no advice for a run that was cut short
+        end = fitted.end
+        kept = (
+            f"epoch {end.weights_epoch}'s weights saved in {written}"
+            if written
+            else "no model file written"
+        )
+        line = f"during epoch {end.epochs_run + 1} ({kept}); so far: {happened}"
     finish(
         outputs,
         report,
         interrupted=interrupted,
         failure=_failure(verdict, keep, line),
         last_line=line,
+        json_file=(json_file, doc),
     )
 
 
@@ -233,15 +264,3 @@ def _failure(verdict: Verdict, kept: bool, line: str) -> BabynnError | None:
     if not kept:
         return NotConvergedError(f"{line}; --require-converged: no model file written")
     return None
-
-
-def parse_lr(text: str | None) -> float | None:
-    """--lr: a rate above 0, or None for auto (not given, or `auto`)."""
-    if text is None or text.strip().lower() == "auto":
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise UsageError(f"--lr takes a number above 0 or 'auto' (got {text!r})") from None
-    check_lr(value)
-    return value

@@ -193,9 +193,12 @@ class DataOptions:
         read DATA as it did; `loss`: --loss)."""
         from babynn_cli.data.read import Wanted
 
+        def names(given: list[str] | None) -> list[str] | None:  # as the header's: stripped
+            return None if given is None else [name.strip() for name in given]
+
         return Wanted(
-            self.target, self.feature_list, self.exclude, self.ids, self.categorical,
-            self.dropna, self.impute, encoding, loss, classes,
+            names(self.target), names(self.feature_list), names(self.exclude), names(self.ids),
+            names(self.categorical), self.dropna, self.impute, encoding, loss, classes,
         )  # fmt: skip
 
 
@@ -348,10 +351,9 @@ class ScheduleParameters:
             "--gamma",
             metavar="GAMMA",
             panel=RATE,
-            min=0.0,
             help="γ of "
             + " and ".join(f"{name} (default {g:g})" for name, g in DEFAULT_GAMMA.items())
-            + ".",
+            + ", in (0, 1): it multiplies the rate.",
             show_default=False,
         ),
     ] = None
@@ -364,9 +366,10 @@ class ScheduleParameters:
 
     def check(self, name: str, lr: float | None = None) -> None:
         """The parameters the schedule `name` reads, in their valid ranges."""
-        if name in ("exponential", "step") and self.gamma is not None and not 0 < self.gamma < 1:
+        if self.gamma is not None and not 0 < self.gamma < 1:
             raise UsageError(
-                f"--gamma of {name} must be in (0, 1): it multiplies the rate (got {self.gamma:g})"
+                f"--gamma must be in (0, 1): exponential and step multiply the rate by it (got "
+                f"{self.gamma:g})"
             )
         if name == "cosine" and lr is not None and not self.lr_min < lr:
             raise UsageError(

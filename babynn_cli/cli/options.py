@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from enum import StrEnum
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -130,6 +131,18 @@ NaValuesOpt = Annotated[
 JsonOpt = Annotated[
     bool, option("--json", panel=OUTPUT, help="Print one JSON object on stdout instead of tables.")
 ]
+JsonFileOpt = Annotated[
+    Path | None,
+    option(
+        "--json-file",
+        metavar="PATH",
+        panel=OUTPUT,
+        help="Write the --json object to PATH as well (stdout keeps its tables unless --json), "
+        "atomically with the other outputs and only when the command succeeds (exit 0): a "
+        "failed run leaves no document for the next step to read.",
+        show_default=False,
+    ),
+]
 
 
 # -- option groups: the options fit, sweep-lr and compare share ----------------------------------
@@ -169,6 +182,18 @@ def parse_batch(value: str | None, network: bool) -> int | None:
     if size < 1:
         raise UsageError(f"--batch-size takes a whole number of rows ≥ 1 or 'full' (got {value!r})")
     return size
+
+
+def parse_lr(text: str | None) -> float | None:
+    """--lr: a rate above 0, or None for auto (not given, or `auto`)."""
+    if text is None or text.strip().lower() == "auto":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise UsageError(f"--lr takes a number above 0 or 'auto' (got {text!r})") from None
+    check_lr(value)
+    return value
 
 
 def check_lr(lr: float, flag: str = "--lr") -> None:

@@ -15,6 +15,7 @@ from babynn_cli.cli.options import (
     OUTPUT,
     DataArg,
     DecimalOpt,
+    JsonFileOpt,
     NaValuesOpt,
     QuietOpt,
     SepOpt,
@@ -76,17 +77,23 @@ def predict(
             "on stdout instead of CSV.",
         ),
     ] = False,
+    json_file: JsonFileOpt = None,
 ) -> None:
     """Predict the targets of every row of DATA with a saved model; CSV on stdout or in -o: the
     id columns first, as DATA has them, then one column per target (empty where a row has a
     missing cell the model does not fill)."""
     from babynn_cli import persistence
     from babynn_cli.data.read import load_for_prediction, table_csv
+    from babynn_cli.jsontext import dumps
     from babynn_cli.report import predict as predict_report
 
     dialect = dialect_of(sep, decimal, thousands, na_values)
+    if output is not None and str(output) == "-":  # the usual spelling of stdout
+        output = None
     outputs, report = begin(
-        [("the DATA file", data), ("the MODEL file", model)], {"--output": output}, quiet
+        [("the DATA file", data), ("the MODEL file", model)],
+        {"--output": output, "--json-file": json_file},
+        quiet,
     )
     saved = persistence.load_model(model)
     if scheduler is not None:
@@ -107,9 +114,11 @@ def predict(
         outputs.stage(output, table_csv(columns))
     elif not json_out:
         report.emit_text(table_csv(columns))
-    if json_out:
+    if json_out or json_file is not None:
         doc = predict_report.as_json(saved.targets, Y_hat, scores, read, saved.classes)
-        report.emit_json(doc)
+        if json_out:
+            report.emit_json(doc)
+        outputs.stage(json_file, lambda: dumps(doc) + "\n")
     outputs.commit()
     report.flush()
     predict_report.show(report, scores, saved.targets, read, json_out)

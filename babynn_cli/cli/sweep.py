@@ -18,6 +18,7 @@ from babynn_cli.cli.options import (
     TRAINING,
     BatchOpt,
     CsvOutOpt,
+    JsonFileOpt,
     JsonOpt,
     PlotOpt,
     QuietOpt,
@@ -89,7 +90,8 @@ LrsOpt = Annotated[
     "sweep-lr",
     cls=Command,
     help="Train DATA at many learning rates at once and set the result beside theory: the "
-    "stability bound 2/λmax and the fastest rate 2/(λmax+λmin) of full-batch gradient descent. "
+    "stability bound 2/λmax and η* = 2/(λmax+λmin), the rate with the best worst-case "
+    "contraction per epoch, of full-batch gradient descent. "
     "Suggests one rate (the rule fit --lr auto picks by): "
     f"{SUGGESTION_RULE}. Each rate's verdict is the one `babynn fit` gives it "
     "(see babynn fit --help).",
@@ -114,6 +116,7 @@ def sweep_lr(
     plot: PlotOpt = None,
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
+    json_file: JsonFileOpt = None,
 ) -> None:
     rates = grid_from_options(lr_lo, lr_hi, num, lrs)
     rate.check(schedule.value, min(rates))
@@ -128,7 +131,9 @@ def sweep_lr(
     from babynn_cli.report.words import stable_rate_hint
 
     outputs, report = begin(
-        [("the DATA file", data.data)], {"--output": output, "--plot": plot}, quiet or json_out
+        [("the DATA file", data.data)],
+        {"--output": output, "--plot": plot, "--json-file": json_file},
+        quiet or json_out,
     )
     batch = parse_batch(batch_size, bool(model.hidden))
     dataset, problem = load_problem(
@@ -149,8 +154,12 @@ def sweep_lr(
 
     outputs.stage(output, lambda: table_csv(sweep_report.columns(result)))
     outputs.stage(plot, lambda: sweep_report.plot_png(result))
+
+    def doc() -> dict:
+        return sweep_report.as_json(result, SUGGESTION_RULE, stop.gap)
+
     if json_out:
-        report.emit_json(sweep_report.as_json(result, SUGGESTION_RULE, stop.gap))
+        report.emit_json(doc())
     else:
         sweep_report.show(report, result, stop.gap)
     failure = None
@@ -158,7 +167,7 @@ def sweep_lr(
         hint = stable_rate_hint(problem, batch, min(rates))
         failure = DivergedError(f"every rate diverged or went unstable; {hint}")
     stopped = any(row.stop_reason is StopReason.INTERRUPTED for row in result.rows)
-    finish(outputs, report, interrupted=stopped, failure=failure)
+    finish(outputs, report, interrupted=stopped, failure=failure, json_file=(json_file, doc))
 
 
 def grid_from_options(

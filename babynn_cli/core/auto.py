@@ -60,6 +60,7 @@ from babynn_cli.core.choices import (
 from babynn_cli.core.history import EpochInfo
 from babynn_cli.core.problem import Problem, n_validation_rows
 from babynn_cli.core.schedules import ScheduleSpec
+from babynn_cli.core.theory import FAR
 from babynn_cli.core.train import TrainSettings
 from babynn_cli.core.vocabulary import Params
 
@@ -166,6 +167,8 @@ class Plan:
     tol_of_spread: bool  # tol is a fraction of the targets' variance (a rough run's)
     probe: Probe | None = None
     ill: IllConditioned | None = None
+    # a given rate whose epochs, predicted past MAX_EPOCHS, babynn does not run unasked
+    beyond: int | None = None
 
     def settings(self, batch_size: int | None, history_every: int | None = None) -> TrainSettings:
         """The training settings this plan asks for."""
@@ -232,11 +235,13 @@ def plan(
         rule = "sweep"
     elif lr is None:
         lr, rule = problem.curvature().suggested_lr, "theory"
-    predicted = ill = None
+    predicted = ill = beyond = None
     if theory_times(problem, batch_size, spec.name):
         curvature = problem.curvature()
         target = problem.gap_target(ask.gap)
         predicted = curvature.epochs_to_reach(problem.error(params), lr, target, MAX_EPOCHS)
+        if predicted is None and rule == "given" and lr < curvature.stable_lr:
+            beyond = curvature.epochs_to_reach(problem.error(params), lr, target, FAR)
         if chosen.until_converged and (
             curvature.epochs_to_reach(problem.error(params), curvature.best_lr, target, MAX_EPOCHS)
             is None
@@ -246,9 +251,12 @@ def plan(
         epochs = MAX_EPOCHS
         if predicted is not None:
             epochs = min(MAX_EPOCHS, max(DEFAULT_EPOCHS, HEADROOM * predicted))
+        elif rule == "given":  # too slow (or never) to finish unasked: a look, DEFAULT_EPOCHS
+            epochs = DEFAULT_EPOCHS
     return replace(
-        chosen, lr=lr, lr_rule=rule, epochs=epochs, predicted=predicted, probe=probe, ill=ill
-    )
+        chosen, lr=lr, lr_rule=rule, epochs=epochs, predicted=predicted, probe=probe, ill=ill,
+        beyond=beyond,
+    )  # fmt: skip
 
 
 def probe_epochs(problem: Problem, batch_size: int | None, budget: int) -> int:

@@ -74,6 +74,7 @@ class Row:
     curve: np.ndarray | None  # relative gap at the epochs of `curve_epochs` (the loss: no L*)
     curve_epochs: np.ndarray | None = None  # epoch 0, 1, ... (a long run's history keeps some)
     accuracy: float | None = None  # classes: the share of training rows it classifies right
+    final_epoch: int | None = None  # the epoch of its weights and losses (before it diverged)
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,7 @@ def _row(
     curve: np.ndarray | None = None,
     curve_epochs: np.ndarray | None = None,
     accuracy: float | None = None,
+    final_epoch: int | None = None,
 ) -> Row:
     """A row measured against the optimum `ref`, its gap relative to `scale` (see
     `Problem.gap_scale`)."""
@@ -160,6 +162,7 @@ def _row(
         curve=curve,
         curve_epochs=curve_epochs,
         accuracy=accuracy,
+        final_epoch=final_epoch,
     )
 
 
@@ -274,6 +277,7 @@ def _runs(
                     curve=curve,
                     curve_epochs=fitted.history.epoch,
                     accuracy=fitted.train_accuracy,
+                    final_epoch=fitted.end.weights_epoch,
                 )
             )
         if any(r.stop_reason is StopReason.INTERRUPTED for r in result.runs):

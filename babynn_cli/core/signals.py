@@ -40,30 +40,48 @@ class Held:
         for kind in KINDS:
             signal.signal(kind, self.before[kind])
 
+    def _act(self, signum: int, frame: FrameType | None) -> None:
+        """What the signal would have done: its handler (which raises, as a rule), or the
+        default action (for SIGTERM: the process ends)."""
+        handler = self.before[signum]
+        if callable(handler):
+            handler(signum, frame)
+        elif handler == signal.SIG_DFL:
+            signal.signal(signum, signal.SIG_DFL)
+            signal.raise_signal(signum)
+
+    def _note_and_act(self, signum: int, frame: FrameType | None) -> None:
+        """Act at once, and note it too: Python ignores an exception raised while it runs a
+        finalizer or a weakref callback (garbage collection can run one at any moment), and
+        the note lets the next `deliver` act on a Ctrl-C lost that way."""
+        self.pending.append((signum, frame))
+        self._act(signum, frame)
+
     def deliver(self) -> None:
-        """Act on the first signal that came while held (its handler raises, as a rule), and
+        """Act on the first signal that came (while held, or lost in a let-through window), and
         forget the rest: one Ctrl-C is one interruption."""
         if not self.pending:
             return
         signum, frame = self.pending[0]
         self.pending.clear()
-        handler = self.before[signum]
-        if callable(handler):
-            handler(signum, frame)
-        elif handler == signal.SIG_DFL:  # the default action (for SIGTERM: the process ends)
-            signal.signal(signum, signal.SIG_DFL)
-            signal.raise_signal(signum)
+        self._act(signum, frame)
+
+    def acted(self) -> None:
+        """The interruption a signal raised was caught: forget its note."""
+        self.pending.clear()
 
     @contextmanager
     def let_through(self) -> Iterator[None]:
         """Inside this block the signals act at once, as if nothing held them (one that came
-        before the block acts as it begins)."""
+        before the block acts as it begins); call `deliver` at safe points inside it, for one
+        whose exception was lost, and `acted` where the exception is caught."""
         if not self.active:
             yield
             return
-        self._restore()
         try:
             self.deliver()
+            for kind in KINDS:
+                signal.signal(kind, self._note_and_act)
             yield
         finally:
             self._hold()

@@ -45,6 +45,7 @@ class SweepRow:
     # rate, below 2/λmax) predicted by theory from the initial weights
     epochs_to_optimum: int | None
     stopped_epoch: int  # the epoch the run stopped at (diverged at, for a diverged run)
+    final_epoch: int  # the epoch of the final losses: the weights kept (before it diverged)
     from_theory: bool = False  # the rate 2/(λmax + λmin), added by the sweep itself
     predicted_epochs: int | None = None
     # how far the training loss rose above its best so far, at its highest (relative): 0 for a
@@ -234,6 +235,7 @@ def _rows(
                 stop_reason=end.stop_reason,
                 epochs_to_optimum=measured,
                 stopped_epoch=end.epochs_run,
+                final_epoch=last,
                 from_theory=rates[k] == theory_lr,
                 predicted_epochs=predicted,
                 rise=_rise(h.train_loss[: h.row(end.epochs_run) + 1, k]),

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 PREDICTION_CHUNK = 1024  # epochs whose gaps are computed at once when predicting
+FAR = 10**15  # predictions past the epochs babynn runs unasked, for advice (a search: cheap)
 # Eigenvalues below this fraction of λmax are zero to rounding: H is singular (collinear features)
 SINGULAR = 1e-12
 
@@ -132,6 +133,22 @@ class Curvature:
         `error` = W̃ − W̃*; None when that takes more than max_epochs (or never comes)."""
         shares = self._shares(error)
         factor = (1.0 - lr * self.eigenvalues) ** 2
+
+        def gap(t: float) -> float:
+            return float((shares * factor**t).sum())
+
+        if (factor[shares > 0] <= 1.0).all():  # the gap never rises: search, don't scan
+            if gap(0) <= target:
+                return 0
+            if gap(max_epochs) > target:
+                return None
+            lo, hi = 0, 1  # gap(lo) > target ≥ gap(hi)
+            while gap(hi) > target:
+                lo, hi = hi, min(2 * hi, max_epochs)
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                lo, hi = (mid, hi) if gap(mid) > target else (lo, mid)
+            return hi
         t = np.arange(0, PREDICTION_CHUNK, dtype=float)
         while t[0] <= max_epochs:
             gaps = (shares[None, :] * factor[None, :] ** t[:, None]).sum(axis=1)

@@ -202,7 +202,9 @@ def _descend(
                 record.epochs(done, epochs, val_losses, time.perf_counter() - clock)
                 parts.append(epochs)
                 done += len(epochs.params)
+                signals.deliver()  # a Ctrl-C whose exception a finalizer swallowed acts here
     except KeyboardInterrupt:
+        signals.acted()
         record.drop_after(done - 1)
         interrupted = True
     if len(parts) == 1:

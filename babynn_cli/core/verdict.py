@@ -33,6 +33,7 @@ from babynn_cli.core.choices import VERDICTS
 from babynn_cli.core.history import History
 from babynn_cli.core.problem import Problem
 from babynn_cli.core.stopping import RunEnd, StopReason
+from babynn_cli.core.theory import FAR
 from babynn_cli.core.vocabulary import Params
 
 UNSTABLE_FACTOR = 10.0
@@ -190,8 +191,8 @@ def advise(
     curvature = problem.curvature()
     target = problem.gap_target(gap_tol)
     best = curvature.suggested_lr  # η* as babynn prints it: the rate a user types
-    best_epochs = curvature.epochs_to_reach(problem.error(initial), best, target)
+    best_epochs = curvature.epochs_to_reach(problem.error(initial), best, target, FAR)
     more = None
     if problem.full_batch(batch_size) and 0 < last_lr < curvature.stable_lr:
-        more = curvature.epochs_to_reach(problem.error(final), last_lr, target)
+        more = curvature.epochs_to_reach(problem.error(final), last_lr, target, FAR)
     return Advice(more, best, best_epochs)

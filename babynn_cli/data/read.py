@@ -295,5 +295,16 @@ def _rows_per_block(n_columns: int) -> int:
 
 
 def table_csv(columns: Mapping[str, Iterable[Any]]) -> str:
-    """A CSV text with these columns, every float in full precision."""
-    return str(pd.DataFrame(columns).to_csv(index=False, lineterminator="\n"))
+    """A CSV text with these columns, every float in full precision, a column of whole numbers
+    (counts, epochs) as whole numbers even where some cells are empty."""
+    frame = pd.DataFrame({name: _whole(list(values)) for name, values in columns.items()})
+    return str(frame.to_csv(index=False, lineterminator="\n"))
+
+
+def _whole(values: list[Any]) -> Any:
+    """Integers with gaps (None) as pandas' nullable Int64, which writes 967, not 967.0."""
+    present = [v for v in values if v is not None]
+    integers = (int, np.integer)
+    if present and all(isinstance(v, integers) and not isinstance(v, bool) for v in present):
+        return pd.array(values, dtype="Int64")
+    return values

@@ -119,6 +119,8 @@ def open_source(source: str, dialect: Dialect | str = ",") -> Source:
     from memory."""
     how = dialect if isinstance(dialect, Dialect) else Dialect(dialect)
     if source == STDIN:
+        if sys.stdin is None:  # closed (<&-): nothing to read
+            raise DataError("standard input is closed: give DATA a file, or pipe the CSV in")
         return Source(source, how, raw=sys.stdin.buffer.read())
     if source.startswith(SAMPLE):
         return Source(source, how, raw=sample_text(source.removeprefix(SAMPLE)))
@@ -137,7 +139,9 @@ def open_source(source: str, dialect: Dialect | str = ",") -> Source:
 
 
 _GLOB = re.compile(r"[*?\[]")
-_PART_SUFFIXES = (".csv", *(f".csv{z}" for z in _COMPRESSED), ".tsv", ".txt", ".parquet")
+# a folder's parts: data files by their suffix (not notes: .txt, README.md), never hidden ones
+# (._name.csv is macOS's resource file beside name.csv)
+_PART_SUFFIXES = (".csv", *(f".csv{z}" for z in _COMPRESSED), ".tsv", ".parquet")
 
 
 def source_parts(source: str) -> list[str]:
@@ -148,7 +152,11 @@ def source_parts(source: str) -> list[str]:
         return [source]
     path = Path(source)
     if path.is_dir():
-        parts = sorted(str(p) for p in path.iterdir() if p.name.lower().endswith(_PART_SUFFIXES))
+        parts = sorted(
+            str(p)
+            for p in path.iterdir()
+            if p.name.lower().endswith(_PART_SUFFIXES) and not p.name.startswith(".")
+        )
         if not parts:
             raise DataError(
                 f"cannot read {display_name(source)}: a folder with no CSV or Parquet files"

@@ -189,6 +189,7 @@ def _row_record(row: Any, features: list[str]) -> dict[str, Any]:
         "verdict": None if row.verdict is None else row.verdict.value,
         "stop_reason": None if row.stop_reason is None else row.stop_reason.value,
         "epochs_run": row.epochs_run,
+        "final_epoch": row.final_epoch,
         "seconds": row.seconds,
     }
 
@@ -211,10 +212,11 @@ def columns(result: Comparison, features: list[str]) -> dict[str, list[Any]]:
             "verdict": "optimum",
             "stop_reason": None,
             "epochs_run": None,
-            "seconds": None,
+            "final_epoch": None,
         },
         *(_row_record(row, features) for row in result.rows),
     ]
+    # no wall times: identical runs write identical files (--json has the seconds)
     return {key: [r[key] for r in records] for key in records[0]}
 
 

@@ -28,6 +28,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from babynn_cli.jsontext import dumps
 from babynn_cli.report.words import fmt
@@ -38,6 +39,16 @@ if TYPE_CHECKING:
 
 LOG_WIDTH = 160  # columns for tables when stdout is not a terminal
 PLAIN_LINE_EVERY = 10.0  # seconds between plain progress lines when stderr is not a terminal
+
+
+def say(line: str, console: Console | None = None) -> None:
+    """One message on stderr: in a terminal wrapped at spaces to its width (a word longer than
+    the width is left whole); elsewhere (a log, a pipe) one line, as it is, for grep."""
+    console = console or Console(stderr=True, highlight=False, markup=False)
+    if console.is_terminal:
+        console.print(Text(line, overflow="ignore"), soft_wrap=False, markup=False)
+    else:
+        console.print(line, soft_wrap=True, markup=False)
 
 
 class Reporter:
@@ -56,9 +67,10 @@ class Reporter:
         return self.out.width
 
     def status(self, message: str) -> None:
-        """A human message on stderr, one line (a name may hold a line break), unless --quiet."""
+        """A human message on stderr, unless --quiet: one line (a name may hold a line break);
+        in a terminal wrapped to its width between words, never inside a number or a name."""
         if not self.quiet:
-            self.err.print(one_line(message), soft_wrap=True, markup=False)
+            say(one_line(message), self.err)
 
     def emit_json(self, doc: dict) -> None:
         """Data the user asked for: printed even with --quiet, NaN and infinity as null."""

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from rich.table import Table
 
+from babynn_cli.core.stopping import RunEnd, StopReason
 from babynn_cli.report.console import Reporter
 from babynn_cli.report.plot import HLine, Series, TextPlot, new_figure, png_bytes
 from babynn_cli.report.words import (
@@ -95,6 +96,7 @@ def show(
     stop: tuple[float, int, float],
     output: str | None,
     outputs: Sequence[str] | None = None,
+    stopped_by: str = "Ctrl-C",
 ) -> None:
     """After a fit: the loss by epoch as a table and a curve, the summary, the weights beside
     the reference's (or the network's layers). stop: (tol, patience, gap_tol); output: the model
@@ -102,12 +104,13 @@ def show(
     outputs = outputs if outputs is not None else targets
     report.print(loss_table(fitted.history))
     report.print(curve(fitted, problem, report.width))
-    report.summary(summary(fitted, problem, targets, stop, output))
+    report.summary(summary(fitted, problem, targets, stop, output, stopped_by))
     if fitted.W is not None and fitted.bias is not None:
         reference = problem.optimum_in_data_units() if problem.has_optimum else None
         name = "Newton" if problem.classifies else "least squares"
         learned = (fitted.W, fitted.bias)
-        report.print(weights_table(features, outputs, learned, reference, name))
+        at = weights_epoch_words(fitted.end)
+        report.print(weights_table(features, outputs, learned, reference, name, at))
     else:
         report.print(network_table(problem.model))  # type: ignore[arg-type]
 
@@ -118,6 +121,7 @@ def summary(
     targets: Sequence[str],
     stop: tuple[float, int, float],
     output: str | None,
+    stopped_by: str = "Ctrl-C",
 ) -> list[tuple[str, str]]:
     """The summary table's rows: the verdict, why it stopped, the losses beside L*, R², time, and
     which weights were saved where."""
@@ -129,31 +133,43 @@ def summary(
         saved = f"epoch {end.weights_epoch} (the best validation loss) in {output}"
     else:
         saved = f"epoch {end.weights_epoch} (the last) in {output}"
+    at = weights_epoch_words(end)  # the epoch every figure below is of, when not the last
     items = [
         ("verdict", what_happened(fitted, gap_tol, patience)),
         ("epochs run", str(end.epochs_run)),
-        ("stopped because", stop_message(end, tol, patience)),
-        ("training loss", fmt(fitted.train_loss, 10)),
+        ("stopped because", stop_message(end, tol, patience, stopped_by)),
+        (f"training loss{at}", fmt(fitted.train_loss, 10)),
     ]
     if problem.reference_exists:
         optimum = problem.optimum_loss
         gap = fitted.train_loss - optimum
         relative = f" ({fmt(100 * gap / optimum, 3)} % of L*)" if optimum > 0 else ""
         items.append((problem.reference_name, fmt(optimum, 10)))
-        items.append(("gap L - L*", f"{fmt(gap, 3)}{relative}"))
+        items.append((f"gap L - L*{at}", f"{fmt(gap, 3)}{relative}"))
     if fitted.train_accuracy is not None:
-        items.append(("accuracy", percent(fitted.train_accuracy)))
+        items.append((f"accuracy{at}", percent(fitted.train_accuracy)))
     else:
-        items.append(("R²", per_target(targets, fitted.train_r2)))
+        items.append((f"R²{at}", per_target(targets, fitted.train_r2)))
     if fitted.val_loss is not None:
-        items.append(("validation loss", fmt(fitted.val_loss, 10)))
+        items.append((f"validation loss{at}", fmt(fitted.val_loss, 10)))
         if fitted.val_accuracy is not None:
-            items.append(("validation accuracy", percent(fitted.val_accuracy)))
+            items.append((f"validation accuracy{at}", percent(fitted.val_accuracy)))
         elif fitted.val_r2 is not None:
-            items.append(("validation R²", per_target(targets, fitted.val_r2)))
+            items.append((f"validation R²{at}", per_target(targets, fitted.val_r2)))
     items.append(("training time", f"{fitted.history.seconds[-1]:.3f} s (the epochs only)"))
     items.append(("weights saved", saved))
     return items
+
+
+def weights_epoch_words(end: RunEnd) -> str:
+    """ " (epoch k, …)" when the weights a run kept, which every figure of the summary is of, are
+    not its last epoch's (the epoch before it diverged, the best with early stopping); else "".
+    """
+    if end.weights_epoch == end.epochs_run:
+        return ""
+    if end.stop_reason is StopReason.DIVERGED:
+        return f" (epoch {end.weights_epoch}, before it diverged)"
+    return f" (epoch {end.weights_epoch}, the best)"
 
 
 def loss_table(history: History, rows: int = 12) -> Table:
@@ -209,12 +225,15 @@ def weights_table(
     learned: tuple[np.ndarray, np.ndarray],
     optimum: tuple[np.ndarray, np.ndarray] | None,
     reference: str = "least squares",
+    at: str = "",
 ) -> Table:
     """The learned W and w0 beside the reference's (least squares, Newton's), weight by weight;
-    `outputs`: the model's outputs (the targets, or a classifier's classes)."""
+    `outputs`: the model's outputs (the targets, or a classifier's classes); `at`: the learned
+    weights' epoch, when not the last (`weights_epoch_words`)."""
     W, bias = learned
     beside = "" if optimum is None else f" and {reference}"
-    table = Table(title=f"Weights, learned{beside} (data's own units)", title_justify="left")
+    title = f"Weights, learned{at}{beside} (data's own units)"
+    table = Table(title=title, title_justify="left")
     table.add_column("feature")
     for t in outputs:
         name = t if len(outputs) > 1 else ""
@@ -237,16 +256,17 @@ def weights_table(
     return table
 
 
-def columns(h: History) -> dict[str, Any]:
-    """One run's history as the columns of --history and of --json's `history`."""
-    return {
+def columns(h: History, seconds: bool = True) -> dict[str, Any]:
+    """One run's history as the columns of --json's `history` and (without the wall times
+    `seconds`, so that identical runs write identical files) of --history."""
+    table = {
         "epoch": h.epoch,
         "updates": h.updates,
         "lr": h.lr[:, 0],
         "train_loss": h.train_loss[:, 0],
         "val_loss": h.val_loss[:, 0] if h.val_loss is not None else [None] * len(h.epoch),
-        "seconds": h.seconds,
     }
+    return {**table, "seconds": h.seconds} if seconds else table
 
 
 def as_json(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
@@ -53,8 +54,8 @@ def show(report: Reporter, result: Sweep, gap_tol: float) -> None:
     if result.affine and result.full_batch and s != curvature.fastest_safe_lr:
         if curvature.exact:
             why += (
-                f"; theory's η* = {fmt(best, 4)} is the fastest over a long run, a grid rate can "
-                "be quicker to the first digits"
+                f"; theory's η* = {fmt(best, 4)} has the best worst-case contraction per epoch, "
+                "and from a given start a grid rate can get there sooner"
             )
         else:
             why += (
@@ -106,7 +107,7 @@ def table(result: Sweep, gap_tol: float, width: int = 100) -> Table:
         cells += [status] if narrow else [fmt(row.best_loss, 8), reached, status]
         style = "bold green" if k == result.suggested else "red" if diverged else None
         t.add_row(*cells, style=style)
-    mark = "η* = 2/(λmax+λmin), the fastest constant rate by theory"
+    mark = "η* = 2/(λmax+λmin), the best worst-case contraction per epoch"
     if theory_mark == "bound ":
         mark = "bound: the largest rate that never raises the loss, from any weights"
     marks = f" · {mark}" if c.exact or any(row.from_theory for row in result.rows) else ""
@@ -197,6 +198,8 @@ def text_plot(result: Sweep, columns: int = 100) -> Any:
         epochs = _epochs(r, result.affine)
         if epochs:
             measured.append((r.lr, float(epochs)))
+    if not measured and not any(r.predicted_epochs for r in result.rows):
+        return _loss_plot(result, ok, bad, columns)  # no epochs to show: what the runs reached
     series = [Series([lr for lr, _ in measured], [e for _, e in measured], "●", "cyan", "measured")]
     predicted = [(r.lr, r.predicted_epochs) for r in result.rows if r.predicted_epochs]
     if predicted:
@@ -222,12 +225,37 @@ def text_plot(result: Sweep, columns: int = 100) -> Any:
     ).fit(columns)
 
 
+def _loss_plot(result: Sweep, ok: list[SweepRow], bad: list[SweepRow], columns: int) -> Any:
+    """When no rate came within --gap-tol (minibatches settle at a noise floor): each steady
+    rate's final loss, failed rates on top (x)."""
+    finals = [(r.lr, r.final_monitored) for r in ok if math.isfinite(r.final_monitored)]
+    series = [Series([lr for lr, _ in finals], [L for _, L in finals], "●", "cyan", "final loss")]
+    top = []
+    if bad:
+        top = [Series([r.lr for r in bad], [0.0] * len(bad), "x", "red", "diverged or unstable")]
+    s = result.suggested
+    if s is not None:
+        row = result.rows[s]
+        label = f"suggested {fmt(row.lr, 4)}"
+        series.append(Series([row.lr], [row.final_monitored], "◆", "bold green", label))
+    monitored = "validation" if result.monitor == "validation" else "training"
+    return TextPlot(
+        series,
+        [],
+        top,
+        x_label="learning rate η0 (log)",
+        y_label=f"final {monitored} loss by rate (log): no rate came within --gap-tol, so no "
+        "epochs to compare",
+    ).fit(columns)
+
+
 def columns(result: Sweep) -> dict[str, list[Any]]:
     rows = result.rows
     table: dict[str, list[Any]] = {
         "lr": [r.lr for r in rows],
         "final_loss": [r.final_loss for r in rows],
         "final_val_loss": [r.final_val_loss for r in rows],
+        "final_epoch": [r.final_epoch for r in rows],
         "best_loss": [r.best_loss for r in rows],
         "reached_epoch": [r.reached_epoch for r in rows],
         "epochs_to_optimum": [r.epochs_to_optimum for r in rows],

@@ -201,7 +201,7 @@ def metrics_sentence(mse: float, r2: Sequence[float], targets: Sequence[str]) ->
     )
 
 
-def stop_message(run: RunEnd, tol: float, patience: int) -> str:
+def stop_message(run: RunEnd, tol: float, patience: int, stopped_by: str = "Ctrl-C") -> str:
     """Why training stopped, in words."""
     reason = run.stop_reason
     if reason == "max_epochs":
@@ -217,7 +217,7 @@ def stop_message(run: RunEnd, tol: float, patience: int) -> str:
             f"kept the weights of epoch {run.best_epoch}"
         )
     if reason == "interrupted":
-        return f"interrupted (Ctrl-C) during epoch {run.epochs_run + 1}"
+        return f"interrupted ({stopped_by}) during epoch {run.epochs_run + 1}"
     if reason == "gap_tol":
         return f"(L − L*)/L* fell to --gap-tol at epoch {run.epochs_run}: converged, as asked"
     return f"the divergence rule, at epoch {run.diverged_epoch} ({run.diverged_by})"
@@ -251,8 +251,9 @@ def plan_in_words(
         lines.append(f"η = {fmt(plan.lr, 4)}, {why}; pass --lr to choose your own")
     elif plan.lr_rule == "theory":
         lines.append(
-            f"η = {fmt(plan.lr, 4)}, the fastest constant rate for this data (η* = 2/(λmax+λmin), "
-            "rounded down); pass --lr to choose your own"
+            f"η = {fmt(plan.lr, 4)}, η* = 2/(λmax+λmin) rounded down: the constant rate with the "
+            "best worst-case contraction per epoch (its slowest direction shrinks fastest); pass "
+            "--lr to choose your own"
         )
     elif plan.lr_rule == "sweep" and plan.probe is not None:
         rates, epochs = plan.probe.rates, plan.probe.epochs
@@ -263,18 +264,35 @@ def plan_in_words(
             "below the divergence edge, the lowest loss); pass --lr to choose your own"
         )
     if plan.until_converged:
-        if plan.predicted is not None and bounded:
+        exact = problem is not None and not bounded and problem.curvature().exact
+        edge = problem.curvature().stable_lr if problem is not None and exact else math.inf
+        if plan.lr >= edge:  # squared error at full batch: H is constant, nothing to guess
+            predicted = (
+                f"it never gets there: at this rate, at or above 2/λmax = {fmt(edge, 4)}, the "
+                "weights' error along λmax's direction grows every epoch, so the loss diverges"
+            )
+        elif plan.predicted is not None and bounded:
             predicted = f"the curvature at the optimum estimates {plan.predicted:,} at this rate"
         elif plan.predicted is not None:
             predicted = f"theory predicts {plan.predicted:,} at this rate"
+        elif plan.beyond is not None:
+            predicted = (
+                f"theory predicts {plan.beyond:,} at this rate, more than babynn runs unasked "
+                f"({MAX_EPOCHS:,}): this run looks at the first {plan.epochs:,} (pass --epochs "
+                f"{plan.beyond} to run them all, or leave out --lr for η*)"
+            )
         elif plan.lr_rule == "given" or plan.ill is None:
             predicted = f"theory predicts more than {MAX_EPOCHS:,} at this rate"
         else:
-            predicted = f"theory predicts more than {MAX_EPOCHS:,} even at the fastest rate"
-        lines.append(
-            f"epochs: until (L − L*)/L* ≤ {gap_tol:g} (--gap-tol); {predicted} (at most "
-            f"{plan.epochs:,}; pass --epochs to fix the number)"
+            predicted = f"theory predicts more than {MAX_EPOCHS:,} even at η*"
+        limit = (
+            ""
+            if plan.beyond is not None
+            else f" (at most {plan.epochs:,}; pass --epochs to fix the number)"
         )
+        if plan.lr >= edge:
+            limit = f" (at most {plan.epochs:,})"
+        lines.append(f"epochs: until (L − L*)/L* ≤ {gap_tol:g} (--gap-tol); {predicted}{limit}")
     if plan.ill is not None:
         lines.append(ill_conditioned_in_words(plan.ill, features))
     return lines
@@ -344,8 +362,8 @@ def ill_conditioned_in_words(ill: IllConditioned, features: Sequence[str]) -> st
         )
     advice = "; or ".join(helps) if helps else "fewer, or less correlated, features"
     return (
-        f"this data is ill-conditioned (κ = {fmt(ill.condition_number, 3)}): even the fastest "
-        f"constant rate needs more than {MAX_EPOCHS:,} epochs to come within --gap-tol of L*; "
+        f"this data is ill-conditioned (κ = {fmt(ill.condition_number, 3)}): even η* "
+        f"= 2/(λmax+λmin) needs more than {MAX_EPOCHS:,} epochs to come within --gap-tol of L*; "
         f"what would help: {advice}"
     )
 
@@ -374,7 +392,8 @@ def theory_in_words(c: Curvature, has_optimum: bool = True) -> str:
     return (
         f"theory of full-batch descent on this data (H = (2/N) X̃ᵀX̃, the loss's curvature): "
         f"constant rates above {fmt(c.stable_lr, 4)} (2/λmax) make the loss grow; "
-        f"{fmt(c.suggested_lr, 4)} (η* = 2/(λmax+λmin)) is the fastest; {slow}"
+        f"{fmt(c.suggested_lr, 4)} (η* = 2/(λmax+λmin)) has the best worst-case contraction "
+        f"per epoch, (κ−1)/(κ+1); {slow}"
     )
 
 
@@ -530,7 +549,10 @@ def next_step(
         # a fixed number of epochs runs with no rule: ask for the one this run stopped by
         tol = f" --tol {plan.tol:g}" + (" --early-stopping" if plan.early_stopping else "")
     faster = ""
-    if advice.best_lr is not None and advice.best_lr_epochs is not None:
+    quicker = advice.more_epochs is None or (
+        advice.best_lr_epochs is not None and advice.best_lr_epochs < advice.more_epochs
+    )  # a restart at η* is offered only when the exact prediction says it gets there sooner
+    if advice.best_lr is not None and advice.best_lr_epochs is not None and quicker:
         how = "" if problem.full_batch(batch_size) else "full-batch descent (--batch-size full) at "
         faster = f", or {how}--lr {fmt(advice.best_lr, 4)} gets there in {advice.best_lr_epochs}"
     if advice.more_epochs is not None and constant:
@@ -545,6 +567,24 @@ def next_step(
             f"{advice.more_epochs}{tol}){faster}"
         )
     return f"more epochs (e.g. --epochs {2 * max(end.epochs_run, 1)}{tol}){faster}"
+
+
+WEAK_R2 = 0.5  # below this, a converged line is said to explain little
+
+
+def weak_fit_words(fitted: Fitted, problem: Problem) -> str | None:
+    """For the affine model that converged on squared error but explains little of the targets'
+    variance: that the optimum itself is a poor line, and what may follow the data."""
+    if not (problem.affine and not problem.classifies and fitted.verdict is Verdict.CONVERGED):
+        return None
+    r2 = float(np.min(fitted.train_r2)) if len(fitted.train_r2) else 1.0
+    if r2 >= WEAK_R2:
+        return None
+    return (
+        f"the optimum itself is a poor line: it explains {percent(max(r2, 0.0))} of the targets' "
+        f"variance (R² {fmt(r2, 3)}); if they follow the features in a curve, a network "
+        "(--hidden 32) may follow it"
+    )
 
 
 def _plateau_step(

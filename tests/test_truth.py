@@ -1,0 +1,186 @@
+"""Every number true, every output a Makefile can trust: figures from one stated epoch, advice
+that works when followed, words that match babynn's own numbers, --json-file only on success."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import DIABETES, NOTES, run, run_json
+
+
+def test_a_diverged_run_gives_every_figure_at_one_stated_epoch(in_tmp):
+    result = run("fit", NOTES, "--lr", "1.0", "--json")
+    assert result.exit_code == 3
+    doc = json.loads(result.stdout)
+    epoch = doc["final_epoch"]
+    assert epoch == doc["epochs_run"] - 1  # the weights before the diverged epoch
+    at = {h["epoch"]: h["train_loss"] for h in doc["history"]}
+    assert doc["final_loss"] == pytest.approx(at[epoch], rel=1e-12)
+    L = doc["optimum_loss"]
+    assert doc["relative_gap"] == pytest.approx((doc["final_loss"] - L) / L, rel=1e-12)
+    text = run("fit", NOTES, "--lr", "1.0").stdout
+    assert f"training loss (epoch {epoch}, before it diverged)" in text
+    assert f"R² (epoch {epoch}, before it diverged)" in text
+    sweep = run("sweep-lr", NOTES, "--lrs", "0.1,1.0", "-o", "s.csv")
+    assert sweep.exit_code in (0, 3)
+    row = pd.read_csv("s.csv").set_index("lr").loc[1.0]
+    assert row["final_epoch"] == epoch and row["stopped_epoch"] == doc["epochs_run"]
+    assert row["final_loss"] == pytest.approx(doc["final_loss"], rel=1e-12)
+
+
+def test_a_rate_past_the_bound_is_said_to_diverge_before_training(in_tmp):
+    stderr = run("fit", NOTES, "--lr", "0.9", "-o", "m.json").stderr  # 2/λmax = 0.8068
+    assert "at or above 2/λmax = 0.8068" in stderr and "diverges" in stderr
+    assert "theory predicts more than" not in stderr
+
+
+def test_a_rate_too_slow_to_finish_runs_a_look_and_its_advice_is_exact(in_tmp, monkeypatch):
+    """Past the most epochs babynn runs unasked, a given rate runs 1,000 and says how many it
+    needs; followed, that number converges at exactly that epoch and not one before."""
+    from babynn_cli.core import auto
+
+    monkeypatch.setattr(auto, "MAX_EPOCHS", 2000)  # what babynn would run unasked
+    result = run("fit", NOTES, "--lr", "0.002", "-o", "m.json")
+    assert result.exit_code == 0
+    needs = int(
+        re.search(r"theory predicts ([\d,]+) at this rate", result.stderr)[1].replace(",", "")
+    )
+    assert needs > 2000
+    assert f"--epochs {needs}" in result.stderr
+    doc = run_json("fit", NOTES, "--lr", "0.002", "-o", "m.json")
+    assert doc["epochs_run"] == 1000 and doc["verdict"] == "still falling"
+    advised = int(re.search(r"\(--epochs (\d+)", doc["next_step"])[1])
+    assert advised == needs
+    done = run_json("fit", NOTES, "--lr", "0.002", "--epochs", advised, "--gap-tol", "1e-6")
+    assert done["verdict"] == "converged" and done["epochs_run"] == needs
+    short = run_json("fit", NOTES, "--lr", "0.002", "--epochs", advised - 1, "-o", "s.json")
+    assert short["verdict"] == "still falling"
+
+
+@pytest.mark.parametrize("lr", ["0.1778", "0.05", "0.2"])
+def test_a_restart_at_eta_star_is_offered_only_when_it_is_faster(in_tmp, lr):
+    doc = run_json("fit", DIABETES, "--lr", lr, "--epochs", "200")
+    step = doc["next_step"]
+    more = int(re.search(r"about (\d+) more epochs", step)[1])
+    offered = re.search(r"--lr [\d.]+ gets there in (\d+)", step)
+    if offered:
+        assert int(offered[1]) < more
+    fit = run("fit", DIABETES, "-o", "m.json").stderr
+    assert "best worst-case contraction per epoch" in fit and "is the fastest" not in fit
+
+
+def test_json_file_is_written_only_when_the_command_succeeds(in_tmp):
+    (in_tmp / "sweep.json").write_text("old")
+    failed = run("sweep-lr", NOTES, "--lrs", "5,10", "-b", "8", "--json-file", "sweep.json")
+    assert failed.exit_code == 3 and (in_tmp / "sweep.json").read_text() == "old"
+    ok = run("sweep-lr", NOTES, "--lrs", "0.1,0.3", "--json-file", "sweep.json", "--json")
+    assert ok.exit_code == 0
+    assert json.loads((in_tmp / "sweep.json").read_text()) == json.loads(ok.stdout)
+    for command in (("fit", NOTES), ("compare", NOTES), ("predict", "model.json", NOTES)):
+        if command[0] == "predict":
+            assert run("fit", NOTES, "-q").exit_code == 0
+        got = run(*command, "--json-file", "doc.json")
+        assert got.exit_code == 0, got.stderr
+        assert json.loads((in_tmp / "doc.json").read_text())
+        (in_tmp / "doc.json").unlink()
+    refused = run("fit", NOTES, "--json-file", NOTES)
+    assert refused.exit_code == 2 and "does not write over its own inputs" in refused.stderr
+
+
+def test_side_files_are_byte_identical_and_write_whole_numbers_as_such(in_tmp):
+    for name in ("a.csv", "b.csv"):
+        assert run("sweep-lr", NOTES, "--num", "4", "--epochs", "200", "-o", name).exit_code == 0
+    a = (in_tmp / "a.csv").read_bytes()
+    assert a == (in_tmp / "b.csv").read_bytes()
+    frame = pd.read_csv(in_tmp / "a.csv", dtype=str, keep_default_na=False)
+    for column in ("reached_epoch", "epochs_to_optimum", "predicted_epochs", "stopped_epoch"):
+        cells = [c for c in frame[column] if c]
+        assert cells and all(re.fullmatch(r"\d+", c) for c in cells), (column, cells)
+    np.testing.assert_array_equal(
+        frame["final_epoch"].astype(int),
+        frame["stopped_epoch"].astype(int) - (frame["verdict"] == "diverged"),
+    )
+
+
+def test_usage_errors_are_in_babynns_words(in_tmp):
+    for args, words in (
+        (("compare", NOTES, "--lr", "fast"), "--lr takes a number above 0 or 'auto'"),
+        (("fit", NOTES, "--epochs", "1.5"), "not a whole number"),
+        (("fit", NOTES, "--schedule", "nope"), "'nope' is not one of"),
+        (("fit", NOTES, "--gamma", "1.5"), "--gamma must be in (0, 1)"),
+        (("fit", NOTES, "-o", "-"), "writes this output to a file"),
+        (("fit", NOTES, "--plot", "p.svg"), "--plot writes a PNG picture"),
+    ):
+        result = run(*args)
+        assert result.exit_code == 2, (args, result.stderr)
+        line = result.stderr.strip()
+        assert line.startswith("Error: ") and "\n" not in line and words in line, line
+        assert "Input should be" not in line and "Value error" not in line
+    gamma = [line for line in run("fit", "-h").stdout.splitlines() if "--gamma" in line]
+    assert gamma and "x>=0.0" not in gamma[0]
+    auto = run_json("compare", NOTES, "--lr", "auto", "--lr", "0.1", "-b", "full")
+    rates = sorted(row["lr"] for row in auto["rows"] if row["kind"] == "run")
+    assert rates == [0.1, 0.4856]  # auto: fit's own rate, η* rounded down
+
+
+def test_outputs_never_name_a_part_of_a_folder_or_glob_and_notes_are_not_parts(in_tmp):
+    frame = pd.read_csv(NOTES)
+    (in_tmp / "parts").mkdir()
+    frame[:100].to_csv(in_tmp / "parts" / "a.csv", index=False)
+    frame[100:].to_csv(in_tmp / "parts" / "b.csv", index=False)
+    before = (in_tmp / "parts" / "a.csv").read_bytes()
+    for data, flag in (("parts", "-o"), ("parts/*.csv", "--history"), ("parts", "--json-file")):
+        result = run("fit", data, flag, "parts/a.csv")
+        assert result.exit_code == 2 and "part 'parts/a.csv'" in result.stderr
+    assert (in_tmp / "parts" / "a.csv").read_bytes() == before
+    (in_tmp / "parts" / "notes.txt").write_text("not data\n")
+    (in_tmp / "parts" / "._a.csv").write_bytes(b"\x00\x05\x16\x07")  # macOS's resource file
+    whole = run_json("fit", NOTES, "-o", "w.json")
+    parts = run_json("fit", "parts", "-o", "p.json")
+    assert parts["n_train"] == 200 and parts["final_loss"] == pytest.approx(whole["final_loss"])
+
+
+def test_names_given_on_the_command_line_are_stripped_as_the_headers_are(in_tmp):
+    doc = run_json("fit", NOTES, "-t", " y ", "--exclude", " x2")
+    assert doc["targets"] == ["y"] and doc["features"] == ["x0", "x1"]
+
+
+def test_a_converged_line_that_explains_little_says_so(in_tmp):
+    result = run("fit", "sample:nonlinear", "--json")
+    doc = json.loads(result.stdout)
+    assert doc["verdict"] == "converged" and doc["r2"][0] < 0.1
+    last = run("fit", "sample:nonlinear", "-o", "b.json").stderr.strip().splitlines()[-1]
+    assert last.startswith("converged") and "--hidden" in last
+    assert f"{100 * doc['r2'][0]:.1f} % of the targets' variance" in last
+    good = run("fit", NOTES, "-o", "c.json").stderr.strip().splitlines()[-1]
+    assert "poor line" not in good  # R² 0.995
+
+
+def test_a_minibatch_sweep_draws_what_it_measured(in_tmp):
+    """No rate of a minibatch sweep comes within --gap-tol of L* (they settle at a noise floor):
+    the chart shows each rate's final loss instead of an empty epochs chart."""
+    out = run("sweep-lr", DIABETES, "--batch-size", "32", "--epochs", "30", "--num", "5").stdout
+    assert "final training loss by rate" in out and "●" in out
+    full = run("sweep-lr", NOTES, "--epochs", "200", "--num", "4").stdout
+    assert "epochs to come within --gap-tol of L*" in full
+
+
+def test_what_was_an_internal_error_is_one_line(in_tmp):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    huge = run("fit", NOTES, "--history-every", "9223372036854775808")
+    assert huge.exit_code == 2 and "--history-every" in huge.stderr
+    assert "internal error" not in huge.stderr
+    babynn = Path(sys.executable).parent / "babynn"
+    closed = subprocess.run(
+        [str(babynn), "fit", "-", "-q"], stdin=None, capture_output=True, text=True,
+        preexec_fn=lambda: __import__("os").close(0), cwd=in_tmp,
+    )  # fmt: skip
+    assert closed.returncode == 1
+    assert closed.stderr.startswith("Error: standard input is closed")
