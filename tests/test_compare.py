@@ -176,7 +176,7 @@ def test_csv_and_png(in_tmp):
 def test_plot_without_matplotlib(in_tmp, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     result = run("compare", NOTES, "--plot", "c.png")
-    assert result.exit_code == 1 and "pip install 'babynn[plot]'" in result.stderr
+    assert result.exit_code == 2 and "pip install 'babynn[plot]'" in result.stderr
 
 
 BATCH = "Error: --batch-size takes a whole number of rows ≥ 1 or 'full'"

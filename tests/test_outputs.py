@@ -161,6 +161,26 @@ def test_sigterm_during_training_stops_like_ctrl_c_and_saves(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["m.json"]  # no temporary left
 
 
+def test_sighup_stops_a_streamed_run_and_leaves_no_row_copy(tmp_path):
+    """A closed terminal (SIGHUP) stops the run as Ctrl-C does: the weights so far are saved,
+    and --stream's binary copy of the rows is removed with the command (exit 129)."""
+    (tmp_path / "cache").mkdir()
+    args = ["fit", NOTES, "--stream", "--cache", "cache", "-b", 1, "--epochs", 10**6, "--tol", 0,
+            "--lr", 0.001, "-o", "m.json"]  # fmt: skip
+    proc = _start(args, tmp_path)
+    deadline = time.monotonic() + 60
+    while not proc.stderr.readline().startswith("method:"):
+        assert time.monotonic() < deadline and proc.poll() is None, "fit did not start"
+    assert list((tmp_path / "cache").iterdir())  # the row copy, while it trains
+    time.sleep(1)
+    proc.send_signal(signal.SIGHUP)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 129, stderr
+    assert "Traceback" not in stderr and "interrupted by SIGHUP" in stderr
+    assert list((tmp_path / "cache").iterdir()) == []
+    assert '"interrupted": true' in (tmp_path / "m.json").read_text()
+
+
 def test_a_reader_that_closes_the_pipe_costs_no_file(tmp_path):
     proc = subprocess.Popen(
         [str(BIN), "fit", NOTES, "--json", "-o", "m.json"], cwd=tmp_path,

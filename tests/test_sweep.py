@@ -156,7 +156,7 @@ def test_png_plot(in_tmp):
 def test_png_plot_without_matplotlib_says_how_to_install_it(in_tmp, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now fails
     result = run("sweep-lr", NOTES, "--plot", "sweep.png")
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # usage: an extra not installed, as for pyarrow and Dask
     assert result.stderr == (
         "Error: --plot needs matplotlib, which is not installed: pip install 'babynn[plot]'\n"
     )

@@ -34,7 +34,7 @@ def test_a_diverged_run_gives_every_figure_at_one_stated_epoch(in_tmp):
 
 def test_a_rate_past_the_bound_is_said_to_diverge_before_training(in_tmp):
     stderr = run("fit", NOTES, "--lr", "0.9", "-o", "m.json").stderr  # 2/λmax = 0.8068
-    assert "at or above 2/λmax = 0.8068" in stderr and "diverges" in stderr
+    assert "above 2/λmax = 0.8068" in stderr and "diverges" in stderr
     assert "theory predicts more than" not in stderr
 
 
@@ -184,3 +184,81 @@ def test_what_was_an_internal_error_is_one_line(in_tmp):
     )  # fmt: skip
     assert closed.returncode == 1
     assert closed.stderr.startswith("Error: standard input is closed")
+
+
+def test_a_network_cannot_start_from_zeros(in_tmp):
+    """At zero every hidden unit of a layer gets the same gradient and stays equal to the others
+    (here: all of them equal after training, as the refusal says)."""
+    from babynn_cli.core.fitted import fit
+    from babynn_cli.core.problem import initial_params, make_problem
+    from babynn_cli.core.schedules import make_schedule
+    from babynn_cli.core.train import TrainSettings
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(100, 2))
+    Y = np.sin(X[:, :1]) + X[:, 1:] ** 2
+    net = make_problem(X, Y, hidden=(4,), activation="sigmoid")
+    start = initial_params(net, 0, "zeros")
+    done = fit(net, start, make_schedule("constant", 0.1), TrainSettings(50, None, tol=0), 0)
+    W1 = done.params["W1"]
+    assert np.allclose(W1, W1[:, :1]) and np.allclose(done.params["W2"], done.params["W2"][0])
+    refused = run("fit", NOTES, "--hidden", "4", "--init", "zeros")
+    assert refused.exit_code == 2 and "--init zeros is for the affine model" in refused.stderr
+
+
+def test_a_run_at_exactly_the_bound_is_a_plateau_and_says_why(in_tmp):
+    """At η = 2/λmax the error along λmax's eigenvector flips sign and keeps its size: the gap
+    stays at that component's share of the initial error (computed here with numpy's eigh)."""
+    first = run_json("fit", NOTES, "--epochs", "1", "-o", "a.json")
+    bound = first["stable_lr_full_batch"]
+    result = run("fit", NOTES, "--lr", repr(bound), "--json", "-o", "b.json")
+    doc = json.loads(result.stdout)
+    assert doc["verdict"] == "plateau" and doc["epochs_run"] == 1000
+    assert "--lr 0.4856 (η*)" in doc["next_step"] and "never shrinks" in doc["next_step"]
+    header = run("fit", NOTES, "--lr", repr(bound), "-o", "c.json").stderr
+    assert "at exactly 2/λmax" in header and "diverges" not in header
+    from babynn_cli.core.problem import initial_params, make_problem
+
+    frame = pd.read_csv(NOTES)
+    X, y = frame[["x0", "x1", "x2"]].to_numpy(), frame["y"].to_numpy()
+    start = initial_params(make_problem(X, y[:, None]), 0)  # babynn's draw, seed 0
+    Z = np.column_stack([(X - X.mean(0)) / X.std(0), np.ones(len(X))])
+    theta = np.r_[start["W"][:, 0], start["w0"]]
+    for _ in range(1000):  # the notes' rule, written out: θ ← θ − η(2/N)Zᵀ(Zθ − y)
+        theta -= bound * 2 / len(Z) * Z.T @ (Z @ theta - y)
+    assert doc["final_loss"] == pytest.approx(np.mean((Z @ theta - y) ** 2), rel=1e-9)
+    lam, V = np.linalg.eigh(2 / len(Z) * Z.T @ Z)  # the gap left: λmax's share, for ever
+    error = np.r_[start["W"][:, 0], start["w0"]] - np.linalg.lstsq(Z, y, rcond=None)[0]
+    share = 0.5 * lam[-1] * (V[:, -1] @ error) ** 2
+    assert doc["final_loss"] - doc["optimum_loss"] == pytest.approx(share, rel=1e-6)
+
+
+def test_a_name_that_is_a_file_and_a_pattern_is_not_guessed(in_tmp):
+    import shutil
+
+    shutil.copy(NOTES, in_tmp / "d[1].csv")
+    assert run("fit", "d[1].csv", "-q").exit_code == 0  # the file alone: it is read
+    shutil.copy(NOTES, in_tmp / "d1.csv")
+    both = run("fit", "d[1].csv", "-q")
+    assert both.exit_code == 1 and "names a file and, as a pattern" in both.stderr
+
+
+def test_a_rounded_total_column_converges_as_predicted(in_tmp):
+    """c = round(a + b, 6): a direction of the weights so flat that theory counts it as none.
+    Training starts with the reference's part along it (as the header says), so the run reaches
+    np.linalg.lstsq's L* in the epochs theory predicts, never "diverged" or "ill-conditioned"."""
+    from conftest import lstsq_solution
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=500), rng.normal(size=500)
+    c = np.round(a + b, 6)
+    y = 2 * a - b + 0.5 * c + rng.normal(scale=0.1, size=500)
+    pd.DataFrame({"a": a, "b": b, "c": c, "y": y}).to_csv("total.csv", index=False)
+    result = run("fit", "total.csv", "--json")
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["verdict"] == "converged" and doc["epochs_run"] == doc["epochs_predicted"]
+    _, _, L = lstsq_solution(in_tmp / "total.csv")
+    assert doc["optimum_loss"] == pytest.approx(L, rel=1e-9)
+    assert doc["final_loss"] == pytest.approx(L, rel=2e-6)
+    assert "ill-conditioned" not in run("fit", "total.csv", "-o", "b.json").stderr

@@ -86,10 +86,11 @@ class OneLineErrors(TyperGroup):
 
 
 EXIT_CODES = (
-    "Exit codes: 0 success · 1 bad input (a file, a column, a model file) · 2 usage (options) · "
-    "3 the run diverged or went unstable · 4 not converged with --require-converged · "
-    "130 Ctrl-C · 141 stdout closed early · 143 SIGTERM. Try it anywhere: babynn sample lists "
-    "the sample data, and any command reads DATA written sample:NAME."
+    "Exit codes: 0 success · 1 bad input (a file, a column, a model file) · 2 usage (options, "
+    "an extra not installed) · 3 the run diverged or went unstable · 4 not converged with "
+    "--require-converged · 129 SIGHUP · 130 Ctrl-C · 141 stdout closed early · 143 SIGTERM. Try it "
+    "anywhere: babynn sample lists the sample data, and any command reads DATA written "
+    "sample:NAME."
 )
 
 app = typer.Typer(

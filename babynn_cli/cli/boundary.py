@@ -44,9 +44,9 @@ def reports_errors(command: F) -> F:
             raise typer.Exit(code=e.exit_code) from None
         except KeyboardInterrupt as e:
             code = interrupts.exit_code(e)
-            typer.echo(
-                "Terminated." if code == interrupts.EXIT_TERMINATED else "Interrupted.", err=True
-            )
+            words = {interrupts.EXIT_TERMINATED: "Terminated.", interrupts.EXIT_HUNG_UP: "Hung up."}
+            with contextlib.suppress(OSError):  # after SIGHUP the terminal may be gone
+                typer.echo(words.get(code, "Interrupted."), err=True)
             raise typer.Exit(code=code) from None
         except MemoryError:
             typer.echo(

@@ -243,7 +243,8 @@ class ModelOptions:
             "--init",
             metavar="|".join(INITIALISATIONS),
             panel=TRAINING,
-            help="Initial weights: draws from N(0, 1/m), or zeros.",
+            help="Initial weights: draws from N(0, 1/m), or zeros (the affine model only: a "
+            "network's hidden units would stay equal for ever).",
         ),
     ] = Init.normal  # type: ignore[attr-defined]
     standardize: Annotated[
@@ -311,6 +312,12 @@ class ModelOptions:
             raise UsageError(f"--val-frac must be below 1 (got {self.val_frac:g})")
         if early_stopping and self.val_frac == 0:
             raise UsageError("--early-stopping needs a validation set: drop --val-frac 0")
+        if self.hidden and self.init.value == "zeros":
+            raise UsageError(
+                "--init zeros is for the affine model: a network started at zero keeps every "
+                "hidden unit of a layer equal for ever (they get equal gradients), so it learns "
+                "no more than one unit a layer could; leave out --init"
+            )
         if self.hidden and not self.intercept:
             raise UsageError("--no-intercept is for the affine model; a network keeps its biases")
         if self.l2 and not self.intercept and self.loss is not None and self.loss.value == "mse":

@@ -3,6 +3,7 @@ the user sees it (`Fitted`): its losses on the raw rows, its R², its verdict.""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
@@ -104,6 +105,9 @@ class Fitted:
         )  # fmt: skip
         if problem.separable:
             judgement = judgement.without_minimum()
+        stalled = result.exact and at_the_bound(problem, history)
+        if stalled and judgement.verdict is Verdict.STILL_FALLING:
+            judgement = replace(judgement, verdict=Verdict.PLATEAU)  # flat for ever, not falling
         W = bias = None
         if problem.affine:
             W, bias = to_raw_units(params, problem.scaler.mean, problem.scaler.scale)
@@ -124,6 +128,17 @@ class Fitted:
             train_accuracy=train_accuracy,
             val_accuracy=val_accuracy,
         )
+
+
+def at_the_bound(problem: Problem, history: History) -> bool:
+    """Whether a full-batch run of the affine model on squared error ran at a constant rate of
+    2/λmax (to rounding): the error along λmax's direction then flips sign each epoch and never
+    shrinks, so the loss settles above L* however long it runs."""
+    rates = history.lr[1:, 0]
+    if not (problem.has_optimum and not problem.classifies and len(rates)):
+        return False
+    bound = problem.curvature().stable_lr
+    return bool(np.all(rates == rates[0])) and math.isclose(rates[-1], bound, rel_tol=1e-9)
 
 
 def evaluate(

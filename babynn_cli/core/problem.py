@@ -205,8 +205,8 @@ class Problem:
             # moving every class's weights alike changes nothing, and no gradient does it (the
             # classes' gradients sum to zero): start, as Newton does, with no part along it
             return {k: v - v.mean(axis=-1, keepdims=True) for k, v in params.items()}
-        if not self.affine or self.optimum_unique:
-            return params
+        if not self.affine or (self.optimum_unique and not self.curvature().singular):
+            return params  # (nearly collinear: a direction theory counts as flat is set too)
         curvature = self.curvature()
         W_opt, w0_opt, _ = self.optimum
         start = self._stacked(params["W"], params.get("w0", w0_opt))

@@ -1,6 +1,6 @@
-"""Ctrl-C and SIGTERM held back while work that must not be cut in the middle runs.
+"""Ctrl-C, SIGTERM and SIGHUP held back while work that must not be cut in the middle runs.
 
-Inside `held()` both signals are noted instead of acted on; when the block ends, the first that came
+Inside `held()` the signals are noted instead of acted on; when the block ends, the first that came
 is acted on as it would have been (its handler called: Ctrl-C raises KeyboardInterrupt, SIGTERM
 whatever the command installed). Within the block, `Held.let_through()` opens a window where they
 act at once (an epoch of training, which may take minutes and must stop when asked), and
@@ -18,7 +18,9 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any
 
-KINDS = (signal.SIGINT, signal.SIGTERM)
+KINDS = tuple(  # Ctrl-C, and what stops the work as it does (`babynn_cli.interrupts`)
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
 
 
 class Held:

@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from babynn_cli.errors import DataError, UsageError
-from babynn_cli.text import first_line
+from babynn_cli.text import first_line, listing
 
 STDIN = "-"
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -167,6 +167,13 @@ def source_parts(source: str) -> list[str]:
         if not parts:
             raise DataError(f"no file matches {display_name(source)}")
         return parts
+    if _GLOB.search(source):  # a file whose name is also a pattern: which was meant?
+        others = sorted(p for p in glob.glob(source) if p != source)
+        if others:
+            raise DataError(
+                f"{display_name(source)} names a file and, as a pattern, {len(others)} other(s) "
+                f"({listing(others, 3)}): rename the file, or list the parts in a folder"
+            )
     return [source]
 
 

@@ -6,14 +6,16 @@ matplotlib is optional (`pip install 'babynn[plot]'`) and imported only when a P
 from __future__ import annotations
 
 import io
+import logging
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from rich.text import Text
 
-from babynn_cli.errors import BabynnError
+from babynn_cli.errors import UsageError
 
 
 @dataclass
@@ -172,18 +174,25 @@ def _num(v: float) -> str:
 
 
 def require_matplotlib() -> None:
-    """Fail early, before any training, when --plot cannot be honoured."""
+    """Fail early, before any training, when --plot cannot be honoured (a usage error, as for
+    every extra not installed); matplotlib's own messages (building its font cache, warnings)
+    stay off stderr."""
+    logging.getLogger("matplotlib").setLevel(logging.ERROR)
     try:
-        import matplotlib  # noqa: F401
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import matplotlib  # noqa: F401
     except ImportError:
-        raise BabynnError(
+        raise UsageError(
             "--plot needs matplotlib, which is not installed: pip install 'babynn[plot]'"
         ) from None
 
 
 def png_bytes(figure: object) -> bytes:
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=120, bbox_inches="tight")  # type: ignore[attr-defined]
+    with warnings.catch_warnings():  # (a glyph missing from the font, a tight layout's limits)
+        warnings.simplefilter("ignore")
+        figure.savefig(buffer, format="png", dpi=120, bbox_inches="tight")  # type: ignore[attr-defined]
     return buffer.getvalue()
 
 

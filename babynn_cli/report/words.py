@@ -266,10 +266,17 @@ def plan_in_words(
     if plan.until_converged:
         exact = problem is not None and not bounded and problem.curvature().exact
         edge = problem.curvature().stable_lr if problem is not None and exact else math.inf
-        if plan.lr >= edge:  # squared error at full batch: H is constant, nothing to guess
+        at_edge = math.isclose(plan.lr, edge, rel_tol=1e-9)
+        if at_edge:  # squared error at full batch: H is constant, nothing to guess
             predicted = (
-                f"it never gets there: at this rate, at or above 2/λmax = {fmt(edge, 4)}, the "
-                "weights' error along λmax's direction grows every epoch, so the loss diverges"
+                f"it never gets there: at exactly 2/λmax = {fmt(edge, 4)} the weights' error "
+                "along λmax's direction flips sign every epoch and never shrinks, so the loss "
+                "stops above L*"
+            )
+        elif plan.lr > edge:
+            predicted = (
+                f"it never gets there: at this rate, above 2/λmax = {fmt(edge, 4)}, the weights' "
+                "error along λmax's direction grows every epoch, so the loss diverges"
             )
         elif plan.predicted is not None and bounded:
             predicted = f"the curvature at the optimum estimates {plan.predicted:,} at this rate"
@@ -290,7 +297,7 @@ def plan_in_words(
             if plan.beyond is not None
             else f" (at most {plan.epochs:,}; pass --epochs to fix the number)"
         )
-        if plan.lr >= edge:
+        if plan.lr > edge or at_edge:
             limit = f" (at most {plan.epochs:,})"
         lines.append(f"epochs: until (L − L*)/L* ≤ {gap_tol:g} (--gap-tol); {predicted}{limit}")
     if plan.ill is not None:
@@ -593,6 +600,14 @@ def _plateau_step(
     """What lowers a plateau: for stochastic descent, less noise (a decaying rate, where the rate
     does not decay yet; a smaller rate; larger batches); at full batch, a smaller rate."""
     eta = f"η = {fmt(lr, 4)}"
+    if problem.full_batch(batch_size) and problem.affine and not problem.classifies:
+        curvature = problem.curvature()
+        if math.isclose(lr, curvature.stable_lr, rel_tol=1e-9):
+            return (
+                f"at exactly 2/λmax = {fmt(lr, 4)} the error along λmax's direction never "
+                f"shrinks, however long it runs; any smaller rate converges: --lr "
+                f"{fmt(curvature.suggested_lr, 4)} (η*)"
+            )
     if problem.full_batch(batch_size):
         return (
             f"full-batch descent at {eta} no longer lowers the loss: a smaller --lr may (the "
