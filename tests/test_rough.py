@@ -106,7 +106,7 @@ def test_a_plateau_is_told_only_what_applies_to_it(in_tmp, args, says, never):
 
 def test_a_full_batch_plateau_is_not_blamed_on_stochastic_noise():
     from babynn_cli.core.problem import make_problem
-    from babynn_cli.report.words import _plateau_step
+    from babynn_cli.report.advice import _plateau_step
 
     rng = np.random.default_rng(0)
     problem = make_problem(rng.normal(size=(50, 2)), rng.normal(size=(50, 1)), hidden=(3,))

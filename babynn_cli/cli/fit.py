@@ -154,13 +154,8 @@ def fit(
     from babynn_cli.core.verdict import Verdict
     from babynn_cli.data.read import table_csv
     from babynn_cli.report import fit as fit_report
-    from babynn_cli.report.words import (
-        Chose,
-        next_step,
-        output_names,
-        weak_fit_words,
-        what_happened,
-    )
+    from babynn_cli.report.advice import next_step, weak_fit_words, what_happened
+    from babynn_cli.report.words import Chose, output_names
 
     outputs, report = begin(
         [("the DATA file", data.data), ("--warm-start", warm_start)],

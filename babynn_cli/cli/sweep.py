@@ -128,7 +128,7 @@ def sweep_lr(
     from babynn_cli.core.sweep import sweep
     from babynn_cli.data.read import table_csv
     from babynn_cli.report import sweep as sweep_report
-    from babynn_cli.report.words import stable_rate_hint
+    from babynn_cli.report.advice import stable_rate_hint
 
     outputs, report = begin(
         [("the DATA file", data.data)],

@@ -10,6 +10,7 @@ import numpy as np
 from rich.table import Table
 
 from babynn_cli.core.stopping import RunEnd, StopReason
+from babynn_cli.report.advice import what_happened
 from babynn_cli.report.console import Reporter
 from babynn_cli.report.plot import HLine, Series, TextPlot, new_figure, png_bytes
 from babynn_cli.report.words import (
@@ -19,7 +20,6 @@ from babynn_cli.report.words import (
     percent,
     run_header,
     stop_message,
-    what_happened,
 )
 
 if TYPE_CHECKING:
