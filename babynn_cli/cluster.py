@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -104,6 +105,7 @@ def client(scheduler: str) -> Iterator[Any]:
         return
     if not address.strip():  # Dask would start a cluster of its own for an empty address
         raise UsageError("--scheduler needs an address (tcp://host:8786), 'env' or 'local'")
+    _answers(address)
     try:
         c = Client(address, timeout=f"{CONNECT_SECONDS}s")
     except ValueError as e:  # not an address at all: a bad option value
@@ -123,6 +125,45 @@ def client(scheduler: str) -> Iterator[Any]:
         yield c
     finally:
         c.close()
+
+
+def _answers(address: str) -> None:
+    """A scheduler greets a new connection at once (Dask's handshake); Dask's client would wait
+    for ever at a port that accepts and never answers (an HTTP server, a busy listener): fail
+    after CONNECT_SECONDS instead, and refuse the schemes babynn does not speak."""
+    scheme, _, rest = address.rpartition("://")
+    if scheme not in ("", "tcp"):
+        raise UsageError(
+            f"--scheduler '{address}' is not a scheduler's address: babynn takes "
+            f"tcp://host:8786, 'env' or 'local' ({scheme}:// is not supported)"
+        )
+    host, colon, port = rest.rpartition(":")
+    if not colon:
+        host, port = rest, "8786"  # Dask's default port
+    if not port.isdigit():
+        raise UsageError(
+            f"--scheduler '{address}' is not a scheduler's address: the port '{port}' is not a "
+            "number"
+        )
+    host = host.strip("[]")  # an IPv6 address, [::1]:8786
+    try:
+        with socket.create_connection((host, int(port)), timeout=CONNECT_SECONDS) as sock:
+            sock.settimeout(CONNECT_SECONDS)
+            greeting = sock.recv(1)
+    except TimeoutError:
+        raise DataError(
+            f"the Dask scheduler at {address} did not answer within {CONNECT_SECONDS} s: is it a "
+            "scheduler's address (not a web page's port)?"
+        ) from None
+    except OSError as e:
+        raise DataError(
+            f"cannot reach the Dask scheduler at {address}: {e.strerror or e}"
+        ) from None
+    if not greeting:
+        raise DataError(
+            f"the Dask scheduler at {address} closed the connection at once: is it a "
+            "scheduler's address?"
+        )
 
 
 class NoWorkers(DataError):

@@ -3,12 +3,14 @@ end, atomically (see `Outputs`)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 from babynn_cli import interrupts
 from babynn_cli.errors import OutputError, UsageError
@@ -65,26 +67,37 @@ class Outputs:
         self._staged[Path(path)] = data
 
     def commit(self) -> None:
-        """Write every staged file, all or none (see the class)."""
-        with interrupts.deferred():
-            temps: list[tuple[str, Path, Path]] = []  # (temporary, real file, name given)
-            through: list[tuple[Path, Path, bytes]] = []
-            try:
-                for path, data in self._staged.items():
-                    real = path.resolve()
-                    if real.exists() and not stat.S_ISREG(real.stat().st_mode):
-                        through.append((real, path, data))
-                    else:
-                        temps.append((_temporary(real, path, data), real, path))
-                for real, path, data in through:
-                    with _reporting(path), open(real, "wb") as f:
-                        f.write(data)
-                for tmp, real, path in temps:
+        """Write every staged file, all or none (see the class). A FIFO or a device is opened
+        first, while Ctrl-C and SIGTERM still act: opening a FIFO waits for its reader, and a
+        wait nobody ends must stay interruptible."""
+        through: list[tuple[BinaryIO, Path, bytes]] = []
+        try:
+            for path, data in self._staged.items():
+                real = path.resolve()
+                if real.exists() and not stat.S_ISREG(real.stat().st_mode):
                     with _reporting(path):
-                        os.replace(tmp, real)
-            finally:
-                for tmp, _, _ in temps:
-                    Path(tmp).unlink(missing_ok=True)
+                        through.append((open(real, "wb"), path, data))  # noqa: SIM115
+            with interrupts.deferred():
+                temps: list[tuple[str, Path, Path]] = []  # (temporary, real file, name given)
+                try:
+                    for path, data in self._staged.items():
+                        real = path.resolve()
+                        if not any(given == path for _, given, _ in through):
+                            temps.append((_temporary(real, path, data), real, path))
+                    for handle, path, data in through:
+                        with _reporting(path):
+                            handle.write(data)
+                            handle.flush()
+                    for tmp, real, path in temps:
+                        with _reporting(path):
+                            os.replace(tmp, real)
+                finally:
+                    for tmp, _, _ in temps:
+                        Path(tmp).unlink(missing_ok=True)
+        finally:
+            for handle, _, _ in through:
+                with contextlib.suppress(OSError):
+                    handle.close()
         self._staged.clear()
 
 

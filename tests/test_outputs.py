@@ -181,6 +181,17 @@ def test_sighup_stops_a_streamed_run_and_leaves_no_row_copy(tmp_path):
     assert '"interrupted": true' in (tmp_path / "m.json").read_text()
 
 
+def test_a_fifo_output_nobody_reads_can_still_be_interrupted(tmp_path):
+    """Opening a FIFO waits for its reader; that wait must not hold SIGTERM back."""
+    os.mkfifo(tmp_path / "out")
+    proc = _start(["fit", NOTES, "-q", "-o", "out"], tmp_path)
+    time.sleep(2)  # trained, and waiting for a reader
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 143 and "Traceback" not in stderr
+
+
 def test_a_reader_that_closes_the_pipe_costs_no_file(tmp_path):
     proc = subprocess.Popen(
         [str(BIN), "fit", NOTES, "--json", "-o", "m.json"], cwd=tmp_path,

@@ -262,3 +262,41 @@ def test_a_rounded_total_column_converges_as_predicted(in_tmp):
     assert doc["optimum_loss"] == pytest.approx(L, rel=1e-9)
     assert doc["final_loss"] == pytest.approx(L, rel=2e-6)
     assert "ill-conditioned" not in run("fit", "total.csv", "-o", "b.json").stderr
+
+
+@pytest.mark.parametrize("scale", [1e-170, 1e-200])
+def test_values_whose_squares_underflow_are_refused_not_trained_to_nothing(in_tmp, scale):
+    frame = pd.read_csv(NOTES)
+    frame[["x0", "x1", "x2"]] *= scale  # their variances are 0 in double precision
+    frame.to_csv("tiny.csv", index=False)
+    for extra in ((), ("--stream",)):
+        result = run("fit", "tiny.csv", *extra)
+        last = result.stderr.strip().splitlines()[-1]  # (a stream says its passes first)
+        assert result.exit_code == 1 and last.startswith("Error: ")
+        assert "underflow double precision" in last and result.stderr.count("Error") == 1
+    assert run("fit", NOTES, "-q").exit_code == 0  # ordinary magnitudes are untouched
+
+
+def test_a_port_that_never_answers_is_not_waited_on_for_ever(in_tmp, monkeypatch):
+    """Dask's client waits without end at a port that accepts and never answers (a web server):
+    babynn gives up after CONNECT_SECONDS (here 1) in one line; schemes it does not speak are
+    refused."""
+    pytest.importorskip("distributed")
+    import socket
+    import threading
+
+    from babynn_cli import cluster
+
+    monkeypatch.setattr(cluster, "CONNECT_SECONDS", 1)
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    held: list[socket.socket] = []
+    threading.Thread(target=lambda: held.append(server.accept()[0]), daemon=True).start()
+    pd.read_csv(NOTES).to_csv("notes.csv", index=False)
+    silent = run("fit", "notes.csv", "--scheduler", f"tcp://127.0.0.1:{port}")
+    assert silent.exit_code == 1 and "did not answer within 1 s" in silent.stderr
+    server.close()
+    for address in ("ws://127.0.0.1:8786", "tls://127.0.0.1:8786", "ucx://127.0.0.1:8786"):
+        refused = run("fit", "notes.csv", "--scheduler", address)
+        assert refused.exit_code == 2 and "is not supported" in refused.stderr
+        assert refused.stderr.startswith(f"Error: --scheduler '{address}' is not a scheduler's")

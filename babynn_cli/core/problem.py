@@ -30,6 +30,7 @@ MIN_TRAINING_ROWS = 2
 # computed: Newton's Hessian is this squared, and its eigenvalues are needed too
 MAX_NEWTON_UNKNOWNS = 2000
 ROUNDING = 1e-13  # L* below this fraction of the targets' variance is 0 to rounding
+TINY = 1e-150  # a column whose mean is this small (not 0) has squares past double precision
 
 
 class ProblemError(ValueError):
@@ -346,6 +347,14 @@ def _assembled(
         raise ProblemError(
             f"{values} whose squares overflow double precision; rescale the columns (divide "
             "them by a power of ten) and try again"
+        )
+    means = np.abs(np.r_[raw.x_mean, raw.y_mean])
+    small = means[(means > 0) & (means < TINY)]
+    if small.size:  # their squares (the moments, the loss) would be 0 or a few digits
+        raise ProblemError(
+            f"values near {small.min():.3g} in a column, whose squares underflow double "
+            "precision (the loss and the curvature would be 0 or lose their digits); rescale "
+            "the columns (multiply them by a power of ten) and try again"
         )
     network = bool(learner.hidden)
     scaler = _scaler(raw, standardize, center=intercept or network)

@@ -5,6 +5,7 @@ dropped with its row (--dropna, counted) or named in an error that says both way
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,7 +78,7 @@ def read_header(src: Source) -> list[str]:
         cells = first.iloc[0].tolist()
     names = ["" if pd.isna(c) else str(c).strip() for c in cells]  # ' a ' is column 'a'
     names = [name or f"{UNNAMED}{k}" for k, name in enumerate(names)]
-    dupes = sorted({c for c in names if names.count(c) > 1})
+    dupes = sorted(c for c, k in Counter(names).items() if k > 1)  # O(m), for wide files
     if dupes:
         raise DataError(f"{src.name} has duplicate column names: {listing(dupes)}")
     return names
@@ -145,7 +146,7 @@ def choose_roles(
     for col in [*targets, *ids, *exclude, *(features or []), *categorical]:
         _require_column(col, header, name)
     for group, flag in ((targets, "--target"), (ids, "--id"), (features or [], "--features")):
-        dupes = sorted({c for c in group if group.count(c) > 1})
+        dupes = sorted(c for c, k in Counter(group).items() if k > 1)
         if dupes:
             raise UsageError(f"column '{dupes[0]}' is named twice ({flag})")
     _apart("a target", targets, "an id (--id)", ids)
