@@ -34,6 +34,8 @@ class Outputs:
         self._inputs = [(what, Path(p)) for what, p in inputs if p is not None and str(p) != "-"]
         self._named: list[tuple[str, Path]] = []
         self._staged: dict[Path, bytes] = {}
+        # outputs written as they are made (`streamed`): (open file, temporary or None, real, name)
+        self._streams: list[tuple[BinaryIO, str | None, Path, Path]] = []
 
     def name(self, flag: str, path: str | Path | None) -> None:
         """Check that `path`, given to `flag`, can be written by this command."""
@@ -66,6 +68,48 @@ class Outputs:
         data = content.encode("utf-8") if isinstance(content, str) else content
         self._staged[Path(path)] = data
 
+    def streamed(self, path: str | Path) -> BinaryIO:
+        """A file to write `path`'s content into as it is made, for an output too large to hold
+        (predictions of any number of rows): a temporary file beside it, renamed into place by
+        `commit` with the other outputs, removed by `discard`; a FIFO or device is written
+        through."""
+        given = Path(path)
+        real = given.resolve()
+        if real.exists() and not stat.S_ISREG(real.stat().st_mode):
+            with _reporting(given):
+                handle = open(real, "wb")  # noqa: SIM115 (closed at commit or discard)
+            self._streams.append((handle, None, real, given))
+            return handle
+        with _reporting(given):
+            fd, tmp = tempfile.mkstemp(dir=real.parent, prefix=".babynn-", suffix=".tmp")
+        handle = os.fdopen(fd, "wb")
+        self._streams.append((handle, tmp, real, given))
+        return handle
+
+    def discard(self) -> None:
+        """Forget the streamed outputs: a failed command leaves no new file (nor a temporary)."""
+        for handle, tmp, _, _ in self._streams:
+            with contextlib.suppress(OSError):
+                handle.close()
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
+        self._streams.clear()
+
+    def _close_streams(self) -> list[tuple[str, Path, Path]]:
+        """The streamed outputs closed (synced, with their permissions): (temporary, real, name)
+        of each to rename."""
+        ready = []
+        for handle, tmp, real, given in self._streams:
+            with _reporting(given):
+                handle.flush()
+                if tmp is not None:
+                    os.fsync(handle.fileno())
+                handle.close()
+                if tmp is not None:
+                    os.chmod(tmp, _mode_for(real))
+                    ready.append((tmp, real, given))
+        return ready
+
     def commit(self) -> None:
         """Write every staged file, all or none (see the class). A FIFO or a device is opened
         first, while Ctrl-C and SIGTERM still act: opening a FIFO waits for its reader, and a
@@ -80,6 +124,7 @@ class Outputs:
             with interrupts.deferred():
                 temps: list[tuple[str, Path, Path]] = []  # (temporary, real file, name given)
                 try:
+                    temps += self._close_streams()
                     for path, data in self._staged.items():
                         real = path.resolve()
                         if not any(given == path for _, given, _ in through):
@@ -94,6 +139,7 @@ class Outputs:
                 finally:
                     for tmp, _, _ in temps:
                         Path(tmp).unlink(missing_ok=True)
+                    self.discard()
         finally:
             for handle, _, _ in through:
                 with contextlib.suppress(OSError):
@@ -112,18 +158,22 @@ def _temporary(real: Path, path: Path, data: bytes) -> str:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        if real.exists():
-            mode = stat.S_IMODE(real.stat().st_mode)
-        else:
-            umask = os.umask(0)
-            os.umask(umask)
-            mode = 0o666 & ~umask  # mkstemp makes 0600; give the usual permissions
         with _reporting(path):
-            os.chmod(tmp, mode)
+            os.chmod(tmp, _mode_for(real))
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return tmp
+
+
+def _mode_for(real: Path) -> int:
+    """The permissions a new version of `real` gets: the old file's, or the usual ones for a
+    new file (mkstemp makes 0600)."""
+    if real.exists():
+        return stat.S_IMODE(real.stat().st_mode)
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 @contextmanager

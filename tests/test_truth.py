@@ -300,3 +300,61 @@ def test_a_port_that_never_answers_is_not_waited_on_for_ever(in_tmp, monkeypatch
         refused = run("fit", "notes.csv", "--scheduler", address)
         assert refused.exit_code == 2 and "is not supported" in refused.stderr
         assert refused.stderr.startswith(f"Error: --scheduler '{address}' is not a scheduler's")
+
+
+@pytest.mark.parametrize("sample", ["penguins", "iris"])
+def test_a_streamed_predict_writes_the_in_memory_bytes(in_tmp, monkeypatch, sample):
+    """predict writes its CSV block by block (memory follows the block): with blocks of 7 rows
+    the file and the score on stderr are those of one block holding every row, and --json (which
+    holds every prediction) gives the same predictions and score."""
+    from conftest import SAMPLES
+
+    import babynn_cli.data.read as read
+
+    options = {
+        "penguins": ["-t", "Body Mass (g)", "--id", "Individual ID", "--id", "Sample Number",
+                     "--exclude", "Comments", "--impute", "--dropna"],
+        "iris": ["--l2", "0.01"],
+    }  # fmt: skip
+    frame = pd.read_csv(SAMPLES / f"{sample}.csv")
+    frame.iloc[: len(frame) // 2].to_csv("train.csv", index=False)
+    new = frame.iloc[len(frame) // 2 :].copy()
+    if sample == "penguins":
+        new.loc[new.index[3], "Island"] = "Atlantis"  # a category never seen
+        new.loc[new.index[5], "Culmen Length (mm)"] = np.nan  # imputed
+    new.to_csv("new.csv", index=False)
+    fitted = run("fit", "train.csv", *options[sample], "-q")
+    assert fitted.exit_code == 0, fitted.stderr
+    whole = run("predict", "model.json", "new.csv", "-o", "whole.csv")
+    monkeypatch.setattr(read, "PREDICT_BLOCK_ROWS", 7)
+    blocks = run("predict", "model.json", "new.csv", "-o", "blocks.csv")
+    stdout = run("predict", "model.json", "new.csv")
+    assert whole.exit_code == blocks.exit_code == stdout.exit_code == 0, blocks.stderr
+    assert (in_tmp / "blocks.csv").read_bytes() == (in_tmp / "whole.csv").read_bytes()
+    assert stdout.stdout.encode() == (in_tmp / "whole.csv").read_bytes()
+    assert blocks.stderr == whole.stderr
+    doc = run_json("predict", "model.json", "new.csv")
+    key = "probabilities" if sample == "iris" else "predictions"
+    expected = np.asarray([[np.nan if v is None else v for v in row] for row in doc[key]])
+    got = pd.read_csv(in_tmp / "blocks.csv").iloc[:, -expected.shape[1] :].to_numpy(float)
+    np.testing.assert_array_equal(got, expected)
+    if sample == "iris":
+        assert f"accuracy {100 * doc['accuracy']:.1f} %" in blocks.stderr
+    else:
+        mse = float(re.search(r"MSE ([\d.e+-]+)", blocks.stderr)[1])
+        assert mse == pytest.approx(doc["mse"], rel=1e-7)
+
+
+def test_a_bad_row_deep_in_a_streamed_predict_costs_no_file(in_tmp, monkeypatch):
+    import babynn_cli.data.read as read
+
+    assert run("fit", NOTES, "-q").exit_code == 0
+    frame = pd.read_csv(NOTES).astype({"x1": object})
+    frame.loc[150, "x1"] = "oops"
+    frame.to_csv("bad.csv", index=False)
+    (in_tmp / "out.csv").write_text("old\n")
+    monkeypatch.setattr(read, "PREDICT_BLOCK_ROWS", 7)  # the bad row is in the 22nd block
+    result = run("predict", "model.json", "bad.csv", "-o", "out.csv")
+    assert result.exit_code == 1 and "row 151" in result.stderr
+    assert (in_tmp / "out.csv").read_text() == "old\n"
+    assert sorted(p.name for p in in_tmp.iterdir()) == ["bad.csv", "model.json", "out.csv"]

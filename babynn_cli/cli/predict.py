@@ -96,6 +96,9 @@ def predict(
         quiet,
     )
     saved = persistence.load_model(model)
+    if scheduler is None and not json_out and json_file is None:  # CSV: in bounded memory
+        _streamed(outputs, report, saved, data, dialect, output)
+        return
     if scheduler is not None:
         Y_hat, read = _on_cluster(scheduler, data, dialect, saved)
     else:
@@ -122,6 +125,45 @@ def predict(
     outputs.commit()
     report.flush()
     predict_report.show(report, scores, saved.targets, read, json_out)
+
+
+def _streamed(
+    outputs: Any, report: Any, saved: Any, data: str, dialect: Any, output: str | Path | None
+) -> None:
+    """Predict DATA block by block, each block's CSV written as it is made (to -o's temporary
+    file, renamed at the end; or to stdout): memory follows the block, not DATA. The bytes are
+    the in-memory predict's (tested)."""
+    from babynn_cli.data.read import prediction_blocks, table_csv
+    from babynn_cli.report import predict as predict_report
+
+    blocks = prediction_blocks(data, dialect, saved.reads, saved.targets, saved.ids, saved.classes)
+    sink = outputs.streamed(output) if output is not None else None
+    running = predict_report.RunningScores(saved.classes, saved.n_outputs)
+    read, rows = None, 0
+    try:
+        for read in blocks:
+            if saved.classes is not None:
+                Y_hat = saved.probabilities(read.X)
+                target = saved.targets[0]
+                columns = predict_report.class_columns(target, saved.classes, Y_hat, read.ids)
+            else:
+                Y_hat = saved.predict(read.X)
+                columns = predict_report.columns(saved.targets, Y_hat, read.ids)
+            text = table_csv(columns)
+            text = text if rows == 0 else text.split("\n", 1)[1]  # the header once
+            rows += len(read.X)
+            if sink is not None:
+                sink.write(text.encode("utf-8"))
+            else:
+                typer.echo(text, nl=False)
+            running.add(read.Y, read.codes, Y_hat)
+    except BaseException:
+        outputs.discard()
+        raise
+    outputs.commit()
+    assert read is not None  # DATA has rows, or reading it failed
+    scores = running.result() if read.unusable is None else {}
+    predict_report.show(report, scores, saved.targets, read, False, rows)
 
 
 def _on_cluster(scheduler: str, data: str, dialect: Any, saved: Any) -> tuple[Any, Any]:

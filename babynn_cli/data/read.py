@@ -5,8 +5,8 @@ of rows at a time."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -228,8 +228,37 @@ def load_for_prediction(
     ids: list[str],
     classes: tuple[str, ...] | None = None,
 ) -> ToPredict:
-    """DATA's rows as a saved model reads them (its `encoding`), every row kept in order;
-    `classes`: a classifier's, read from the target's labels."""
+    """DATA's rows as a saved model reads them (its `encoding`), every row kept in order, all in
+    memory (`prediction_blocks` reads them a block at a time); `classes`: a classifier's, read
+    from the target's labels."""
+    blocks = list(prediction_blocks(source, dialect, encoding, targets, ids, classes))
+    last = blocks[-1]
+    Y = None if last.Y is None else np.concatenate([b.Y for b in blocks if b.Y is not None])
+    id_frame = None
+    if last.ids is not None:
+        id_frame = pd.concat([b.ids for b in blocks if b.ids is not None], ignore_index=True)
+    codes = None
+    if last.codes is not None:
+        codes = np.concatenate([b.codes for b in blocks if b.codes is not None])
+    X = np.concatenate([b.X for b in blocks])
+    return replace(last, X=X, Y=Y, ids=id_frame, codes=codes)
+
+
+PREDICT_BLOCK_ROWS = 1 << 16  # rows read, predicted and written at a time by a streamed predict
+
+
+def prediction_blocks(
+    source: str,
+    dialect: Dialect | str,
+    encoding: Encoding,
+    targets: list[str],
+    ids: list[str],
+    classes: tuple[str, ...] | None = None,
+    rows: int | None = None,
+) -> Iterator[ToPredict]:
+    """DATA's rows as a saved model reads them, block after block of about `rows` rows, in
+    order: memory follows the block, not DATA. Each block's counts (`blank`, `unseen`,
+    `unknown`, `unusable`) are the running totals: the last block's are DATA's."""
     opened = open_parts(source, dialect)
     parts, first, header = opened.parts, opened.first, opened.header
     lacking = [c for c in encoding.sources if c not in header]
@@ -240,20 +269,37 @@ def load_for_prediction(
     wanted_targets = targets if has_targets else []
     categories = {c.name for c in encoding.columns if c.kind == "category"}
     roles = Roles(encoding.sources, wanted_targets, present, categories)
-    frames = _frames(parts, first, header, roles)
     classify = classes if has_targets else None
     columns = Columns(encoding, wanted_targets, predicting=True, ids=present, classes=classify)
-    got = _checked(frames, columns)
-    X, Y = stacked(got)
-    id_frame = pd.concat([p.ids for p in got], ignore_index=True) if present else None
-    codes = None
-    if classify is not None:
-        codes = np.concatenate([p.codes for p in got if p.codes is not None])
-    usable = has_targets and columns.targets_unusable is None
-    return ToPredict(
-        X, Y if usable else None, columns.targets_unusable, id_frame, columns.blank,
-        columns.unseen, codes, columns.unknown,
-    )  # fmt: skip
+    text, verbatim = tuple(sorted(roles.categorical)), tuple(roles.ids)
+    rows = rows or PREDICT_BLOCK_ROWS
+    for k, part in enumerate(parts):
+        src = first if k == 0 else open_source(part, first.dialect)
+        with in_part(src.name, len(parts) > 1):
+            if k:
+                same_header(src, read_header(src), header)
+            seen = 0
+            with reading(src):
+                if src.parquet:
+                    frames = parquet_frames(src, roles.read, rows)
+                else:
+                    frames = csv_frames(
+                        src.handle(), src.dialect, header, rows, src.compression, True, text,
+                        verbatim,
+                    )  # fmt: skip
+                for got in checked_parts(frames, columns):
+                    seen += got.seen
+                    usable = has_targets and columns.targets_unusable is None
+                    # in the model's column order, whichever block met them first
+                    unseen = {c: columns.unseen[c] for c in encoding.sources if c in columns.unseen}
+                    yield ToPredict(
+                        got.X, got.Y if usable else None, columns.targets_unusable, got.ids,
+                        columns.blank, unseen, got.codes, dict(columns.unknown),
+                    )  # fmt: skip
+            if not seen:
+                raise DataError(
+                    f"{src.name} has {'no rows' if src.parquet else 'a header but no rows'}"
+                )
 
 
 def read_columns(src: Source, header: list[str], columns: Columns) -> tuple[np.ndarray, np.ndarray]:

@@ -71,6 +71,83 @@ def class_scores(codes: np.ndarray | None, P: np.ndarray, classes: Sequence[str]
     }
 
 
+class RunningScores:
+    """The scores of `scores` or `class_scores`, gathered block by block for a streamed predict:
+    sums and counts (squared errors; the targets' means and spreads merged as Chan et al. merge
+    them; right labels, log-losses and the confusion matrix's counts)."""
+
+    def __init__(self, classes: Sequence[str] | None, n_outputs: int) -> None:
+        self.classes = classes
+        self.rows = 0
+        n = n_outputs
+        self.sse, self.mean, self.m2 = np.zeros(n), np.zeros(n), np.zeros(n)
+        k = 0 if classes is None else len(classes)
+        self.right = self.unknown = self.known = 0
+        self.log_loss = 0.0
+        self.counts = np.zeros((k + 1, max(k, 1)), dtype=np.int64)
+
+    def add(self, Y: np.ndarray | None, codes: np.ndarray | None, Y_hat: np.ndarray) -> None:
+        """One block's rows: their targets (or a classifier's codes) and predictions."""
+        if self.classes is not None:
+            self._add_classes(codes, Y_hat)
+        elif Y is not None:
+            rows = np.isfinite(Y).all(axis=1) & np.isfinite(Y_hat).all(axis=1)
+            Y, Y_hat = Y[rows], Y_hat[rows]
+            b = len(Y)
+            if not b:
+                return
+            R = Y - Y_hat
+            self.sse += np.einsum("ij,ij->j", R, R)
+            mean_b = Y.mean(axis=0)
+            m2_b = ((Y - mean_b) ** 2).sum(axis=0)
+            total = self.rows + b
+            delta = mean_b - self.mean
+            self.m2 += m2_b + delta**2 * self.rows * b / total
+            self.mean += delta * b / total
+            self.rows = total
+
+    def _add_classes(self, codes: np.ndarray | None, P: np.ndarray) -> None:
+        if codes is None:
+            return
+        rows = np.isfinite(P).all(axis=1) & (codes != -2)
+        guess = P.argmax(axis=1)
+        known = rows & (codes >= 0)
+        self.right += int((guess[known] == codes[known]).sum())
+        picked = P[np.flatnonzero(known), codes[known]]
+        self.log_loss += float(-np.log(np.maximum(picked, np.finfo(float).tiny)).sum())
+        self.known += int(known.sum())
+        self.unknown += int((rows & (codes == -1)).sum())
+        k = len(self.counts) - 1
+        np.add.at(self.counts, (np.where(codes[rows] >= 0, codes[rows], k), guess[rows]), 1)
+        self.rows += int(rows.sum())
+
+    def result(self) -> dict[str, Any]:
+        """What `scores` or `class_scores` gives for all the rows added."""
+        if not self.rows:
+            return {}
+        if self.classes is None:
+            spread = np.where(self.m2 > 0, self.m2, 1.0)  # nan where the target is constant
+            r2 = np.where(self.m2 > 0, 1.0 - self.sse / spread, np.nan)
+            return {
+                "mse": float(self.sse.sum() / self.rows),
+                "r2": r2.tolist(),
+                "rows_scored": self.rows,
+            }
+        k = len(self.classes)
+        names = [*self.classes, OTHER_LABEL]
+        return {
+            "accuracy": self.right / self.rows,
+            "log_loss": self.log_loss / self.known if self.known else None,
+            "rows_scored": self.rows,
+            "unknown_labels": self.unknown,
+            "confusion": {
+                names[t]: dict(zip(self.classes, map(int, self.counts[t]), strict=True))
+                for t in range(k + 1)
+                if t < k or self.counts[t].any()
+            },
+        }
+
+
 def class_columns(target: str, classes: Sequence[str], P: np.ndarray, ids: Any) -> dict[str, Any]:
     """A classifier's CSV: DATA's id columns, the likeliest label (empty where a row could not be
     predicted), and each class's probability, `P(target=class)`."""
@@ -126,7 +203,7 @@ def as_json(
     if read.unseen:
         doc["unseen_categories"] = dict(read.unseen)
     if read.unknown:
-        doc["unknown_label_counts"] = dict(read.unknown)
+        doc["unknown_label_counts"] = dict(sorted(read.unknown.items()))
     return {**doc, **scored}
 
 
@@ -136,10 +213,11 @@ def show(
     targets: Sequence[str],
     read: ToPredict,
     json_out: bool,
+    rows: int | None = None,
 ) -> None:
     """On stderr (stdout holds the predictions): rows left empty, categories never seen, and the
-    score, on how many rows."""
-    rows = len(read.X)
+    score, on how many rows (`rows`: all of DATA's, when `read` is a streamed run's last block)."""
+    rows = len(read.X) if rows is None else rows
     if read.blank:
         report.status(
             f"{read.blank:,} of {rows:,} rows not predicted (a missing feature cell, and the model "
@@ -173,7 +251,7 @@ def _class_sentence(scored: dict[str, Any], rows: int, unknown: dict[str, int]) 
     if scored["log_loss"] is not None:
         sentence += f"  log-loss {fmt(scored['log_loss'], 6)}"
     if scored["unknown_labels"]:
-        named = listing([f"{label!r} {n:,}" for label, n in unknown.items()])
+        named = listing([f"{label!r} {n:,}" for label, n in sorted(unknown.items())])
         sentence += (
             f" ({scored['unknown_labels']:,} row(s) hold a label the model does not know, {named}:"
             " wrong in the accuracy, left out of the log-loss)"
