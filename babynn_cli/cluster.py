@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import socket
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -80,28 +82,36 @@ def client(scheduler: str) -> Iterator[Any]:
     this machine, anything else is a scheduler's address. Closed, with whatever it started, when
     the block ends, Ctrl-C included: nothing is left running."""
     require_dask()
+    import dask
     from distributed import Client, LocalCluster
 
     for name in ("asyncio", "distributed", "tornado"):  # what fails is said in one line instead
         logging.getLogger(name).setLevel(logging.CRITICAL + 1)
     address = address_of(scheduler)
     if address == "local":
+        # the workers' scratch space and lock files in a folder of this command's, removed after
+        scratch = tempfile.mkdtemp(prefix="babynn-dask-")
         try:
-            cluster = LocalCluster(
-                n_workers=LOCAL_WORKERS,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=None,
-                silence_logs=50,
-            )
-        except BaseException:  # Ctrl-C while the workers start
-            _forget_half_started_clusters()
-            raise
-        try:
-            with Client(cluster) as c:
-                yield c
+            try:
+                with dask.config.set({"temporary-directory": scratch}):  # (the scheduler's)
+                    cluster = LocalCluster(
+                        n_workers=LOCAL_WORKERS,
+                        threads_per_worker=1,
+                        processes=True,
+                        dashboard_address=None,
+                        silence_logs=50,
+                        local_directory=scratch,
+                    )
+            except BaseException:  # Ctrl-C while the workers start
+                _forget_half_started_clusters()
+                raise
+            try:
+                with Client(cluster) as c:
+                    yield c
+            finally:
+                cluster.close()
         finally:
-            cluster.close()
+            shutil.rmtree(scratch, ignore_errors=True)
         return
     if not address.strip():  # Dask would start a cluster of its own for an empty address
         raise UsageError("--scheduler needs an address (tcp://host:8786), 'env' or 'local'")

@@ -103,11 +103,17 @@ def test_a_bad_cell_on_the_cluster_names_its_part_and_row(in_tmp, scheduler):
     assert not (in_tmp / "m.json").exists()
 
 
-def test_a_local_cluster_fits_and_leaves_nothing_running(in_tmp):
+def test_a_local_cluster_fits_and_leaves_nothing_running(in_tmp, monkeypatch):
+    import tempfile
+
     import psutil
 
+    scratch = in_tmp / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # where the workers' files go
     before = {p.pid for p in psutil.Process().children(recursive=True)}
     report = run_json("fit", DIABETES, "--scheduler", "local", "-o", "m.json")
+    assert list(scratch.iterdir()) == []  # no scratch space, no lock file left
     *_, loss = lstsq_solution(DIABETES)
     assert report["optimum_loss"] == pytest.approx(loss, rel=1e-10)
     whole = run_json("fit", DIABETES, "-o", "w.json")

@@ -276,10 +276,10 @@ def finish(
     json_file: tuple[Path | None, Callable[[], dict]] | None = None,
 ) -> None:
     """The end every training command shares: its files written (all or none), then what it
-    composed for stdout, then its last line on stderr and its exit code — 130 or 143 after Ctrl-C
-    or SIGTERM, the failure's own code (3: diverged, 4: not converged), or 0. `json_file`:
-    --json-file's path and its document, written with the files only when the command succeeds.
-    """
+    composed for stdout, then its last line on stderr and its exit code — 130, 143 or 129 after
+    Ctrl-C, SIGTERM or SIGHUP, the failure's own code (3: diverged, 4: not converged), or 0.
+    `json_file`: --json-file's path and its document, written with the files only when the
+    command succeeds."""
     if json_file is not None and failure is None and not interrupted:
         from babynn_cli.jsontext import dumps
 
