@@ -136,7 +136,7 @@ def theory_block(result: Sweep, gap_tol: float) -> Table:
         t.add_row("λmin", fmt(c.lambda_min, 6))
         t.add_row("κ = λmax/λmin", fmt(c.condition_number, 6))
         t.add_row("stability bound 2/λmax", fmt(c.stable_lr, 6))
-        t.add_row("fastest rate η* = 2/(λmax+λmin)", fmt(c.best_lr, 6))
+        t.add_row("η* = 2/(λmax+λmin), best worst-case contraction", fmt(c.best_lr, 6))
         t.add_row("optimum loss L* (least squares)", fmt(th.optimum_loss, 10))
     else:  # cross-entropy: a bound for any weights, the exact curvature at the optimum
         assert c.bound is not None
@@ -146,7 +146,7 @@ def theory_block(result: Sweep, gap_tol: float) -> Table:
             t.add_row("λmax* at the optimum (exact there)", fmt(c.lambda_max, 6))
             t.add_row("λmin*", fmt(c.lambda_min, 6))
             t.add_row("κ* = λmax*/λmin*", fmt(c.condition_number, 6))
-            t.add_row("η* = 2/(λmax*+λmin*), fastest near the optimum", fmt(c.best_lr, 6))
+            t.add_row("η* = 2/(λmax*+λmin*), best contraction near L*", fmt(c.best_lr, 6))
             t.add_row("optimum loss L* (Newton)", fmt(th.optimum_loss, 10))
     if result.affine:
         predicted = "more than 10⁶" if th.predicted_epochs is None else str(th.predicted_epochs)
