@@ -243,13 +243,30 @@ def _forget_half_started_clusters() -> None:
 
 def _partition_sums(
     frame: Any, features: list[str], targets: list[str], dropna: bool, shift: np.ndarray
-) -> list[MomentSum]:
-    """One partition's MomentSum (in a list, so Dask keeps it as one object)."""
+) -> list[tuple[MomentSum | None, int]]:
+    """One partition's MomentSum (None without rows) and the rows --dropna dropped from it (in a
+    list, so Dask keeps it as one object)."""
     X, Y = checked_frame(frame, features, targets, dropna)
+    dropped = len(frame) - len(X)
     if not len(X):
-        return []
+        return [(None, dropped)]
     m = len(features)
-    return [MomentSum.of(X, Y, (shift[:m], shift[m:]))]
+    return [(MomentSum.of(X, Y, (shift[:m], shift[m:])), dropped)]
+
+
+def _same_headers(parts: list[str], sep: str) -> None:
+    """Every part's header the first's (read here: the parts are readable on this machine too),
+    or the error a run on this machine gives."""
+    from babynn_cli.data.columns import read_header, same_header
+    from babynn_cli.data.sources import in_part, open_source
+
+    if not all(os.path.isfile(p) for p in parts):
+        return  # the workers' own paths: they report what they find
+    header = read_header(open_source(parts[0], sep))
+    for part in parts[1:]:
+        src = open_source(part, sep)
+        with in_part(src.name, True):
+            same_header(src, read_header(src), header)
 
 
 def _partition_terms(
@@ -278,6 +295,7 @@ def moments(
     """The raw data's `Moments`, computed on the cluster behind client `c` in two passes over
     the parts' partitions. `said` hears one line per pass (rows, time, rate). A bad cell is
     found again on this machine, when the parts are readable here, to name its part and row."""
+    _same_headers(parts, sep)  # as a run on this machine checks them: a part may lack a column
     # Dask reads a sample here, and the first row below
     with _failures_said("while reading the first row", parts, sep, features, targets, dropna):
         frame = _frame(parts, sep, [*features, *targets])
@@ -293,7 +311,8 @@ def moments(
         with _failures_said(f"during {what}", parts, sep, features, targets, dropna):
             results = computed(c, tasks)
         pieces = [piece for chunk in results for piece in chunk]
-        rows = rows or sum(p.n for p in pieces)
+        if not rows:  # the first pass: (MomentSum or None, rows dropped) a partition
+            rows = sum(p.n for p, _ in pieces if p is not None)
         if said is not None:
             took = time.perf_counter() - start
             rate = f"{rows / took:,.0f} rows/s" if took > 0 else "instant"
@@ -305,9 +324,13 @@ def moments(
 
     meta = (None, object)
     sums = frame.map_partitions(_partition_sums, features, targets, dropna, shift, meta=meta)
-    pieces = run(sums, "1 (the moments)")
+    counted = run(sums, "1 (the moments)")
+    pieces = [piece for piece, _ in counted if piece is not None]
     if not pieces:
         raise DataError("every row has a missing value")
+    dropped = sum(d for _, d in counted)
+    if dropped and said is not None:  # as a run on this machine says it
+        said(f"--dropna dropped {dropped:,} row(s) with a missing cell")
     total = merged_pairwise(pieces)
 
     def second_pass(fits: list[tuple[Fit, bool]]) -> list[Terms]:
@@ -333,6 +356,7 @@ def predictions(
     client `c` partition by partition, and gathered here in the parts' order; the targets' rows
     too when `targets` (the model's, all present in DATA) are given, for the MSE and R²."""
     features = list(model.features)
+    _same_headers(parts, sep)
     with _failures_said("while predicting", parts, sep, features, targets, False):
         frame = _frame(parts, sep, [*features, *targets])
         tasks = frame.map_partitions(

@@ -365,3 +365,17 @@ def test_what_is_not_an_address_is_a_usage_error(in_tmp, command, address, messa
     result = run(*command, NOTES, "--scheduler", address)
     assert result.exit_code == 2
     assert result.stderr.startswith(message) and result.stderr.count("\n") == 1
+
+
+def test_dropped_rows_are_counted_and_every_part_checked_on_a_cluster(in_tmp, scheduler):
+    frame = pd.read_csv(NOTES)
+    frame.loc[[3, 7], "x1"] = np.nan
+    frame.to_csv("holes.csv", index=False)
+    result = run("fit", "holes.csv", "--dropna", "--scheduler", scheduler, "-o", "m.json")
+    assert result.exit_code == 0 and "--dropna dropped 2 row(s)" in result.stderr
+    (in_tmp / "parts").mkdir()
+    frame[:100].to_csv("parts/a.csv", index=False)
+    frame[100:].drop(columns="y").to_csv("parts/b.csv", index=False)  # a part without the target
+    lacking = run("fit", "parts", "--dropna", "--scheduler", scheduler, "-o", "p.json")
+    assert lacking.exit_code == 1 and "every part must share the header" in lacking.stderr
+    assert "internal error" not in lacking.stderr
