@@ -258,15 +258,19 @@ def _same_headers(parts: list[str], sep: str) -> None:
     """Every part's header the first's (read here: the parts are readable on this machine too),
     or the error a run on this machine gives."""
     from babynn_cli.data.columns import read_header, same_header
-    from babynn_cli.data.sources import in_part, open_source
+    from babynn_cli.data.sources import csv_frames, in_part, open_source, reading
 
     if not all(os.path.isfile(p) for p in parts):
         return  # the workers' own paths: they report what they find
     header = read_header(open_source(parts[0], sep))
-    for part in parts[1:]:
+    for k, part in enumerate(parts):
         src = open_source(part, sep)
-        with in_part(src.name, True):
-            same_header(src, read_header(src), header)
+        with in_part(src.name, len(parts) > 1):
+            if k:
+                same_header(src, read_header(src), header)
+            if not src.parquet:  # a leading field with no name (an index) would shift every column
+                with reading(src):
+                    csv_frames(src.handle(), src.dialect, header, None, src.compression, nrows=1)
 
 
 def _partition_terms(

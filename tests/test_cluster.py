@@ -379,3 +379,10 @@ def test_dropped_rows_are_counted_and_every_part_checked_on_a_cluster(in_tmp, sc
     lacking = run("fit", "parts", "--dropna", "--scheduler", scheduler, "-o", "p.json")
     assert lacking.exit_code == 1 and "every part must share the header" in lacking.stderr
     assert "internal error" not in lacking.stderr
+    rng = np.random.default_rng(0)
+    lines = ["x0,x1,y"] + [
+        f"{i},{a},{b},{2 * a - b}" for i, (a, b) in enumerate(rng.normal(size=(50, 2)))
+    ]
+    (in_tmp / "lead.csv").write_text("\n".join(lines) + "\n")  # an index field with no name
+    shifted = run("fit", "lead.csv", "--scheduler", scheduler, "-o", "l.json")
+    assert shifted.exit_code == 1 and "more fields than its header" in shifted.stderr
