@@ -287,3 +287,14 @@ def test_the_cache_folder_is_chosen_and_cleaned(in_tmp):
     assert result.stderr == (
         "Error: cannot keep the stream's cache in 'nowhere': No such file or directory\n"
     )
+
+
+def test_a_fifo_cannot_stream_and_says_so_without_waiting(in_tmp):
+    """--stream reads DATA at each pass; a FIFO's second pass would wait for a writer for ever.
+    It is refused before DATA is opened (nothing here writes to the FIFO)."""
+    import os
+
+    os.mkfifo(in_tmp / "pipe")
+    result = run("fit", "pipe", "--stream", "-o", "m.json")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: 'pipe' is a pipe or a device, which can be read only")

@@ -5,6 +5,7 @@ from it instead of parsing again, and minibatches read it in shuffled blocks (`c
 
 from __future__ import annotations
 
+import os
 import queue
 import shutil
 import tempfile
@@ -32,14 +33,17 @@ from babynn_cli.data.columns import (
 from babynn_cli.data.encoding import Learner, checked_classes, kind_of, labels_of
 from babynn_cli.data.read import Wanted
 from babynn_cli.data.sources import (
+    SAMPLE,
     STDIN,
     Dialect,
     Source,
     csv_frames,
+    display_name,
     in_part,
     open_source,
     parquet_frames,
     reading,
+    source_parts,
 )
 from babynn_cli.errors import DataError
 
@@ -88,6 +92,13 @@ def stream(
     and the means. `watch`, when given, is told of each pass as it goes (see `Watch`)."""
     if source == STDIN:
         raise DataError("standard input can be read only once: --stream needs a file")
+    for part in source_parts(source):  # a pipe's or FIFO's second pass would wait for ever
+        if not part.startswith(SAMPLE) and os.path.exists(part) and not os.path.isfile(part):
+            raise DataError(
+                f"{display_name(part)} is a pipe or a device, which can be read only once: "
+                "--stream reads DATA at each pass and needs files (leave out --stream to read "
+                "it once, into memory)"
+            )
     w = wanted or Wanted()
     opened = open_parts(source, dialect)
     parts, first, header, name = opened.parts, opened.first, opened.header, opened.name
