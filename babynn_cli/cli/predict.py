@@ -108,11 +108,12 @@ def predict(
         Y_hat = saved.predict(read.X)
     if saved.classes is not None:  # a classifier: each class's probability, and its label
         Y_hat = saved.probabilities(read.X)
-        scores = predict_report.class_scores(read.codes, Y_hat, saved.classes)
         columns = predict_report.class_columns(saved.targets[0], saved.classes, Y_hat, read.ids)
     else:
-        scores = predict_report.scores(read.Y, Y_hat)
         columns = predict_report.columns(saved.targets, Y_hat, read.ids)
+    running = predict_report.RunningScores(saved.classes, saved.n_outputs)
+    running.add(read.Y, read.codes, Y_hat)  # all the rows: one block
+    scores = running.result()
     if output is not None:
         outputs.stage(output, table_csv(columns))
     elif not json_out:

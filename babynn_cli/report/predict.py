@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from rich.table import Table
 
-from babynn_cli.core.vocabulary import mse, r2_per_output
 from babynn_cli.report.console import Reporter
 from babynn_cli.report.words import fmt, metrics_sentence, percent
 from babynn_cli.text import listing
@@ -20,61 +19,15 @@ if TYPE_CHECKING:
     from babynn_cli.data.read import ToPredict
 
 
-def scores(Y: np.ndarray | None, Y_hat: np.ndarray) -> dict[str, Any]:
-    """MSE and R² over the rows that have both targets and a prediction, and how many those are;
-    nothing when DATA has no usable targets or no such row."""
-    if Y is None:
-        return {}
-    rows = np.isfinite(Y).all(axis=1) & np.isfinite(Y_hat).all(axis=1)
-    scored = int(rows.sum())
-    if scored == 0:
-        return {}
-    Y, Y_hat = (Y, Y_hat) if scored == len(Y) else (Y[rows], Y_hat[rows])
-    return {"mse": mse(Y, Y_hat), "r2": r2_per_output(Y, Y_hat).tolist(), "rows_scored": scored}
-
-
 OTHER_LABEL = "(another label)"  # the confusion matrix's row for labels the model does not know
 
 
-def class_scores(codes: np.ndarray | None, P: np.ndarray, classes: Sequence[str]) -> dict[str, Any]:
-    """A classifier's scores over the rows that have a label and a prediction: accuracy (a
-    label the model does not know counts as wrong), log-loss (over the labels it knows: another
-    label has no probability), the confusion matrix (true label → predicted → rows)."""
-    if codes is None:
-        return {}
-    predicted = np.isfinite(P).all(axis=1)
-    rows = predicted & (codes != -2)
-    if not rows.any():
-        return {}
-    guess = P.argmax(axis=1)
-    known = rows & (codes >= 0)
-    right = int((guess[known] == codes[known]).sum())
-    picked = P[np.flatnonzero(known), codes[known]]
-    log_loss = None
-    if known.any():  # a probability 0 in double precision counts as the smallest double's
-        log_loss = float(-np.log(np.maximum(picked, np.finfo(float).tiny)).mean())
-    k = len(classes)  # every class a row and a column, in the model's order; then other labels
-    counts = np.zeros((k + 1, k), dtype=np.int64)
-    np.add.at(counts, (np.where(codes[rows] >= 0, codes[rows], k), guess[rows]), 1)
-    names = [*classes, OTHER_LABEL]
-    confusion = {
-        names[t]: dict(zip(classes, map(int, counts[t]), strict=True))
-        for t in range(k + 1)
-        if t < k or counts[t].any()
-    }
-    return {
-        "accuracy": right / int(rows.sum()),
-        "log_loss": log_loss,
-        "rows_scored": int(rows.sum()),
-        "unknown_labels": int((rows & (codes == -1)).sum()),
-        "confusion": confusion,
-    }
-
-
 class RunningScores:
-    """The scores of `scores` or `class_scores`, gathered block by block for a streamed predict:
-    sums and counts (squared errors; the targets' means and spreads merged as Chan et al. merge
-    them; right labels, log-losses and the confusion matrix's counts)."""
+    """predict's scores over the rows that have targets and a prediction, gathered block by block
+    (one block for an in-memory predict): MSE and R², or accuracy (a label the model does not
+    know counts as wrong), log-loss (over the labels it knows: another has no probability) and
+    the confusion matrix (true label → predicted → rows). Sums and counts: squared errors, the
+    targets' means and spreads merged as Chan et al. merge them, right labels, log-losses."""
 
     def __init__(self, classes: Sequence[str] | None, n_outputs: int) -> None:
         self.classes = classes
@@ -122,7 +75,7 @@ class RunningScores:
         self.rows += int(rows.sum())
 
     def result(self) -> dict[str, Any]:
-        """What `scores` or `class_scores` gives for all the rows added."""
+        """The scores of every row added: {} when none had a target and a prediction."""
         if not self.rows:
             return {}
         if self.classes is None:
