@@ -110,6 +110,11 @@ def test_usage_errors_are_in_babynns_words(in_tmp):
     for args, words in (
         (("compare", NOTES, "--lr", "fast"), "--lr takes a number above 0 or 'auto'"),
         (("fit", NOTES, "--epochs", "1.5"), "not a whole number"),
+        (("fit", NOTES, "--epochs", "0"), "must be ≥ 1 (got 0)"),
+        (("fit", NOTES, "--val-frac", "2"), "must be from 0.0 to 1.0 (got 2.0)"),
+        (("fit", NOTES, "--val-frac", "nan"), "nan is not a finite number"),
+        (("sweep-lr", NOTES, "--max", "inf"), "inf is not a finite number"),
+        (("fit", NOTES, "--lr-min", "x"), "'x' is not a number"),
         (("fit", NOTES, "--schedule", "nope"), "'nope' is not one of"),
         (("fit", NOTES, "--gamma", "1.5"), "--gamma must be in (0, 1)"),
         (("fit", NOTES, "-o", "-"), "writes this output to a file"),

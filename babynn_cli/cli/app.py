@@ -44,6 +44,12 @@ _REWORDED = (
      "not a whole number"),
     (re.compile(r"Input should be a valid integer, got a number with a fractional part\.?"),
      "not a whole number"),
+    (re.compile(r"is not a valid int(eger)?( range)?\.?"), "is not a whole number"),
+    (re.compile(r"is not a valid float( range)?\.?"), "is not a number"),
+    (re.compile(r"(\S+) is not in the range (\S+)<=x<=([^\s(]+?)\.?(?= |$)"),
+     r"must be from \2 to \3 (got \1)"),
+    (re.compile(r"(\S+) is not in the range x>=([^\s(]+?)\.?(?= |$)"), r"must be ≥ \2 (got \1)"),
+    (re.compile(r"(\S+) is not in the range x<=([^\s(]+?)\.?(?= |$)"), r"must be ≤ \2 (got \1)"),
     (re.compile(r"Value error, "), ""),
     (re.compile(r"Input should be (greater|less) than (or equal to )?"), r"must be \1 than \2"),
 )  # fmt: skip

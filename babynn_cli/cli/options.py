@@ -40,9 +40,19 @@ Loss = StrEnum("Loss", [(name, name) for name in LOSSES])  # type: ignore[misc]
 DATA, RATE, TRAINING, NETWORK, OUTPUT = "Data", "Learning rate", "Training", "Network", "Output"
 
 
+def _finite(value: Any) -> Any:
+    """A number option's value is finite: nan passes every range check (it compares false)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a finite number")
+    return value
+
+
 def option(*decls: str, help: str, panel: str, metavar: str = "", **kwargs: Any) -> Any:
-    """A Typer option in a help panel; metavar "" for flags, which take no value."""
-    return typer.Option(*decls, help=help, metavar=metavar, rich_help_panel=panel, **kwargs)
+    """A Typer option in a help panel; metavar "" for flags, which take no value. A number
+    given must be finite."""
+    return typer.Option(
+        *decls, help=help, metavar=metavar, rich_help_panel=panel, callback=_finite, **kwargs
+    )
 
 
 DataArg = Annotated[
