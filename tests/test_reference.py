@@ -97,6 +97,28 @@ def test_blocks_merge_to_the_in_memory_solution():
         assert b[2] == pytest.approx(a[2], rel=1e-12)
 
 
+def test_rows_reduced_on_several_threads_give_the_one_thread_triangle(monkeypatch):
+    """Many rows are cut into one part per core, each part's triangle found on its own thread:
+    the moments, the least-squares fit and L* are those of one thread, to rounding, and match
+    np.linalg.lstsq."""
+    import babynn_cli.core.moments as moments
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(3.0, 2.0, (300_000, 4)) @ rng.normal(size=(4, 4))
+    y = X @ rng.normal(size=(4, 2)) + rng.normal(size=(300_000, 2))
+    monkeypatch.setattr(moments, "cores", lambda: 1)
+    one = Moments.of(X, y)
+    monkeypatch.setattr(moments, "cores", lambda: 3)
+    three = Moments.of(X, y)
+    np.testing.assert_allclose(three.xx, one.xx, rtol=1e-13)
+    np.testing.assert_allclose(three.W_star, one.W_star, rtol=1e-12)
+    assert three.optimum_loss == pytest.approx(one.optimum_loss, rel=1e-13)
+    design = np.column_stack([np.ones(len(X)), X])
+    solution = np.linalg.lstsq(design, y, rcond=None)[0]
+    np.testing.assert_allclose(three.W_star, solution[1:], rtol=1e-9)
+    np.testing.assert_allclose(three.w0_star, solution[0], rtol=1e-9)
+
+
 def test_through_the_origin_an_exact_polynomial_is_recovered():
     X = powers(np.arange(1.0, 22.0), 5)
     coefficients = np.array([2.0, -1, 3, -2, 1])

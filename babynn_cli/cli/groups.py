@@ -489,7 +489,7 @@ def option_groups(command: F) -> F:
             params.append(_keyword(p.name, hints[p.name], p.default))
             continue
         cls = groups[p.name]
-        field_hints = get_type_hints(cls, include_extras=True)
+        field_hints = _field_hints(cls)
         for f in dataclasses.fields(cls):
             default = f.default if f.default is not dataclasses.MISSING else inspect.Parameter.empty
             params.append(_keyword(f.name, field_hints[f.name], default))
@@ -504,6 +504,12 @@ def option_groups(command: F) -> F:
     wrapper.__annotations__ = {p.name: p.annotation for p in params}
     del wrapper.__wrapped__  # type: ignore[attr-defined]  # Typer must read the new signature
     return wrapper  # type: ignore[return-value]
+
+
+@functools.cache
+def _field_hints(cls: type) -> dict[str, Any]:
+    """A group's fields' annotations, read once for all the commands that take the group."""
+    return get_type_hints(cls, include_extras=True)
 
 
 def _keyword(name: str, annotation: Any, default: Any) -> inspect.Parameter:

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 import numpy as np
 
 from babynn_cli.core.reference import Fit, LeastSquares, Terms, Triangle, units_near
+from babynn_cli.core.threads import blas_threads, cores
 from babynn_cli.core.vocabulary import Params
 
 # The second pass over the rows (wherever they are): each fit's `Terms` over all the rows, with the
@@ -109,11 +111,8 @@ def _second_pass(
 
 def _power_of_two_scale(A: np.ndarray, mean: np.ndarray) -> np.ndarray:
     """Per column, a power of two near max |a - mean| (1 for a constant column)."""
-    spread = np.zeros(A.shape[1])
-    for lo in range(0, len(A), CHUNK_ROWS):  # block by block: no copy of the whole A
-        block = A[lo : lo + CHUNK_ROWS] - mean
-        np.abs(block, out=block)
-        spread = np.maximum(spread, block.max(axis=0))
+    with np.errstate(over="ignore"):  # past double precision: inf, checked by callers
+        spread = np.maximum(A.max(axis=0) - mean, mean - A.min(axis=0))  # no copy of A
     exponent = np.frexp(np.where(spread > 0, spread, 1.0))[1]
     return np.ldexp(1.0, exponent)
 
@@ -163,7 +162,8 @@ class Moments:
         N = len(X)
         x_mean, y_mean = X.mean(axis=0), Y.mean(axis=0)
         units = _power_of_two_scale(X, x_mean), _power_of_two_scale(Y, y_mean)
-        triangle = Triangle.of(X, Y, (x_mean, y_mean), units)  # block by block: no copy of X
+        # block by block (no copy of X), on every core
+        triangle = Triangle.of(X, Y, (x_mean, y_mean), units, cores())
         m, n = X.shape[1], Y.shape[1]
         x_mean, y_mean, xx, xy, yy = triangle.moments(N)
         if not (np.isfinite(xx).all() and np.isfinite(xy).all()):
@@ -171,10 +171,18 @@ class Moments:
             return cls(x_mean, y_mean, xx, nan, nan, math.inf, math.inf, N)
 
         def second_pass(fits: list[tuple[Fit, bool]]) -> list[Terms]:
-            blocks = (
-                (X[lo : lo + CHUNK_ROWS], Y[lo : lo + CHUNK_ROWS]) for lo in range(0, N, CHUNK_ROWS)
-            )
-            return _second_pass(blocks, fits)
+            starts = np.arange(0, N, CHUNK_ROWS)
+            groups = [g for g in np.array_split(starts, cores()) if len(g)]
+
+            def share(group: np.ndarray) -> list[Terms]:
+                blocks = ((X[lo : lo + CHUNK_ROWS], Y[lo : lo + CHUNK_ROWS]) for lo in group)
+                return _second_pass(blocks, fits)
+
+            if len(groups) == 1:
+                return share(groups[0])
+            with blas_threads(1), ThreadPoolExecutor(len(groups)) as pool:
+                shares = list(pool.map(share, groups))  # a thread for each core's blocks
+            return [merged_pairwise(list(terms)) for terms in zip(*shares, strict=True)]
 
         return cls.solved(x_mean, y_mean, xx, xy, np.diag(yy), triangle, N, second_pass)
 

@@ -68,3 +68,11 @@ def blas_threads(count: int) -> Iterator[None]:
         yield
     finally:
         setter(before)
+
+
+def cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on every system
+        return os.cpu_count() or 1
