@@ -20,7 +20,7 @@ def write(path, X, y, names=None):
     return path
 
 
-def test_values_near_1e153_train_and_values_past_it_are_one_line(in_tmp):
+def test_values_near_1e153_train_and_a_target_past_them_is_one_line(in_tmp):
     """Moments in power-of-two scaled units: finite for any data whose moments are finite."""
     rng = np.random.default_rng(0)
     X = rng.normal(size=(200, 2)) * 1e153
@@ -38,8 +38,8 @@ def test_values_near_1e153_train_and_values_past_it_are_one_line(in_tmp):
     result = run("fit", "huge.csv", "-q")
     assert result.exit_code == 1
     assert result.stderr == (
-        "Error: 'huge.csv' has values up to 1.03e+156, whose squares overflow double precision; "
-        "rescale the columns (divide them by a power of ten) and try again\n"
+        "Error: 'huge.csv' has target values up to 1.03e+156, whose squares (the loss) overflow "
+        "double precision; rescale the target (divide it by a power of ten) and try again\n"
     )
 
 

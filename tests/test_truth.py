@@ -9,7 +9,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import DIABETES, NOTES, run, run_json
+from conftest import DIABETES, NOTES, lstsq_solution, run, run_json
 
 
 def test_a_diverged_run_gives_every_figure_at_one_stated_epoch(in_tmp):
@@ -269,17 +269,34 @@ def test_a_rounded_total_column_converges_as_predicted(in_tmp):
     assert "ill-conditioned" not in run("fit", "total.csv", "-o", "b.json").stderr
 
 
-@pytest.mark.parametrize("scale", [1e-170, 1e-200])
-def test_values_whose_squares_underflow_are_refused_not_trained_to_nothing(in_tmp, scale):
+@pytest.mark.parametrize("scale", [1e-170, 1e-200, 1e160, 1e250])
+def test_features_of_any_finite_size_train_and_a_target_past_squares_is_one_line(in_tmp, scale):
+    """Features whose squares leave double precision are kept in power-of-two units of their
+    own (exact): the run is the unscaled run, its weights divided by the scale, in memory and
+    streamed, and predict scores them alike. A target that size is refused: its loss is its
+    square."""
+    plain = run_json("fit", NOTES, "-o", "plain.json")
     frame = pd.read_csv(NOTES)
-    frame[["x0", "x1", "x2"]] *= scale  # their variances are 0 in double precision
-    frame.to_csv("tiny.csv", index=False)
+    frame[["x0", "x1", "x2"]] *= scale
+    frame.to_csv("scaled.csv", index=False)
     for extra in ((), ("--stream",)):
-        result = run("fit", "tiny.csv", *extra)
-        last = result.stderr.strip().splitlines()[-1]  # (a stream says its passes first)
-        assert result.exit_code == 1 and last.startswith("Error: ")
-        assert "underflow double precision" in last and result.stderr.count("Error") == 1
-    assert run("fit", NOTES, "-q").exit_code == 0  # ordinary magnitudes are untouched
+        doc = run_json("fit", "scaled.csv", *extra, "-o", "scaled.json")
+        assert doc["verdict"] == "converged" and doc["epochs_run"] == plain["epochs_run"]
+        assert doc["optimum_loss"] == pytest.approx(plain["optimum_loss"], rel=1e-12)
+        assert doc["final_loss"] == pytest.approx(plain["final_loss"], rel=1e-9)
+        np.testing.assert_allclose(
+            np.ravel(doc["weights"]) * scale, np.ravel(plain["weights"]), rtol=1e-9
+        )
+    W, _, _ = lstsq_solution(NOTES)
+    np.testing.assert_allclose(np.ravel(doc["optimum_weights"]) * scale, W.ravel(), rtol=1e-9)
+    scores = run_json("predict", "scaled.json", "scaled.csv", "-o", "p.csv")
+    assert scores["mse"] == pytest.approx(doc["final_loss"], rel=1e-9)
+    frame["y"] *= scale
+    frame.to_csv("target.csv", index=False)
+    result = run("fit", "target.csv")
+    assert result.exit_code == 1 and result.stderr.count("\n") == 1
+    assert result.stderr.startswith("Error: ") and "target" in result.stderr
+    assert ("underflow" if scale < 1 else "overflow") in result.stderr
 
 
 def test_a_port_that_never_answers_is_not_waited_on_for_ever(in_tmp, monkeypatch):

@@ -148,6 +148,10 @@ class Moments:
     # scale of these coordinates (z = x / scale) against the raw ones it is found in
     origin: Origin | None = field(default=None, compare=False)
     origin_scale: np.ndarray | None = None
+    # Features so large or small that their squares leave double precision (`Triangle.
+    # feature_unit`): each has a power-of-two unit, and x̄, xx, W*, res are of x / unit (exact);
+    # `scaled`, `optimum` and `loss_and_r2` take and give the raw x's. None: raw units.
+    unit: np.ndarray | None = None
 
     @classmethod
     def of(cls, X: np.ndarray, Y: np.ndarray) -> Moments:
@@ -165,7 +169,7 @@ class Moments:
         # block by block (no copy of X), on every core
         triangle = Triangle.of(X, Y, (x_mean, y_mean), units, cores())
         m, n = X.shape[1], Y.shape[1]
-        x_mean, y_mean, xx, xy, yy = triangle.moments(N)
+        x_mean, y_mean, xx, xy, yy = triangle.moments(N, triangle.feature_unit())
         if not (np.isfinite(xx).all() and np.isfinite(xy).all()):
             nan = np.full((m, n), np.nan)
             return cls(x_mean, y_mean, xx, nan, nan, math.inf, math.inf, N)
@@ -209,7 +213,7 @@ class Moments:
         """The moments from merged sums, the least-squares fit from their triangle, refined and
         its L* found by `second_pass`, a second pass over the data wherever it is (blocks here,
         partitions on a cluster)."""
-        x_mean, y_mean, xx, xy, yy = total.moments()
+        x_mean, y_mean, xx, xy, yy = total.triangle.moments(total.n, total.triangle.feature_unit())
         m, n = xx.shape[0], xy.shape[1]
         if not (np.isfinite(xx).all() and np.isfinite(xy).all()):
             nan = np.full((m, n), np.nan)
@@ -234,17 +238,18 @@ class Moments:
         refine = fit.worth_refining
         (terms,) = second_pass([(fit, refine)])
         best, losses = fit.refined(terms) if refine else (fit, fit.losses(terms))
-        W = best.W
+        unit = triangle.feature_unit()  # the features' unit, where the moments are kept in one
+        W = best.W if unit is None else best.W * unit[:, None]
         return cls(
             x_mean, y_mean, xx, W, xx @ W - xy, float(losses.sum()), float(yy.sum()), N, losses,
-            yy, best.w0, best.unique, Origin(triangle, N, second_pass),
+            yy, best.w0, best.unique, Origin(triangle, N, second_pass), unit, unit,
         )  # fmt: skip
 
     def loss_and_r2(self, params: Params) -> tuple[float, np.ndarray]:
         """One model's loss and each output's R², from the moments alone (no pass over rows):
         each output's L*_j plus its excess (see the class), against its variance."""
         assert self.optimum_per_output is not None and self.spread_per_output is not None
-        W = params["W"]
+        W = params["W"] if self.unit is None else params["W"] * self.unit[:, None]
         E = W - self.W_star
         d = self.y_mean - self.x_mean @ W
         if "w0" in params:
@@ -264,7 +269,11 @@ class Moments:
     @property
     def finite(self) -> bool:
         """Whether the moments fit in double precision (values up to about 1e154 do)."""
-        return bool(np.isfinite(self.xx).all() and math.isfinite(self.optimum_loss))
+        return bool(
+            np.isfinite(self.xx).all()
+            and math.isfinite(self.optimum_loss)
+            and math.isfinite(self.spread)
+        )
 
     @property
     def variance(self) -> np.ndarray:
@@ -272,7 +281,10 @@ class Moments:
         return np.diag(self.xx).copy()
 
     def scaled(self, mean: np.ndarray, scale: np.ndarray) -> Moments:
-        """The same moments in the coordinates z = (x - mean) / scale, exactly, with no pass."""
+        """The same moments in the coordinates z = (x - mean) / scale, exactly, with no pass
+        (`mean` and `scale` of the raw x)."""
+        if self.unit is not None:  # z = (x/unit − mean/unit) / (scale/unit)
+            mean, scale = mean / self.unit, scale / self.unit
         return Moments(
             x_mean=(self.x_mean - mean) / scale,
             y_mean=self.y_mean,
@@ -330,14 +342,18 @@ class Moments:
         return np.block([[G, s[:, None]], [s[None, :], np.ones((1, 1))]])
 
     def optimum(self, intercept: bool) -> tuple[np.ndarray, np.ndarray, float]:
-        """The least-squares W, w0 and loss; without an intercept, through the origin."""
+        """The least-squares W, w0 and loss; without an intercept, through the origin (W for
+        the raw x, whatever `unit`)."""
         if intercept:
             assert self.w0_star is not None
-            return self.W_star, self.w0_star, self.optimum_loss
+            W = self.W_star if self.unit is None else self.W_star / self.unit[:, None]
+            return W, self.w0_star, self.optimum_loss
         assert self.origin is not None
         W, loss = self.origin.found()
         if self.origin_scale is not None:
             W = W * self.origin_scale[:, None]
+        if self.unit is not None:
+            W = W / self.unit[:, None]
         return W, np.zeros(len(self.y_mean)), loss
 
     def _terms(self, stack: Params) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

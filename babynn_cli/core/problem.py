@@ -302,7 +302,7 @@ def make_problem(
         return train, Rows(X_va, Y_va, scaler.mean, scaler.scale, None, None, *target)
 
     def biggest() -> float:
-        return float(max(np.abs(X_tr).max(), np.abs(Y_tr).max()))
+        return float(np.abs(Y_tr).max())
 
     learner = Learner(hidden, activation, loss, l2)
     problem = _assembled(raw, rows, standardize, intercept, learner, biggest)
@@ -338,15 +338,16 @@ def _assembled(
 ) -> Problem:
     """The problem from the training rows' moments `raw`, whichever way the rows come: their
     standardisation (and a network's target scaling), the rows as trained (`rows`), the model.
-    `biggest()`: the largest value, to name it when the moments overflow."""
+    `biggest()`: the target's largest value, to name it when the moments overflow (features
+    of any size are kept in units of their own: `Moments.unit`)."""
     if raw.n_rows < MIN_TRAINING_ROWS:
         raise ProblemError(f"{raw.n_rows} row(s); a fit needs at least {MIN_TRAINING_ROWS}")
     if not raw.finite:
         largest = biggest()
-        values = "values" if largest is None else f"values up to {largest:.3g},"
+        values = "target values" if largest is None else f"target values up to {largest:.3g},"
         raise ProblemError(
-            f"{values} whose squares overflow double precision; rescale the columns (divide "
-            "them by a power of ten) and try again"
+            f"{values} whose squares (the loss) overflow double precision; rescale the target "
+            "(divide it by a power of ten) and try again"
         )
     means = np.abs(np.r_[raw.x_mean, raw.y_mean])
     small = means[(means > 0) & (means < TINY)]
@@ -381,7 +382,15 @@ def _scaler(raw: Moments, standardize: bool, center: bool) -> Standardizer:
     """The training rows' standardisation (`center`: subtract the mean; a network's biases and
     the affine model's w0 absorb the shift), or none."""
     if standardize:
-        return Standardizer.from_statistics(raw.x_mean, raw.variance, center=center)
+        scaler = Standardizer.from_statistics(raw.x_mean, raw.variance, center=center)
+        if raw.unit is None:
+            return scaler
+        return Standardizer(scaler.mean * raw.unit, scaler.scale * raw.unit)  # of the raw x
+    if raw.unit is not None:
+        raise ProblemError(
+            "features beyond about 1e77 (or below 1e-77) in size, whose squares leave double "
+            "precision unless they are standardised: drop --no-standardize"
+        )
     return Standardizer.identity(len(raw.x_mean))
 
 

@@ -40,6 +40,9 @@ from babynn_cli.core.threads import blas_threads
 # rows reduced at a time: Householder QR of 10⁶ × 12 rows took 0.097, 0.090, 0.098, 0.14 s in
 # blocks of 2¹², 2¹³, 2¹⁴, 2¹⁵ rows (a block of 2¹³ × 12 doubles stays in a core's cache)
 TRIANGLE_ROWS = 1 << 13
+# A feature whose unit passes this (or falls below its inverse) has the moments kept in its unit:
+# 2²⁵⁶ ≈ 1.2e77, whose square is far inside double precision, and so are products of a few.
+EXTREME_UNIT = 2.0**256
 PART_BLOCKS = 8  # a thread of its own only for parts of at least this many blocks
 # Refine when R's condition number (columns equilibrated) is at least this: below it QR's solution
 # already holds all but the last digit or two (its error is about κ·u, u = 1.1e-16).
@@ -101,18 +104,31 @@ class Triangle:
             return self
         return Triangle(_triangle(np.vstack([other.R, self.R])), self.shift, self.units)
 
-    def moments(self, n_rows: int) -> tuple[np.ndarray, ...]:
+    def moments(self, n_rows: int, x_unit: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
         """x̄, ȳ and the centred xx, xy, yy (divided by N) of the rows: R's first row holds
         the means (R[0, 0] = ±√N), the rest is the centred rows' triangle B, BᵀB their sums of
-        products."""
+        products. With `x_unit` (`feature_unit`), of the features x / x_unit."""
         (x0, y0), (ux, uy) = self.shift, self.units
         m = len(x0)
         u = np.concatenate([ux, uy])
         mean = np.concatenate([x0, y0]) + self.R[0, 1:] / self.R[0, 0] * u
+        if x_unit is not None:
+            u[:m] /= x_unit
+            mean[:m] /= x_unit
         B = self.R[1:, 1:] / math.sqrt(n_rows)
         with np.errstate(over="ignore"):  # past double precision: inf, checked by callers
-            C = (B.T @ B) * np.outer(u, u)
+            C = ((B.T @ B) * u[:, None]) * u[None, :]  # not u·uᵀ first: it may overflow alone
         return mean[:m], mean[m:], C[:m, :m], C[:m, m:], C[m:, m:]
+
+    def feature_unit(self) -> np.ndarray | None:
+        """Each feature's power-of-two unit when some feature's values are so large or so small
+        (beyond about 1e77 or below 1e-77 in spread) that their squares would leave double
+        precision: the moments are then kept for x / unit, exactly (`core.moments`). None for
+        every other data set, which keeps its raw units."""
+        ux = self.units[0]
+        if np.all((ux <= EXTREME_UNIT) & (ux >= 1 / EXTREME_UNIT)):
+            return None
+        return ux.copy()
 
     def fit(self, intercept: bool, n_rows: int) -> Fit:
         """The least-squares fit from the triangle alone (before refinement)."""

@@ -117,7 +117,8 @@ class TextPlot:
                 if ok_x(x):
                     cells[0][col(x)] = (s.char, s.style)
 
-        labels = {0: _num(10**y1), (H - 1) // 2: _num(10 ** ((y0 + y1) / 2)), H - 1: _num(10**y0)}
+        half = (y0 + y1) / 2
+        labels = {0: _num(_ten(y1)), (H - 1) // 2: _num(_ten(half)), H - 1: _num(_ten(y0))}
         pad = max(len(v) for v in labels.values())
         out = Text()
         if self.y_label:  # never wider than the plot: cut with an ellipsis
@@ -162,6 +163,14 @@ class TextPlot:
 
 def _ok(v: float | None) -> bool:
     return v is not None and math.isfinite(v) and v > 0
+
+
+def _ten(power: float) -> float:
+    """10**power, inf past double precision (a flat curve near 1e308 pads its axis past it)."""
+    try:
+        return 10.0**power
+    except OverflowError:
+        return math.inf
 
 
 def _num(v: float) -> str:
