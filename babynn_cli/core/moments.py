@@ -161,7 +161,8 @@ class Moments:
 
         Each centred column is divided by a power of two near its largest value before any
         product (exact in floating point), so sums of squares stay finite for any finite data
-        whose moments are themselves finite (values up to about 1e154).
+        whose moments are themselves finite; features beyond that keep their moments in units
+        of their own (`Triangle.feature_unit`), so only a target past about 1e154 is too large.
         """
         N = len(X)
         x_mean, y_mean = X.mean(axis=0), Y.mean(axis=0)
@@ -268,7 +269,8 @@ class Moments:
 
     @property
     def finite(self) -> bool:
-        """Whether the moments fit in double precision (values up to about 1e154 do)."""
+        """Whether the moments fit in double precision (any features do, in their units; targets
+        up to about 1e154)."""
         return bool(
             np.isfinite(self.xx).all()
             and math.isfinite(self.optimum_loss)
