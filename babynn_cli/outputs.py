@@ -110,11 +110,17 @@ class Outputs:
                     ready.append((tmp, real, given))
         return ready
 
-    def commit(self) -> None:
-        """Write every staged file, all or none (see the class). A FIFO or a device is opened
-        first, while Ctrl-C and SIGTERM still act: opening a FIFO waits for its reader, and a
-        wait nobody ends must stay interruptible."""
+    def commit(self, stdout: Callable[[], None] | None = None) -> None:
+        """Write every staged file, all or none (see the class), and `stdout` (what the command
+        composed for standard output) between: the files are written to their temporaries
+        first, then `stdout` is written, then the files are renamed into place. A failed write
+        to stdout (a full disk, a closed descriptor) leaves no new file; a reader that left
+        (`| head`) does not cost the files (BrokenPipeError is raised once they are in place).
+        A FIFO or a device is opened first, and stdout written, while Ctrl-C and SIGTERM still
+        act: opening a FIFO waits for its reader, a pipe for its reader to read, and a wait
+        nobody ends must stay interruptible."""
         through: list[tuple[BinaryIO, Path, bytes]] = []
+        temps: list[tuple[str, Path, Path]] = []  # (temporary, real file, name given)
         try:
             for path, data in self._staged.items():
                 real = path.resolve()
@@ -122,29 +128,35 @@ class Outputs:
                     with _reporting(path):
                         through.append((open(real, "wb"), path, data))  # noqa: SIM115
             with interrupts.deferred():
-                temps: list[tuple[str, Path, Path]] = []  # (temporary, real file, name given)
+                temps += self._close_streams()
+                for path, data in self._staged.items():
+                    real = path.resolve()
+                    if not any(given == path for _, given, _ in through):
+                        temps.append((_temporary(real, path, data), real, path))
+            left: BrokenPipeError | None = None
+            if stdout is not None:
                 try:
-                    temps += self._close_streams()
-                    for path, data in self._staged.items():
-                        real = path.resolve()
-                        if not any(given == path for _, given, _ in through):
-                            temps.append((_temporary(real, path, data), real, path))
-                    for handle, path, data in through:
-                        with _reporting(path):
-                            handle.write(data)
-                            handle.flush()
-                    for tmp, real, path in temps:
-                        with _reporting(path):
-                            os.replace(tmp, real)
-                finally:
-                    for tmp, _, _ in temps:
-                        Path(tmp).unlink(missing_ok=True)
-                    self.discard()
+                    stdout()
+                except BrokenPipeError as e:
+                    left = e
+            with interrupts.deferred():
+                for handle, path, data in through:
+                    with _reporting(path):
+                        handle.write(data)
+                        handle.flush()
+                for tmp, real, path in temps:
+                    with _reporting(path):
+                        os.replace(tmp, real)
+            if left is not None:
+                raise left
         finally:
+            for tmp, _, _ in temps:
+                Path(tmp).unlink(missing_ok=True)
+            self.discard()
             for handle, _, _ in through:
                 with contextlib.suppress(OSError):
                     handle.close()
-        self._staged.clear()
+            self._staged.clear()
 
 
 def _temporary(real: Path, path: Path, data: bytes) -> str:

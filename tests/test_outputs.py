@@ -206,6 +206,33 @@ def test_a_reader_that_closes_the_pipe_costs_no_file(tmp_path):
     assert '"babynn-model"' in (tmp_path / "m.json").read_text()
 
 
+@pytest.mark.parametrize("stdout", ["full", "closed"])
+@pytest.mark.parametrize("unbuffered", ["", "1"])
+def test_stdout_that_cannot_be_written_leaves_the_old_files(tmp_path, stdout, unbuffered):
+    """A full disk (/dev/full) or a closed descriptor (>&-) on stdout: one line, exit 1, and the
+    files the run would have replaced keep their old bytes; so for predict's streamed rows, and
+    with Python's unbuffered stdout (PYTHONUNBUFFERED=1), whose short writes are not dropped."""
+    env = {**os.environ, "PYTHONUNBUFFERED": unbuffered}
+    (tmp_path / "m.json").write_text("old")
+    assert (
+        subprocess.run([str(BIN), "fit", NOTES, "-q", "-o", "p.json"], cwd=tmp_path).returncode == 0
+    )
+    for args in (["fit", NOTES, "--json", "-o", "m.json"], ["predict", "p.json", NOTES]):
+        with open(os.devnull if stdout == "closed" else "/dev/full", "wb") as sink:
+            done = subprocess.run(
+                [str(BIN), *args], cwd=tmp_path, env=env, capture_output=False,
+                stdout=subprocess.DEVNULL if stdout == "closed" else sink, stderr=subprocess.PIPE,
+                pass_fds=(), close_fds=True,
+                preexec_fn=(lambda: os.close(1)) if stdout == "closed" else None,
+            )  # fmt: skip
+        last = done.stderr.decode().strip().splitlines()[-1]
+        assert done.returncode == 1, done.stderr
+        assert last.startswith("Error: cannot write to standard output: "), last
+        assert done.stderr.decode().count("Error") == 1
+        assert (tmp_path / "m.json").read_text() == "old"
+        assert not list(tmp_path.glob(".babynn-*"))
+
+
 def test_an_interrupt_while_numba_compiles_is_acted_on_afterwards():
     """numba's compiler swallows a Ctrl-C that lands inside it (printing a traceback and going
     on): babynn holds it back while compiling and raises it once the compiler is done."""

@@ -275,9 +275,10 @@ def finish(
     last_line: str | None = None,
     json_file: tuple[Path | None, Callable[[], dict]] | None = None,
 ) -> None:
-    """The end every training command shares: its files written (all or none), then what it
-    composed for stdout, then its last line on stderr and its exit code — 130, 143 or 129 after
-    Ctrl-C, SIGTERM or SIGHUP, the failure's own code (3: diverged, 4: not converged), or 0.
+    """The end every training command shares: its files and what it composed for stdout
+    written (all or none: `Outputs.commit`), then its last line on stderr and its exit code —
+    130, 143 or 129 after Ctrl-C, SIGTERM or SIGHUP, the failure's own code (3: diverged, 4: not
+    converged), or 0.
     `json_file`: --json-file's path and its document, written with the files only when the
     command succeeds."""
     if json_file is not None and failure is None and not interrupted:
@@ -285,8 +286,7 @@ def finish(
 
         path, doc = json_file
         outputs.stage(path, lambda: dumps(doc()) + "\n")
-    outputs.commit()
-    report.flush()
+    outputs.commit(report.flush)
     if interrupted:  # the last line says so first, whatever else it says
         said = f"interrupted by {interrupts.stopped_by()}"
         report.status(said if last_line is None else f"{said} {last_line}")

@@ -123,8 +123,7 @@ def predict(
         if json_out:
             report.emit_json(doc)
         outputs.stage(json_file, lambda: dumps(doc) + "\n")
-    outputs.commit()
-    report.flush()
+    outputs.commit(report.flush)
     predict_report.show(report, scores, saved.targets, read, json_out)
 
 
@@ -136,6 +135,7 @@ def _streamed(
     the in-memory predict's (tested)."""
     from babynn_cli.data.read import prediction_blocks, table_csv
     from babynn_cli.report import predict as predict_report
+    from babynn_cli.report.console import write_stdout
 
     blocks = prediction_blocks(data, dialect, saved.reads, saved.targets, saved.ids, saved.classes)
     sink = outputs.streamed(output) if output is not None else None
@@ -156,7 +156,7 @@ def _streamed(
             if sink is not None:
                 sink.write(text.encode("utf-8"))
             else:
-                typer.echo(text, nl=False)
+                write_stdout(text)
             running.add(read.Y, read.codes, Y_hat)
     except BaseException:
         outputs.discard()

@@ -57,5 +57,4 @@ def sample(
         report.emit_text(text.decode("utf-8"))
     else:
         outputs.stage(output, text)
-    outputs.commit()
-    report.flush()
+    outputs.commit(report.flush)

@@ -10,6 +10,7 @@ cannot cost the files. What a command shows is its report module's (`report.fit`
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import time
@@ -30,6 +31,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from babynn_cli.errors import OutputError
 from babynn_cli.jsontext import dumps
 from babynn_cli.report.words import fmt
 from babynn_cli.text import one_line
@@ -49,6 +51,31 @@ def say(line: str, console: Console | None = None) -> None:
         console.print(Text(line, overflow="ignore"), soft_wrap=False, markup=False)
     else:
         console.print(line, soft_wrap=True, markup=False)
+
+
+def write_stdout(text: str) -> None:
+    """`text` on standard output, all of it or an error: written to the descriptor itself, each
+    short write followed by the rest (Python's unbuffered stdout, PYTHONUNBUFFERED=1, drops what
+    a short write leaves). BrokenPipeError when the reader has gone; any other failure (a full
+    disk, a closed descriptor) as babynn's one-line error."""
+    stream = sys.stdout
+    if stream is None:  # started with stdout closed (>&-)
+        raise OutputError(f"cannot write to standard output: {os.strerror(errno.EBADF)}")
+    try:
+        fd = stream.fileno()
+    except (AttributeError, ValueError):  # no descriptor (a test's captured stream)
+        stream.write(text)
+        stream.flush()
+        return
+    try:
+        stream.flush()
+        data = memoryview(text.encode(stream.encoding or "utf-8", errors="replace"))
+        while data:
+            data = data[os.write(fd, data) :]
+    except BrokenPipeError:
+        raise
+    except OSError as e:
+        raise OutputError(f"cannot write to standard output: {e.strerror or e}") from None
 
 
 class Reporter:
@@ -84,8 +111,7 @@ class Reporter:
         """Write what was composed for stdout (BrokenPipeError when the reader has gone)."""
         text, self._stdout = "".join(self._stdout), []
         if text:
-            sys.stdout.write(text)
-            sys.stdout.flush()
+            write_stdout(text)
 
     @contextmanager
     def progress(
