@@ -23,6 +23,28 @@ from babynn_cli.core.vocabulary import Params
 SecondPass = Callable[[list[tuple[Fit, bool]]], list[Terms]]
 
 CHUNK_ROWS = 1 << 16  # rows per block when gathering moments: bounded extra memory
+# The most features the moments are gathered for: they are m × m (128 MiB each at 4,096), and
+# solving, judging and standardising with them takes O(m³) work (5 rows × 3,000 features took
+# 13 s and 750 MB; 10,000 would take about 8 minutes and 8 GB).
+MAX_FEATURES = 4096
+
+
+class TooManyFeatures(ValueError):
+    """More features than the moments are gathered for (MAX_FEATURES)."""
+
+    def __init__(self, m: int) -> None:
+        super().__init__(
+            f"{m:,} feature columns: babynn works from their {m:,} × {m:,} second moments (the "
+            "least-squares reference, the theory of full-batch descent, the standardisation), "
+            f"which take O(m³) work; at most {MAX_FEATURES:,} features: choose fewer with "
+            "--features or --exclude"
+        )
+
+
+def check_width(m: int) -> None:
+    """TooManyFeatures past MAX_FEATURES, before any m × m work."""
+    if m > MAX_FEATURES:
+        raise TooManyFeatures(m)
 
 
 @dataclass(frozen=True)
@@ -46,6 +68,7 @@ class MomentSum:
         cls, X: np.ndarray, Y: np.ndarray, shift: tuple[np.ndarray, np.ndarray] | None = None
     ) -> MomentSum:
         """One block's sums (the block's first row as the shift, unless one is given)."""
+        check_width(X.shape[1])
         if shift is None:
             shift = (X[0].copy(), Y[0].copy())
         units = (units_near(shift[0]), units_near(shift[1]))
@@ -164,6 +187,7 @@ class Moments:
         whose moments are themselves finite; features beyond that keep their moments in units
         of their own (`Triangle.feature_unit`), so only a target past about 1e154 is too large.
         """
+        check_width(X.shape[1])
         N = len(X)
         x_mean, y_mean = X.mean(axis=0), Y.mean(axis=0)
         units = _power_of_two_scale(X, x_mean), _power_of_two_scale(Y, y_mean)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import cached_property
 
@@ -19,7 +20,7 @@ from babynn_cli.core import classify
 from babynn_cli.core.affine import AffineModel, from_raw_units, to_raw_units
 from babynn_cli.core.losses import CURVATURE_BOUND, spread_of
 from babynn_cli.core.mlp import MLP
-from babynn_cli.core.moments import Moments
+from babynn_cli.core.moments import Moments, TooManyFeatures
 from babynn_cli.core.rows import RowFile, Rows, StreamedRows
 from babynn_cli.core.scaling import Standardizer
 from babynn_cli.core.theory import Curvature
@@ -293,7 +294,8 @@ def make_problem(
         X_tr, Y_tr, X_va, Y_va = X[train_idx], Y[train_idx], X[val_idx], Y[val_idx]
     else:
         X_tr, Y_tr, X_va, Y_va = X, Y, None, None
-    raw = Moments.of(X_tr, Y_tr)
+    with _width_as_problem():
+        raw = Moments.of(X_tr, Y_tr)
 
     def rows(scaler: Standardizer, target: TargetScaling) -> tuple[Rows, Rows | None]:
         train = Rows(X_tr, Y_tr, scaler.mean, scaler.scale, raw, None, *target)
@@ -307,6 +309,15 @@ def make_problem(
     learner = Learner(hidden, activation, loss, l2)
     problem = _assembled(raw, rows, standardize, intercept, learner, biggest)
     return replace(problem, val_frac=val_frac if held is not None else 0.0)
+
+
+@contextmanager
+def _width_as_problem() -> Iterator[None]:
+    """Too many features for the moments as the data's problem (`ProblemError`)."""
+    try:
+        yield
+    except TooManyFeatures as e:
+        raise ProblemError(str(e)) from None
 
 
 TargetScaling = tuple[np.ndarray | None, float]  # (target_mean, target_scale): see `target_scaling`
@@ -454,7 +465,8 @@ def make_streamed_problem(
         if held is not None:
             val_blocks, blocks = _masked(blocks, held), _masked(blocks, ~held)
     if raw is None:
-        raw = Moments.of_blocks(blocks)
+        with _width_as_problem():
+            raw = Moments.of_blocks(blocks)
     moments = raw
     training = blocks
 
