@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import numpy as np
@@ -298,3 +299,29 @@ def test_a_fifo_cannot_stream_and_says_so_without_waiting(in_tmp):
     result = run("fit", "pipe", "--stream", "-o", "m.json")
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: 'pipe' is a pipe or a device, which can be read only")
+
+
+def test_a_row_copy_that_cannot_be_opened_never_stops_the_parse(tmp_path, monkeypatch):
+    """No inode left (or no space) for the row copy: the parse goes on past the writer's queue,
+    the copy is not used, and minibatches are refused in one line naming why."""
+    import errno
+    import threading
+
+    from babynn_cli.data import stream as stream_module
+    from babynn_cli.errors import DataError
+
+    def no_inode(path, *args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(stream_module, "open", no_inode, raising=False)
+    writer = stream_module.RowFileWriter(2, str(tmp_path))
+    blocks = [(np.ones((3, 2)) * i, np.ones((3, 1))) for i in range(20)]  # more than the queue
+    seen = []
+    reader = threading.Thread(
+        target=lambda: seen.extend(writer.wrap(lambda: iter(blocks))()), daemon=True
+    )
+    reader.start()
+    reader.join(timeout=60)
+    assert not reader.is_alive() and len(seen) == 20
+    with pytest.raises(DataError, match="No space left on device"):
+        writer.row_file()

@@ -211,6 +211,7 @@ class RowFileWriter:
         self.path = Path(folder) / "rows.f64"
         self.width = 0
         self.complete = False
+        self.failure = "is the disk full?"  # why the copy is not complete, once known
         weakref.finalize(self, shutil.rmtree, folder, True)
 
     def wrap(self, parse: Blocks) -> Blocks:
@@ -226,12 +227,25 @@ class RowFileWriter:
             failed: list[BaseException] = []
 
             def write() -> None:
-                with open(self.path, "wb") as f:
-                    while (block := pending.get()) is not None:
+                """Every block taken from the queue, whatever fails (a full disk, no inode
+                left): the parse must never wait on a writer that has stopped. A failed copy
+                is only not used: the next pass parses again."""
+                f = None
+                try:
+                    f = open(self.path, "wb")  # noqa: SIM115 (closed below, failures kept)
+                except Exception as e:
+                    failed.append(e)
+                while (block := pending.get()) is not None:
+                    if f is not None and not failed:
                         try:
                             block.tofile(f)
-                        except OSError as e:  # a full disk: the next pass parses again
+                        except Exception as e:
                             failed.append(e)
+                if f is not None:
+                    try:
+                        f.close()
+                    except Exception as e:
+                        failed.append(e)
 
             writer = threading.Thread(target=write, daemon=True)
             writer.start()
@@ -244,13 +258,15 @@ class RowFileWriter:
                 pending.put(None)
                 writer.join()
             self.complete = not failed
+            if failed:
+                self.failure = getattr(failed[0], "strerror", None) or str(failed[0])
 
         return blocks
 
     def row_file(self) -> RowFile:
         if not self.complete:
             raise DataError(
-                f"cannot keep a copy of the rows in {self.path.parent} (is the disk full?): "
+                f"cannot keep a copy of the rows in {self.path.parent} ({self.failure}): "
                 "minibatches read from it; choose another folder with --cache DIR"
             )
         rows = self.path.stat().st_size // (8 * self.width)
