@@ -452,3 +452,26 @@ def test_an_empty_column_is_named_even_with_impute(in_tmp):
         result.stderr
         == "Error: column 'e' is empty in every row: pass --exclude e to leave it out\n"
     )
+
+
+def test_a_parquet_column_of_nested_values_is_one_line_and_can_be_left_out(in_tmp):
+    """Structs, lists and maps are neither numbers nor categories (they read as text before):
+    one line naming the column and --exclude, in memory and streamed; excluded, the rest trains."""
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=40)
+    for name, values in (
+        ("s", pa.array([{"u": 1, "v": 2.0}] * 40)),
+        ("l", pa.array([[1, 2]] * 40)),
+        ("p", pa.array([[("k", 1)]] * 40, type=pa.map_(pa.string(), pa.int64()))),
+    ):
+        pq.write_table(pa.table({"a": a, name: values, "y": 2 * a + 1}), f"{name}.parquet")
+        for extra in ((), ("--stream",)):
+            result = run("fit", f"{name}.parquet", "-q", *extra)
+            assert result.exit_code == 1 and result.stderr.count("\n") == 1, result.stderr
+            assert f"column '{name}' holds nested values" in result.stderr
+            assert f"--exclude '{name}'" in result.stderr
+        doc = run_json("fit", f"{name}.parquet", "--exclude", name)
+        assert doc["features"] == ["a"] and doc["verdict"] == "converged"

@@ -272,7 +272,16 @@ def pyarrow_parquet() -> Any:
 
 
 def parquet_frames(src: Source, used: list[str], rows: int) -> Iterator[pd.DataFrame]:
-    """A Parquet file's `used` columns, `rows` rows at a time."""
+    """A Parquet file's `used` columns, `rows` rows at a time; DataError for a column of nested
+    values (structs, lists, maps), which are neither numbers nor categories."""
     file = pyarrow_parquet().ParquetFile(src.path)
+    schema = file.schema_arrow
+    for name in used:
+        kind = schema.field(name).type if name in schema.names else None
+        if kind is not None and kind.num_fields > 0:  # struct, list, map, union: nested
+            raise DataError(
+                f"{src.name}: column '{name}' holds nested values ({kind}), neither numbers nor "
+                f"categories: leave it out with --exclude '{name}'"
+            )
     for batch in file.iter_batches(batch_size=rows, columns=used):
         yield batch.to_pandas()
