@@ -77,6 +77,21 @@ def address_of(scheduler: str) -> str:
 
 
 @contextmanager
+def _environment(**values: str) -> Iterator[None]:
+    """These environment variables set inside the block (for the processes it starts)."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextmanager
 def client(scheduler: str) -> Iterator[Any]:
     """A Dask client: `local` starts a LocalCluster of two single-threaded worker processes on
     this machine, anything else is a scheduler's address. Closed, with whatever it started, when
@@ -93,7 +108,10 @@ def client(scheduler: str) -> Iterator[Any]:
         scratch = tempfile.mkdtemp(prefix="babynn-dask-")
         try:
             try:
-                with dask.config.set({"temporary-directory": scratch}):  # (the scheduler's)
+                # (the scheduler's scratch space); the workers, which share this stderr, start
+                # with Python's warnings off: what fails is said in one line instead
+                quiet_workers = {"temporary-directory": scratch}
+                with dask.config.set(quiet_workers), _environment(PYTHONWARNINGS="ignore"):
                     cluster = LocalCluster(
                         n_workers=LOCAL_WORKERS,
                         threads_per_worker=1,

@@ -386,3 +386,19 @@ def test_dropped_rows_are_counted_and_every_part_checked_on_a_cluster(in_tmp, sc
     (in_tmp / "lead.csv").write_text("\n".join(lines) + "\n")  # an index field with no name
     shifted = run("fit", "lead.csv", "--scheduler", scheduler, "-o", "l.json")
     assert shifted.exit_code == 1 and "more fields than its header" in shifted.stderr
+
+
+def test_local_workers_keep_python_warnings_off_stderr(capfd):
+    """The workers of --scheduler local share babynn's stderr: they start with Python's warnings
+    off, so -q stays quiet and an error stays one line."""
+    from babynn_cli import cluster
+
+    def noisy() -> int:
+        import warnings
+
+        warnings.warn("a worker's warning", stacklevel=1)
+        return 1
+
+    with cluster.client("local") as c:
+        assert c.submit(noisy, pure=False).result() == 1
+    assert "a worker's warning" not in capfd.readouterr().err
