@@ -77,14 +77,15 @@ def test_the_core_imports_numpy_and_itself_only():
 
 
 def test_the_update_rule_has_one_home():
-    """W ← W − η∇L is written in one module of numpy, and once more in the one compiled loop
-    (babynn[fast], proven to give the same iterates); every other path names them."""
+    """W ← W − η∇L is written in one module of numpy, beside the other rules (momentum, Nesterov,
+    Adam), and once more in the one compiled loop (babynn[fast], proven to give the same
+    iterates); every other path names them."""
     homes = sorted(
         p.relative_to(ROOT).as_posix()
         for p in PACKAGE.rglob("*.py")
         if "w ← w − η∇L_w" in p.read_text() or "W ← W − η∇L_W" in p.read_text()
     )
-    assert homes == ["babynn_cli/core/compiled.py", "babynn_cli/core/descent.py"]
+    assert homes == ["babynn_cli/core/compiled.py", "babynn_cli/core/optimizers.py"]
 
 
 def test_the_command_line_offers_the_cores_choices():

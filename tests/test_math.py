@@ -141,7 +141,7 @@ class DirectAffine(AffineModel):
     def evaluator(self, data):
         return lambda p: self.losses(p, data.X, data.Y)
 
-    def descent(self, data, batch_size, rng, epochs=None, runs=1):
+    def descent(self, data, batch_size, rng, epochs=None, runs=1, optimizer=None):
         return plain_descent(self, data, batch_size, rng, exact=True)  # the rule as written
 
 

@@ -127,7 +127,7 @@ class _Curve:
     def __init__(self, losses: np.ndarray) -> None:
         self.curve = losses
 
-    def descent(self, data, batch_size, rng, epochs=None, runs=1):
+    def descent(self, data, batch_size, rng, epochs=None, runs=1, optimizer=None):
         curve = self.curve
 
         class Replay:

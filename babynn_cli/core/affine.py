@@ -29,6 +29,7 @@ from babynn_cli.core.descent import (
 )
 from babynn_cli.core.losses import row_losses, row_losses_and_deltas
 from babynn_cli.core.model import Model
+from babynn_cli.core.optimizers import GD, OptimizerSpec
 from babynn_cli.core.rows import Rows
 from babynn_cli.core.vocabulary import Evaluator, Oracle, Params, full_batch, rows_times
 
@@ -127,21 +128,24 @@ class AffineModel(Model):
         rng: np.random.Generator,
         epochs: int | None = None,
         runs: int = 1,
+        optimizer: OptimizerSpec = GD,
     ) -> Descent:
-        """The notes' rule re-arranged: from the moments at full batch; with minibatches, compiled
-        row by row when numba is installed and that is the faster way (`compiled.pays`), else as
-        a product of batch maps (while θ is narrow enough for that to pay); as written
-        otherwise."""
+        """The notes' rule re-arranged: from the moments at full batch (momentum and Nesterov
+        too); with minibatches, compiled row by row when numba is installed and that is the
+        faster way (`compiled.pays`), else as a product of batch maps (while θ is narrow enough
+        for that to pay); as written otherwise, and for every other rule (`core.optimizers`)."""
         full = full_batch(batch_size, data.n_rows)
         if not full and not data.random_access:
             raise ValueError("streamed rows without their row file train at full batch only")
-        if full and (data.n_rows < data.n_features or not self.quadratic):
-            return GradientDescent(self.full_batch(data), exact=True)  # convex: exact too
+        linear = optimizer.plain or optimizer.heavy
+        if full and (data.n_rows < data.n_features or not self.quadratic or not linear):
+            # convex: exact too, with the notes' rule
+            return GradientDescent(self.full_batch(data), optimizer.plain, optimizer)
         if full:
-            return MomentDescent(data.moments.ridged(self.l2), self.intercept)
+            return MomentDescent(data.moments.ridged(self.l2), self.intercept, optimizer)
         assert batch_size is not None
-        if not self.quadratic or self.l2:
-            return plain_descent(self, data, batch_size, rng, exact=False)
+        if not self.quadratic or self.l2 or not optimizer.plain:
+            return plain_descent(self, data, batch_size, rng, False, optimizer)
         p = self.n_inputs + int(self.intercept)
         faster = compiled.pays(data.n_rows, epochs, runs, batch_size, p, self.n_outputs)
         if faster and compiled.kernel() is not None:

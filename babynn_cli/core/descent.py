@@ -1,11 +1,9 @@
-"""Gradient descent: the notes' update rule, and the exact re-arrangements of it that run fast.
+"""Gradient descent: the notes' update rule applied epoch by epoch, and the exact re-arrangements
+of it that run fast.
 
-The rule, for every parameter w of every model (the affine model's W and w0, a network's W1, b1,
-...), is one line, `update` below:
-
-    W ← W − η∇L_W          w0 ← w0 − η∇L_w0
-
-An epoch applies it once with the gradient of all the rows (gradient descent, `GradientDescent`),
+The rule, for every parameter of every model (the affine model's W and w0, a network's W1, b1,
+...), is one line in `core.optimizers`, beside momentum's, Nesterov's and Adam's. An epoch applies
+it once with the gradient of all the rows (gradient descent, `GradientDescent`),
 or once per batch of shuffled rows (minibatch and stochastic descent, `MinibatchDescent`). These two
 are the plain descents any model gets. For the affine model with squared loss the same rule can be
 re-arranged, with the same numbers and to rounding the same iterates, into fewer, larger array
@@ -29,6 +27,7 @@ from typing import Protocol
 import numpy as np
 
 from babynn_cli.core.moments import Moments
+from babynn_cli.core.optimizers import GD, OptimizerSpec
 from babynn_cli.core.rows import Rows
 from babynn_cli.core.vocabulary import Evaluator, Oracle, Params, full_batch
 
@@ -64,14 +63,6 @@ class _Stacked(Sequence[Params]):
         return {k: v[j] for k, v in self.every.items()}
 
 
-def update(params: Params, grads: Params, lr: np.ndarray) -> Params:
-    """The notes' update rule, w ← w − η∇L_w for every parameter w, for K stacked runs.
-
-    params, grads: stacked alike (K, ...); lr: (K,), each run's η.
-    """
-    return {name: w - _per_run(lr, w) * grads[name] for name, w in params.items()}
-
-
 class Descent(Protocol):
     """How a model descends on some rows: the training loop's only view of the update."""
 
@@ -104,12 +95,18 @@ class Gradients(Protocol):
 
 
 def plain_descent(
-    model: Gradients, data: Rows, batch_size: int | None, rng: np.random.Generator, exact: bool
+    model: Gradients,
+    data: Rows,
+    batch_size: int | None,
+    rng: np.random.Generator,
+    exact: bool,
+    optimizer: OptimizerSpec = GD,
 ) -> Descent:
-    """The rule as the notes write it: full batch when batch_size is None or covers every row."""
+    """The rule as written (the notes', or `optimizer`'s): full batch when batch_size is None or
+    covers every row."""
     if batch_size is None or full_batch(batch_size, data.n_rows):
-        return GradientDescent(model.full_batch(data), exact)
-    return MinibatchDescent(model, data, batch_size, rng)
+        return GradientDescent(model.full_batch(data), exact and optimizer.plain, optimizer)
+    return MinibatchDescent(model, data, batch_size, rng, optimizer)
 
 
 class GradientDescent:
@@ -117,17 +114,19 @@ class GradientDescent:
 
     updates_per_epoch = 1
 
-    def __init__(self, oracle: Oracle, exact: bool) -> None:
+    def __init__(self, oracle: Oracle, exact: bool, optimizer: OptimizerSpec = GD) -> None:
         self.oracle, self.exact = oracle, exact
+        self.optimizer = optimizer.start()
 
     def restart(self, params: Params, changed: np.ndarray | None = None) -> np.ndarray:
         self.params = params
+        self.optimizer.reset(changed)
         losses, self.grads = self.oracle(params)
         return losses
 
     def epochs(self, first: int, last: int, rates: Rates) -> Iterator[Epochs]:
         for lr in rates(first - 1, last - first + 1):  # update t = epoch - 1
-            params = update(self.params, self.grads, lr)
+            params = self.optimizer.step(self.params, self.grads, lr)
             losses, self.grads = self.oracle(params)
             self.params = params
             yield Epochs.one(params, losses, lr)
@@ -139,13 +138,22 @@ class MinibatchDescent:
 
     exact = False
 
-    def __init__(self, model: Gradients, data: Rows, batch: int, rng: np.random.Generator) -> None:
+    def __init__(
+        self,
+        model: Gradients,
+        data: Rows,
+        batch: int,
+        rng: np.random.Generator,
+        optimizer: OptimizerSpec = GD,
+    ) -> None:
         self.model, self.data, self.batch, self.rng = model, data, batch, rng
         self.updates_per_epoch = -(-data.n_rows // batch)
         self.losses = model.evaluator(data)
+        self.optimizer = optimizer.start()
 
     def restart(self, params: Params, changed: np.ndarray | None = None) -> np.ndarray:
         self.params = params
+        self.optimizer.reset(changed)
         return self.losses(params)
 
     def epochs(self, first: int, last: int, rates: Rates) -> Iterator[Epochs]:
@@ -155,14 +163,15 @@ class MinibatchDescent:
             order = data.order(self.rng)
             # runs whose rate is 0 all epoch (they stopped) do not move: left out of the work
             active = np.flatnonzero(table.any(axis=0))
-            every = len(active) == table.shape[1]
+            # (a rule with state keeps it for every run: a stopped run's is 0, and it stays)
+            every = len(active) == table.shape[1] or not self.optimizer.spec.plain
             params = self.params if every else {k: v[active] for k, v in self.params.items()}
             steps = table if every else table[:, active]
             for lr, lo in zip(steps, range(0, len(order), batch), strict=True):
                 idx = order[lo : lo + batch]
                 X, Y = data.rows(idx), data.targets(idx)
                 _, grads = self.model.losses_and_grads(params, X, Y)
-                params = update(params, grads, lr)
+                params = self.optimizer.step(params, grads, lr)
             if not every:
                 moved = {k: v.copy() for k, v in self.params.items()}
                 for k in moved:
@@ -176,20 +185,30 @@ class MomentDescent:
     """Full-batch gradient descent on the affine model, from the data's moments: many epochs in
     a few calls. Proven equal to `GradientDescent` by tests/test_math.py::
     test_moments_give_the_direct_iterates_and_losses (to 1e-12) and
-    test_one_full_batch_step_is_exactly_the_update_rule.
+    test_one_full_batch_step_is_exactly_the_update_rule; with momentum or Nesterov, by
+    tests/test_optimizers.py::test_moment_descent_with_momentum_is_the_plain_rule.
 
     With the moments (`Moments`), ∇L_W = 2(xx·E + x̄vᵀ + res) and ∇L_w0 = 2v (answers 1.d and 1.e,
     averaged over the rows), where E = W − W*, v = w0 + Wᵀx̄ − ȳ. Both are linear in the state
     ŝ = [E; v; I] ((m + 1 + n) × n, the identity block carrying the constant term res), so the
-    update W ← W − η∇L_W, w0 ← w0 − η∇L_w0 is ŝ ← ŝ − η·D·ŝ: one matrix product an epoch for all
+    notes' update of W and w0 is ŝ ← ŝ − η·D·ŝ: one matrix product an epoch for all
     K runs, and the loss of every epoch from the same moments.
+
+    Momentum and Nesterov (`core.optimizers`) are linear in the gradients too: their velocity in
+    state coordinates is U = [v_W; v_w0 + v_Wᵀx̄; 0], and U ← βU − η·D·ŝ, ŝ ← ŝ + U (Nesterov:
+    ŝ ← ŝ + βU − η·D·ŝ) is their rule, exactly.
     """
 
     updates_per_epoch = 1
-    exact = True
     s: np.ndarray  # the K runs' states ŝ, (K, m + 1 + n, n)
+    U: np.ndarray  # their velocities, with momentum
 
-    def __init__(self, moments: Moments, has_w0: bool) -> None:
+    def __init__(self, moments: Moments, has_w0: bool, optimizer: OptimizerSpec = GD) -> None:
+        if not (optimizer.plain or optimizer.heavy):
+            raise ValueError(f"{optimizer.name} is not linear in the gradients")
+        self.optimizer = optimizer
+        # the loss can rise at a stable rate with momentum: only plain descent's rise is a sign
+        self.exact = optimizer.plain
         xx, x_mean, res = moments.xx, moments.x_mean, moments.res
         m, n = res.shape
         D = np.zeros((m + 1 + n, m + 1 + n))
@@ -224,17 +243,29 @@ class MomentDescent:
         fresh = self.state(params)
         # runs that go on keep their state as it is: no rounding between blocks
         self.s = fresh if changed is None else np.where(changed[:, None, None], fresh, self.s)
+        if changed is None:
+            self.U = np.zeros_like(self.s)
+        else:
+            self.U[changed] = 0.0
         return self.moments.losses(params)
 
     def epochs(self, first: int, last: int, rates: Rates) -> Iterator[Epochs]:
         lrs = rates(first - 1, last - first + 1)  # (B, K)
         states = np.empty((len(lrs), *self.s.shape))
         step = np.empty_like(self.s)
-        previous = self.s
+        previous, U, rule = self.s, self.U, self.optimizer
         for j, lr in enumerate(lrs[:, :, None, None]):
             np.matmul(self.D, previous, out=step)  # η∇L in state coordinates ...
             step *= lr
-            np.subtract(previous, step, out=states[j])  # ... ŝ ← ŝ − η·D·ŝ
+            if rule.plain:
+                np.subtract(previous, step, out=states[j])  # ... ŝ ← ŝ − η·D·ŝ
+            else:
+                U *= rule.momentum
+                U -= step  # U ← βU − η·D·ŝ
+                if rule.name == "momentum":
+                    np.add(previous, U, out=states[j])  # ŝ ← ŝ + U
+                else:
+                    states[j] = previous + rule.momentum * U - step  # ŝ ← ŝ + βU − η·D·ŝ
             previous = states[j]
         self.s = previous
         B, K = lrs.shape
@@ -421,8 +452,3 @@ def _compose(maps: np.ndarray) -> np.ndarray:
         paired = np.matmul(maps[1::2], maps[0 : len(maps) - 1 : 2])  # later batch on the left
         maps = paired if len(maps) % 2 == 0 else np.concatenate([paired, maps[-1:]])
     return maps[0]
-
-
-def _per_run(lr: np.ndarray, value: np.ndarray) -> np.ndarray:
-    """Rates shaped to scale a stacked parameter (K, ...): (..., K) -> (..., K, 1, ...)."""
-    return lr.reshape(lr.shape + (1,) * (value.ndim - 1))

@@ -18,6 +18,7 @@ from typing import Protocol
 import numpy as np
 
 from babynn_cli.core.descent import Descent, plain_descent
+from babynn_cli.core.optimizers import GD, OptimizerSpec
 from babynn_cli.core.rows import Rows
 from babynn_cli.core.vocabulary import Evaluator, Oracle, Params
 
@@ -73,11 +74,12 @@ class Model(Protocol):
         rng: np.random.Generator,
         epochs: int | None = None,
         runs: int = 1,
+        optimizer: OptimizerSpec = GD,
     ) -> Descent:
         """How this model descends on `data` with batches of `batch_size` rows (None: all), the
         rows shuffled by `rng`, for at most `epochs` epochs (None: not known), `runs` runs at once:
         the notes' rule as written, unless the model knows better."""
-        return plain_descent(self, data, batch_size, rng, exact=False)
+        return plain_descent(self, data, batch_size, rng, False, optimizer)
 
 
 def _blockwise(

@@ -25,6 +25,7 @@ from babynn_cli.core.descent import Descent, Epochs, Rates
 from babynn_cli.core.history import EpochInfo, History, Record
 from babynn_cli.core.losses import spread_of
 from babynn_cli.core.model import Model
+from babynn_cli.core.optimizers import GD, OptimizerSpec
 from babynn_cli.core.rows import Rows
 from babynn_cli.core.schedules import Schedule
 from babynn_cli.core.signals import Held, held
@@ -59,7 +60,9 @@ def train(
     if settings.early_stopping and val is None:
         raise ValueError("early stopping needs validation data")
     K, E = len(schedules), settings.epochs
-    descent = model.descent(data, settings.batch_size, rng, epochs=E, runs=K)
+    descent = model.descent(
+        data, settings.batch_size, rng, epochs=E, runs=K, optimizer=settings.optimizer
+    )
     val_losses = model.evaluator(val) if val is not None else None
     params = stack(params, K)
     start = descent.restart(params)
@@ -150,6 +153,7 @@ class TrainSettings:
     # the --tol rule waits `patience` epochs, or this share of the epochs run when that is more
     patience_share: float = 0.0
     tol_of_spread: bool = False  # tol is a fraction of the targets' variance, not the best loss
+    optimizer: OptimizerSpec = GD  # the update rule (`core.optimizers`)
 
     @property
     def stop_rules(self) -> StopRules:

@@ -1,0 +1,132 @@
+"""The update rules beside the notes' (`core.optimizers`): each against a plain Python loop of its
+textbook rule, and the fast paths against the rule as written."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from babynn_cli.core.affine import AffineModel
+from babynn_cli.core.descent import MinibatchDescent, MomentDescent, plain_descent
+from babynn_cli.core.optimizers import OPTIMIZERS, OptimizerSpec
+from babynn_cli.core.rows import Rows
+from babynn_cli.core.schedules import Constant
+from babynn_cli.core.train import TrainSettings, train
+
+SPECS = {
+    "gd": OptimizerSpec("gd"),
+    "momentum": OptimizerSpec("momentum", momentum=0.8),
+    "nesterov": OptimizerSpec("nesterov", momentum=0.7),
+    "adam": OptimizerSpec("adam", beta1=0.85, beta2=0.99, eps=1e-7),
+}
+
+
+def textbook(name: str, w: list[float], grad, lr: float, steps: int) -> list[float]:
+    """The rule as a textbook writes it, one float at a time, on a loss whose gradient at w is
+    grad(w)."""
+    spec = SPECS[name]
+    v = [0.0] * len(w)
+    m = [0.0] * len(w)
+    s = [0.0] * len(w)
+    for t in range(1, steps + 1):
+        g = grad(w)
+        for i in range(len(w)):
+            if name == "gd":
+                w[i] = w[i] - lr * g[i]
+            elif name == "momentum":
+                v[i] = spec.momentum * v[i] - lr * g[i]
+                w[i] = w[i] + v[i]
+            elif name == "nesterov":
+                v[i] = spec.momentum * v[i] - lr * g[i]
+                w[i] = w[i] + spec.momentum * v[i] - lr * g[i]
+            else:
+                m[i] = spec.beta1 * m[i] + (1 - spec.beta1) * g[i]
+                s[i] = spec.beta2 * s[i] + (1 - spec.beta2) * g[i] * g[i]
+                m_hat = m[i] / (1 - spec.beta1**t)
+                s_hat = s[i] / (1 - spec.beta2**t)
+                w[i] = w[i] - lr * m_hat / (math.sqrt(s_hat) + spec.eps)
+    return w
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_each_rule_is_its_textbook_loop(name):
+    """Two stacked runs at two rates on a quadratic with a fixed Hessian: every iterate of each
+    run is the plain loop's, to 1e-12."""
+    rng = np.random.default_rng(3)
+    A = rng.normal(size=(4, 4))
+    H = A @ A.T / 4 + 0.1 * np.eye(4)
+    b = rng.normal(size=4)
+    w0 = rng.normal(size=4)
+    rates = np.array([0.05, 0.2])
+
+    def grad(w):
+        return list(H @ np.asarray(w) - b)
+
+    optimizer = SPECS[name].start()
+    params = {"W": np.stack([w0, w0])[:, :, None]}  # (K, 4, 1)
+    for _ in range(40):
+        g = {"W": np.einsum("ij,kjl->kil", H, params["W"]) - b[None, :, None]}
+        params = optimizer.step(params, g, rates)
+    for k, lr in enumerate(rates):
+        expected = textbook(name, list(w0), grad, float(lr), 40)
+        np.testing.assert_allclose(params["W"][k, :, 0], expected, rtol=1e-12, atol=1e-14)
+
+
+def _data(seed: int = 11):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(400, 4)) * [1, 3, 0.5, 2] + [0, 5, -2, 1]
+    Y = X @ rng.normal(size=(4, 2)) + 3 + rng.normal(size=(400, 2)) * 0.1
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    return Rows(X, Y, np.zeros(4), np.ones(4))
+
+
+@pytest.mark.parametrize("name", ["momentum", "nesterov"])
+@pytest.mark.parametrize("intercept", [True, False])
+def test_moment_descent_with_momentum_is_the_plain_rule(name, intercept):
+    """Full batch from the moments (velocity in state coordinates) against the rule as written
+    on the rows: the same iterates and losses, to 1e-12, two rates at once."""
+    spec = SPECS[name]
+    model = AffineModel(4, 2, intercept)
+    data = _data()
+    start = model.init_params(np.random.default_rng(0))
+    stacked = {k: np.stack([v, v]) for k, v in start.items()}
+    lr = np.array([0.05, 0.3])
+
+    def rates(t0, count):
+        return np.tile(lr, (count, 1))
+
+    fast = MomentDescent(data.moments, intercept, spec)
+    plain = plain_descent(model, data, None, np.random.default_rng(0), False, spec)
+    assert not isinstance(plain, MomentDescent)
+    np.testing.assert_allclose(fast.restart(stacked), plain.restart(stacked), rtol=1e-12)
+    fast_epochs = list(fast.epochs(1, 60, rates))
+    plain_epochs = list(plain.epochs(1, 60, rates))
+    fast_losses = np.concatenate([e.losses for e in fast_epochs])
+    plain_losses = np.concatenate([e.losses for e in plain_epochs])
+    np.testing.assert_allclose(fast_losses, plain_losses, rtol=1e-12)
+    last = fast_epochs[-1].params[len(fast_epochs[-1].params) - 1]
+    for key, value in plain_epochs[-1].params[0].items():
+        np.testing.assert_allclose(last[key], value, rtol=1e-11, atol=1e-13)
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_training_chooses_a_path_that_keeps_the_rule(name):
+    """The loop trains with the rule asked for on every path: full batch (moments for gd and
+    momentum), minibatches (the rule as written): a stopped run stays where it stopped."""
+    spec = SPECS[name]
+    model = AffineModel(4, 2, True)
+    data = _data(5)
+    for batch in (None, 32):
+        descent = model.descent(data, batch, np.random.default_rng(0), 10, 2, spec)
+        if batch is not None and not spec.plain:
+            assert isinstance(descent, MinibatchDescent)
+        settings = TrainSettings(epochs=30, batch_size=batch, tol=0, optimizer=spec)
+        params = model.init_params(np.random.default_rng(1))
+        result = train(
+            model, params, data, [Constant(0.01), Constant(0.05)], settings,
+            np.random.default_rng(2),
+        )  # fmt: skip
+        losses = result.history.train_loss
+        assert np.all(np.isfinite(losses)) and np.all(losses[-1] < losses[0])
