@@ -26,7 +26,10 @@ from babynn_cli.core.vocabulary import Params
 #   rate never raises the loss beyond rounding, so a steady rise means the rate is past the bound,
 #   however slowly the loss grows; or
 # - otherwise (minibatches, networks: the loss also rises by chance), is above where it started and
-#   more than BLOW_UP times the lowest loss of the run so far, dips in between or not.
+#   more than BLOW_UP times the lowest loss of the run so far, dips in between or not; except with
+#   momentum (heavy ball, Nesterov), whose loss at a stable rate may rise many times over before
+#   it falls (its velocity overshoots: 10⁴-fold with Polyak's pair at κ = 3·10⁵): for it only a
+#   loss that is not finite is divergence, and theory says beforehand which rates diverge.
 DIVERGENCE_FACTOR = 1e4
 RISE = 1e-9
 # ... and by more than this much of the loss's scale (the larger of L0 and the spread of the
@@ -153,17 +156,24 @@ class Rules:
     best_epoch: np.ndarray  # (K,) with early stopping: the epoch of the best validation loss
     best_params: Params  # with early stopping: the weights of that epoch
     spread: float  # the loss of predicting the mean target (what `tol_of_spread` measures by)
+    blow_up: bool = True  # the BLOW_UP rule holds (not with momentum)
 
     @classmethod
     def start(
-        cls, record: Record, spread: float, rules: StopRules, exact: bool, params: Params
+        cls,
+        record: Record,
+        spread: float,
+        rules: StopRules,
+        exact: bool,
+        params: Params,
+        blow_up: bool = True,
     ) -> Rules:
         """The rules' state at epoch 0; `spread`, the loss of predicting the mean target, sets
         with the initial loss the scale of rises that count (not rounding) and of divergence."""
         loss = record.start_loss
         scale = np.maximum(np.maximum(loss, spread), np.finfo(float).tiny)
         with np.errstate(over="ignore"):  # past double precision: no ceiling
-            ceiling = DIVERGENCE_FACTOR * scale
+            ceiling = DIVERGENCE_FACTOR * scale if blow_up else np.full_like(scale, np.inf)
         floor = ROUNDING * scale
         K = len(loss)
         monitor = record.rows("val" if rules.early_stopping else "loss", 0, 0)
@@ -172,7 +182,7 @@ class Rules:
         lowest = loss.copy()
         return cls(
             rules, exact, ceiling, floor, monitor[0].copy(), zeros, zeros.copy(), lowest,
-            zeros.copy(), best, spread,
+            zeros.copy(), best, spread, blow_up,
         )  # fmt: skip
 
     def read(self, record: Record, first: int, last: int) -> Stops:
@@ -187,8 +197,10 @@ class Rules:
         with np.errstate(invalid="ignore"):
             if self.exact:
                 rule = rises >= s.patience
-            else:
+            elif self.blow_up:
                 rule = (record.start_loss < L) & (BLOW_UP * lowest < L)
+            else:
+                rule = np.zeros_like(rose)
             far = self.ceiling < L
             diverges = ~np.isfinite(L) | far | rule
             # a loss within rounding of 0 has nothing left to gain (a constant target, an exact fit)

@@ -158,6 +158,70 @@ class Curvature:
             t = t + len(t)
         return None
 
+    # -- momentum (heavy ball) and Nesterov at full batch ------------------------------------
+    #
+    # With velocity v, each eigen-component e of the error follows a 2 × 2 linear recurrence:
+    # heavy ball v' = βv − ηλe, e' = e + v'; Nesterov v' = βv − ηλe, e' = e + βv' − ηλe. From
+    # e(0) = c, v(0) = 0, e(t) = a(t)·c with a(t) the recurrence's own, so L − L* after t epochs
+    # is Σᵢ ½λᵢcᵢ²·aᵢ(t)²: exact, epoch by epoch, as plain descent's is.
+
+    def momentum_stable_lr(self, beta: float, nesterov: bool = False) -> float:
+        """The largest stable constant rate with momentum β (0 ≤ β < 1): every root of the
+        recurrence inside the unit circle iff ηλmax < 2(1 + β) (heavy ball) or
+        2(1 + β)/(1 + 2β) (Nesterov)."""
+        top = 2.0 * (1.0 + beta) / (1.0 + 2.0 * beta if nesterov else 1.0)
+        return top / self.lambda_max if self.lambda_max > 0 else float("inf")
+
+    def polyak(self) -> tuple[float, float]:
+        """Polyak's optimal heavy-ball pair: η = 4/(√λmax + √λmin)², β = ((√κ − 1)/(√κ + 1))²,
+        whose error contracts by (√κ − 1)/(√κ + 1) an epoch, against plain descent's
+        (κ − 1)/(κ + 1) at η*."""
+        hi, lo = np.sqrt(self.lambda_max), np.sqrt(self.lambda_min)
+        root = np.sqrt(self.condition_number)
+        return float(4.0 / (hi + lo) ** 2), float(((root - 1.0) / (root + 1.0)) ** 2)
+
+    def momentum_gaps(
+        self, error: np.ndarray, lr: float, beta: float, epochs: int, nesterov: bool = False
+    ) -> np.ndarray:
+        """L − L* after 0, 1, ..., `epochs` epochs at a constant rate with momentum β."""
+        shares = self._shares(error)
+        a, b = np.ones_like(shares), np.zeros_like(shares)
+        h = lr * self.eigenvalues
+        gaps = np.empty(epochs + 1)
+        gaps[0] = shares.sum()
+        with np.errstate(over="ignore", invalid="ignore"):  # past the bound: inf
+            for t in range(1, epochs + 1):
+                b = beta * b - h * a
+                a = a + (beta * b - h * a if nesterov else b)
+                gaps[t] = float((shares * a * a).sum())
+        return gaps
+
+    def momentum_epochs_to_reach(
+        self,
+        error: np.ndarray,
+        lr: float,
+        beta: float,
+        target: float,
+        max_epochs: int = 10**6,
+        nesterov: bool = False,
+    ) -> int | None:
+        """The first t with L − L* ≤ target with momentum (see `momentum_gaps`); None past
+        `max_epochs` or when the rate is not stable. The gap need not fall every epoch (it
+        oscillates), so the epochs are scanned."""
+        if lr >= self.momentum_stable_lr(beta, nesterov) or not 0.0 <= beta < 1.0:
+            return None
+        shares = self._shares(error)
+        if shares.sum() <= target:
+            return 0
+        a, b = np.ones_like(shares), np.zeros_like(shares)
+        h = lr * self.eigenvalues
+        for t in range(1, max_epochs + 1):
+            b = beta * b - h * a
+            a = a + (beta * b - h * a if nesterov else b)
+            if float((shares * a * a).sum()) <= target:
+                return t
+        return None
+
     def _shares(self, error: np.ndarray) -> np.ndarray:
         """Each eigen-component's share ½ λᵢ cᵢ² of L − L*."""
         if self.eigenvectors.shape[0] != error.shape[0]:  # softmax: the classes stacked

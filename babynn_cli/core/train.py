@@ -71,7 +71,8 @@ def train(
     # are standardised: its losses are the targets' own over target_scale²)
     moments = data.moments
     spread = spread_of(model.loss, moments.y_mean, moments.spread) / data.target_scale**2
-    rules = Rules.start(record, spread, settings.stop_rules, descent.exact, params)
+    blow_up = not settings.optimizer.heavy  # momentum may rise far before it falls
+    rules = Rules.start(record, spread, settings.stop_rules, descent.exact, params, blow_up)
     running = np.ones(K, dtype=bool)
     ends: list[RunEnd | None] = [None] * K
     pins: set[int] = set()  # epochs the history must keep: where runs ended, and the one before
