@@ -283,8 +283,10 @@ def training_record(
     """How a model was trained, as its file records it (`training`): the data's name, what was
     asked (`request`) and what was planned (`run.plan`: the rate, epochs and --tol used), the
     initial weights (`init`: normal, zeros or warm-start, from `warm_start`), the loss (mse or
-    cross-entropy) and --l2's α."""
+    cross-entropy), --l2's α, and the update rule with its constants (not its state: velocity
+    and Adam's moments are not kept, so --warm-start starts them at 0)."""
     plan = run.plan
+    rule = plan.optimizer.record() | {"state": "not saved"}
     return {
         "data": data,
         "schedule": {"name": run.schedule.name, "formula": describe(run.schedule)},
@@ -301,6 +303,7 @@ def training_record(
         "early_stopping": plan.early_stopping,
         "loss": loss,
         "l2": l2,
+        "optimizer": rule,
     }
 
 

@@ -191,3 +191,48 @@ def test_polyaks_pair_needs_about_root_kappa_fewer_epochs():
     heavy = curvature.momentum_epochs_to_reach(error, lr, beta, target)
     assert plain is not None and heavy is not None
     assert heavy * 5 <= plain, (heavy, plain, curvature.condition_number)
+
+
+def test_fit_with_momentum_and_no_other_option_converges_in_the_epochs_theory_predicts(in_tmp):
+    """`fit --optimizer momentum` (and nesterov): theory's rate and β, its epochs predicted in the
+    header and run exactly, far fewer than plain descent's on the same data; the model file
+    records the rule and says its state is not saved."""
+    from conftest import DIABETES, lstsq_solution, run_json
+
+    _, _, optimum = lstsq_solution(DIABETES)
+    plain = run_json("fit", DIABETES, "-o", "gd.json")
+    for name in ("momentum", "nesterov"):
+        doc = run_json("fit", DIABETES, "--optimizer", name, "-o", f"{name}.json")
+        assert doc["verdict"] == "converged"
+        assert doc["epochs_run"] == doc["epochs_predicted"]
+        assert (doc["final_loss"] - optimum) / optimum <= 1e-6
+        assert doc["epochs_run"] * 5 <= plain["epochs_run"]
+        import json
+
+        saved = json.loads((in_tmp / f"{name}.json").read_text())["training"]["optimizer"]
+        assert saved["name"] == name and 0 < saved["momentum"] < 1
+        assert saved["state"] == "not saved"
+
+
+def test_optimizer_options_that_do_not_go_together_are_one_line(in_tmp):
+    from conftest import NOTES, run
+
+    for args, words in (
+        (("--momentum", "0.5"), "--momentum is the β of momentum and nesterov"),
+        (("--optimizer", "momentum", "--momentum", "1"), "--momentum must be in [0, 1)"),
+        (("--beta1", "0.5"), "Adam's"),
+        (("--optimizer", "adam", "--adam-eps", "0"), "--adam-eps must be above 0"),
+        (("--optimizer", "sgd2"), "'sgd2' is not one of"),
+    ):
+        result = run("fit", NOTES, *args)
+        assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.stderr
+        assert words in result.stderr
+
+
+def test_adam_trains_a_network_and_the_affine_model_as_rough_runs(in_tmp):
+    from conftest import NOTES, run_json
+
+    doc = run_json("fit", NOTES, "--optimizer", "adam", "--epochs", "300", "--lr", "0.05")
+    assert doc["final_loss"] < 0.5 * doc["history"][0]["train_loss"]
+    net = run_json("fit", NOTES, "--hidden", "8", "--optimizer", "adam", "--epochs", "50")
+    assert net["verdict"] in ("converged", "still falling", "plateau")

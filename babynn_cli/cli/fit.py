@@ -20,18 +20,25 @@ from babynn_cli.cli.options import (
     OUTPUT,
     RATE,
     TRAINING,
+    AdamEpsOpt,
     BatchOpt,
+    Beta1Opt,
+    Beta2Opt,
     JsonFileOpt,
     JsonOpt,
+    MomentumOpt,
+    OptimizerName,
+    OptimizerOpt,
     PlotOpt,
     QuietOpt,
     ScheduleName,
     ScheduleOpt,
+    optimizer_spec,
     option,
     parse_batch,
     parse_lr,
 )
-from babynn_cli.core.choices import MAX_EPOCHS, VERDICTS
+from babynn_cli.core.choices import ADAM_DEFAULTS, MAX_EPOCHS, VERDICTS
 from babynn_cli.errors import BabynnError, DivergedError, NotConvergedError
 
 if TYPE_CHECKING:
@@ -134,6 +141,11 @@ def fit(
     output: OutputOpt = "model.json",
     plot: PlotOpt = None,
     require_converged: RequireConvergedOpt = False,
+    optimizer: OptimizerOpt = OptimizerName.gd,  # type: ignore[attr-defined]
+    momentum: MomentumOpt = None,
+    beta1: Beta1Opt = ADAM_DEFAULTS[0],
+    beta2: Beta2Opt = ADAM_DEFAULTS[1],
+    adam_eps: AdamEpsOpt = ADAM_DEFAULTS[2],
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
     json_file: JsonFileOpt = None,
@@ -143,6 +155,7 @@ def fit(
     if given_lr is not None:
         rate.check(schedule.value, given_lr)
     model.check(early_stopping)
+    rule = optimizer_spec(optimizer.value, momentum, beta1, beta2, adam_eps)
 
     from babynn_cli import persistence
     from babynn_cli.core import auto
@@ -176,9 +189,9 @@ def fit(
         warm = start_from.warm_start(features, targets, problem, dataset.reading.classes)
     params = initial_params(problem, model.seed, model.init.value, warm)
     ask = stop.ask(given_lr, early_stopping)
-    total = most_epochs(problem, batch, ask) * updates_per_epoch(problem.n_train, batch)  # T
+    total = most_epochs(problem, batch, ask, rule) * updates_per_epoch(problem.n_train, batch)
     spec = rate.spec(schedule.value, total)  # (cosine's T: the run's updates)
-    request = FitRequest(ask, batch, spec, model.seed, history_every)
+    request = FitRequest(ask, batch, spec, model.seed, history_every, rule)
     watch = fit_report.Watch(
         report, data.data, features, targets, problem, batch, stop.gap,
         check=lambda plan: rate.check(schedule.value, plan.lr),

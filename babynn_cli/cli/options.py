@@ -20,9 +20,12 @@ import typer
 
 from babynn_cli.core.choices import (
     ACTIVATIONS,
+    ADAM_DEFAULTS,
+    DEFAULT_MOMENTUM,
     INITIALISATIONS,
     LOSSES,
     NETWORK_BATCH,
+    OPTIMIZERS,
     SCHEDULE_NAMES,
     SCHEDULES,
 )
@@ -36,6 +39,7 @@ ScheduleName = StrEnum("ScheduleName", [(name, name) for name in SCHEDULE_NAMES]
 Activation = StrEnum("Activation", [(name, name) for name in ACTIVATIONS])  # type: ignore[misc]
 Init = StrEnum("Init", [(name, name) for name in INITIALISATIONS])  # type: ignore[misc]
 Loss = StrEnum("Loss", [(name, name) for name in LOSSES])  # type: ignore[misc]
+OptimizerName = StrEnum("OptimizerName", [(name, name) for name in OPTIMIZERS])  # type: ignore[misc]
 
 DATA, RATE, TRAINING, NETWORK, OUTPUT = "Data", "Learning rate", "Training", "Network", "Output"
 
@@ -229,3 +233,66 @@ def split_list(value: str | None, flag: str = "--features") -> list[str] | None:
     if not items:
         raise UsageError(f"{flag} needs at least one value")
     return items
+
+
+OptimizerOpt = Annotated[
+    OptimizerName,
+    option(
+        "--optimizer",
+        metavar="NAME",
+        panel=TRAINING,
+        help="The update rule: gd, the notes' w ← w − η∇L; momentum, the heavy ball v ← βv − η∇L, "
+        "w ← w + v; nesterov, v ← βv − η∇L, w ← w + βv − η∇L; adam (β₁, β₂, ε). With --lr auto "
+        "at full batch on the affine model, theory chooses momentum's η and β (Polyak's optimal "
+        "pair) and nesterov's (η = 1/λmax, β = (√κ − 1)/(√κ + 1)) and predicts the epochs; "
+        "adam's rate comes from a short sweep (no exact theory). The model file records the rule, "
+        "not its state.",
+    ),
+]
+MomentumOpt = Annotated[
+    float | None,
+    option(
+        "--momentum",
+        metavar="BETA",
+        panel=TRAINING,
+        help="β of momentum and nesterov, 0 ≤ β < 1. Default: theory's at full batch on the affine "
+        f"model with --lr auto, else {DEFAULT_MOMENTUM:g}.",
+        show_default=False,
+    ),
+]
+Beta1Opt = Annotated[
+    float,
+    option("--beta1", metavar="B1", panel=TRAINING, help="Adam's β₁, 0 ≤ β₁ < 1."),
+]
+Beta2Opt = Annotated[
+    float,
+    option("--beta2", metavar="B2", panel=TRAINING, help="Adam's β₂, 0 ≤ β₂ < 1."),
+]
+AdamEpsOpt = Annotated[
+    float,
+    option("--adam-eps", metavar="EPS", panel=TRAINING, help="Adam's ε, above 0."),
+]
+
+
+def optimizer_spec(
+    name: str, momentum: float | None, beta1: float, beta2: float, eps: float
+) -> Any:
+    """The update rule the options ask for (`core.optimizers.OptimizerSpec`), checked."""
+    from babynn_cli.core.optimizers import OptimizerSpec
+
+    if momentum is not None and name not in ("momentum", "nesterov"):
+        raise UsageError(
+            f"--momentum is the β of momentum and nesterov, not of {name}: add --optimizer "
+            "momentum (or nesterov)"
+        )
+    adam_given = (beta1, beta2, eps) != ADAM_DEFAULTS
+    if adam_given and name != "adam":
+        raise UsageError(
+            f"--beta1, --beta2 and --adam-eps are Adam's, not {name}'s: add --optimizer adam"
+        )
+    for flag, value in (("--momentum", momentum), ("--beta1", beta1), ("--beta2", beta2)):
+        if value is not None and not 0.0 <= value < 1.0:
+            raise UsageError(f"{flag} must be in [0, 1) (got {value:g})")
+    if not eps > 0:
+        raise UsageError(f"--adam-eps must be above 0 (got {eps:g})")
+    return OptimizerSpec(name, momentum, beta1, beta2, eps)

@@ -58,6 +58,7 @@ from babynn_cli.core.choices import (
     ROUGH_TOL,
 )
 from babynn_cli.core.history import EpochInfo
+from babynn_cli.core.optimizers import GD, OptimizerSpec
 from babynn_cli.core.problem import Problem, n_validation_rows
 from babynn_cli.core.schedules import ScheduleSpec
 from babynn_cli.core.theory import FAR
@@ -113,23 +114,27 @@ def default_val_frac(
     return NETWORK_VAL_FRAC
 
 
-def most_epochs(problem: Problem, batch_size: int | None, ask: Ask) -> int:
+def most_epochs(
+    problem: Problem, batch_size: int | None, ask: Ask, optimizer: OptimizerSpec = GD
+) -> int:
     """The most epochs a run may take: --epochs; without it, DEFAULT_EPOCHS for an exact run
     (which `plan` lets run until converged instead) and, for a rough one, DEFAULT_EPOCHS or
     ROUGH_ROW_VISITS row visits, whichever is fewer (at least MIN_ROUGH_EPOCHS)."""
     if ask.epochs is not None:
         return ask.epochs
-    if exact(problem, batch_size):
+    if exact(problem, batch_size, optimizer):
         return DEFAULT_EPOCHS
     budget = ROUGH_ROW_VISITS // max(problem.n_train, 1)
     return int(min(DEFAULT_EPOCHS, max(MIN_ROUGH_EPOCHS, budget)))
 
 
-def exact(problem: Problem, batch_size: int | None) -> bool:
+def exact(problem: Problem, batch_size: int | None, optimizer: OptimizerSpec = GD) -> bool:
     """Whether the run descends exactly to a known optimum (the affine model at full batch: a
-    convex loss that falls at every epoch at a stable rate, toward the reference L*); every other
-    run is rough (minibatches, networks, and separable classes, whose loss has no minimum)."""
-    return problem.has_optimum and problem.full_batch(batch_size)
+    convex loss, toward the reference L*, by a rule theory times: plain descent or momentum);
+    every other run is rough (minibatches, networks, separable classes, whose loss has no
+    minimum, and Adam, whose steps at a constant rate keep their size near the optimum)."""
+    linear = optimizer.plain or optimizer.heavy
+    return problem.has_optimum and problem.full_batch(batch_size) and linear
 
 
 @dataclass(frozen=True)
@@ -169,34 +174,74 @@ class Plan:
     ill: IllConditioned | None = None
     # a given rate whose epochs, predicted past MAX_EPOCHS, babynn does not run unasked
     beyond: int | None = None
+    optimizer: OptimizerSpec = GD  # the update rule, with β chosen where it was not given
+    optimizer_chose_beta: bool = False  # β is theory's (not given)
 
     def settings(self, batch_size: int | None, history_every: int | None = None) -> TrainSettings:
         """The training settings this plan asks for."""
         return TrainSettings(
             self.epochs, batch_size, self.tol, self.patience, self.early_stopping,
             self.target_loss, history_every, patience_share=self.patience_share,
-            tol_of_spread=self.tol_of_spread,
+            tol_of_spread=self.tol_of_spread, optimizer=self.optimizer,
         )  # fmt: skip
 
 
-def probes(problem: Problem, batch_size: int | None, lr: float | None) -> bool:
+def probes(
+    problem: Problem, batch_size: int | None, lr: float | None, optimizer: OptimizerSpec = GD
+) -> bool:
     """Whether choosing the rate takes a short sweep: none given, and no formula for it (a rough
-    run)."""
-    return lr is None and not exact(problem, batch_size)
+    run, or Adam, which has no exact theory)."""
+    return lr is None and not exact(problem, batch_size, optimizer)
 
 
-def theory_times(problem: Problem, batch_size: int | None, schedule: str) -> bool:
+def theory_times(
+    problem: Problem, batch_size: int | None, schedule: str, optimizer: OptimizerSpec = GD
+) -> bool:
     """Whether theory can say how many epochs the run needs: the affine model at full batch with
-    a constant rate."""
-    return exact(problem, batch_size) and schedule == "constant"
+    a constant rate, by plain descent or momentum (not Adam)."""
+    linear = optimizer.plain or optimizer.heavy
+    return exact(problem, batch_size, optimizer) and schedule == "constant" and linear
+
+
+def momentum_choice(problem: Problem, optimizer: OptimizerSpec) -> tuple[float, OptimizerSpec]:
+    """The rate (and β, when not given) of momentum at full batch on the affine model, from the
+    curvature: heavy ball, Polyak's optimal pair (β given: η = (1 + √β)²/λmax, the largest rate
+    at which λmax's direction still contracts by √β an epoch); Nesterov, η = 1/λmax (the step of
+    a 1/λmax-smooth loss) with β = (√κ − 1)/(√κ + 1) (Nesterov's constant for strongly convex
+    losses) unless given. Rates rounded down to four digits, as η* is."""
+    curvature = problem.curvature()
+    if optimizer.name == "momentum":
+        if optimizer.momentum is None:
+            lr, beta = curvature.polyak()
+        else:
+            beta = optimizer.momentum
+            lr = (1.0 + math.sqrt(beta)) ** 2 / curvature.lambda_max
+    else:
+        root = math.sqrt(curvature.condition_number)
+        beta = optimizer.momentum if optimizer.momentum is not None else (root - 1) / (root + 1)
+        lr = 1.0 / curvature.lambda_max
+    return _four_digits_down(lr), replace(optimizer, momentum=beta)
+
+
+def _four_digits_down(lr: float) -> float:
+    if not np.isfinite(lr) or lr <= 0:
+        return lr
+    power = int(np.floor(np.log10(lr))) - 3
+    count = float(np.floor(lr / 10.0**power))
+    return count / 10.0**-power if power < 0 else count * 10.0**power
 
 
 def rules(
-    problem: Problem, batch_size: int | None, ask: Ask, spec: ScheduleSpec, epochs: int
+    problem: Problem,
+    batch_size: int | None,
+    ask: Ask,
+    spec: ScheduleSpec,
+    epochs: int,
+    optimizer: OptimizerSpec = GD,
 ) -> Plan:
     """The stopping rules of the run (the module's table), for `epochs` epochs at most; the rate
     is left to `plan` (0 here)."""
-    rough = not exact(problem, batch_size)
+    rough = not exact(problem, batch_size, optimizer)
     given = ask.epochs is not None
     until = not given and not rough and spec.name != "cosine"  # cosine's shape needs its length
     goal = (not given and (until or (rough and problem.has_optimum))) or ask.gap_tol is not None
@@ -224,19 +269,41 @@ def plan(
     spec: ScheduleSpec,
     seed: int,
     on_epoch: Callable[[EpochInfo], None] | None = None,
+    optimizer: OptimizerSpec = GD,
 ) -> Plan:
     """The rate, epochs and stopping rules for a run: what was given, and for what was not,
-    babynn's choice (the module's table)."""
-    epochs = most_epochs(problem, batch_size, ask)
-    chosen = rules(problem, batch_size, ask, spec, epochs)
+    babynn's choice (the module's table); with momentum at full batch on the affine model, its
+    rate and β from theory (`momentum_choice`)."""
+    epochs = most_epochs(problem, batch_size, ask, optimizer)
+    heavy_exact = optimizer.heavy and exact(problem, batch_size, optimizer)
+    theory_lr = None
+    chose_beta = optimizer.heavy and optimizer.momentum is None
+    if heavy_exact and ask.lr is None:
+        theory_lr, optimizer = momentum_choice(problem, optimizer)
+    elif optimizer.heavy and optimizer.momentum is None:
+        optimizer = replace(optimizer, momentum=optimizer.beta)
+    chosen = replace(
+        rules(problem, batch_size, ask, spec, epochs, optimizer),
+        optimizer=optimizer,
+        optimizer_chose_beta=chose_beta,
+    )
     lr, rule, probe = ask.lr, "given", None
-    if probes(problem, batch_size, ask.lr):
+    if theory_lr is not None:
+        lr, rule = theory_lr, "theory"
+    elif probes(problem, batch_size, ask.lr, optimizer):
         lr, probe = probed_rate(problem, params, batch_size, spec, seed, ask.gap, chosen, on_epoch)
         rule = "sweep"
     elif lr is None:
         lr, rule = problem.curvature().suggested_lr, "theory"
     predicted = ill = beyond = None
-    if theory_times(problem, batch_size, spec.name):
+    if theory_times(problem, batch_size, spec.name, optimizer) and optimizer.heavy:
+        curvature = problem.curvature()
+        target = problem.gap_target(ask.gap)
+        nesterov = optimizer.name == "nesterov"
+        predicted = curvature.momentum_epochs_to_reach(
+            problem.error(params), lr, optimizer.beta, target, MAX_EPOCHS, nesterov
+        )
+    elif theory_times(problem, batch_size, spec.name, optimizer):
         curvature = problem.curvature()
         target = problem.gap_target(ask.gap)
         predicted = curvature.epochs_to_reach(problem.error(params), lr, target, MAX_EPOCHS)

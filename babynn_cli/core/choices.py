@@ -108,3 +108,8 @@ SUGGESTION_RULE = (
     "those, the ones whose final loss is within --gap-tol of their lowest final loss; of them, the "
     "one that got there in the fewest epochs (the smaller rate on a tie)"
 )
+
+# The update rules (`core.optimizers`) and their constants' defaults
+OPTIMIZERS = ("gd", "momentum", "nesterov", "adam")
+DEFAULT_MOMENTUM = 0.9  # β of momentum and nesterov (scikit-learn's and PyTorch's usual value)
+ADAM_DEFAULTS = (0.9, 0.999, 1e-8)  # β₁, β₂, ε: scikit-learn's and PyTorch's

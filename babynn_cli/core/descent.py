@@ -260,12 +260,12 @@ class MomentDescent:
             if rule.plain:
                 np.subtract(previous, step, out=states[j])  # ... ŝ ← ŝ − η·D·ŝ
             else:
-                U *= rule.momentum
+                U *= rule.beta
                 U -= step  # U ← βU − η·D·ŝ
                 if rule.name == "momentum":
                     np.add(previous, U, out=states[j])  # ŝ ← ŝ + U
                 else:
-                    states[j] = previous + rule.momentum * U - step  # ŝ ← ŝ + βU − η·D·ŝ
+                    states[j] = previous + rule.beta * U - step  # ŝ ← ŝ + βU − η·D·ŝ
             previous = states[j]
         self.s = previous
         B, K = lrs.shape

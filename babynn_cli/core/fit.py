@@ -16,6 +16,7 @@ from typing import Protocol
 from babynn_cli.core import auto
 from babynn_cli.core.fitted import Fitted, train_problem
 from babynn_cli.core.history import EpochInfo
+from babynn_cli.core.optimizers import GD, OptimizerSpec
 from babynn_cli.core.problem import Problem
 from babynn_cli.core.schedules import Schedule, ScheduleSpec
 from babynn_cli.core.verdict import Advice, advise
@@ -34,6 +35,7 @@ class FitRequest:
     schedule: ScheduleSpec
     seed: int
     history_every: int | None = None
+    optimizer: OptimizerSpec = GD  # the update rule (`core.optimizers`)
 
 
 class FitWatch(Protocol):
@@ -70,11 +72,11 @@ def run(problem: Problem, params: Params, request: FitRequest, watch: FitWatch) 
     def planned(on_probe: Callable[[EpochInfo], None] | None = None) -> auto.Plan:
         return auto.plan(
             problem, params, ask, batch_size=r.batch_size, spec=r.schedule, seed=r.seed,
-            on_epoch=on_probe,
+            on_epoch=on_probe, optimizer=r.optimizer,
         )  # fmt: skip
 
-    if auto.probes(problem, r.batch_size, ask.lr):
-        budget = auto.most_epochs(problem, r.batch_size, ask)
+    if auto.probes(problem, r.batch_size, ask.lr, r.optimizer):
+        budget = auto.most_epochs(problem, r.batch_size, ask, r.optimizer)
         with watch.probing(auto.probe_epochs(problem, r.batch_size, budget)) as on_probe:
             plan = planned(on_probe)
     else:
@@ -86,6 +88,7 @@ def run(problem: Problem, params: Params, request: FitRequest, watch: FitWatch) 
         result = train_problem(problem, params, [schedule], settings, r.seed, on_epoch)
     fitted = Fitted.of(problem, result, 0, ask.gap)
     advice = advise(
-        problem, params, fitted.params, fitted.history, r.batch_size, ask.gap, fitted.verdict
-    )
+        problem, params, fitted.params, fitted.history, r.batch_size, ask.gap, fitted.verdict,
+        plan.optimizer,
+    )  # fmt: skip
     return FitRun(plan, schedule, fitted, advice)

@@ -24,11 +24,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from babynn_cli.core.choices import ADAM_DEFAULTS, DEFAULT_MOMENTUM, OPTIMIZERS
 from babynn_cli.core.vocabulary import Params
 
-OPTIMIZERS = ("gd", "momentum", "nesterov", "adam")
-DEFAULT_MOMENTUM = 0.9  # β of momentum and nesterov (scikit-learn's and PyTorch's usual value)
-ADAM_DEFAULTS = (0.9, 0.999, 1e-8)  # β₁, β₂, ε: scikit-learn's and PyTorch's
+__all__ = ["OPTIMIZERS", "Optimizer", "OptimizerSpec", "update"]
 
 
 @dataclass(frozen=True)
@@ -36,10 +35,15 @@ class OptimizerSpec:
     """Which rule, with its constants (`momentum`: β of momentum and nesterov)."""
 
     name: str = "gd"
-    momentum: float = DEFAULT_MOMENTUM
+    momentum: float | None = None  # None: babynn chooses (`core.auto`), else DEFAULT_MOMENTUM
     beta1: float = ADAM_DEFAULTS[0]
     beta2: float = ADAM_DEFAULTS[1]
     eps: float = ADAM_DEFAULTS[2]
+
+    @property
+    def beta(self) -> float:
+        """β of momentum and nesterov: the one given or chosen, else DEFAULT_MOMENTUM."""
+        return DEFAULT_MOMENTUM if self.momentum is None else self.momentum
 
     @property
     def plain(self) -> bool:
@@ -57,9 +61,9 @@ class OptimizerSpec:
     def describe(self) -> str:
         """The rule in a few words, as the run's header says it."""
         if self.name == "momentum":
-            return f"heavy-ball momentum, β = {self.momentum:g} (v ← βv − η∇L; w ← w + v)"
+            return f"heavy-ball momentum, β = {self.beta:.4g} (v ← βv − η∇L; w ← w + v)"
         if self.name == "nesterov":
-            return f"Nesterov momentum, β = {self.momentum:g} (v ← βv − η∇L; w ← w + βv − η∇L)"
+            return f"Nesterov momentum, β = {self.beta:.4g} (v ← βv − η∇L; w ← w + βv − η∇L)"
         if self.name == "adam":
             return f"Adam, β₁ = {self.beta1:g}, β₂ = {self.beta2:g}, ε = {self.eps:g}"
         return "gradient descent (w ← w − η∇L)"
@@ -68,7 +72,7 @@ class OptimizerSpec:
         """What the model file keeps of it (the state is not kept)."""
         doc: dict = {"name": self.name}
         if self.heavy:
-            doc["momentum"] = self.momentum
+            doc["momentum"] = self.beta
         if self.name == "adam":
             doc |= {"beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
         return doc
@@ -118,12 +122,12 @@ class Optimizer:
             g, eta = grads[name], _per_run(lr, w)
             if rule.heavy:
                 v = self._slot(name, "v", w)
-                v *= rule.momentum
+                v *= rule.beta
                 v -= eta * g  # v ← βv − ηg
                 if rule.name == "momentum":
                     out[name] = w + v  # w ← w + v
                 else:
-                    out[name] = w + rule.momentum * v - eta * g  # w ← w + βv − ηg
+                    out[name] = w + rule.beta * v - eta * g  # w ← w + βv − ηg
                 continue
             m, s = self._slot(name, "m", w), self._slot(name, "s", w)
             m *= rule.beta1

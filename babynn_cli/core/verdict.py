@@ -31,6 +31,7 @@ import numpy as np
 
 from babynn_cli.core.choices import VERDICTS
 from babynn_cli.core.history import History
+from babynn_cli.core.optimizers import GD, OptimizerSpec
 from babynn_cli.core.problem import Problem
 from babynn_cli.core.stopping import RunEnd, StopReason
 from babynn_cli.core.theory import FAR
@@ -180,13 +181,15 @@ def advise(
     batch_size: int | None,
     gap_tol: float,
     verdict: Verdict,
+    optimizer: OptimizerSpec = GD,
 ) -> Advice:
     """What theory predicts for a run that is still falling: from its final weights, how many
     more full-batch epochs its last rate needs; from its initial weights, how many η* needs (both
     in the standardised units they trained in; `history`: the run's). Predictions are exact for
-    the affine model at full batch (see `core.theory`). Other verdicts need no numbers."""
+    the affine model at full batch (see `core.theory`). Other verdicts need no numbers, nor runs
+    by another rule than the notes' (momentum's velocity is not saved: no carrying on exactly)."""
     last_lr = float(history.lr[-1, 0]) if len(history.epoch) > 1 else 0.0
-    if not problem.has_optimum or verdict is not Verdict.STILL_FALLING:
+    if not problem.has_optimum or verdict is not Verdict.STILL_FALLING or not optimizer.plain:
         return Advice(None, None, None)
     curvature = problem.curvature()
     target = problem.gap_target(gap_tol)

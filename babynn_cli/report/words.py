@@ -138,6 +138,8 @@ def run_header(
         act = model.activation
         params = model.n_params()
         lines.append(f"network: {shape} ({act} after each hidden layer), {params} parameters")
+    if plan is not None and not plan.optimizer.plain:
+        method = f"{method} by {plan.optimizer.describe()}"
     lines.append(f"method: {method} on {scaled}; {schedule_text or describe(schedule)}")
     if not problem.full_batch(batch_size):
         # the notes' conditions are about noisy (stochastic) gradients: only then do they apply
@@ -247,6 +249,8 @@ def plan_in_words(
             "for any weights"
         )
         lines.append(f"η = {fmt(plan.lr, 4)}, {why}; pass --lr to choose your own")
+    elif plan.lr_rule == "theory" and plan.optimizer.heavy:
+        lines.append(_momentum_choice_in_words(plan))
     elif plan.lr_rule == "theory":
         lines.append(
             f"η = {fmt(plan.lr, 4)}, η* = 2/(λmax+λmin) rounded down: the constant rate with the "
@@ -261,7 +265,29 @@ def plan_in_words(
             "each under this run's rules, read as sweep-lr reads its grid (of the steady rates "
             "below the divergence edge, the lowest loss); pass --lr to choose your own"
         )
-    if plan.until_converged:
+    if plan.until_converged and plan.optimizer.heavy and problem is not None:
+        rule = plan.optimizer
+        nesterov = rule.name == "nesterov"
+        edge = problem.curvature().momentum_stable_lr(rule.beta, nesterov)
+        bound = "2(1+β)/(1+2β)λmax" if nesterov else "2(1+β)/λmax"
+        if plan.lr >= edge:
+            predicted = (
+                f"it never gets there: at this rate, at or above {bound} = {fmt(edge, 4)} for "
+                f"β = {fmt(rule.beta, 4)}, the error along λmax's direction grows every epoch, so "
+                "the loss diverges"
+            )
+        elif plan.predicted is not None:
+            predicted = (
+                f"theory predicts {plan.predicted:,} at this rate and β (the loss may rise before "
+                "it falls: the velocity overshoots)"
+            )
+        else:
+            predicted = f"theory predicts more than {MAX_EPOCHS:,} at this rate and β"
+        lines.append(
+            f"epochs: until (L − L*)/L* ≤ {gap_tol:g} (--gap-tol); {predicted} "
+            f"(at most {plan.epochs:,})"
+        )
+    elif plan.until_converged:
         exact = problem is not None and not bounded and problem.curvature().exact
         edge = problem.curvature().stable_lr if problem is not None and exact else math.inf
         at_edge = math.isclose(plan.lr, edge, rel_tol=1e-9)
@@ -380,6 +406,25 @@ def separable_in_words() -> str:
         "on their own side): cross-entropy has no minimum, it falls toward its floor only as the "
         "weights grow without bound, so no run converges to a finite optimum and no L* is "
         "shown; --l2 ALPHA gives the loss one"
+    )
+
+
+def _momentum_choice_in_words(plan: Plan) -> str:
+    """Why momentum's rate and β are what theory chose (`core.auto.momentum_choice`)."""
+    rule, lr = plan.optimizer, fmt(plan.lr, 4)
+    beta = fmt(rule.beta, 4)
+    if rule.name == "nesterov":
+        why = "η = 1/λmax rounded down (the step of a loss whose curvature is at most λmax)"
+        return f"η = {lr}, {why}, with β = {beta}; pass --lr to choose your own"
+    if plan.optimizer_chose_beta:
+        return (
+            f"η = {lr}, β = {beta}: Polyak's optimal pair, η = 4/(√λmax+√λmin)² (rounded down) "
+            "and β = ((√κ−1)/(√κ+1))², whose error contracts by (√κ−1)/(√κ+1) an epoch where "
+            "plain descent's at η* contracts by (κ−1)/(κ+1); pass --lr to choose your own"
+        )
+    return (
+        f"η = {lr}, (1+√β)²/λmax rounded down for β = {beta}: the largest rate at which λmax's "
+        "direction still contracts by √β an epoch; pass --lr to choose your own"
     )
 
 
