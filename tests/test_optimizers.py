@@ -236,3 +236,22 @@ def test_adam_trains_a_network_and_the_affine_model_as_rough_runs(in_tmp):
     assert doc["final_loss"] < 0.5 * doc["history"][0]["train_loss"]
     net = run_json("fit", NOTES, "--hidden", "8", "--optimizer", "adam", "--epochs", "50")
     assert net["verdict"] in ("converged", "still falling", "plateau")
+
+
+@pytest.mark.parametrize("name", ["momentum", "nesterov"])
+def test_sweep_lr_sets_momentum_theory_beside_measurement(in_tmp, name):
+    """sweep-lr --optimizer momentum: one β for the grid, theory's rate beside it, and for every
+    stable rate the epochs predicted equal the epochs measured; rates past the bound fail."""
+    from conftest import DIABETES, run_json
+
+    doc = run_json(
+        "sweep-lr", DIABETES, "--optimizer", name, "--momentum", "0.8", "--lrs", "0.05,0.1,5",
+        "--epochs", "2000",
+    )  # fmt: skip
+    rows = {round(r["lr"], 6): r for r in doc["rows"]}
+    measured = [r for r in rows.values() if r["epochs_to_optimum"] is not None]
+    assert len(measured) >= 2
+    for r in measured:
+        assert r["epochs_to_optimum"] == r["predicted_epochs"], r
+    assert rows[5.0]["verdict"] in ("diverged", "unstable")
+    assert doc["suggested_lr"] is not None and doc["suggested_lr"] < 5.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 from babynn_cli.cli.app import Command, app
@@ -16,20 +17,27 @@ from babynn_cli.cli.groups import (
 )
 from babynn_cli.cli.options import (
     TRAINING,
+    AdamEpsOpt,
     BatchOpt,
+    Beta1Opt,
+    Beta2Opt,
     CsvOutOpt,
     JsonFileOpt,
     JsonOpt,
+    MomentumOpt,
+    OptimizerName,
+    OptimizerOpt,
     PlotOpt,
     QuietOpt,
     ScheduleName,
     ScheduleOpt,
     check_lr,
+    optimizer_spec,
     option,
     parse_batch,
     split_list,
 )
-from babynn_cli.core.choices import SUGGESTION_RULE
+from babynn_cli.core.choices import ADAM_DEFAULTS, SUGGESTION_RULE
 from babynn_cli.errors import DivergedError, UsageError
 
 GRID = "Grid"
@@ -114,6 +122,11 @@ def sweep_lr(
     early_stopping: EarlyStoppingOpt = False,
     output: CsvOutOpt = None,
     plot: PlotOpt = None,
+    optimizer: OptimizerOpt = OptimizerName.gd,  # type: ignore[attr-defined]
+    momentum: MomentumOpt = None,
+    beta1: Beta1Opt = ADAM_DEFAULTS[0],
+    beta2: Beta2Opt = ADAM_DEFAULTS[1],
+    adam_eps: AdamEpsOpt = ADAM_DEFAULTS[2],
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
     json_file: JsonFileOpt = None,
@@ -121,6 +134,9 @@ def sweep_lr(
     rates = grid_from_options(lr_lo, lr_hi, num, lrs)
     rate.check(schedule.value, min(rates))
     model.check(early_stopping)
+    rule = optimizer_spec(optimizer.value, momentum, beta1, beta2, adam_eps)
+    if rule.heavy and rule.momentum is None:  # one β for every rate of the grid
+        rule = replace(rule, momentum=rule.beta)
 
     from babynn_cli.core import auto
     from babynn_cli.core.problem import initial_params, updates_per_epoch
@@ -142,13 +158,15 @@ def sweep_lr(
     check_memory(problem, batch, len(rates) + 1)
     params = initial_params(problem, model.seed, model.init.value)
     ask = stop.ask(None, early_stopping)
-    epochs = auto.most_epochs(problem, batch, ask)
+    epochs = auto.most_epochs(problem, batch, ask, rule)
     spec = rate.spec(schedule.value, epochs * updates_per_epoch(problem.n_train, batch))
-    # each rate trains under the rules fit gives a run of these options (`core.auto`)
-    settings = auto.rules(problem, batch, ask, spec, epochs).settings(batch)
+    # each rate trains under the rules fit gives a run of these options (`core.auto`), at one β
+    chosen = auto.rules(problem, batch, ask, spec, epochs, rule)
+    settings = replace(chosen, optimizer=rule).settings(batch)
     sweep_report.header(
-        report, data.data, dataset.features, dataset.targets, problem, spec.at(rates[0]), batch
-    )
+        report, data.data, dataset.features, dataset.targets, problem, spec.at(rates[0]), batch,
+        rule,
+    )  # fmt: skip
     with report.progress(epochs, label="sweep") as on_epoch:
         result = sweep(problem, params, rates, spec, settings, model.seed, stop.gap, on_epoch)
 

@@ -253,7 +253,8 @@ def rules(
         stops_on_val = ask.early_stopping or (not given and problem.val is not None)
     else:
         constant = spec.name == "constant"
-        default_tol = 0.0 if until and constant else DEFAULT_TOL
+        # momentum's loss rises while its velocity overshoots: no plateau rule unless asked
+        default_tol = 0.0 if (until and constant) or optimizer.heavy else DEFAULT_TOL
         tol = ask.tol if ask.tol is not None else default_tol
         patience = ask.patience if ask.patience is not None else DEFAULT_PATIENCE
         share, stops_on_val = 0.0, ask.early_stopping

@@ -17,6 +17,7 @@ import numpy as np
 from babynn_cli.core.choices import STEADY_RISE
 from babynn_cli.core.fitted import train_problem
 from babynn_cli.core.history import EpochInfo
+from babynn_cli.core.optimizers import GD, OptimizerSpec
 from babynn_cli.core.problem import Problem
 from babynn_cli.core.schedules import ScheduleSpec
 from babynn_cli.core.stopping import ROUNDING, StopReason
@@ -83,6 +84,7 @@ class Sweep:
     # the first epoch the η* run's (L - L*)/L* fell to gap_tol: theory's prediction, measured
     measured_epochs: int | None = None
     separable: bool = False  # classes a hyperplane separates: no optimum, the bound alone
+    optimizer: OptimizerSpec = GD  # the rule every rate trained by
 
     @property
     def suggested_lr(self) -> float | None:
@@ -127,20 +129,26 @@ def sweep(
     rates = sorted({float(lr) for lr in lrs})
     theory_lr = None
     constant = spec.name == "constant"
+    rule = settings.optimizer
     if problem.has_optimum and full_batch and constant and not settings.early_stopping:
-        theory_lr = th.curvature.fastest_safe_lr
-        rates = sorted({*rates, theory_lr})
+        if rule.plain:
+            theory_lr = th.curvature.fastest_safe_lr
+        elif rule.heavy and th.curvature.exact:  # theory's rate beside this β
+            theory_lr = th.curvature.momentum_rate(rule.beta, rule.name == "nesterov")
+        if theory_lr is not None:
+            rates = sorted({*rates, theory_lr})
     result = train_problem(problem, params, [spec.at(lr) for lr in rates], settings, seed, on_epoch)
     predict = problem.has_optimum and full_batch and spec.name == "constant"
-    rows = _rows(problem, params if predict else None, result, rates, theory_lr, gap_tol)
-    pool = _pool(rows)
+    predict = predict and (rule.plain or rule.heavy)  # Adam has no exact theory
+    rows = _rows(problem, params if predict else None, result, rates, theory_lr, gap_tol, rule)
+    pool = _pool(rows, not rule.heavy)
     best_loss = min((rows[k].final_monitored for k in pool), default=math.inf)
     rows = _reached(rows, result, best_loss + gap_tol * abs(best_loss))
     first_failed = next((row.lr for row in rows if row.verdict.failed), None)
     below_alive = [k for k, row in enumerate(rows) if not row.verdict.failed]
     below_alive = [k for k in below_alive if first_failed is None or rows[k].lr < first_failed]
     edge = (rows[below_alive[-1]].lr if below_alive else None, first_failed)
-    suggested = suggest(rows, gap_tol)
+    suggested = suggest(rows, gap_tol, not rule.heavy)
     measured = None
     if theory_lr is not None:
         k = rates.index(theory_lr)
@@ -157,14 +165,15 @@ def sweep(
         result=result,
         measured_epochs=measured,
         separable=problem.separable,
+        optimizer=rule,
     )
 
 
-def suggest(rows: Sequence[SweepRow], gap_tol: float) -> int | None:
+def suggest(rows: Sequence[SweepRow], gap_tol: float, steady_first: bool = True) -> int | None:
     """The one rule that picks a rate, for `sweep-lr`'s suggestion and `fit --lr auto` alike:
     SUGGESTION_RULE, over rows sorted by rate whose `reached_epoch` counts from their pool's best
-    (as `sweep` notes it). None when every rate failed."""
-    pool = _pool(rows)
+    (as `sweep` notes it). None when every rate failed. `steady_first`: see `_pool`."""
+    pool = _pool(rows, steady_first)
     if not pool:
         return None
     best = min(rows[k].final_monitored for k in pool)
@@ -172,15 +181,18 @@ def suggest(rows: Sequence[SweepRow], gap_tol: float) -> int | None:
     return min(close, key=lambda k: (_epochs_or_inf(rows[k].reached_epoch), rows[k].lr))
 
 
-def _pool(rows: Sequence[SweepRow]) -> list[int]:
+def _pool(rows: Sequence[SweepRow], steady_first: bool = True) -> list[int]:
     """The rates the suggestion chooses from: below the smallest that failed, the steady ones,
-    or all of them when none is steady."""
+    or all of them when none is steady (or with momentum, whose loss rises at stable rates
+    while its velocity overshoots: `steady_first` False)."""
     first_failed = next((row.lr for row in rows if row.verdict.failed), None)
     below = [
         k
         for k, row in enumerate(rows)
         if not row.verdict.failed and (first_failed is None or row.lr < first_failed)
     ]
+    if not steady_first:
+        return below
     return [k for k in below if rows[k].steady] or below
 
 
@@ -195,6 +207,7 @@ def _rows(
     rates: list[float],
     theory_lr: float | None,
     gap_tol: float,
+    rule: OptimizerSpec = GD,
 ) -> list[SweepRow]:
     """A row per rate: its final losses, its verdict (read as `fit` reads it), and for the affine
     model the epochs it took to come within gap_tol of L*; with `initial` weights given (full
@@ -216,9 +229,14 @@ def _rows(
         measured = predicted = None
         if optimum is not None:
             measured = _reached_optimum(result, k)
-        if initial is not None and rates[k] < curvature.stable_lr:
+        horizon = max(100 * int(h.epoch[-1]), 10_000)  # past that, off any plot
+        if initial is not None and rule.heavy:
+            nesterov = rule.name == "nesterov"
+            predicted = curvature.momentum_epochs_to_reach(
+                problem.error(initial), rates[k], rule.beta, target, horizon, nesterov
+            )
+        elif initial is not None and rates[k] < curvature.stable_lr:
             error = problem.error(initial)
-            horizon = max(100 * int(h.epoch[-1]), 10_000)  # past that, off any plot
             predicted = curvature.epochs_to_reach(error, rates[k], target, horizon)
         rows.append(
             SweepRow(

@@ -180,6 +180,15 @@ class Curvature:
         root = np.sqrt(self.condition_number)
         return float(4.0 / (hi + lo) ** 2), float(((root - 1.0) / (root + 1.0)) ** 2)
 
+    def momentum_rate(self, beta: float, nesterov: bool = False) -> float:
+        """The rate theory sets beside a momentum β: heavy ball (1 + √β)²/λmax, the largest at
+        which λmax's direction contracts by √β an epoch (Polyak's η when β is Polyak's);
+        Nesterov 1/λmax."""
+        if self.lambda_max <= 0:
+            return float("inf")
+        top = 1.0 if nesterov else (1.0 + np.sqrt(beta)) ** 2
+        return float(top / self.lambda_max)
+
     def momentum_gaps(
         self, error: np.ndarray, lr: float, beta: float, epochs: int, nesterov: bool = False
     ) -> np.ndarray:

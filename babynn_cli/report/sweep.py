@@ -15,6 +15,7 @@ from babynn_cli.report.words import fmt, percent, run_header, theory_in_words, v
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from babynn_cli.core.optimizers import OptimizerSpec
     from babynn_cli.core.problem import Problem
     from babynn_cli.core.schedules import Schedule
     from babynn_cli.core.sweep import Sweep, SweepRow
@@ -28,9 +29,12 @@ def header(
     problem: Problem,
     schedule: Schedule,
     batch_size: int | None,
+    optimizer: OptimizerSpec | None = None,
 ) -> None:
     """What the sweep is about to run, on stderr: fit's header, with the grid for the rate."""
     text = f"{schedule.name} schedule, η0 = each rate of the grid"
+    if optimizer is not None and not optimizer.plain:
+        text = f"{text}, each run by {optimizer.describe()}"
     for line in run_header(source, features, targets, problem, schedule, batch_size, text):
         report.status(line)
 
@@ -52,7 +56,9 @@ def show(report: Reporter, result: Sweep, gap_tol: float) -> None:
     curvature = result.theory.curvature
     best = curvature.suggested_lr
     if result.affine and result.full_batch and s != curvature.fastest_safe_lr:
-        if curvature.exact:
+        if not result.optimizer.plain:
+            pass  # η* is plain descent's
+        elif curvature.exact:
             why += (
                 f"; theory's η* = {fmt(best, 4)} has the best worst-case contraction per epoch, "
                 "and from a given start a grid rate can get there sooner"
@@ -90,6 +96,9 @@ def table(result: Sweep, gap_tol: float, width: int = 100) -> Table:
     t.add_column("verdict", min_width=9)  # the one column that wraps in a narrow terminal
     c = result.theory.curvature
     theory_mark = "η* " if c.exact or c.best_lr <= c.stable_lr else "bound "
+    heavy = result.optimizer.heavy
+    if heavy:
+        theory_mark = "theory "
     for k, row in enumerate(result.rows):
         diverged = row.verdict.failed
         status = verdict_cell(row.verdict, row.stopped_epoch)
@@ -108,7 +117,11 @@ def table(result: Sweep, gap_tol: float, width: int = 100) -> Table:
         style = "bold green" if k == result.suggested else "red" if diverged else None
         t.add_row(*cells, style=style)
     mark = "η* = 2/(λmax+λmin), the best worst-case contraction per epoch"
-    if theory_mark == "bound ":
+    if heavy:
+        nesterov = result.optimizer.name == "nesterov"
+        formula = "1/λmax" if nesterov else "(1+√β)²/λmax"
+        mark = f"theory: {formula}, the rate theory sets beside β = {fmt(result.optimizer.beta, 4)}"
+    elif theory_mark == "bound ":
         mark = "bound: the largest rate that never raises the loss, from any weights"
     marks = f" · {mark}" if c.exact or any(row.from_theory for row in result.rows) else ""
     t.caption = (
