@@ -255,3 +255,21 @@ def test_sweep_lr_sets_momentum_theory_beside_measurement(in_tmp, name):
         assert r["epochs_to_optimum"] == r["predicted_epochs"], r
     assert rows[5.0]["verdict"] in ("diverged", "unstable")
     assert doc["suggested_lr"] is not None and doc["suggested_lr"] < 5.0
+
+
+def test_compare_puts_the_rules_side_by_side(in_tmp):
+    """compare --optimizer ... alone: one constant full-batch run per rule at fit's rate for it;
+    momentum and Nesterov reach the optimum where plain descent, in the same epochs, has not."""
+    from conftest import DIABETES, run_json
+
+    doc = run_json("compare", DIABETES, *[a for o in OPTIMIZERS for a in ("--optimizer", o)])
+    runs = {row["label"]: row for row in doc["rows"] if row["kind"] == "run"}
+    assert len(runs) == 4
+    by_rule = {
+        next((o for o in ("momentum", "nesterov", "adam") if o in label), "gd"): row
+        for label, row in runs.items()
+    }
+    assert set(by_rule) == set(OPTIMIZERS)
+    for rule in ("momentum", "nesterov"):
+        assert by_rule[rule]["verdict"] == "converged"
+    assert by_rule["gd"]["verdict"] == "still falling"  # 1,400 epochs needed, 1,000 run

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from babynn_cli.cli.app import Command, app
 from babynn_cli.cli.boundary import reports_errors
@@ -19,16 +20,23 @@ from babynn_cli.cli.options import (
     RATE,
     SCHEDULE_HELP,
     TRAINING,
+    AdamEpsOpt,
+    Beta1Opt,
+    Beta2Opt,
     CsvOutOpt,
     JsonFileOpt,
     JsonOpt,
+    MomentumOpt,
+    OptimizerName,
     PlotOpt,
     QuietOpt,
     ScheduleName,
+    optimizer_spec,
     option,
     parse_batch,
     parse_lr,
 )
+from babynn_cli.core.choices import ADAM_DEFAULTS
 from babynn_cli.errors import DivergedError, UsageError
 
 DEFAULT_LR = 0.1
@@ -51,6 +59,18 @@ NETWORK_SET: tuple[tuple[str, float | None, int | str | None], ...] = (
 )
 
 
+OptimizersOpt = Annotated[
+    list[OptimizerName] | None,
+    option(
+        "--optimizer",
+        metavar="NAME",
+        panel=TRAINING,
+        help="Repeatable: gd, momentum, nesterov, adam (see fit -h); each configuration runs by "
+        "each rule given. Given alone: a constant rate at full batch (the model's own batch size "
+        "for a network), by each rule, at fit's rate for it (theory's η and β for momentum).",
+        show_default=False,
+    ),
+]
 SchedulesOpt = Annotated[
     list[ScheduleName] | None,
     option(
@@ -136,15 +156,32 @@ def compare(
     models: ModelsOpt = None,
     output: CsvOutOpt = None,
     plot: PlotOpt = None,
+    optimizers: OptimizersOpt = None,
+    momentum: MomentumOpt = None,
+    beta1: Beta1Opt = ADAM_DEFAULTS[0],
+    beta2: Beta2Opt = ADAM_DEFAULTS[1],
+    adam_eps: AdamEpsOpt = ADAM_DEFAULTS[2],
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
     json_file: JsonFileOpt = None,
 ) -> None:
     etas = [parse_lr(text) for text in lrs or []]  # None: fit's own rate
     model.check(early_stopping)
+    names = [o.value for o in optimizers or []] or ["gd"]
+    if momentum is not None and not any(n in ("momentum", "nesterov") for n in names):
+        optimizer_spec("gd", momentum, beta1, beta2, adam_eps)  # the one-line refusal
+    if (beta1, beta2, adam_eps) != ADAM_DEFAULTS and "adam" not in names:
+        optimizer_spec("gd", None, beta1, beta2, adam_eps)
+    rules = [
+        optimizer_spec(n, momentum if n in ("momentum", "nesterov") else None, *adam)
+        for n in dict.fromkeys(names)
+        for adam in [(beta1, beta2, adam_eps) if n == "adam" else ADAM_DEFAULTS]
+    ]
     network = bool(model.hidden)
     batches = [parse_batch(b, network) for b in batch_sizes or []]
     combos = combinations(schedules, etas, batches, models, network)
+    if optimizers and not (schedules or etas or batches):
+        combos = [("constant", None, AUTO)]  # the rules side by side, each at fit's rate
     for name, eta, _ in combos:
         rate.check(name, eta if eta is not None else DEFAULT_LR)
     if plot is not None and not combos:
@@ -177,20 +214,28 @@ def compare(
     ]
     params = initial_params(problem, model.seed, model.init.value)
     ask = stop.ask(None, early_stopping)
-    rates: dict[int | None, float] = {}  # fit's rate for each batch size, when none is given
+    # fit's rate (and β) for each batch size and rule, when none is given
+    plans: dict[tuple[int | None, Any], Any] = {}
 
-    def rate_for(batch: int | None) -> float:
-        if batch not in rates:
+    def plan_for(batch: int | None, rule: Any) -> Any:
+        if (batch, rule) not in plans:
             spec = ScheduleSpec("constant", total_updates=1)
-            chosen = auto.plan(problem, params, ask, batch_size=batch, spec=spec, seed=model.seed)
-            rates[batch] = chosen.lr
-        return rates[batch]
+            plans[batch, rule] = auto.plan(
+                problem, params, ask, batch_size=batch, spec=spec, seed=model.seed,
+                optimizer=rule,
+            )  # fmt: skip
+        return plans[batch, rule]
+
+    def config(s: str, lr: float | None, b: int | None, rule: Any) -> Any:
+        chosen = plan_for(b, rule)
+        given = chosen.optimizer if lr is None else rule  # theory's β goes with theory's rate
+        if given.heavy and given.momentum is None:
+            given = replace(given, momentum=given.beta)
+        return Config(rate.spec(s), chosen.lr if lr is None else lr, b, given)
 
     try:
         configs = list(
-            dict.fromkeys(
-                Config(rate.spec(s), rate_for(b) if lr is None else lr, b) for s, lr, b in asked
-            )
+            dict.fromkeys(config(s, lr, b, rule) for s, lr, b in asked for rule in rules)
         )
     except auto.NoRateFound as e:
         raise DivergedError(str(e)) from None

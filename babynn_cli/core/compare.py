@@ -17,6 +17,7 @@ from babynn_cli.core.auto import Ask, most_epochs, rules
 from babynn_cli.core.fitted import Fitted, train_problem
 from babynn_cli.core.history import EpochInfo
 from babynn_cli.core.losses import class_probabilities, row_losses
+from babynn_cli.core.optimizers import GD, OptimizerSpec
 from babynn_cli.core.problem import Problem, updates_per_epoch
 from babynn_cli.core.reference import LeastSquares
 from babynn_cli.core.rows import Rows
@@ -46,11 +47,18 @@ class Config:
     schedule: ScheduleSpec
     lr: float
     batch_size: int | None  # None: the whole data set
+    optimizer: OptimizerSpec = GD  # the update rule (`core.optimizers`)
 
     @property
     def label(self) -> str:
         batch = "full batch" if self.batch_size is None else f"batch {self.batch_size}"
-        return f"{self.schedule.name} η0={self.lr:g}, {batch}"
+        rule = self.optimizer
+        by = ""
+        if rule.heavy:
+            by = f", {rule.name} β={rule.beta:.4g}"
+        elif rule.name == "adam":
+            by = ", adam"
+        return f"{self.schedule.name} η0={self.lr:g}, {batch}{by}"
 
 
 @dataclass(frozen=True)
@@ -239,16 +247,17 @@ def _runs(
     of the group's first schedule (runs that train together stop by one set of rules)."""
     gap_tol = ask.gap
     rows: list[Row] = []
-    groups: dict[int | None, list[Config]] = {}
-    for config in configs:
-        groups.setdefault(config.batch_size, []).append(config)
-    for batch_size, group in groups.items():
-        epochs = most_epochs(problem, batch_size, ask)
+    groups: dict[tuple[int | None, OptimizerSpec], list[Config]] = {}
+    for config in configs:  # runs of one batch size and one rule (β and all) train as a stack
+        groups.setdefault((config.batch_size, config.optimizer), []).append(config)
+    for (batch_size, rule), group in groups.items():
+        epochs = most_epochs(problem, batch_size, ask, rule)
         total = epochs * updates_per_epoch(problem.n_train, batch_size)
         schedules = [replace(c.schedule, total_updates=total).at(c.lr) for c in group]
         # (L − L*)/L* ≤ gap_tol, noted exactly
         watch = problem.converged_loss(gap_tol) if problem.reference_exists else None
-        chosen = rules(problem, batch_size, ask, group[0].schedule, epochs)
+        chosen = replace(rules(problem, batch_size, ask, group[0].schedule, epochs, rule),
+                         optimizer=rule)  # fmt: skip
         group_settings = replace(chosen.settings(batch_size), watch_loss=watch)
         result = train_problem(problem, params, schedules, group_settings, seed, on_epoch)
         for k, config in enumerate(group):

@@ -129,7 +129,7 @@ def table(result: Comparison, gap_tol: float, wide: bool = True, narrow: bool = 
     if not has_ref:
         ranked = "ranked by the final loss (separable classes: no optimum to measure against)"
     t.caption = ranked + (
-        "; runs of one batch size train together and share their wall time" if wide else ""
+        "; runs of one batch size and rule train together and share their wall time" if wide else ""
     )
     return t
 
