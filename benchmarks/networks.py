@@ -8,7 +8,8 @@ user runs it, a whole process with no option but the architecture (`--hidden 32`
 split and in the same run: scikit-learn's MLPRegressor with the same hidden layers and activation
 and its other defaults (Adam, batch min(200, N), at most 200 epochs), and MLPRegressor() with all
 its defaults (100 relu units), both on standardised features and targets, and LinearRegression;
-with --torch, a PyTorch loop (Adam, batch 200, 200 epochs). The margin is babynn's test R² less the
+with --torch, a PyTorch loop (Adam, batch 200, 200 epochs); and babynn again with `--optimizer
+adam` (the adam R² column: no other option). The margin is babynn's test R² less the
 best of them all (target: ≥ −0.02); the time ratio is against the MLPRegressor of the same
 architecture. Times are whole processes (start-up, reading, choosing the rate, training). Needs
 scikit-learn and statsmodels (pip install -e '.[bench]' statsmodels); the data sets ship with them.
@@ -179,7 +180,7 @@ def main() -> None:
     header = (
         f"{'set':10} {'rows':>6} {'arch':11} {'babynn R²':>9} {'time':>6} {'epochs':>6} "
         f"{'η':>8} {'verdict':14} {'MLP R²':>7} {'time':>6} {'MLP()':>7} {'linear':>7} "
-        f"{'margin':>7} {'×time':>5}"
+        f"{'margin':>7} {'×time':>5} {'adam R²':>8}"
     )
     print(header + ("  torch R²  time" if a.torch else ""))
     with tempfile.TemporaryDirectory() as tmp:
@@ -196,6 +197,9 @@ def main() -> None:
                 hidden = ",".join(flags[i + 1] for i, f in enumerate(flags) if f == "--hidden")
                 act = "relu" if "relu" in arch else "tanh"
                 ours = babynn_run(train, test, [*flags, *a.extra.split()], folder)
+                adam = babynn_run(
+                    train, test, [*flags, "--optimizer", "adam", *a.extra.split()], folder
+                )
                 seconds, done = timed(
                     [PY, "-c", PEER, str(train), str(test), hidden, act, "mlp"], folder
                 )
@@ -206,13 +210,14 @@ def main() -> None:
                 best = max(peer["r2"], default["r2"], linear)
                 row = {"set": name, "rows": len(sets[name]), "arch": arch, "babynn": ours,
                        "mlp": {**peer, "seconds": seconds}, "mlp_defaults": default,
-                       "linear": linear, "margin": ours["r2"] - best}  # fmt: skip
+                       "linear": linear, "margin": ours["r2"] - best,
+                       "babynn_adam": adam}  # fmt: skip
                 line = (
                     f"{name:10} {len(sets[name]):6d} {arch:11} {ours['r2']:9.4f} "
                     f"{ours['seconds']:6.1f} {ours['epochs']!s:>6} "
                     f"{ours.get('lr', float('nan')):8.3g} {ours['verdict']:14} "
                     f"{peer['r2']:7.4f} {seconds:6.1f} {default['r2']:7.4f} {linear:7.4f} "
-                    f"{row['margin']:+7.3f} {ours['seconds'] / seconds:5.2f}"
+                    f"{row['margin']:+7.3f} {ours['seconds'] / seconds:5.2f} {adam['r2']:8.4f}"
                 )
                 if a.torch:
                     t_seconds, t_done = timed(

@@ -273,3 +273,15 @@ def test_compare_puts_the_rules_side_by_side(in_tmp):
     for rule in ("momentum", "nesterov"):
         assert by_rule[rule]["verdict"] == "converged"
     assert by_rule["gd"]["verdict"] == "still falling"  # 1,400 epochs needed, 1,000 run
+
+
+def test_a_momentum_rate_past_its_bound_is_said_to_diverge_with_its_own_bound(in_tmp):
+    """Past 2(1+β)/λmax: the header says it diverges, the run fails (exit 3, no model), and the
+    advice names momentum's bound, not plain descent's."""
+    from conftest import DIABETES, run
+
+    result = run("fit", DIABETES, "--optimizer", "momentum", "--lr", "0.6")
+    assert result.exit_code == 3 and not (in_tmp / "model.json").exists()
+    assert "the loss diverges" in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert "momentum with β = 0.9 is stable on this data below 0.4721" in last

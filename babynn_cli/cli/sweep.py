@@ -182,7 +182,7 @@ def sweep_lr(
         sweep_report.show(report, result, stop.gap)
     failure = None
     if all(row.verdict.failed for row in result.rows):
-        hint = stable_rate_hint(problem, batch, min(rates))
+        hint = stable_rate_hint(problem, batch, min(rates), rule)
         failure = DivergedError(f"every rate diverged or went unstable; {hint}")
     stopped = any(row.stop_reason is StopReason.INTERRUPTED for row in result.rows)
     finish(outputs, report, interrupted=stopped, failure=failure, json_file=(json_file, doc))

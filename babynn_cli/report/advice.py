@@ -18,13 +18,29 @@ from babynn_cli.report.words import fmt, percent
 if TYPE_CHECKING:
     from babynn_cli.core.auto import Plan
     from babynn_cli.core.fitted import Fitted
+    from babynn_cli.core.optimizers import OptimizerSpec
     from babynn_cli.core.problem import Problem
     from babynn_cli.core.verdict import Advice, Judgement
 
 
-def stable_rate_hint(problem: Problem, batch_size: int | None, lr: float) -> str:
-    """What rate would be stable, after a run that diverged or went unstable."""
+def stable_rate_hint(
+    problem: Problem, batch_size: int | None, lr: float, optimizer: OptimizerSpec | None = None
+) -> str:
+    """What rate would be stable, after a run that diverged or went unstable (with momentum at
+    full batch, its own bound for its β)."""
     smaller = fmt(lr / 10, 3)  # an order of magnitude down
+    heavy = optimizer is not None and optimizer.heavy
+    if heavy and problem.has_optimum and not problem.classifies and problem.full_batch(batch_size):
+        assert optimizer is not None
+        nesterov = optimizer.name == "nesterov"
+        edge = problem.curvature().momentum_stable_lr(optimizer.beta, nesterov)
+        formula = "2(1+β)/((1+2β)λmax)" if nesterov else "2(1+β)/λmax"
+        return (
+            f"{optimizer.name} with β = {fmt(optimizer.beta, 4)} is stable on this data below "
+            f"{fmt(edge, 4)} ({formula}); leave out --lr for theory's rate and β"
+        )
+    if optimizer is not None and not optimizer.plain:
+        return f"try a smaller --lr, e.g. {smaller}, or leave it out for babynn's choice"
     if not problem.affine:
         return (
             f"try a smaller --lr, e.g. {smaller}, or let babynn sweep-lr find one (2/λmax is the "
@@ -130,7 +146,7 @@ def next_step(
     if j.verdict is Verdict.CONVERGED:
         return None
     if j.verdict.failed:
-        return stable_rate_hint(problem, batch_size, last_lr)
+        return stable_rate_hint(problem, batch_size, last_lr, plan.optimizer)
     if j.no_minimum:
         return (
             "the weights only grow with more epochs; --l2 ALPHA gives the loss a minimum to "
