@@ -233,6 +233,19 @@ def test_stdout_that_cannot_be_written_leaves_the_old_files(tmp_path, stdout, un
         assert not list(tmp_path.glob(".babynn-*"))
 
 
+def test_a_reader_that_leaves_stderr_costs_no_file(tmp_path):
+    """`babynn fit … 2>&1 >/dev/null | head -1`: the words on stderr are a person's; once nobody
+    reads them the run goes on, quietly, and its model file is written (it exited before)."""
+    proc = subprocess.Popen(
+        [str(BIN), "fit", NOTES, "-o", "m.json", "--lr", "0.1", "--epochs", "500"], cwd=tmp_path,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    proc.stderr.read(10)  # like `| head -c 10`
+    proc.stderr.close()
+    assert proc.wait(timeout=60) == 0
+    assert '"babynn-model"' in (tmp_path / "m.json").read_text()
+
+
 def test_an_interrupt_while_numba_compiles_is_acted_on_afterwards():
     """numba's compiler swallows a Ctrl-C that lands inside it (printing a traceback and going
     on): babynn holds it back while compiling and raises it once the compiler is done."""

@@ -5,6 +5,12 @@ from babynn_cli.cli.app import app
 
 
 def main() -> None:
+    import sys
+
+    from babynn_cli.cli.boundary import ForgivingStderr
+
+    if sys.stderr is not None:  # the words on stderr are a person's: losing them costs no file
+        sys.stderr = ForgivingStderr(sys.stderr)  # type: ignore[assignment]
     app()
 
 

@@ -70,3 +70,38 @@ def reports_errors(command: F) -> F:
             raise typer.Exit(code=1) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+class ForgivingStderr:
+    """Standard error as babynn writes to it: the words are for a person, so when nobody reads
+    them any more (a reader that left: `2>&1 >/dev/null | head -1`, a closed descriptor) the run
+    goes on and its files are still written, its later words dropped. The first failed write
+    points descriptor 2 at the null device, so every writer (Rich, Typer, warnings) goes on
+    quietly; everything else is the stream's own."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return int(self._stream.write(text))
+        except OSError:
+            self._forget()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError:
+            self._forget()
+
+    def _forget(self) -> None:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(devnull, self._stream.fileno())
+        os.close(devnull)
+        with contextlib.suppress(OSError, ValueError):
+            self._stream.flush()  # what failed goes to the null device now
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
