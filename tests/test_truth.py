@@ -397,3 +397,18 @@ def test_more_features_than_the_moments_take_is_one_line_at_once(in_tmp):
         assert result.exit_code == 1 and result.stderr.count("\n") == 1, result.stderr
         assert f"{m:,} feature columns" in result.stderr and "--exclude" in result.stderr
     assert run("fit", "wide.csv", "--features", "c0,c1,c2").exit_code == 0
+
+
+def test_a_single_float_feature_predicts(in_tmp):
+    """One float feature: pandas hands out a read-only view of the column, where predict marks
+    missing cells; it was "cannot read …: assignment destination is read-only"."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=60) * 100.5
+    pd.DataFrame({"income": x, "food": 0.4 * x + 3 + rng.normal(size=60)}).to_csv(
+        "one.csv", index=False
+    )
+    for extra in ((), ("--hidden", "4", "--epochs", "20")):
+        assert run("fit", "one.csv", "-q", *extra).exit_code == 0
+        scores = run_json("predict", "model.json", "one.csv", "-o", "p.csv")
+        assert np.isfinite(scores["mse"])
+        assert len(pd.read_csv("p.csv")) == 60

@@ -298,12 +298,14 @@ class Columns:
         return Part(X[:0], Y[:0], seen, message, row)
 
     def _numbers(self, chunk: pd.DataFrame, names: list[str]) -> np.ndarray:
-        """Columns that must be numbers, as float64 (nan where missing)."""
+        """Columns that must be numbers, as float64 (nan where missing), an array of their own
+        (pandas may hand out a read-only view of one float column: predict writes nan into it)."""
         if not names:
             return np.empty((len(chunk), 0))
         frame = chunk[names]
         if all(frame[c].dtype.kind in "iuf" for c in names):
-            return frame.to_numpy(dtype=np.float64)
+            values = frame.to_numpy(dtype=np.float64)
+            return values if values.flags.writeable else values.copy()
         return np.column_stack([numbers_of(frame[c], "number", c) for c in names])
 
     def _codes(self, chunk: pd.DataFrame) -> np.ndarray:
