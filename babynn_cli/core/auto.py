@@ -132,8 +132,9 @@ def exact(problem: Problem, batch_size: int | None, optimizer: OptimizerSpec = G
     """Whether the run descends exactly to a known optimum (the affine model at full batch: a
     convex loss, toward the reference L*, by a rule theory times: plain descent or momentum);
     every other run is rough (minibatches, networks, separable classes, whose loss has no
-    minimum, and Adam, whose steps at a constant rate keep their size near the optimum)."""
-    linear = optimizer.plain or optimizer.heavy
+    minimum, and Adam, whose steps at a constant rate keep their size near the optimum; and
+    momentum on cross-entropy, whose curvature theory knows only at the optimum)."""
+    linear = optimizer.plain or (optimizer.heavy and not problem.classifies)
     return problem.has_optimum and problem.full_batch(batch_size) and linear
 
 

@@ -259,11 +259,12 @@ def plan_in_words(
         )
     elif plan.lr_rule == "sweep" and plan.probe is not None:
         rates, epochs = plan.probe.rates, plan.probe.epochs
+        steady = "" if plan.optimizer.heavy else "of the steady rates "  # momentum's rise
         lines.append(
             f"η = {fmt(plan.lr, 4)}, picked by a short sweep: {len(rates)} rates from "
             f"{fmt(rates[0], 3)} to {fmt(rates[-1], 3)}, {epochs} epoch{'s' * (epochs != 1)} "
-            "each under this run's rules, read as sweep-lr reads its grid (of the steady rates "
-            "below the divergence edge, the lowest loss); pass --lr to choose your own"
+            f"each under this run's rules, read as sweep-lr reads its grid ({steady}below the "
+            "divergence edge, the lowest loss); pass --lr to choose your own"
         )
     if plan.until_converged and plan.optimizer.heavy and problem is not None:
         rule = plan.optimizer
