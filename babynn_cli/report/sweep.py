@@ -226,8 +226,8 @@ def text_plot(result: Sweep, columns: int = 100) -> Any:
     top = []
     if bad:
         top = [Series([r.lr for r in bad], [0.0] * len(bad), "x", "red", "diverged or unstable")]
-    bound = result.theory.curvature.stable_lr
-    vlines = [VLine(bound, "┊", "yellow", f"2/λmax = {fmt(bound, 4)}")] if result.affine else []
+    bound, name = _bound(result)
+    vlines = [VLine(bound, "┊", "yellow", f"{name} = {fmt(bound, 4)}")] if result.affine else []
     what = "L*" if result.affine else "the best loss"
     return TextPlot(
         series,
@@ -334,7 +334,8 @@ def plot_png(result: Sweep) -> bytes:
         bottom.plot([r.lr for r in bad], [high] * len(bad), "rx", label="diverged or unstable")  # type: ignore[attr-defined]
     for ax in (top, bottom):
         if result.affine:
-            ax.axvline(result.theory.curvature.stable_lr, color="orange", ls="--", label="2/λmax")  # type: ignore[attr-defined]
+            bound, name = _bound(result)
+            ax.axvline(bound, color="orange", ls="--", label=name)  # type: ignore[attr-defined]
         if result.suggested is not None:
             ax.axvline(result.rows[result.suggested].lr, color="green", ls=":", label="suggested")  # type: ignore[attr-defined]
         ax.legend(loc="best", fontsize="small")  # type: ignore[attr-defined]
@@ -344,3 +345,13 @@ def plot_png(result: Sweep) -> bytes:
     bottom.set_xlabel("learning rate η0")  # type: ignore[attr-defined]
     top.set_title("babynn sweep-lr: which rate is fastest")  # type: ignore[attr-defined]
     return png_bytes(figure)
+
+
+def _bound(result: Sweep) -> tuple[float, str]:
+    """The stability bound the plot marks: plain descent's 2/λmax, or momentum's for its β."""
+    c, rule = result.theory.curvature, result.optimizer
+    if rule.heavy and c.exact:
+        nesterov = rule.name == "nesterov"
+        name = "2(1+β)/((1+2β)λmax)" if nesterov else "2(1+β)/λmax"
+        return c.momentum_stable_lr(rule.beta, nesterov), name
+    return c.stable_lr, "2/λmax"
