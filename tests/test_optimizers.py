@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 
 from babynn_cli.core.affine import AffineModel
-from babynn_cli.core.descent import MinibatchDescent, MomentDescent, plain_descent
+from babynn_cli.core.descent import (
+    BatchMapDescent,
+    MinibatchDescent,
+    MomentDescent,
+    plain_descent,
+)
 from babynn_cli.core.optimizers import OPTIMIZERS, OptimizerSpec
 from babynn_cli.core.rows import Rows
 from babynn_cli.core.schedules import Constant
@@ -120,8 +125,10 @@ def test_training_chooses_a_path_that_keeps_the_rule(name):
     data = _data(5)
     for batch in (None, 32):
         descent = model.descent(data, batch, np.random.default_rng(0), 10, 2, spec)
-        if batch is not None and not spec.plain:
+        if batch is not None and spec.name == "adam":
             assert isinstance(descent, MinibatchDescent)
+        elif batch is not None and spec.heavy:
+            assert isinstance(descent, BatchMapDescent)
         settings = TrainSettings(epochs=30, batch_size=batch, tol=0, optimizer=spec)
         params = model.init_params(np.random.default_rng(1))
         result = train(
@@ -285,3 +292,38 @@ def test_a_momentum_rate_past_its_bound_is_said_to_diverge_with_its_own_bound(in
     assert "the loss diverges" in result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert "momentum with β = 0.9 is stable on this data below 0.4721" in last
+
+
+@pytest.mark.parametrize("name", ["momentum", "nesterov"])
+@pytest.mark.parametrize(("batch", "intercept"), [(1, True), (7, False), (32, True)])
+def test_batch_maps_with_momentum_are_the_plain_rule(name, batch, intercept):
+    """Minibatch epochs as products of maps of [θ; v; I] against the rule as written batch after
+    batch, the same shuffled order, two rates at once, over three epochs (the velocity carried
+    from epoch to epoch): the same iterates and losses to 1e-11; a run restarted (stopped) keeps
+    still."""
+    spec = SPECS[name]
+    model = AffineModel(4, 2, intercept)
+    data = _data(3)
+    start = model.init_params(np.random.default_rng(0))
+    stacked = {k: np.stack([v, v]) for k, v in start.items()}
+    lr = np.array([0.005, 0.02])
+
+    def rates(t0, count):
+        return np.tile(lr, (count, 1))
+
+    fast = BatchMapDescent(data, batch, intercept, np.random.default_rng(4), model.evaluator(data),
+                           spec)  # fmt: skip
+    plain = MinibatchDescent(model, data, batch, np.random.default_rng(4), spec)
+    fast.restart(stacked)
+    plain.restart(stacked)
+    a = list(fast.epochs(1, 3, rates))
+    b = list(plain.epochs(1, 3, rates))
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_allclose(x.losses, y.losses, rtol=1e-11)
+        for key in x.params[0]:
+            np.testing.assert_allclose(x.params[0][key], y.params[0][key], rtol=1e-10, atol=1e-12)
+    stopped = np.array([True, False])
+    params = a[-1].params[0]
+    fast.restart(params, changed=stopped)
+    after = list(fast.epochs(4, 4, lambda t0, c: np.tile(lr * ~stopped, (c, 1))))
+    np.testing.assert_array_equal(after[-1].params[0]["W"][0], params["W"][0])

@@ -132,8 +132,9 @@ class AffineModel(Model):
     ) -> Descent:
         """The notes' rule re-arranged: from the moments at full batch (momentum and Nesterov
         too); with minibatches, compiled row by row when numba is installed and that is the
-        faster way (`compiled.pays`), else as a product of batch maps (while θ is narrow enough
-        for that to pay); as written otherwise, and for every other rule (`core.optimizers`)."""
+        faster way (`compiled.pays`; the notes' rule only), else as a product of batch maps (while
+        θ is narrow enough for that to pay; momentum and Nesterov too); as written otherwise, and
+        for Adam (`core.optimizers`)."""
         full = full_batch(batch_size, data.n_rows)
         if not full and not data.random_access:
             raise ValueError("streamed rows without their row file train at full batch only")
@@ -144,15 +145,16 @@ class AffineModel(Model):
         if full:
             return MomentDescent(data.moments.ridged(self.l2), self.intercept, optimizer)
         assert batch_size is not None
-        if not self.quadratic or self.l2 or not optimizer.plain:
+        if not self.quadratic or self.l2 or not linear:
             return plain_descent(self, data, batch_size, rng, False, optimizer)
         p = self.n_inputs + int(self.intercept)
         faster = compiled.pays(data.n_rows, epochs, runs, batch_size, p, self.n_outputs)
-        if faster and compiled.kernel() is not None:
+        if faster and optimizer.plain and compiled.kernel() is not None:
             return CompiledDescent(data, batch_size, self.intercept, rng, self.evaluator(data))
-        if BatchMapDescent.supports(self.n_inputs, self.n_outputs, self.intercept):
-            return BatchMapDescent(data, batch_size, self.intercept, rng, self.evaluator(data))
-        return plain_descent(self, data, batch_size, rng, exact=False)
+        if BatchMapDescent.supports(self.n_inputs, self.n_outputs, self.intercept, optimizer):
+            losses = self.evaluator(data)
+            return BatchMapDescent(data, batch_size, self.intercept, rng, losses, optimizer)
+        return plain_descent(self, data, batch_size, rng, False, optimizer)
 
 
 def to_raw_units(

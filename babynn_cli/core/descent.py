@@ -299,6 +299,12 @@ class BatchMapDescent:
     - one map per TRACKED_BATCHES batches, found by applying the update rule to the map itself
       (`_tracked_maps`): cheapest for small batches and single rows, where a map per row would
       cost a (width × width) product per row to compose.
+
+    Momentum and Nesterov are linear too, in the state [θ; v; I] (`_momentum_maps`): with A and
+    C the blocks of D (∇L_θ = Aθ + C), heavy ball v ← βv − η(Aθ + C), θ ← θ + v is the map
+    [[I − ηA, βI, −ηC], [−ηA, βI, −ηC], [0, 0, I]] (Nesterov's first row: I − η(1+β)A, β²I,
+    −η(1+β)C), one per batch; the velocity goes on from epoch to epoch. Proven equal to the rule
+    as written by tests/test_optimizers.py::test_batch_maps_with_momentum_are_the_plain_rule.
     """
 
     exact = False
@@ -310,20 +316,29 @@ class BatchMapDescent:
         intercept: bool,
         rng: np.random.Generator,
         losses: Evaluator,
+        optimizer: OptimizerSpec = GD,
     ) -> None:
+        if not (optimizer.plain or optimizer.heavy):
+            raise ValueError(f"{optimizer.name} is not linear in the gradients")
         self.data, self.batch, self.intercept, self.rng = data, batch, intercept, rng
-        self.losses = losses
+        self.losses, self.optimizer = losses, optimizer
         self.updates_per_epoch = -(-data.n_rows // batch)
         self.m, self.n = data.n_features, data.Y.shape[1]
         self.p = self.m + (1 if intercept else 0)  # rows of θ
         self.width = self.p + self.n
+        self.v: np.ndarray | None = None  # the K runs' velocities (K, p, n), with momentum
 
     @staticmethod
-    def supports(m: int, n: int, intercept: bool) -> bool:
-        return m + int(intercept) + n <= MAX_WIDTH
+    def supports(m: int, n: int, intercept: bool, optimizer: OptimizerSpec = GD) -> bool:
+        p = m + int(intercept)
+        return p + n + (p if optimizer.heavy else 0) <= MAX_WIDTH
 
     def restart(self, params: Params, changed: np.ndarray | None = None) -> np.ndarray:
         self.params = params
+        if changed is None or self.v is None:
+            self.v = None
+        else:
+            self.v[changed] = 0.0
         return self.losses(params)
 
     def epochs(self, first: int, last: int, rates: Rates) -> Iterator[Epochs]:
@@ -334,18 +349,24 @@ class BatchMapDescent:
             yield Epochs.one(self.params, self.losses(self.params), table[-1])
 
     def tracks(self, K: int) -> bool:
-        """Whether tracked maps cost less than one map per batch (see `map_costs`)."""
+        """Whether tracked maps cost less than one map per batch (see `map_costs`); with
+        momentum, always a map per batch."""
         tracked, per_batch = map_costs(self.p, self.n, K, self.batch)
-        return tracked < per_batch
+        return tracked < per_batch and self.optimizer.plain
 
     def _epoch(self, stack: Params, order: np.ndarray, rates: np.ndarray) -> Params:
         """One epoch: batches of `order`'s rows in turn; rates: (batches, K), one row a batch."""
         theta = self._theta(stack)
         K = theta.shape[0]
-        B = self.batch
+        B, p = self.batch, self.p
+        heavy = self.optimizer.heavy
+        if heavy:  # the state [θ; v; I]
+            v = self.v if self.v is not None else np.zeros((K, p, self.n))
+            theta = np.concatenate([theta[:, :p], v, theta[:, p:]], axis=1)
+        width = theta.shape[1]
         tracked = self.tracks(K)
         per_map = TRACKED_BATCHES if tracked else 1
-        maps_per_block = FLOATS_PER_BLOCK // (K * self.width**2)
+        maps_per_block = FLOATS_PER_BLOCK // (K * width**2)
         per_block = max(per_map, min(ROWS_PER_BLOCK // B, maps_per_block * per_map))
         per_block -= per_block % per_map
         batches = len(rates)
@@ -354,9 +375,13 @@ class BatchMapDescent:
             rows, block_rates = order[first * B : last * B], rates[first:last]
             if tracked:
                 maps = self._tracked_maps(rows, block_rates)
+            elif heavy:
+                maps = self._momentum_maps(self._batch_maps(rows, block_rates))
             else:
                 maps = self._batch_maps(rows, block_rates)
             theta = _compose(maps) @ theta
+        if heavy:
+            self.v = theta[:, p : 2 * p].copy()
         params = {"W": theta[:, : self.m, :].copy()}
         if self.intercept:
             params["w0"] = theta[:, self.m, :].copy()
@@ -399,6 +424,29 @@ class BatchMapDescent:
         D *= (2.0 / sizes)[:, None, None]
         maps = -rates[:, :, None, None] * D[:, None]  # −η·D, (batches, K, width, width)
         maps += np.eye(self.width)
+        return maps
+
+    def _momentum_maps(self, plain: np.ndarray) -> np.ndarray:
+        """The maps of [θ; v; I] with momentum, from the plain maps I − η·D (see the class):
+        (batches, K, 2p + n, 2p + n)."""
+        p, n = self.p, self.n
+        beta = self.optimizer.beta
+        step = plain.copy()
+        step[..., :p, :p] -= np.eye(p)  # −η·[A, C]: the gradient step, as a map of [θ; I]
+        count, K = plain.shape[:2]
+        maps = np.zeros((count, K, 2 * p + n, 2 * p + n))
+        # v' = βv − η(Aθ + C)
+        maps[..., p : 2 * p, :p] = step[..., :p, :p]
+        maps[..., p : 2 * p, p : 2 * p] = beta * np.eye(p)
+        maps[..., p : 2 * p, 2 * p :] = step[..., :p, p:]
+        if self.optimizer.name == "momentum":  # θ' = θ + v'
+            maps[..., :p, :] = maps[..., p : 2 * p, :]
+        else:  # θ' = θ + βv' − η(Aθ + C)
+            maps[..., :p, :p] = (1.0 + beta) * step[..., :p, :p]
+            maps[..., :p, p : 2 * p] = beta * beta * np.eye(p)
+            maps[..., :p, 2 * p :] = (1.0 + beta) * step[..., :p, p:]
+        maps[..., :p, :p] += np.eye(p)
+        maps[..., 2 * p :, 2 * p :] = np.eye(n)
         return maps
 
     def _tracked_maps(self, rows: np.ndarray, rates: np.ndarray) -> np.ndarray:
