@@ -200,11 +200,13 @@ class Moments:
             return cls(x_mean, y_mean, xx, nan, nan, math.inf, math.inf, N)
 
         def second_pass(fits: list[tuple[Fit, bool]]) -> list[Terms]:
-            starts = np.arange(0, N, CHUNK_ROWS)
-            groups = [g for g in np.array_split(starts, cores()) if len(g)]
+            threads = cores()
+            rows = CHUNK_ROWS // threads  # the threads' blocks together hold CHUNK_ROWS rows
+            starts = np.arange(0, N, rows)
+            groups = [g for g in np.array_split(starts, threads) if len(g)]
 
             def share(group: np.ndarray) -> list[Terms]:
-                blocks = ((X[lo : lo + CHUNK_ROWS], Y[lo : lo + CHUNK_ROWS]) for lo in group)
+                blocks = ((X[lo : lo + rows], Y[lo : lo + rows]) for lo in group)
                 return _second_pass(blocks, fits)
 
             if len(groups) == 1:
