@@ -234,6 +234,10 @@ def test_optimizer_options_that_do_not_go_together_are_one_line(in_tmp):
         result = run("fit", NOTES, *args)
         assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.stderr
         assert words in result.stderr
+    for command in ("sweep-lr", "compare"):  # the same checks, naming the rule asked for
+        result = run(command, NOTES, "--optimizer", "adam", "--momentum", "0.5")
+        assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.stderr
+        assert "--momentum is the β of momentum and nesterov, not of adam" in result.stderr
 
 
 def test_adam_trains_a_network_and_the_affine_model_as_rough_runs(in_tmp):

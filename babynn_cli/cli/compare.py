@@ -169,9 +169,9 @@ def compare(
     model.check(early_stopping)
     names = [o.value for o in optimizers or []] or ["gd"]
     if momentum is not None and not any(n in ("momentum", "nesterov") for n in names):
-        optimizer_spec("gd", momentum, beta1, beta2, adam_eps)  # the one-line refusal
+        optimizer_spec(names[0], momentum, beta1, beta2, adam_eps)  # the one-line refusal
     if (beta1, beta2, adam_eps) != ADAM_DEFAULTS and "adam" not in names:
-        optimizer_spec("gd", None, beta1, beta2, adam_eps)
+        optimizer_spec(names[0], None, beta1, beta2, adam_eps)
     rules = [
         optimizer_spec(n, momentum if n in ("momentum", "nesterov") else None, *adam)
         for n in dict.fromkeys(names)

@@ -61,7 +61,7 @@ from babynn_cli.core.history import EpochInfo
 from babynn_cli.core.optimizers import GD, OptimizerSpec
 from babynn_cli.core.problem import Problem, n_validation_rows
 from babynn_cli.core.schedules import ScheduleSpec
-from babynn_cli.core.theory import FAR
+from babynn_cli.core.theory import FAR, four_digits_down
 from babynn_cli.core.train import TrainSettings
 from babynn_cli.core.vocabulary import Params
 
@@ -221,15 +221,7 @@ def momentum_choice(problem: Problem, optimizer: OptimizerSpec) -> tuple[float, 
         root = math.sqrt(curvature.condition_number)
         beta = optimizer.momentum if optimizer.momentum is not None else (root - 1) / (root + 1)
         lr = 1.0 / curvature.lambda_max
-    return _four_digits_down(lr), replace(optimizer, momentum=beta)
-
-
-def _four_digits_down(lr: float) -> float:
-    if not np.isfinite(lr) or lr <= 0:
-        return lr
-    power = int(np.floor(np.log10(lr))) - 3
-    count = float(np.floor(lr / 10.0**power))
-    return count / 10.0**-power if power < 0 else count * 10.0**power
+    return four_digits_down(lr), replace(optimizer, momentum=beta)
 
 
 def rules(

@@ -9,6 +9,7 @@ and the gap after t epochs is ½ Σᵢ λᵢ (1 − ηλᵢ)^(2t) cᵢ(0)², whi
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +18,17 @@ PREDICTION_CHUNK = 1024  # epochs whose gaps are computed at once when predictin
 FAR = 10**15  # predictions past the epochs babynn runs unasked, for advice (a search: cheap)
 # Eigenvalues below this fraction of λmax are zero to rounding: H is singular (collinear features)
 SINGULAR = 1e-12
+
+
+def four_digits_down(lr: float) -> float:
+    """`lr` rounded down to four significant digits: a rate a user can type, never above the
+    one theory names."""
+    if not np.isfinite(lr) or lr <= 0:
+        return lr
+    power = int(np.floor(np.log10(lr))) - 3
+    count = float(np.floor(lr / 10.0**power))  # four digits, rounded down ...
+    # ... and the double nearest count·10^power (a product of doubles would miss it)
+    return count / 10.0**-power if power < 0 else count * 10.0**power
 
 
 @dataclass(frozen=True)
@@ -100,13 +112,7 @@ class Curvature:
     def suggested_lr(self) -> float:
         """η* = 2/(λmax + λmin) rounded down to four significant digits: the one rate babynn
         suggests for this data wherever it prints one (never above η*, so never past 2/λmax)."""
-        lr = self.fastest_safe_lr
-        if not np.isfinite(lr) or lr <= 0:
-            return lr
-        power = int(np.floor(np.log10(lr))) - 3
-        count = float(np.floor(lr / 10.0**power))  # four digits, rounded down ...
-        # ... and the double nearest count·10^power (a product of doubles would miss it)
-        return count / 10.0**-power if power < 0 else count * 10.0**power
+        return four_digits_down(self.fastest_safe_lr)
 
     @property
     def condition_number(self) -> float:
@@ -193,17 +199,8 @@ class Curvature:
         self, error: np.ndarray, lr: float, beta: float, epochs: int, nesterov: bool = False
     ) -> np.ndarray:
         """L − L* after 0, 1, ..., `epochs` epochs at a constant rate with momentum β."""
-        shares = self._shares(error)
-        a, b = np.ones_like(shares), np.zeros_like(shares)
-        h = lr * self.eigenvalues
-        gaps = np.empty(epochs + 1)
-        gaps[0] = shares.sum()
-        with np.errstate(over="ignore", invalid="ignore"):  # past the bound: inf
-            for t in range(1, epochs + 1):
-                b = beta * b - h * a
-                a = a + (beta * b - h * a if nesterov else b)
-                gaps[t] = float((shares * a * a).sum())
-        return gaps
+        steps = self._momentum_steps(error, lr, beta, nesterov)
+        return np.array([next(steps) for _ in range(epochs + 1)])
 
     def momentum_epochs_to_reach(
         self,
@@ -219,17 +216,26 @@ class Curvature:
         oscillates), so the epochs are scanned."""
         if lr >= self.momentum_stable_lr(beta, nesterov) or not 0.0 <= beta < 1.0:
             return None
-        shares = self._shares(error)
-        if shares.sum() <= target:
-            return 0
-        a, b = np.ones_like(shares), np.zeros_like(shares)
-        h = lr * self.eigenvalues
-        for t in range(1, max_epochs + 1):
-            b = beta * b - h * a
-            a = a + (beta * b - h * a if nesterov else b)
-            if float((shares * a * a).sum()) <= target:
+        steps = self._momentum_steps(error, lr, beta, nesterov)
+        for t in range(max_epochs + 1):
+            if next(steps) <= target:
                 return t
         return None
+
+    def _momentum_steps(
+        self, error: np.ndarray, lr: float, beta: float, nesterov: bool
+    ) -> Iterator[float]:
+        """L − L* epoch after epoch from `error` (velocity 0): each eigen-component's 2 × 2
+        recurrence (see above), a(0) = 1, b(0) = 0."""
+        shares = self._shares(error)
+        a, b = np.ones_like(shares), np.zeros_like(shares)
+        h = lr * self.eigenvalues
+        yield float(shares.sum())
+        with np.errstate(over="ignore", invalid="ignore"):  # past the bound: inf
+            while True:
+                b = beta * b - h * a
+                a = a + (beta * b - h * a if nesterov else b)
+                yield float((shares * a * a).sum())
 
     def _shares(self, error: np.ndarray) -> np.ndarray:
         """Each eigen-component's share ½ λᵢ cᵢ² of L − L*."""
