@@ -367,9 +367,9 @@ def ill_conditioned(problem: Problem) -> IllConditioned:
     nearest ±1 (a feature that is nearly a combination of others)."""
     curvature = problem.curvature()
     xx = problem.train.unscaled_moments.xx
-    sd = np.sqrt(np.diag(xx))
     pair, correlation = None, 0.0
-    if len(sd) >= 2:
+    if isinstance(xx, np.ndarray) and len(xx) >= 2:  # (not kept as rows: `Moments.of_wide`)
+        sd = np.sqrt(np.diag(xx))
         with np.errstate(divide="ignore", invalid="ignore"):
             corr = xx / np.outer(sd, sd)
         corr = np.where(np.isfinite(corr), corr, 0.0)

@@ -14,6 +14,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from babynn_cli.core.lowrank import LowRank, RowsOrigin, Second, all_finite, diagonal, rescaled
 from babynn_cli.core.reference import Fit, LeastSquares, Terms, Triangle, units_near
 from babynn_cli.core.threads import blas_threads, cores
 from babynn_cli.core.vocabulary import Params
@@ -23,28 +24,36 @@ from babynn_cli.core.vocabulary import Params
 SecondPass = Callable[[list[tuple[Fit, bool]]], list[Terms]]
 
 CHUNK_ROWS = 1 << 16  # rows per block when gathering moments: bounded extra memory
-# The most features the moments are gathered for: they are m × m (128 MiB each at 4,096), and
-# solving, judging and standardising with them takes O(m³) work (5 rows × 3,000 features took
-# 13 s and 750 MB; 10,000 would take about 8 minutes and 8 GB).
+# The most features the m × m moments are gathered for (128 MiB each at 4,096; solving, judging
+# and standardising with them takes O(m³) work: 5 rows × 3,000 features took 13 s and 750 MB).
+# Past it, rows in memory that are fewer than the features keep their moments as the rows
+# themselves (`Moments.of_wide`: memory and work follow the rows); other data is refused.
 MAX_FEATURES = 4096
 
 
 class TooManyFeatures(ValueError):
-    """More features than the moments are gathered for (MAX_FEATURES)."""
+    """More features than the moments are gathered for (MAX_FEATURES), with as many rows."""
 
-    def __init__(self, m: int) -> None:
+    def __init__(self, m: int, streamed: bool) -> None:
+        wide = (
+            "(or more, with fewer rows than features, read in memory: without --stream or "
+            "--scheduler)"
+            if streamed
+            else "unless there are fewer rows than features"
+        )
         super().__init__(
             f"{m:,} feature columns: babynn works from their {m:,} × {m:,} second moments (the "
             "least-squares reference, the theory of full-batch descent, the standardisation), "
-            f"which take O(m³) work; at most {MAX_FEATURES:,} features: choose fewer with "
-            "--features or --exclude"
+            f"which take O(m³) work; at most {MAX_FEATURES:,} features {wide}: choose fewer "
+            "with --features or --exclude"
         )
 
 
-def check_width(m: int) -> None:
-    """TooManyFeatures past MAX_FEATURES, before any m × m work."""
-    if m > MAX_FEATURES:
-        raise TooManyFeatures(m)
+def wide(X: np.ndarray) -> bool:
+    """Whether these rows keep their moments as the rows themselves (`Moments.of_wide`): fewer
+    rows than features, whose m × m moments would cost more than the rows (5 rows × 2,500
+    features took 7.5 s and 570 MB that way, 1.2 s and 200 MB this way)."""
+    return len(X) < X.shape[1]
 
 
 @dataclass(frozen=True)
@@ -68,7 +77,8 @@ class MomentSum:
         cls, X: np.ndarray, Y: np.ndarray, shift: tuple[np.ndarray, np.ndarray] | None = None
     ) -> MomentSum:
         """One block's sums (the block's first row as the shift, unless one is given)."""
-        check_width(X.shape[1])
+        if X.shape[1] > MAX_FEATURES:
+            raise TooManyFeatures(X.shape[1], streamed=True)
         if shift is None:
             shift = (X[0].copy(), Y[0].copy())
         units = (units_near(shift[0]), units_near(shift[1]))
@@ -156,7 +166,7 @@ class Moments:
 
     x_mean: np.ndarray  # (m,)
     y_mean: np.ndarray  # (n,)
-    xx: np.ndarray  # (m, m)
+    xx: Second  # (m, m), or its factor when there are fewer rows than features (`of_wide`)
     W_star: np.ndarray  # (m, n)
     res: np.ndarray  # (m, n)
     optimum_loss: float
@@ -169,7 +179,7 @@ class Moments:
     unique: bool = True  # whether the least-squares fit is the only one (full rank)
     # the least-squares fit through the origin (no intercept), found when asked for, and the
     # scale of these coordinates (z = x / scale) against the raw ones it is found in
-    origin: Origin | None = field(default=None, compare=False)
+    origin: Origin | RowsOrigin | None = field(default=None, compare=False)
     origin_scale: np.ndarray | None = None
     # Features so large or small that their squares leave double precision (`Triangle.
     # feature_unit`): each has a power-of-two unit, and x̄, xx, W*, res are of x / unit (exact);
@@ -187,7 +197,10 @@ class Moments:
         whose moments are themselves finite; features beyond that keep their moments in units
         of their own (`Triangle.feature_unit`), so only a target past about 1e154 is too large.
         """
-        check_width(X.shape[1])
+        if wide(X):
+            return cls.of_wide(X, Y)
+        if X.shape[1] > MAX_FEATURES:
+            raise TooManyFeatures(X.shape[1], streamed=False)
         N = len(X)
         x_mean, y_mean = X.mean(axis=0), Y.mean(axis=0)
         units = _power_of_two_scale(X, x_mean), _power_of_two_scale(Y, y_mean)
@@ -216,6 +229,33 @@ class Moments:
             return [merged_pairwise(list(terms)) for terms in zip(*shares, strict=True)]
 
         return cls.solved(x_mean, y_mean, xx, xy, np.diag(yy), triangle, N, second_pass)
+
+    @classmethod
+    def of_wide(cls, X: np.ndarray, Y: np.ndarray) -> Moments:
+        """The moments of fewer rows than features (`wide`), with xx kept as the centred rows
+        over √N (`core.lowrank`): O(Nm) memory. The least-squares fit is the one of least norm
+        (never unique: the centred rows have rank below N), from the SVD of the centred rows
+        (np.linalg.lstsq, O(N²m)); L* from its residual over the rows."""
+        N = len(X)
+        x_mean, y_mean = X.mean(axis=0), Y.mean(axis=0)
+        Xc, Yc = X - x_mean, Y - y_mean
+        F = Xc / math.sqrt(N)
+        if not (np.isfinite(F).all() and np.isfinite(Yc).all()):
+            nan = np.full((X.shape[1], Y.shape[1]), np.nan)
+            return cls(x_mean, y_mean, LowRank(F), nan, nan, math.inf, math.inf, N)
+        W = np.linalg.lstsq(Xc, Yc, rcond=None)[0]
+        r = Yc - Xc @ W
+        losses, spread = np.einsum("ij,ij->j", r, r) / N, np.einsum("ij,ij->j", Yc, Yc) / N
+        res = F.T @ (F @ W - Yc / math.sqrt(N))  # xx·W − xy
+        return cls(
+            x_mean, y_mean, LowRank(F), W, res, float(losses.sum()), float(spread.sum()), N,
+            losses, spread, y_mean - x_mean @ W, False, RowsOrigin(X, Y),
+        )  # fmt: skip
+
+    @property
+    def low_rank(self) -> bool:
+        """Whether xx is kept as its factor (`of_wide`): no m × m matrix is ever formed."""
+        return isinstance(self.xx, LowRank)
 
     @classmethod
     def of_blocks(cls, blocks: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]]) -> Moments:
@@ -298,15 +338,13 @@ class Moments:
         """Whether the moments fit in double precision (any features do, in their units; targets
         up to about 1e154)."""
         return bool(
-            np.isfinite(self.xx).all()
-            and math.isfinite(self.optimum_loss)
-            and math.isfinite(self.spread)
+            all_finite(self.xx) and math.isfinite(self.optimum_loss) and math.isfinite(self.spread)
         )
 
     @property
     def variance(self) -> np.ndarray:
         """Each column's variance (ddof 0): the diagonal of xx."""
-        return np.diag(self.xx).copy()
+        return diagonal(self.xx)
 
     def scaled(self, mean: np.ndarray, scale: np.ndarray) -> Moments:
         """The same moments in the coordinates z = (x - mean) / scale, exactly, with no pass
@@ -316,7 +354,7 @@ class Moments:
         return Moments(
             x_mean=(self.x_mean - mean) / scale,
             y_mean=self.y_mean,
-            xx=self.xx / np.outer(scale, scale),
+            xx=rescaled(self.xx, scale),
             W_star=self.W_star * scale[:, None],
             res=self.res / scale[:, None],
             optimum_loss=self.optimum_loss,
@@ -338,6 +376,7 @@ class Moments:
         the moments (descent, theory, gaps) then works on the penalised loss unchanged."""
         if not alpha:
             return self
+        assert isinstance(self.xx, np.ndarray), "--l2 with more features than rows is refused"
         m = len(self.x_mean)
         xy = self.xx @ self.W_star - self.res
         xx = self.xx + alpha * np.eye(m)
@@ -363,6 +402,7 @@ class Moments:
 
     def gram(self, intercept: bool) -> np.ndarray:
         """X̃ᵀX̃ / N (X̃ with a column of ones when there is an intercept)."""
+        assert isinstance(self.xx, np.ndarray), "never formed for more features than rows"
         G = self.xx + np.outer(self.x_mean, self.x_mean)
         if not intercept:
             return G

@@ -20,7 +20,7 @@ from babynn_cli.core import classify
 from babynn_cli.core.affine import AffineModel, from_raw_units, to_raw_units
 from babynn_cli.core.losses import CURVATURE_BOUND, spread_of
 from babynn_cli.core.mlp import MLP
-from babynn_cli.core.moments import Moments, TooManyFeatures
+from babynn_cli.core.moments import MAX_FEATURES, Moments, TooManyFeatures
 from babynn_cli.core.rows import RowFile, Rows, StreamedRows
 from babynn_cli.core.scaling import Standardizer
 from babynn_cli.core.theory import Curvature
@@ -103,7 +103,7 @@ class Problem:
         large to find it (more than MAX_NEWTON_UNKNOWNS weights)."""
         if not self.classifies:
             return True
-        return self._too_large is None and not self._reference.separable
+        return self._too_large is None and not self._no_minimum
 
     @property
     def has_optimum(self) -> bool:
@@ -122,12 +122,21 @@ class Problem:
     @property
     def separable(self) -> bool:
         """Cross-entropy of the affine model on separable classes: no finite optimum."""
-        return (
-            self.affine
-            and self.classifies
-            and self._too_large is None
-            and (self._reference.separable)
-        )
+        return self.affine and self.classifies and self._no_minimum
+
+    @cached_property
+    def _no_minimum(self) -> bool:
+        """Whether the cross-entropy of the affine model has no minimum (separable classes), as
+        Newton's method finds; with too many weights for it, fewer rows than weights in general
+        position (X̃ of rank N, read from its eigenvalues) are separable whatever their labels.
+        --l2 gives the loss a minimum."""
+        if self._too_large is None:
+            return self._reference.separable
+        rows = self.train
+        p = rows.n_features + int(self.model.intercept)
+        if self.model.l2 or rows.streamed or rows.n_rows > p:
+            return False
+        return len(self._of_rows().eigenvalues) == rows.n_rows
 
     @property
     def _too_large(self) -> str | None:
@@ -147,21 +156,34 @@ class Problem:
     @cached_property
     def _curvature(self) -> Curvature:
         rows, alpha = self.train, self.model.l2
-        gram = rows.moments.gram(self.model.intercept)
+        wide = rows.n_rows <= rows.n_features and not rows.streamed
         if self.classifies:
             if self._too_large is not None:  # the bound alone, with no local curvature
-                lam = np.linalg.eigvalsh(gram)
-                bound = CURVATURE_BOUND[self.model.loss] * float(lam[-1]) + 2.0 * alpha
+                if wide:  # λmax of X̃ᵀX̃/N: half H's, H = (2/N) X̃ᵀX̃
+                    top = self._of_rows().lambda_max / 2
+                else:
+                    top = float(np.linalg.eigvalsh(rows.moments.gram(self.model.intercept))[-1])
+                bound = CURVATURE_BOUND[self.model.loss] * top + 2.0 * alpha
                 return Curvature(np.array([bound]), np.eye(1), bound=bound)
+            gram = rows.moments.gram(self.model.intercept)
             return classify.curvature(self._reference, gram, self.model.loss, alpha)
-        if alpha:  # H = 2(X̃ᵀX̃/N + α on W's diagonal)
-            m = rows.n_features
+        return self._of_rows() if wide and not alpha else self._gram_curvature(alpha)
+
+    def _of_rows(self) -> Curvature:
+        """H from the rows themselves, when there are fewer rows than columns: O(N²m), not
+        O(m³), and no m × m matrix."""
+        rows = self.train
+        Z = rows.standardized()
+        if self.model.intercept:
+            Z = np.column_stack([Z, np.ones(rows.n_rows)])
+        return Curvature.of_rows(Z)
+
+    def _gram_curvature(self, alpha: float) -> Curvature:
+        """H = 2(X̃ᵀX̃/N + α on W's diagonal), from the moments."""
+        gram = self.train.moments.gram(self.model.intercept)
+        if alpha:
+            m = self.train.n_features
             gram = gram + np.diag(np.r_[np.full(m, alpha), np.zeros(len(gram) - m)])
-        if rows.n_rows <= rows.n_features and not rows.streamed and not alpha:
-            Z = rows.standardized()  # wide: O(N²m), not O(m³)
-            if self.model.intercept:
-                Z = np.column_stack([Z, np.ones(rows.n_rows)])
-            return Curvature.of_rows(Z)
         return Curvature.of(gram)
 
     @cached_property
@@ -245,9 +267,9 @@ class Problem:
     def gap_scale(self) -> float:
         """What a gap L − L* is measured against: L*, unless L* is 0 to rounding (an exact fit);
         then the targets' variance (the loss of predicting their mean), or 1 for a constant
-        target."""
+        target; with no known L* (`reference_exists`), the variance or the classes' entropy."""
         spread = self.spread
-        if self.optimum_loss > ROUNDING * spread:
+        if self.reference_exists and self.optimum_loss > ROUNDING * spread:
             return self.optimum_loss
         return spread if spread > 0 else 1.0
 
@@ -368,12 +390,19 @@ def _assembled(
             "precision (the loss and the curvature would be 0 or lose their digits); rescale "
             "the columns (multiply them by a power of ten) and try again"
         )
+    if raw.low_rank and learner.l2 and learner.loss == "mse":
+        raise ProblemError(
+            f"--l2 with {len(raw.x_mean):,} features and {raw.n_rows:,} rows: babynn's ridge "
+            f"reference solves with the {len(raw.x_mean):,} × {len(raw.x_mean):,} moments, "
+            f"which it forms for at most {MAX_FEATURES:,} features; drop --l2 or choose fewer "
+            "features with --features or --exclude"
+        )
     network = bool(learner.hidden)
     scaler = _scaler(raw, standardize, center=intercept or network)
     # a network's numeric targets are standardised; classes are 0s and 1s already
     target = target_scaling(raw, standardize and network and learner.loss == "mse")
     train, val = rows(scaler, target)
-    m, n = raw.xx.shape[0], len(raw.y_mean)
+    m, n = len(raw.x_mean), len(raw.y_mean)
     return Problem(train, val, scaler, standardize, learner.model(m, n, intercept), *target)
 
 

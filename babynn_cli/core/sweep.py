@@ -96,7 +96,8 @@ def theory(problem: Problem, params: Params, gap_tol: float) -> Theory:
     initial weights (see `core.theory`). For a network, the affine model's λs, bound and L* are
     given for reference, and no epochs are predicted (its start is no affine model's)."""
     curvature = problem.curvature()
-    optimum_loss = problem.optimum_loss
+    # (no L* where none is known: separable classes, or too many weights for Newton's method)
+    optimum_loss = problem.optimum_loss if problem.reference_exists else math.nan
     if not problem.has_optimum:
         return Theory(curvature, optimum_loss, math.nan, None)
     error = problem.error(params)

@@ -244,6 +244,9 @@ def csv_frames(
     text with no cell taken for missing (ids, carried through to predictions unchanged)."""
     d = dialect if isinstance(dialect, Dialect) else Dialect(dialect)
     missing = list(NA_CELLS) + list(d.na_values)
+    kept = [c for c in verbatim if c in names]
+    # one list for every column unless some are verbatim (a dict of 10,000 columns took 1 s)
+    na_values = {c: missing for c in names if c not in kept} if kept else missing
     return pd.read_csv(
         handle,
         sep=d.sep,
@@ -255,7 +258,7 @@ def csv_frames(
         chunksize=chunksize,
         compression=compression,
         keep_default_na=False,
-        na_values={c: missing for c in names if c not in verbatim},
+        na_values=na_values,
         dtype={c: str for c in (*text, *verbatim) if c in names} or None,
         nrows=nrows,
     )

@@ -219,6 +219,12 @@ def network_table(model: MLP) -> Table:
     return table
 
 
+# Past this many features the weights table shows the first SHOWN_WEIGHT_ROWS (10,000 rows of
+# weights are read from the model file or --json, not from a terminal)
+MAX_WEIGHT_ROWS = 100
+SHOWN_WEIGHT_ROWS = 40
+
+
 def weights_table(
     features: Sequence[str],
     outputs: Sequence[str],
@@ -250,8 +256,13 @@ def weights_table(
                 cells.append(fmt(float(ref[j]), 8))
         return cells
 
-    for i, f in enumerate(features):
+    shown = len(features) if len(features) <= MAX_WEIGHT_ROWS else SHOWN_WEIGHT_ROWS
+    for i, f in enumerate(features[:shown]):
         table.add_row(f, *row(W[i], None if W_ref is None else W_ref[i]))
+    if shown < len(features):
+        more = f"… {len(features) - shown:,} more"
+        table.add_row(more, *[""] * (len(table.columns) - 1), style="dim")
+        table.caption = "every weight is in the model file and in --json"
     table.add_row("(bias)", *row(bias, b_ref), style="italic")
     return table
 
