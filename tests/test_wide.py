@@ -120,3 +120,22 @@ def test_wide_classes_are_separable_and_said_so(in_tmp):
     assert doc["accuracy"] == 1.0
     text = run("fit", "classes.csv").stderr
     assert "the classes are separable" in text
+
+
+def test_wide_features_of_any_size_train_in_units_of_their_own(in_tmp):
+    """Columns at 1e200 and 1e150 beside ordinary ones (and a near-constant one at 1e17): their
+    squares leave double precision, so the rows' moments keep them in power-of-two units, as the
+    m × m moments do; the run converges in the epochs predicted, and predict agrees."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(6, 20))
+    X[:, 1] *= 1e200
+    X[:, 2] *= 1e150
+    X[:, 3] = X[:, 3] * 1e-3 + 1e17
+    frame = pd.DataFrame(X, columns=[f"x{i}" for i in range(20)])
+    frame["y"] = X[:, 0] + 0.1 * rng.normal(size=6)
+    frame.to_csv("huge.csv", index=False)
+    doc = run_json("fit", "huge.csv", "-o", "m.json")
+    assert doc["verdict"] == "converged" and doc["epochs_run"] == doc["epochs_predicted"]
+    scores = run_json("predict", "m.json", "huge.csv")
+    assert scores["r2"][0] == pytest.approx(doc["r2"][0], rel=1e-9)
+    assert doc["r2"][0] > 1 - 1e-5  # six rows, twenty features: an exact fit, to the gap asked

@@ -15,7 +15,14 @@ from typing import TypeVar
 import numpy as np
 
 from babynn_cli.core.lowrank import LowRank, RowsOrigin, Second, all_finite, diagonal, rescaled
-from babynn_cli.core.reference import Fit, LeastSquares, Terms, Triangle, units_near
+from babynn_cli.core.reference import (
+    EXTREME_UNIT,
+    Fit,
+    LeastSquares,
+    Terms,
+    Triangle,
+    units_near,
+)
 from babynn_cli.core.threads import blas_threads, cores
 from babynn_cli.core.vocabulary import Params
 
@@ -235,8 +242,15 @@ class Moments:
         """The moments of fewer rows than features (`wide`), with xx kept as the centred rows
         over √N (`core.lowrank`): O(Nm) memory. The least-squares fit is the one of least norm
         (never unique: the centred rows have rank below N), from the SVD of the centred rows
-        (np.linalg.lstsq, O(N²m)); L* from its residual over the rows."""
+        (np.linalg.lstsq, O(N²m)); L* from its residual over the rows. Features so large or
+        small that their squares leave double precision are kept in units of their own, as `of`
+        keeps them (`unit`; the least norm is then of the weights for x / unit)."""
         N = len(X)
+        units = _power_of_two_scale(X, X.mean(axis=0))
+        extreme = np.any((units > EXTREME_UNIT) | (units < 1 / EXTREME_UNIT))
+        unit = units if extreme else None
+        if unit is not None:
+            X = X / unit
         x_mean, y_mean = X.mean(axis=0), Y.mean(axis=0)
         Xc, Yc = X - x_mean, Y - y_mean
         F = Xc / math.sqrt(N)
@@ -249,7 +263,7 @@ class Moments:
         res = F.T @ (F @ W - Yc / math.sqrt(N))  # xx·W − xy
         return cls(
             x_mean, y_mean, LowRank(F), W, res, float(losses.sum()), float(spread.sum()), N,
-            losses, spread, y_mean - x_mean @ W, False, RowsOrigin(X, Y),
+            losses, spread, y_mean - x_mean @ W, False, RowsOrigin(X, Y), None, unit,
         )  # fmt: skip
 
     @property
