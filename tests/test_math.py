@@ -8,6 +8,8 @@ import math
 import numpy as np
 import pytest
 from conftest import central_differences
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from babynn_cli.core.affine import AffineModel, from_raw_units, to_raw_units
 from babynn_cli.core.descent import plain_descent
@@ -398,3 +400,32 @@ def test_moments_from_blocks_equal_the_in_memory_moments(block):
     # own size (an off-diagonal entry can be near 0 while its columns are not)
     spread = np.sqrt(np.outer(np.diag(reference), np.diag(reference)))
     assert (np.abs(streamed.xx - reference) / spread).max() < 1e-13
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(1, 3),
+    st.integers(-300, 300),
+    st.integers(0, 2**32 - 1),
+    st.sampled_from([1, 7, 40_000]),
+)
+def test_mse_and_r2_are_numpys_at_any_scale(n, exponent, seed, rows):
+    """The loss and R² that fit and predict print, summed a block of rows at a time and scaled
+    only past 2⁴⁰⁰, against numpy's formulas in long double on the data divided by its scale
+    (the same numbers, never overflowing): to a few ulps at any size from 1e-300 to 1e300."""
+    from babynn_cli.core.vocabulary import mse, r2_per_output
+
+    rng = np.random.default_rng(seed)
+    scale = 10.0**exponent
+    base = rng.normal(size=(rows, n))
+    Y, Y_hat = base * scale, (base + rng.normal(size=(rows, n)) * 0.1) * scale
+    R = (Y / scale).astype(np.longdouble) - (Y_hat / scale).astype(np.longdouble)
+    expected_mse = (R * R).sum(axis=1).mean() * np.longdouble(scale) ** 2
+    got = mse(Y, Y_hat)
+    if np.isfinite(float(expected_mse)) and float(expected_mse) > 1e-290:
+        assert got == pytest.approx(float(expected_mse), rel=1e-12)
+    if rows > 1:
+        C = (Y / scale).astype(np.longdouble)
+        C = C - C.mean(axis=0)
+        expected_r2 = 1 - (R * R).sum(axis=0) / (C * C).sum(axis=0)
+        np.testing.assert_allclose(r2_per_output(Y, Y_hat), expected_r2.astype(float), rtol=1e-9)

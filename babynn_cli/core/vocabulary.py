@@ -45,29 +45,60 @@ def rows_times(A: np.ndarray, W: np.ndarray) -> np.ndarray:
     return np.einsum("ij,jk->ik", A, W)  # einsum's own loops, not BLAS
 
 
+# |values| inside (2⁻⁴⁰⁰, 2⁴⁰⁰) have squares, and sums of up to 2¹⁰⁰ of them, far inside double
+# precision: summed as they are; past it, after division by a power of two (exact)
+SAFE = 2.0**400
+SUM_ROWS = 1 << 15  # rows summed at a time: small temporaries, reused (no page faults)
+
+
 def mse(Y: np.ndarray, Y_hat: np.ndarray) -> float:
     """L = (1/N) Σᵢ ||yᵢ - ŷᵢ||²: squared error summed over outputs, averaged over rows.
 
-    The residuals are divided by a power of two near their largest before squaring (exact), so
-    the sum stays finite whenever the mean is."""
-    R = Y - Y_hat
-    biggest = float(np.max(np.abs(R))) if R.size else 0.0
-    if not np.isfinite(biggest) or biggest == 0.0:
-        return float(np.einsum("ij,ij->", R, R) / len(Y)) if np.isfinite(biggest) else np.inf
-    u = np.ldexp(1.0, int(np.frexp(biggest)[1]))
-    R = R / u
+    Residuals past SAFE are divided by a power of two near the largest before squaring
+    (exact), so the sum stays finite whenever the mean is."""
+    if not len(Y):
+        return 0.0
+    u = _unit(Y, Y_hat)
+    sums = _scaled_sums(Y, Y_hat, u)
     with np.errstate(over="ignore"):
-        return float(np.einsum("ij,ij->", R, R) / len(Y) * u * u)
+        return float((sums if u is None else sums * u * u).sum() / len(Y))
 
 
 def r2_per_output(Y: np.ndarray, Y_hat: np.ndarray) -> np.ndarray:
     """R² = 1 - SS_res / SS_tot for each output column (nan where the target is constant).
 
-    Both sums are taken on columns divided by one power of two (exact), so they stay finite."""
+    Past SAFE, both sums are taken on columns divided by one power of two (exact), so their
+    ratio stays finite for any finite data."""
     with np.errstate(all="ignore"):
-        centred = Y - Y.mean(axis=0)
-        scale = np.max(np.abs(centred), axis=0) if len(Y) else np.ones(Y.shape[1])
-        u = np.ldexp(1.0, np.frexp(np.where(np.isfinite(scale) & (scale > 0), scale, 1.0))[1])
-        ss_res = (((Y - Y_hat) / u) ** 2).sum(axis=0)
-        ss_tot = ((centred / u) ** 2).sum(axis=0)
+        mean = Y.mean(axis=0)[None, :]
+        u = _unit(Y, mean)
+        ss_res, ss_tot = _scaled_sums(Y, Y_hat, u), _scaled_sums(Y, mean, u)
         return np.where(ss_tot > 0, 1.0 - ss_res / ss_tot, np.nan)
+
+
+def _scaled_sums(Y: np.ndarray, Z: np.ndarray, u: np.ndarray | None) -> np.ndarray:
+    """Σ ((y − z)/u)² of each column (u None: 1), SUM_ROWS rows at a time, so the temporaries
+    are small and reused; Z has Y's rows, or one row to subtract from each."""
+    sums = np.zeros(Y.shape[1])
+    with np.errstate(all="ignore"):
+        for lo in range(0, len(Y), SUM_ROWS):
+            R = Y[lo : lo + SUM_ROWS] - (Z if len(Z) == 1 else Z[lo : lo + SUM_ROWS])
+            if u is not None:
+                R /= u
+            sums += np.einsum("ij,ij->j", R, R)
+    return sums
+
+
+def _unit(Y: np.ndarray, Z: np.ndarray) -> np.ndarray | None:
+    """None when every column's largest |y − z| is inside (1/SAFE, SAFE) (or 0): their squares
+    are summed as they are. Otherwise each column's power of two near it (1 for a column of
+    zeros or one holding inf or nan), to divide by first (exact)."""
+    biggest = np.zeros(Y.shape[1])
+    with np.errstate(all="ignore"):
+        for lo in range(0, len(Y), SUM_ROWS):
+            R = Y[lo : lo + SUM_ROWS] - (Z if len(Z) == 1 else Z[lo : lo + SUM_ROWS])
+            biggest = np.fmax(biggest, np.fmax(R.max(axis=0), -R.min(axis=0)))
+        if np.all((biggest < SAFE) & ((biggest > 1 / SAFE) | (biggest == 0))):
+            return None
+        ok = np.isfinite(biggest) & (biggest > 0)
+        return np.ldexp(1.0, np.frexp(np.where(ok, biggest, 1.0))[1])
