@@ -37,9 +37,13 @@ import numpy as np
 
 from babynn_cli.core.threads import blas_threads
 
-# rows reduced at a time: Householder QR of 10⁶ × 12 rows took 0.097, 0.090, 0.098, 0.14 s in
-# blocks of 2¹², 2¹³, 2¹⁴, 2¹⁵ rows (a block of 2¹³ × 12 doubles stays in a core's cache)
-TRIANGLE_ROWS = 1 << 13
+# Bytes of rows reduced at a time (`block_rows`): a block of about 1 MB stays in a core's cache.
+# Householder QR of 4·10⁵ rows on two cores, by rows per block: 12 columns 0.042, 0.040, 0.044,
+# 0.070 s at 2¹², 2¹³, 2¹⁴, 2¹⁵; 32 columns 0.150, 0.154, 0.215 s at 2¹¹, 2¹², 2¹³; 102 columns
+# 0.89, 0.83, 0.88, 1.31 s at 2⁹, 2¹⁰, 2¹¹, 2¹²; 302 columns (10⁵ rows) 1.38, 1.14, 1.06, 1.07 s
+# at 2⁸ … 2¹¹, where R itself (q × q) is most of a block.
+TRIANGLE_BYTES = 1 << 20
+MAX_BLOCK_ROWS = 1 << 13  # (a block of 4,096 features is then 268 MB, beside R's 134 MB)
 # A feature whose unit passes this (or falls below its inverse) has the moments kept in its unit:
 # 2²⁵⁶ ≈ 1.2e77, whose square is far inside double precision, and so are products of a few.
 EXTREME_UNIT = 2.0**256
@@ -80,12 +84,13 @@ class Triangle:
     def of(
         cls, X: np.ndarray, Y: np.ndarray, shift: Shift, units: Units, threads: int = 1
     ) -> Triangle:
-        """The triangle of these rows, reduced TRIANGLE_ROWS at a time on one BLAS thread
+        """The triangle of these rows, reduced a block at a time on one BLAS thread
         (OpenBLAS's own threads slow these thin blocks down: 0.068 s against 0.092 s for 10⁶ × 12
         rows). With `threads` > 1 and rows enough, the rows are cut into that many parts, each
         reduced on a thread of its own (numpy's QR lets other threads run), and the parts'
         triangles merged as blocks are."""
-        parts = max(1, min(threads, len(X) // (PART_BLOCKS * TRIANGLE_ROWS)))
+        rows = block_rows(1 + X.shape[1] + Y.shape[1])
+        parts = max(1, min(threads, len(X) // (PART_BLOCKS * rows)))
         cuts = np.linspace(0, len(X), parts + 1).astype(int)
 
         def part(lo: int, hi: int) -> np.ndarray:
@@ -314,12 +319,22 @@ def units_near(values: np.ndarray) -> np.ndarray:
     return np.ldexp(1.0, exponent)
 
 
+def block_rows(q: int) -> int:
+    """Rows of q columns reduced at a time: a power of two near TRIANGLE_BYTES of them (below),
+    and at least twice q, so the triangle carried from block to block is not most of the work;
+    at most MAX_BLOCK_ROWS."""
+    fits = TRIANGLE_BYTES // (8 * q)
+    rows = max(1 << max(fits.bit_length() - 1, 0), 1 << (2 * q - 1).bit_length())
+    return min(rows, MAX_BLOCK_ROWS)
+
+
 def _reduce(X: np.ndarray, Y: np.ndarray, shift: Shift, units: Units) -> np.ndarray:
-    """R of the rows [1, (x − x0)/ux, (y − y0)/uy], TRIANGLE_ROWS at a time."""
+    """R of the rows [1, (x − x0)/ux, (y − y0)/uy], `block_rows` at a time."""
     m, q = X.shape[1], 1 + X.shape[1] + Y.shape[1]
     R = np.zeros((0, q))
-    for lo in range(0, len(X), TRIANGLE_ROWS):
-        Xb, Yb = X[lo : lo + TRIANGLE_ROWS], Y[lo : lo + TRIANGLE_ROWS]
+    step = block_rows(q)
+    for lo in range(0, len(X), step):
+        Xb, Yb = X[lo : lo + step], Y[lo : lo + step]
         rows = np.empty((len(R) + len(Xb), q))
         rows[: len(R)] = R
         block = rows[len(R) :]
