@@ -85,7 +85,7 @@ def test_five_rows_by_five_thousand_columns_train_to_the_least_norm_fit(in_tmp):
     predicted = pd.read_csv("p.csv")["y"].to_numpy()
     np.testing.assert_allclose(predicted, Y[:, 0], atol=1e-2 * Y.std())
     table = run("fit", "wide.csv", "--epochs", "3").stdout
-    assert "… 4,960 more" in table and "every weight is in the model file" in table
+    assert "… 4,960 more" in table and "--json lists every weight" in table
 
 
 def test_what_wide_data_cannot_do_is_one_line(in_tmp, monkeypatch):
@@ -139,3 +139,19 @@ def test_wide_features_of_any_size_train_in_units_of_their_own(in_tmp):
     scores = run_json("predict", "m.json", "huge.csv")
     assert scores["r2"][0] == pytest.approx(doc["r2"][0], rel=1e-9)
     assert doc["r2"][0] > 1 - 1e-5  # six rows, twenty features: an exact fit, to the gap asked
+
+
+def test_a_ridge_on_fewer_rows_than_features_is_its_closed_form(in_tmp):
+    """--l2 on 8 rows × 30 features (the rows' moments, made m × m for the ridge's solve): the
+    weights trained are (ZᵀZ/N + αI)⁻¹Zᵀy/N on the standardised, centred rows."""
+    X, Y = _csv("wide.csv", 8, 30)
+    alpha = 0.1
+    doc = run_json("fit", "wide.csv", "--l2", alpha, "--gap-tol", "1e-12", "-o", "m.json")
+    assert doc["verdict"] == "converged"
+    mean, scale = X.mean(axis=0), X.std(axis=0)
+    Z, y = (X - mean) / scale, Y[:, 0] - Y[:, 0].mean()
+    N = len(Z)
+    w = np.linalg.solve(Z.T @ Z / N + alpha * np.eye(30), Z.T @ y / N)
+    W = np.array(json.loads((in_tmp / "m.json").read_text())["model"]["weights"])[:, 0]
+    # a gap of 1e-12 of L* leaves an error near √(1e-12 · L*/λmin), λmin ≥ 2α
+    assert np.linalg.norm(W * scale - w) <= 1e-5 * np.linalg.norm(w)

@@ -366,9 +366,9 @@ def ill_conditioned(problem: Problem) -> IllConditioned:
     """Why the data needs so many epochs: its κ, and the pair of features whose correlation is
     nearest ±1 (a feature that is nearly a combination of others)."""
     curvature = problem.curvature()
-    xx = problem.train.unscaled_moments.xx
+    xx = problem.train.unscaled_moments.dense_xx()  # (None past MAX_FEATURES: m × m)
     pair, correlation = None, 0.0
-    if isinstance(xx, np.ndarray) and len(xx) >= 2:  # (not kept as rows: `Moments.of_wide`)
+    if xx is not None and len(xx) >= 2:
         sd = np.sqrt(np.diag(xx))
         with np.errstate(divide="ignore", invalid="ignore"):
             corr = xx / np.outer(sd, sd)

@@ -268,8 +268,15 @@ class Moments:
 
     @property
     def low_rank(self) -> bool:
-        """Whether xx is kept as its factor (`of_wide`): no m × m matrix is ever formed."""
+        """Whether xx is kept as its factor (`of_wide`)."""
         return isinstance(self.xx, LowRank)
+
+    def dense_xx(self) -> np.ndarray | None:
+        """xx as the m × m matrix, formed from its factor for at most MAX_FEATURES features
+        (what a ridge's solve and the Gram matrix need); None past that."""
+        if isinstance(self.xx, np.ndarray):
+            return self.xx
+        return self.xx.dense() if len(self.x_mean) <= MAX_FEATURES else None
 
     @classmethod
     def of_blocks(cls, blocks: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]]) -> Moments:
@@ -390,10 +397,11 @@ class Moments:
         the moments (descent, theory, gaps) then works on the penalised loss unchanged."""
         if not alpha:
             return self
-        assert isinstance(self.xx, np.ndarray), "--l2 with more features than rows is refused"
+        dense = self.dense_xx()
+        assert dense is not None, "--l2 past MAX_FEATURES with fewer rows is refused"
         m = len(self.x_mean)
-        xy = self.xx @ self.W_star - self.res
-        xx = self.xx + alpha * np.eye(m)
+        xy = dense @ self.W_star - self.res
+        xx = dense + alpha * np.eye(m)
         W = np.linalg.solve(xx, xy)
         E = W - self.W_star
         per_output = (
@@ -416,8 +424,9 @@ class Moments:
 
     def gram(self, intercept: bool) -> np.ndarray:
         """X̃ᵀX̃ / N (X̃ with a column of ones when there is an intercept)."""
-        assert isinstance(self.xx, np.ndarray), "never formed for more features than rows"
-        G = self.xx + np.outer(self.x_mean, self.x_mean)
+        dense = self.dense_xx()
+        assert dense is not None, "never formed past MAX_FEATURES"
+        G = dense + np.outer(self.x_mean, self.x_mean)
         if not intercept:
             return G
         s = self.x_mean

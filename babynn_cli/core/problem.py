@@ -390,7 +390,7 @@ def _assembled(
             "precision (the loss and the curvature would be 0 or lose their digits); rescale "
             "the columns (multiply them by a power of ten) and try again"
         )
-    if raw.low_rank and learner.l2 and learner.loss == "mse":
+    if raw.dense_xx() is None and learner.l2 and learner.loss == "mse":
         raise ProblemError(
             f"--l2 with {len(raw.x_mean):,} features and {raw.n_rows:,} rows: babynn's ridge "
             f"reference solves with the {len(raw.x_mean):,} × {len(raw.x_mean):,} moments, "

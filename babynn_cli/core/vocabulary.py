@@ -92,7 +92,8 @@ def _scaled_sums(Y: np.ndarray, Z: np.ndarray, u: np.ndarray | None) -> np.ndarr
 def _unit(Y: np.ndarray, Z: np.ndarray) -> np.ndarray | None:
     """None when every column's largest |y − z| is inside (1/SAFE, SAFE) (or 0): their squares
     are summed as they are. Otherwise each column's power of two near it (1 for a column of
-    zeros or one holding inf or nan), to divide by first (exact)."""
+    zeros or one holding inf), to divide by first (exact). A nan is passed over here, and makes
+    its column's sum nan."""
     biggest = np.zeros(Y.shape[1])
     with np.errstate(all="ignore"):
         for lo in range(0, len(Y), SUM_ROWS):

@@ -220,7 +220,7 @@ def network_table(model: MLP) -> Table:
 
 
 # Past this many features the weights table shows the first SHOWN_WEIGHT_ROWS (10,000 rows of
-# weights are read from the model file or --json, not from a terminal)
+# weights are read from --json or the model file, not from a terminal)
 MAX_WEIGHT_ROWS = 100
 SHOWN_WEIGHT_ROWS = 40
 
@@ -262,7 +262,7 @@ def weights_table(
     if shown < len(features):
         more = f"… {len(features) - shown:,} more"
         table.add_row(more, *[""] * (len(table.columns) - 1), style="dim")
-        table.caption = "every weight is in the model file and in --json"
+        table.caption = "--json lists every weight"
     table.add_row("(bias)", *row(bias, b_ref), style="italic")
     return table
 
