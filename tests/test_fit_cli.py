@@ -235,3 +235,28 @@ def test_every_schedule_runs_at_the_rates_its_formula_gives(in_tmp, schedule):
     lrs = np.array([row["lr"] for row in history])
     np.testing.assert_allclose(lrs, SCHEDULE_FORMULAS[schedule](t), rtol=1e-12, atol=1e-15)
     assert doc["schedule"].startswith(f"{schedule}: η(t) = ")
+
+
+def test_a_command_alone_says_what_the_whole_app_says(in_tmp):
+    """main() builds only the command named (the others' options cost every start 10 ms); its
+    help, its usage errors and its runs are the whole app's, byte for byte."""
+    from typer.testing import CliRunner
+
+    from babynn_cli.cli import app, for_arguments
+
+    assert for_arguments(["-h"]) is app and for_arguments(["--version"]) is app
+    assert for_arguments(["fitt", "x.csv"]) is app  # no command's name: Click's own answer
+    fit_run = ["fit", str(NOTES), "-q", "--lr", "0.1", "--json"]
+    cases = [["fit", "-h"], ["sweep-lr", "-h"], ["predict", "-h"], ["fit"], fit_run]
+    for args in [*cases, ["fit", str(NOTES), "--bogus"]]:
+        one = for_arguments(args)
+        assert len(one.registered_commands) == 1
+        alone, whole = CliRunner().invoke(one, args), CliRunner().invoke(app, args)
+        assert (alone.exit_code, alone.stderr) == (whole.exit_code, whole.stderr)
+        if args is fit_run:  # the same run: the same document but for the epochs' wall times
+            docs = [json.loads(r.stdout) for r in (alone, whole)]
+            for doc in docs:
+                doc["history"] = [{**h, "seconds": None} for h in doc["history"]]
+            assert docs[0] == docs[1]
+        else:
+            assert alone.stdout == whole.stdout

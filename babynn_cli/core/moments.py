@@ -151,10 +151,27 @@ def _second_pass(
 
 def _power_of_two_scale(A: np.ndarray, mean: np.ndarray) -> np.ndarray:
     """Per column, a power of two near max |a - mean| (1 for a constant column)."""
+    top, bottom = _extremes(A)
     with np.errstate(over="ignore"):  # past double precision: inf, checked by callers
-        spread = np.maximum(A.max(axis=0) - mean, mean - A.min(axis=0))  # no copy of A
+        spread = np.maximum(top - mean, mean - bottom)
     exponent = np.frexp(np.where(spread > 0, spread, 1.0))[1]
     return np.ldexp(1.0, exponent)
+
+
+def _extremes(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each column's largest and smallest value, with no copy of A; on many rows, a part of the
+    rows on each core (the same values whatever the cut: 12 → 3.4 ms on 10⁶ × 10)."""
+    threads = min(cores(), len(A) // CHUNK_ROWS)
+    if threads < 2:
+        return A.max(axis=0), A.min(axis=0)
+    cuts = np.linspace(0, len(A), threads + 1).astype(int)
+
+    def part(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        return A[lo:hi].max(axis=0), A[lo:hi].min(axis=0)
+
+    with ThreadPoolExecutor(threads) as pool:
+        tops, bottoms = zip(*pool.map(part, cuts[:-1], cuts[1:]), strict=True)
+    return np.max(tops, axis=0), np.min(bottoms, axis=0)
 
 
 @dataclass(frozen=True)

@@ -20,14 +20,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    Progress,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 from rich.text import Text
 
@@ -126,6 +118,14 @@ class Reporter:
         if self.quiet:
             yield lambda info: None
         elif self.err.is_terminal:
+            from rich.progress import (  # only where a bar is drawn: 4 ms of every start
+                BarColumn,
+                Progress,
+                TaskProgressColumn,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
             bar = Progress(
                 TextColumn("[bold]{task.description}"),
                 BarColumn(),
@@ -179,6 +179,8 @@ class Reporter:
         if self.quiet:
             yield lambda rows: None
         elif self.err.is_terminal:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
             bar = Progress(
                 TextColumn("[bold]{task.description}"),
                 BarColumn() if total_rows else TextColumn(""),
