@@ -58,10 +58,12 @@ def mse(Y: np.ndarray, Y_hat: np.ndarray) -> float:
     (exact), so the sum stays finite whenever the mean is."""
     if not len(Y):
         return 0.0
-    u = _unit(Y, Y_hat)
-    sums = _scaled_sums(Y, Y_hat, u)
+    sums, biggest = _squares(Y, Y_hat)
+    u = _unit(biggest)
     with np.errstate(over="ignore"):
-        return float((sums if u is None else sums * u * u).sum() / len(Y))
+        if u is not None:
+            sums = _squares(Y, Y_hat, u)[0] * u * u
+        return float(sums.sum() / len(Y))
 
 
 def r2_per_output(Y: np.ndarray, Y_hat: np.ndarray) -> np.ndarray:
@@ -71,35 +73,36 @@ def r2_per_output(Y: np.ndarray, Y_hat: np.ndarray) -> np.ndarray:
     ratio stays finite for any finite data."""
     with np.errstate(all="ignore"):
         mean = Y.mean(axis=0)[None, :]
-        u = _unit(Y, mean)
-        ss_res, ss_tot = _scaled_sums(Y, Y_hat, u), _scaled_sums(Y, mean, u)
+        ss_tot, biggest = _squares(Y, mean)
+        u = _unit(biggest)
+        ss_res = _squares(Y, Y_hat, u)[0]
+        if u is not None:
+            ss_tot = _squares(Y, mean, u)[0]
         return np.where(ss_tot > 0, 1.0 - ss_res / ss_tot, np.nan)
 
 
-def _scaled_sums(Y: np.ndarray, Z: np.ndarray, u: np.ndarray | None) -> np.ndarray:
-    """Σ ((y − z)/u)² of each column (u None: 1), SUM_ROWS rows at a time, so the temporaries
-    are small and reused; Z has Y's rows, or one row to subtract from each."""
-    sums = np.zeros(Y.shape[1])
+def _squares(
+    Y: np.ndarray, Z: np.ndarray, u: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Σ ((y − z)/u)² of each column (u None: 1) and each column's largest |y − z| / u, SUM_ROWS
+    rows at a time, so the temporaries are small and reused; Z has Y's rows, or one row to
+    subtract from each. A nan is passed over by the largest, and makes its column's sum nan."""
+    sums, biggest = np.zeros(Y.shape[1]), np.zeros(Y.shape[1])
     with np.errstate(all="ignore"):
         for lo in range(0, len(Y), SUM_ROWS):
             R = Y[lo : lo + SUM_ROWS] - (Z if len(Z) == 1 else Z[lo : lo + SUM_ROWS])
             if u is not None:
                 R /= u
+            biggest = np.fmax(biggest, np.fmax(R.max(axis=0), -R.min(axis=0)))
             sums += np.einsum("ij,ij->j", R, R)
-    return sums
+    return sums, biggest
 
 
-def _unit(Y: np.ndarray, Z: np.ndarray) -> np.ndarray | None:
+def _unit(biggest: np.ndarray) -> np.ndarray | None:
     """None when every column's largest |y − z| is inside (1/SAFE, SAFE) (or 0): their squares
     are summed as they are. Otherwise each column's power of two near it (1 for a column of
-    zeros or one holding inf), to divide by first (exact). A nan is passed over here, and makes
-    its column's sum nan."""
-    biggest = np.zeros(Y.shape[1])
-    with np.errstate(all="ignore"):
-        for lo in range(0, len(Y), SUM_ROWS):
-            R = Y[lo : lo + SUM_ROWS] - (Z if len(Z) == 1 else Z[lo : lo + SUM_ROWS])
-            biggest = np.fmax(biggest, np.fmax(R.max(axis=0), -R.min(axis=0)))
-        if np.all((biggest < SAFE) & ((biggest > 1 / SAFE) | (biggest == 0))):
-            return None
-        ok = np.isfinite(biggest) & (biggest > 0)
-        return np.ldexp(1.0, np.frexp(np.where(ok, biggest, 1.0))[1])
+    zeros or one holding inf), to divide by first (exact)."""
+    if np.all((biggest < SAFE) & ((biggest > 1 / SAFE) | (biggest == 0))):
+        return None
+    ok = np.isfinite(biggest) & (biggest > 0)
+    return np.ldexp(1.0, np.frexp(np.where(ok, biggest, 1.0))[1])
