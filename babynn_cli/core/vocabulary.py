@@ -60,10 +60,10 @@ def mse(Y: np.ndarray, Y_hat: np.ndarray) -> float:
         return 0.0
     sums, biggest = _squares(Y, Y_hat)
     u = _unit(biggest)
-    with np.errstate(over="ignore"):
-        if u is not None:
-            sums = _squares(Y, Y_hat, u)[0] * u * u
+    if u is None:
         return float(sums.sum() / len(Y))
+    with np.errstate(over="ignore"):  # the mean in u² units first: the sum itself may overflow
+        return float((_squares(Y, Y_hat, u)[0] / len(Y) * u * u).sum())
 
 
 def r2_per_output(Y: np.ndarray, Y_hat: np.ndarray) -> np.ndarray:
