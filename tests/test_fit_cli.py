@@ -244,8 +244,15 @@ def test_a_command_alone_says_what_the_whole_app_says(in_tmp):
 
     from babynn_cli.cli import app, for_arguments
 
-    assert for_arguments(["-h"]) is app and for_arguments(["--version"]) is app
+    assert for_arguments(["-h"]) is app
     assert for_arguments(["fitt", "x.csv"]) is app  # no command's name: Click's own answer
+    for args in (["--version"], ["--version", "--bogus"]):  # answered before any command
+        none = for_arguments(args)
+        assert not none.registered_commands
+        alone, whole = CliRunner().invoke(none, args), CliRunner().invoke(app, args)
+        assert (alone.exit_code, alone.stdout, alone.stderr) == (
+            whole.exit_code, whole.stdout, whole.stderr,
+        )  # fmt: skip
     fit_run = ["fit", str(NOTES), "-q", "--lr", "0.1", "--json"]
     cases = [["fit", "-h"], ["sweep-lr", "-h"], ["predict", "-h"], ["fit"], fit_run]
     for args in [*cases, ["fit", str(NOTES), "--bogus"]]:

@@ -23,12 +23,18 @@ def main() -> None:
 def for_arguments(args: list[str]) -> typer.Typer:
     """The app as these arguments need it: with the one command they name (Typer turns every
     registered command's options into Click's on each start: 14 ms for all five, 4 ms for `fit`
-    alone, the same words either way); with them all for anything else (babynn's -h,
-    --version, shell completion, a name that is no command's)."""
-    name = next((a for a in args if not a.startswith("-")), None)
-    chosen = [c for c in app.registered_commands if _name(c) == name]
-    if not chosen or any(key.endswith("_COMPLETE") for key in os.environ):
+    alone, the same words either way), with none for `--version` alone (it is answered before
+    any command is looked at), and with them all for anything else (babynn's -h, shell
+    completion, a name that is no command's)."""
+    if any(key.endswith("_COMPLETE") for key in os.environ):
         return app
+    name = next((a for a in args if not a.startswith("-")), None)
+    if name is None and "--version" in args:
+        chosen = []
+    else:
+        chosen = [c for c in app.registered_commands if _name(c) == name]
+        if not chosen:
+            return app
     one = copy.copy(app)
     one.registered_commands = chosen
     return one
