@@ -35,9 +35,11 @@ from babynn_cli.core.verdict import Trend
 from babynn_cli.core.vocabulary import Evaluator, Params, full_batch, stack
 
 # Epochs run in blocks that double while a block takes less than BLOCK_SECONDS; the stopping rules
-# are read over a block at once.
+# are read over a block at once, from every epoch's weights, which a block holds: at most
+# MAX_BLOCK epochs and BLOCK_BYTES of weights (10,000 features' 7 probe runs held 570 MB a block).
 BLOCK_SECONDS = 0.05
 MAX_BLOCK = 1024
+BLOCK_BYTES = 32 << 20
 
 
 def train(
@@ -78,6 +80,7 @@ def train(
     pins: set[int] = set()  # epochs the history must keep: where runs ended, and the one before
     clock = time.perf_counter()
     done, size, interrupted = 0, 1, False
+    most = max(1, min(MAX_BLOCK, BLOCK_BYTES // max(1, sum(v.nbytes for v in params.values()))))
 
     def rates(t0: int, count: int) -> np.ndarray:
         """(count, K): each run's rate for updates t0, t0 + 1, ...; 0 for runs that stopped."""
@@ -99,7 +102,7 @@ def train(
                 break
             last = first + len(snapshots) - 1
             if time.perf_counter() - block_start < BLOCK_SECONDS:
-                size = min(2 * size, MAX_BLOCK)
+                size = min(2 * size, most)
             # -- stopping rules: read over the block at once; a run that stops keeps its weights
             params, stopped = rules.apply(record, first, snapshots, params, running, ends)
             running &= ~stopped
