@@ -97,7 +97,7 @@ def test_what_wide_data_cannot_do_is_one_line(in_tmp, monkeypatch):
     _csv("wide.csv", 8, 31)
     result = run("fit", "wide.csv", "--stream")
     assert result.exit_code == 1 and result.stderr.count("\n") == 1, result.stderr
-    assert "31 feature columns" in result.stderr and "without --stream" in result.stderr
+    assert "31 features:" in result.stderr and "without --stream" in result.stderr
     _csv("tall.csv", 40, 31)
     result = run("fit", "tall.csv")
     assert result.exit_code == 1 and result.stderr.count("\n") == 1, result.stderr

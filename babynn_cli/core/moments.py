@@ -49,7 +49,7 @@ class TooManyFeatures(ValueError):
             else "unless there are fewer rows than features"
         )
         super().__init__(
-            f"{m:,} feature columns: babynn works from their {m:,} × {m:,} second moments (the "
+            f"{m:,} features: babynn works from their {m:,} × {m:,} second moments (the "
             "least-squares reference, the theory of full-batch descent, the standardisation), "
             f"which take O(m³) work; at most {MAX_FEATURES:,} features {wide}: choose fewer "
             "with --features or --exclude"
