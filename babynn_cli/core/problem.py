@@ -136,7 +136,7 @@ class Problem:
         p = rows.n_features + int(self.model.intercept)
         if self.model.l2 or rows.streamed or rows.n_rows > p:
             return False
-        return len(self._of_rows().eigenvalues) == rows.n_rows
+        return len(self._of_rows.eigenvalues) == rows.n_rows
 
     @property
     def _too_large(self) -> str | None:
@@ -160,18 +160,19 @@ class Problem:
         if self.classifies:
             if self._too_large is not None:  # the bound alone, with no local curvature
                 if wide:  # λmax of X̃ᵀX̃/N: half H's, H = (2/N) X̃ᵀX̃
-                    top = self._of_rows().lambda_max / 2
+                    top = self._of_rows.lambda_max / 2
                 else:
                     top = float(np.linalg.eigvalsh(rows.moments.gram(self.model.intercept))[-1])
                 bound = CURVATURE_BOUND[self.model.loss] * top + 2.0 * alpha
                 return Curvature(np.array([bound]), np.eye(1), bound=bound)
             gram = rows.moments.gram(self.model.intercept)
             return classify.curvature(self._reference, gram, self.model.loss, alpha)
-        return self._of_rows() if wide and not alpha else self._gram_curvature(alpha)
+        return self._of_rows if wide and not alpha else self._gram_curvature(alpha)
 
+    @cached_property
     def _of_rows(self) -> Curvature:
         """H from the rows themselves, when there are fewer rows than columns: O(N²m), not
-        O(m³), and no m × m matrix."""
+        O(m³), and no m × m matrix (computed once: the curvature and separability both read it)."""
         rows = self.train
         Z = rows.standardized()
         if self.model.intercept:
